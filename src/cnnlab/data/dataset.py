@@ -1,0 +1,102 @@
+"""In-memory image sets: uint8 N×C×H×W images, int64 labels and class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ImageSet:
+    """One split of a dataset held in memory as uint8 (N, C, H, W) plus int64 labels (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 N×C×H×W, got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+        self.labels = self.labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: torch.Tensor | slice) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
+    def resized(self, size: int | tuple[int, int]) -> ImageSet:
+        """Bilinear resize of every image (antialiased when shrinking), kept as uint8."""
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if tuple(self.images.shape[2:]) == size:
+            return self
+        out = []
+        for chunk in self.images.split(4096):  # bounded float memory for big sets
+            x = F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+            out.append(x.round_().clamp_(0, 255).to(torch.uint8))
+        return ImageSet(torch.cat(out), self.labels, self.classes)
+
+
+@dataclass
+class DataSplits:
+    """train / val / test splits of one dataset; val or test may be None."""
+
+    name: str
+    train: ImageSet
+    val: ImageSet | None
+    test: ImageSet | None
+    classes: list[str]
+    source: str = ""  # where the files were found
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.train.image_shape
+
+    @property
+    def mode(self) -> str:
+        """PIL mode the images correspond to: 'L' (1 channel) or 'RGB' (3 channels)."""
+        return "L" if self.train.image_shape[0] == 1 else "RGB"
+
+
+def split_off(data: ImageSet, n: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Split a random, seeded `n` samples off `data`: returns (rest, split)."""
+    if n <= 0:
+        return data, None  # type: ignore[return-value]
+    if n >= len(data):
+        raise ValueError(f"validation split of {n} leaves no training data (the set has {len(data)} samples)")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return data.subset(perm[n:].sort().values), data.subset(perm[:n].sort().values)
+
+
+def resolve_split_size(val_split: float | int, n: int) -> int:
+    """`val_split` as a count: an int is a count, a float in (0, 1) a fraction of n."""
+    if isinstance(val_split, float) and 0 < val_split < 1:
+        return int(round(val_split * n))
+    if val_split < 0 or int(val_split) != val_split:
+        raise ValueError(f"--val-split must be a count ≥ 0 or a fraction in (0, 1), got {val_split}")
+    return int(val_split)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images on the 0–1 scale, in float64 over chunks."""
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    for chunk in images.split(8192):
+        x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += x.sum(1)
+        total_sq += (x * x).sum(1)
+    count = images.numel() // c
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()

@@ -1,0 +1,76 @@
+"""Image files ↔ uint8 C×H×W tensors (PIL does the decoding)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ImageReadError(ValueError):
+    """A file that is not a readable image."""
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file; raise ImageReadError naming the file otherwise."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def base_mode(im: Image.Image) -> str:
+    """'L' for grayscale-like modes, 'RGB' for colour ones (palette images by their palette)."""
+    if im.mode in ("L", "LA", "1", "I", "I;16", "F"):
+        return "L"
+    if im.mode == "P":
+        return "RGB" if im.convert("RGB").getextrema() != im.convert("L").convert("RGB").getextrema() else "L"
+    return "RGB"
+
+
+def to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """Convert to 'L' or 'RGB'; transparency is composited onto white."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, rgba)
+    if im.mode in ("I", "I;16", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8))
+    return im.convert(mode) if im.mode != mode else im
+
+
+def image_to_tensor(im: Image.Image) -> torch.Tensor:
+    """PIL image in mode L or RGB → uint8 tensor (C, H, W)."""
+    arr = np.asarray(im, dtype=np.uint8)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(arr.copy())  # a writable, contiguous copy
+
+
+def tensor_to_image(x: torch.Tensor) -> Image.Image:
+    """uint8 tensor (C, H, W) with C = 1 or 3 → PIL image."""
+    arr = x.detach().cpu().numpy()
+    return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+
+
+def load_image(path: str | Path, mode: str, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, list[str]]:
+    """Read an image as the model expects it: uint8 (C, H, W) in `mode`, resized to `size` (H, W) if given.
+
+    Returns the tensor and notes that say what was converted, for the user to read.
+    """
+    im = open_image(path)
+    notes = []
+    if base_mode(im) != mode:
+        kind = {"L": "grayscale", "RGB": "RGB"}
+        notes.append(f"{path}: converted {kind[base_mode(im)]} image to {kind[mode]} as the model expects")
+    im = to_mode(im, mode)
+    if size is not None and (im.height, im.width) != tuple(size):
+        notes.append(f"{path}: resized {im.width}×{im.height} to {size[1]}×{size[0]}")
+        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
+    return image_to_tensor(im), notes

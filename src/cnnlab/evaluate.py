@@ -1,0 +1,106 @@
+"""Metrics on a labelled set: accuracy, loss, per-class precision / recall / F1, confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.data.dataset import ImageSet
+from cnnlab.data.loader import InMemoryLoader
+from cnnlab.data.transforms import Normalize
+from cnnlab.train.losses import main_output
+from cnnlab.train.precision import autocast, resolve_device, resolve_precision
+
+EVAL_BATCH = 500  # fixed, so that training's final test evaluation and `cnnlab evaluate` compute identical numbers
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    batch_size: int = EVAL_BATCH,
+) -> torch.Tensor:
+    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std."""
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    channels_last = precision == "bf16"
+    model = model.to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    data = ImageSet(images, torch.zeros(len(images), dtype=torch.int64), [])
+    loader = InMemoryLoader(data, batch_size, transform=Normalize(mean, std), device=device,
+                            channels_last=channels_last)  # fmt: skip
+    outs = []
+    for x, _ in loader:
+        with autocast(device, precision):
+            outs.append(main_output(model(x)).float().cpu())
+    return torch.cat(outs) if outs else torch.zeros(0, 0)
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j] = samples of true class i predicted as j."""
+    return np.bincount(labels * num_classes + preds, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:
+    """Accuracy, mean cross-entropy, per-class precision/recall/F1/support and the confusion matrix."""
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    preds = logits.argmax(1).numpy()
+    y = labels.numpy()
+    conf = confusion_matrix(y, preds, len(classes))
+    tp = np.diag(conf).astype(float)
+    precision = tp / np.maximum(conf.sum(0), 1)
+    recall = tp / np.maximum(conf.sum(1), 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    per_class = [
+        {"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for c, p, r, f, s in zip(classes, precision, recall, f1, conf.sum(1), strict=True)
+    ]
+    return {"accuracy": float((preds == y).mean()), "loss": loss, "n": int(len(y)), "per_class": per_class,
+            "confusion": conf.tolist()}  # fmt: skip
+
+
+def evaluate_model(
+    model: nn.Module, data: ImageSet, meta: dict, device: str = "auto", precision: str | None = None
+) -> dict:
+    """Evaluate `model` on `data` with the normalization (and, unless given, the precision) in `meta`."""
+    check_compatible(meta, data.image_shape, len(data.classes))
+    logits = predict_logits(model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"])
+    return metrics_from_logits(logits, data.labels, meta.get("classes") or data.classes)
+
+
+def check_compatible(meta: dict, image_shape: tuple[int, int, int], num_classes: int) -> None:
+    """Refuse data whose image shape or class count differs from what the model was trained on."""
+    want = tuple(meta["input_size"])
+    if tuple(image_shape) != want:
+        c, h, w = want
+        raise ValueError(
+            f"the model was trained on {c}×{h}×{w} images (C×H×W) but the data are "
+            f"{'×'.join(map(str, image_shape))}; use the same dataset or pass --image-size {h}"
+        )
+    if num_classes != len(meta["classes"]):
+        raise ValueError(f"the model has {len(meta['classes'])} classes but the data have {num_classes}")
+
+
+def format_report(result: dict, classes: list[str]) -> str:
+    """Accuracy, per-class table and confusion matrix as plain text."""
+    width = max(len(c) for c in classes) + 2
+    lines = [f"accuracy: {result['accuracy']:.4f} ({result['n']} samples)   loss: {result['loss']:.4f}", ""]
+    lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for row in result["per_class"]:
+        lines.append(f"{row['class']:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+                     f"{row['f1']:>10.4f}{row['support']:>10d}")  # fmt: skip
+    lines += ["", "confusion matrix (rows: true, columns: predicted)"]
+    conf = np.asarray(result["confusion"])
+    cell = max(5, len(str(conf.max())) + 1)
+    lines.append(" " * width + "".join(f"{i:>{cell}}" for i in range(len(classes))))
+    for i, c in enumerate(classes):
+        lines.append(f"{i:>2} {c:<{width - 3}}" + "".join(f"{v:>{cell}}" for v in conf[i]))
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""Figures written by the verbs: training curves and confusion matrices (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train and validation, side by side."""
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}")
+        if history and f"val_{key}" in history[0]:
+            ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label=f"validation {label}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        if epochs:
+            ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 10).round())
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), counts in cells, row-normalised colours."""
+    matrix = np.asarray(matrix)
+    n = len(classes)
+    size = max(5.0, 0.55 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
+    rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_title(title or "confusion matrix")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,39 @@
+"""Predict classes of image files with a saved model, reading them exactly as its training data were read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.data.images import load_image
+from cnnlab.evaluate import predict_logits
+
+
+def predict_files(
+    model: nn.Module, meta: dict, files: list[str | Path], top: int = 3, device: str = "auto"
+) -> list[dict]:
+    """For each file: the `top` classes with probabilities, and notes on any conversion made."""
+    c, h, w = meta["input_size"]
+    mode = "L" if c == 1 else "RGB"
+    images, notes = [], []
+    for f in files:
+        x, n = load_image(f, mode, (h, w))
+        images.append(x)
+        notes.append(n)
+    logits = predict_logits(model, torch.stack(images), meta["mean"], meta["std"], device, meta["precision"])
+    probs = logits.softmax(1)
+    k = min(top, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    return [
+        {
+            "file": str(f),
+            "top": [
+                {"class": meta["classes"][i], "index": int(i), "probability": float(p)}
+                for p, i in zip(vals.tolist(), idx.tolist(), strict=True)
+            ],
+            "notes": n,
+        }  # fmt: skip
+        for f, vals, idx, n in zip(files, values, indices, notes, strict=True)
+    ]

@@ -1,0 +1,16 @@
+"""Training: the Trainer, its callbacks, optimizers, losses and precision helpers."""
+
+from cnnlab.train.callbacks import Callback, CSVLogger, EarlyStopping, ProgressBar
+from cnnlab.train.losses import ClassificationLoss
+from cnnlab.train.optim import build_optimizer
+from cnnlab.train.trainer import Trainer
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "ClassificationLoss",
+    "EarlyStopping",
+    "ProgressBar",
+    "Trainer",
+    "build_optimizer",
+]

@@ -1,0 +1,28 @@
+"""Losses: cross-entropy (optionally label-smoothed), aware of auxiliary classifier outputs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class ClassificationLoss:
+    """Cross-entropy on logits; a tuple output (main, aux1, aux2, …) adds aux_weight × each auxiliary loss."""
+
+    def __init__(self, label_smoothing: float = 0.0, aux_weight: float = 0.3) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
+        self.aux_weight = aux_weight
+
+    def __call__(self, output: torch.Tensor | tuple, target: torch.Tensor) -> torch.Tensor:
+        if isinstance(output, tuple):
+            main, *aux = output
+            loss = self(main, target)
+            return loss + self.aux_weight * sum(self(a, target) for a in aux)
+        return F.cross_entropy(output.float(), target, label_smoothing=self.label_smoothing)
+
+
+def main_output(output: torch.Tensor | tuple) -> torch.Tensor:
+    """The main logits of a model output (the first element when auxiliary heads are returned)."""
+    return output[0] if isinstance(output, tuple) else output

@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from cnnlab.data import ImageSet, InMemoryLoader, Normalize
+from cnnlab.models import create_model
+from cnnlab.train import Callback, EarlyStopping, Trainer, build_optimizer
+from cnnlab.train.losses import ClassificationLoss
+from tests.conftest import make_images
+
+
+def _loaders(n=400):
+    x, y = make_images(n)
+    data = ImageSet(torch.from_numpy(x)[:, None], torch.from_numpy(y).long(), [str(i) for i in range(10)])
+    norm = Normalize([0.2], [0.3])
+    return InMemoryLoader(data, 32, shuffle=True, transform=norm), InMemoryLoader(data, 100, transform=norm)
+
+
+def _trainer(callbacks=(), lr=3e-3, precision="fp32"):
+    model = create_model("lenet5")
+    return Trainer(model, build_optimizer("adam", model.parameters(), lr), device="cpu", precision=precision,
+                   callbacks=callbacks)  # fmt: skip
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, logs):
+        self.events.append("train_begin")
+
+    def on_epoch_begin(self, epoch, logs):
+        self.events.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, batch, logs):
+        if batch == 0:
+            self.events.append(f"batch_end {batch} {logs['batch_size']}")
+
+    def on_epoch_end(self, epoch, logs):
+        self.events.append(f"epoch_end {epoch}")
+        assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "samples_per_s"} <= set(logs)
+
+    def on_train_end(self, logs):
+        self.events.append("train_end")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fit_learns_toy_task(precision):
+    train, val = _loaders()
+    rec = Recorder()
+    trainer = _trainer([rec], precision=precision)
+    history = trainer.fit(train, 4, val)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val_accuracy"] > 0.9
+    assert rec.events[:3] == ["train_begin", "epoch_begin 0", "batch_end 0 32"]
+    assert rec.events[-2:] == ["epoch_end 3", "train_end"]
+    assert trainer.step == 4 * len(train)
+
+
+def test_evaluate_matches_manual_computation():
+    train, val = _loaders(200)
+    trainer = _trainer()
+    trainer.fit(train, 1)
+    logits = trainer.predict_logits(val)
+    res = trainer.evaluate(val)
+    assert res["accuracy"] == pytest.approx((logits.argmax(1) == val.labels).float().mean().item())
+    assert res["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, val.labels).item())
+
+
+def test_stop_training_from_callback():
+    class StopAfterOne(Callback):
+        def on_epoch_end(self, epoch, logs):
+            self.trainer.stop_training = True
+
+    train, _ = _loaders(100)
+    assert len(_trainer([StopAfterOne()]).fit(train, 10)) == 1
+
+
+def test_keyboard_interrupt_keeps_history():
+    class CtrlC(Callback):
+        def on_batch_end(self, batch, logs):
+            if self.trainer.epoch == 1 and batch == 2:
+                raise KeyboardInterrupt
+
+    train, _ = _loaders(200)
+    trainer = _trainer([CtrlC()])
+    history = trainer.fit(train, 5)
+    assert trainer.interrupted and len(history) == 2 and trainer.epoch == 1
+
+
+def test_early_stopping_restores_best():
+    train, val = _loaders(200)
+    stopper = EarlyStopping("val_loss", patience=1)
+    trainer = _trainer([stopper], lr=0.5)  # huge LR: validation loss gets worse quickly
+    history = trainer.fit(train, 8, val)
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    assert stopper.best_epoch == best
+    assert trainer.evaluate(val)["loss"] == pytest.approx(history[best]["val_loss"], rel=1e-5)
+
+
+def test_label_smoothing_and_aux_loss():
+    logits, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    f = torch.nn.functional.cross_entropy
+    assert ClassificationLoss(0.1)(logits, y) == pytest.approx(f(logits, y, label_smoothing=0.1).item())
+    aux = torch.randn(8, 10)
+    want = f(logits, y) + 0.3 * f(aux, y)
+    assert ClassificationLoss()((logits, aux), y) == pytest.approx(want.item())
