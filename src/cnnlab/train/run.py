@@ -55,7 +55,14 @@ def train_run(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Run
     if h != w:
         raise ValueError(f"images are {w}×{h}; cnnlab models take square inputs: pass --image-size")
     model_args.setdefault("img_size", h)
-    model = create_model(cfg.model, num_classes=len(splits.classes), in_chans=c, **model_args)
+    try:
+        model = create_model(cfg.model, num_classes=len(splits.classes), in_chans=c, **model_args)
+    except ValueError as e:
+        if "too small" not in str(e):
+            raise
+        raise ValueError(
+            f"{cfg.model} cannot take {w}×{h} inputs ({e}); resize them with --image-size, e.g. 32 or 64"
+        ) from None
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.nesterov,
                                 cfg.weight_decay)  # fmt: skip
     cbs = [
