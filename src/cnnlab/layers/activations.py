@@ -1,4 +1,4 @@
-"""Activations and pooling picked by name, in one place."""
+"""Activations, normalization layers and pooling picked by name, in one place."""
 
 from __future__ import annotations
 
@@ -22,6 +22,21 @@ def get_act(name: str) -> nn.Module:
         return _ACTS[name.lower()]()
     except KeyError:
         raise ValueError(f"unknown activation '{name}'; choose from {', '.join(_ACTS)}") from None
+
+
+_NORMS = {
+    "batchnorm": nn.BatchNorm2d,
+    "none": None,
+}
+
+
+def get_norm(name: str | None, channels: int, eps: float = 1e-5) -> nn.Module:
+    """A fresh 2-d normalization layer by name ('batchnorm', or 'none'/None for nn.Identity)."""
+    key = "none" if name is None else name.lower()
+    if key not in _NORMS:
+        raise ValueError(f"unknown norm '{name}'; choose from {', '.join(_NORMS)}")
+    cls = _NORMS[key]
+    return nn.Identity() if cls is None else cls(channels, eps=eps)
 
 
 def get_pool(name: str, kernel_size: int = 2, stride: int | None = None) -> nn.Module:

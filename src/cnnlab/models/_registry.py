@@ -9,8 +9,8 @@ from collections.abc import Callable
 from torch import nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-# Resolvers for names that are not registered but describe a model (e.g. the course notation, added later):
-# each returns a constructor for the name, or None when the name is not theirs.
+# Resolvers for names that are not registered but describe a model (the course notation, models/notation.py,
+# registers one): each returns a constructor for the name, or None when the name is not theirs.
 _RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = []
 
 
@@ -23,6 +23,8 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def register_resolver(fn: Callable[[str], Callable[..., nn.Module] | None]) -> Callable:
+    """Decorator: add a resolver, which returns a constructor for a name it claims (None otherwise) or raises a
+    ValueError for a name it claims but cannot build (e.g. a course-notation string with a bad token)."""
     _RESOLVERS.append(fn)
     return fn
 
@@ -33,7 +35,12 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def is_model(name: str) -> bool:
-    return name in _MODELS or any(r(name) is not None for r in _RESOLVERS)
+    """Whether `name` is a registered model or a name a resolver can build (e.g. CL32-MP4-FC10)."""
+    try:
+        get_constructor(name)
+    except ValueError:
+        return False
+    return True
 
 
 def get_constructor(name: str) -> Callable[..., nn.Module]:
@@ -50,7 +57,13 @@ def get_constructor(name: str) -> Callable[..., nn.Module]:
 
 def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs) -> nn.Module:
     """Build a model by name, e.g. create_model("lenet5", num_classes=10, in_chans=1)."""
-    model = get_constructor(name)(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    try:
+        model = get_constructor(name)(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        # e.g. --model-arg small_input=true for a model without that option
+        raise ValueError(f"model '{name}' does not take that argument ({e})") from None
     # what it takes to build this model again: saved in model files next to the weights
     model.model_name = name
     model.model_args = {"num_classes": num_classes, "in_chans": in_chans, **kwargs}
