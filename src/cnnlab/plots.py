@@ -54,3 +54,23 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_lr_find(lrs, losses, smooth, suggestion: float, path: str | Path, title: str = "") -> Path:
+    """Learning-rate range test: loss per step against the LR (log axis), smoothed, with the suggested LR marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    ax.plot(lrs, losses, color="0.75", lw=1, label="loss per step")
+    ax.plot(lrs, smooth, lw=2, label="smoothed")
+    ax.axvline(suggestion, color="C3", ls="--", label=f"suggested lr {suggestion:.2g}")
+    finite = np.asarray(smooth)[np.isfinite(smooth)]
+    if finite.size:  # keep the diverging tail from squashing the interesting part
+        ax.set_ylim(max(finite.min() - 0.1 * abs(finite.min()), 0), min(finite.max(), 4 * finite[0]) * 1.05)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "learning-rate range test")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

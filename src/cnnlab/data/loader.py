@@ -49,9 +49,17 @@ class InMemoryLoader:
         return len(self) * self.batch_size if self.drop_last else self.images.shape[0]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches()
+
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch's batches from batch `start` on: the epoch's order is drawn whole, the first `start` skipped.
+
+        With the generator set back to its state at the start of an epoch, this replays the rest of that epoch
+        (exact resume), without transforming the skipped batches.
+        """
         n = self.images.shape[0]
         order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
-        for i in range(len(self)):
+        for i in range(start, len(self)):
             if order is None:
                 x, y = (
                     self.images[i * self.batch_size : (i + 1) * self.batch_size],

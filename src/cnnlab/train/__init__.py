@@ -1,8 +1,9 @@
-"""Training: the Trainer, its callbacks, optimizers, losses and precision helpers."""
+"""Training: the Trainer, its callbacks (cnnlab.train.callbacks), optimizers, schedules, losses and precision."""
 
 from cnnlab.train.callbacks import Callback, CSVLogger, EarlyStopping, ProgressBar
 from cnnlab.train.losses import ClassificationLoss
 from cnnlab.train.optim import build_optimizer
+from cnnlab.train.schedules import make_schedule
 from cnnlab.train.trainer import Trainer
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "ProgressBar",
     "Trainer",
     "build_optimizer",
+    "make_schedule",
 ]

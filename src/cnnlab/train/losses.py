@@ -1,4 +1,4 @@
-"""Losses: cross-entropy (optionally label-smoothed), aware of auxiliary classifier outputs."""
+"""Losses: cross-entropy (optionally label-smoothed) on class indices or soft targets, aware of auxiliary outputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import torch.nn.functional as F
 
 
 class ClassificationLoss:
-    """Cross-entropy on logits; a tuple output (main, aux1, aux2, …) adds aux_weight × each auxiliary loss."""
+    """Cross-entropy on logits; a tuple output (main, aux1, aux2, …) adds aux_weight × each auxiliary loss.
+
+    target: class indices (B,) or class probabilities (B, classes), e.g. the mixed targets of mixup / cutmix;
+    label smoothing applies to both, as in torch.nn.functional.cross_entropy.
+    """
 
     def __init__(self, label_smoothing: float = 0.0, aux_weight: float = 0.3) -> None:
         if not 0.0 <= label_smoothing < 1.0:
@@ -26,3 +30,8 @@ class ClassificationLoss:
 def main_output(output: torch.Tensor | tuple) -> torch.Tensor:
     """The main logits of a model output (the first element when auxiliary heads are returned)."""
     return output[0] if isinstance(output, tuple) else output
+
+
+def hard_labels(target: torch.Tensor) -> torch.Tensor:
+    """Class indices (B,) of a target: itself, or the most likely class of soft targets (B, classes)."""
+    return target if target.ndim == 1 else target.argmax(1)

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 import cnnlab
-from cnnlab.data import InMemoryLoader, Normalize, channel_stats, load_dataset
+from cnnlab.data import Compose, DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
+from cnnlab.data.augment import Augment
 from cnnlab.evaluate import evaluate_model
 from cnnlab.io import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, prepare_run_dir, save_json, save_model
+from cnnlab.layers import init_weights
 from cnnlab.models import create_model
 from cnnlab.plots import plot_history
-from cnnlab.train.callbacks import Checkpoint, CSVLogger, EarlyStopping, ProgressBar
+from cnnlab.train.callbacks import (
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    LRScheduler,
+    ProgressBar,
+    TensorBoard,
+    TerminateOnNaN,
+    TimeLimit,
+)
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.losses import ClassificationLoss
-from cnnlab.train.optim import build_optimizer
+from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.precision import hardware_info
 from cnnlab.train.trainer import Trainer
+
+BEST_FILE = "best.pt"
+# settings a resumed run may change: they do not alter what the remaining steps compute
+RESUME_MAY_CHANGE = ("epochs", "time_limit", "checkpoint_every", "verbose", "tensorboard", "out", "overwrite")
 
 
 @dataclass
@@ -30,18 +47,29 @@ class RunResult:
     history: list[dict]
 
 
+@dataclass
+class Setup:
+    """What a run trains: data splits, model, trainer and loaders (shared by `train_run` and `lr_find`)."""
+
+    cfg: TrainConfig
+    splits: DataSplits
+    model: torch.nn.Module
+    trainer: Trainer
+    train_loader: InMemoryLoader
+    val_loader: InMemoryLoader | None
+    augment: Augment | None
+    meta: dict
+
+
 def default_run_name(cfg: TrainConfig) -> str:
     data = cfg.data.split(":")[-1].rstrip("/").split("/")[-1]
     return f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train_run(cfg: TrainConfig, callbacks: list | None = None, log=print) -> RunResult:
-    """Train `cfg.model` on `cfg.data`, evaluate on the test split and write the run folder `cfg.out`."""
-    t0 = time.perf_counter()
-    out = prepare_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
-    save_json(out / "config.json", cfg.to_dict())
+def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
+    """Load the data, create (and initialize) the model, the optimizer, the Trainer and the loaders of `cfg`."""
+    cfg.validate()
     torch.manual_seed(cfg.seed)
-
     splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
     for note in splits.notes:
         log(note)
@@ -50,6 +78,8 @@ def train_run(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Run
     log(f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
         f"val {len(splits.val) if splits.val else 0:,}, test {len(splits.test) if splits.test else 0:,}; "
         f"{c}×{h}×{w}, {len(splits.classes)} classes")  # fmt: skip
+    if cfg.patience is not None and splits.val is None:
+        raise ValueError("--patience needs validation data: set --val-split above 0")
 
     model_args = dict(cfg.model_args)
     if h != w:
@@ -63,46 +93,141 @@ def train_run(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Run
         raise ValueError(
             f"{cfg.model} cannot take {w}×{h} inputs ({e}); resize them with --image-size, e.g. 32 or 64"
         ) from None
-    optimizer = build_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.nesterov,
-                                cfg.weight_decay)  # fmt: skip
-    cbs = [
-        ProgressBar(verbose=cfg.verbose),
-        CSVLogger(out / "history.csv"),
-        Checkpoint(out / CHECKPOINT_FILE),
-    ]
-    if cfg.patience is not None:
-        if splits.val is None:
-            raise ValueError("--patience needs validation data: set --val-split above 0")
-        cbs.append(EarlyStopping("val_loss", cfg.patience, restore_best=True))
+    if cfg.init is not None:
+        init_weights(model, cfg.init)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
+                                cfg.decay_all)  # fmt: skip
+    accumulate = 0 if cfg.optimizer in FULL_BATCH else cfg.accumulate  # 0: the whole epoch per step
     trainer = Trainer(model, optimizer, ClassificationLoss(cfg.label_smoothing), cfg.device, cfg.precision,
-                      cbs + list(callbacks or []))  # fmt: skip
-    log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
-        f"{trainer.device}, precision {trainer.precision}")  # fmt: skip
+                      list(callbacks or []), accumulate=accumulate, grad_clip=cfg.grad_clip)  # fmt: skip
+    augment = None
+    if cfg.augment:
+        augment = Augment(cfg.augment, len(splits.classes), seed=cfg.seed + 2, device=trainer.device)
+        trainer.rng_streams["augment"] = augment
+        trainer.mix = augment.mix if augment.mixes else None
 
     normalize = Normalize(mean, std)
-    gen_seed = cfg.seed + 1  # data order stream, separate from the init stream
-    train_loader = InMemoryLoader(splits.train, cfg.batch_size, shuffle=True, transform=normalize,
-                                  device=trainer.device, seed=gen_seed)  # fmt: skip
+    transform = Compose([augment, normalize]) if augment is not None else normalize
+    # data order stream, separate from the init stream (seed) and the augmentation stream (seed + 2)
+    train_loader = InMemoryLoader(splits.train, cfg.batch_size, shuffle=True, transform=transform,
+                                  device=trainer.device, seed=cfg.seed + 1)  # fmt: skip
     val_loader = None
     if splits.val is not None:
         val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device)
-    fit_start = time.perf_counter()
-    history = trainer.fit(train_loader, cfg.epochs, val_loader)
-    train_seconds = time.perf_counter() - fit_start
-
-    if trainer.interrupted:
-        # weights may be mid-epoch: go back to the last finished epoch (or keep the initial ones if none finished)
-        ckpt = out / CHECKPOINT_FILE
-        if ckpt.exists():
-            model.load_state_dict(load_checkpoint(ckpt)["model"])
-        log(f"interrupted: keeping the weights of the last finished epoch ({trainer.epoch + 1})")
-
     meta = {"classes": splits.classes, "input_size": [c, h, w], "mean": mean, "std": std,
             "precision": trainer.precision, "dataset": splits.name, "mode": splits.mode}  # fmt: skip
-    test = splits.test or splits.val
-    test_split = "test" if splits.test is not None else "val"
-    result = evaluate_model(model, test, meta, str(trainer.device)) if test is not None else None
+    return Setup(cfg, splits, model, trainer, train_loader, val_loader, augment, meta)
+
+
+def _schedule_callback(cfg: TrainConfig) -> LRScheduler:
+    end_ratio = cfg.lr_end / cfg.lr if cfg.lr_end is not None else None
+    return LRScheduler(cfg.schedule, cfg.schedule_unit, cfg.warmup, patience=cfg.plateau_patience,
+                       end_ratio=end_ratio, decay_length=cfg.decay_length, step_size=cfg.step_size,
+                       gamma=cfg.gamma)  # fmt: skip
+
+
+def _data_identity(setup: Setup) -> dict:
+    train = setup.splits.train
+    return {"dataset": setup.splits.name, "train_images": len(train), "classes": setup.splits.classes,
+            "input_size": setup.meta["input_size"]}  # fmt: skip
+
+
+def resume_config(folder: str | Path, asked: dict) -> TrainConfig:
+    """The saved config of run `folder` with the settings in `asked` applied; a setting that would change what
+    the remaining steps compute (model, data, optimizer, …) is refused with the difference named."""
+    folder = Path(folder)
+    if not (folder / CHECKPOINT_FILE).exists():
+        raise FileNotFoundError(f"{folder}: no {CHECKPOINT_FILE} to resume from (is it a cnnlab run folder?)")
+    saved = json.loads((folder / "config.json").read_text())
+    diffs = [f"{k}={saved.get(k)!r} there, {v!r} here" for k, v in asked.items()
+             if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != v]  # fmt: skip
+    if diffs:
+        raise ValueError(f"cannot resume {folder} with other settings: {'; '.join(diffs)} "
+                         f"(only {', '.join(RESUME_MAY_CHANGE)} may change; start a new run instead)")  # fmt: skip
+    return TrainConfig.from_dict({**saved, **asked, "out": str(folder)})
+
+
+def _check_resumable(state: dict, setup: Setup, folder: Path) -> None:
+    """Refuse a checkpoint made for another model or another dataset, naming the difference."""
+    diffs = []
+    theirs, ours = state.get("config", {}), setup.cfg.to_dict()
+    for key in ("model", "model_args", "data"):
+        if key in theirs and theirs[key] != ours[key]:
+            diffs.append(f"{key} {theirs[key]!r} (checkpoint) vs {ours[key]!r} (now)")
+    for key, value in _data_identity(setup).items():
+        if key in state.get("data", {}) and state["data"][key] != value:
+            diffs.append(f"{key} {state['data'][key]!r} (checkpoint) vs {value!r} (now)")
+    missing = set(state["model"]) ^ set(setup.model.state_dict())
+    if missing and not diffs:
+        diffs.append(f"the weights do not fit this model ({', '.join(sorted(missing)[:3])} …)")
+    if diffs:
+        raise ValueError(f"{folder / CHECKPOINT_FILE} belongs to another run: {'; '.join(diffs)}")
+
+
+def train_run(
+    cfg: TrainConfig, callbacks: list | None = None, log=print, resume: str | Path | None = None
+) -> RunResult:
+    """Train `cfg.model` on `cfg.data`, evaluate on the test split and write the run folder `cfg.out`.
+
+    resume: a run folder whose checkpoint to continue from (exactly: same weights as a run never interrupted).
+    """
+    t0 = time.perf_counter()
+    cfg.validate()
+    if resume is not None:
+        out = Path(resume)
+        state = load_checkpoint(out / CHECKPOINT_FILE)
+    else:
+        out = prepare_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
+        state = None
+    save_json(out / "config.json", cfg.to_dict())
+
+    # the order matters: stateful callbacks update before the checkpoint saves their state; NaN detection comes
+    # before it (no bad state saved); the CSV row comes after it (a row in history.csv means a checkpoint has it)
+    cbs = [_schedule_callback(cfg), TerminateOnNaN()]
+    if cfg.patience is not None:
+        cbs.append(EarlyStopping("val_loss", cfg.patience, restore_best=True))
+    if cfg.time_limit is not None:
+        cbs.append(TimeLimit(cfg.time_limit))
+    cbs += list(callbacks or [])
+    cbs.append(Checkpoint(out / CHECKPOINT_FILE, cfg.checkpoint_every, out / BEST_FILE,
+                          log=log if cfg.verbose >= 2 else None))  # fmt: skip
+    checkpoint = cbs[-1]
+    cbs += [ProgressBar(verbose=cfg.verbose), CSVLogger(out / "history.csv")]
+    if cfg.tensorboard:
+        try:
+            cbs.append(TensorBoard(out / "tensorboard"))
+        except ImportError as e:
+            warnings.warn(f"{e}; training without event files", stacklevel=2)
+    setup = build(cfg, cbs, log)
+    model, trainer = setup.model, setup.trainer
+    checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup)}
+    log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
+        f"{trainer.device}, precision {trainer.precision}")  # fmt: skip
+    if state is not None:
+        _check_resumable(state, setup, out)
+        trainer.load_state_dict(state)
+        where = f"epoch {trainer.epoch + 2}, batch {trainer.batch}" if trainer.batch else f"epoch {trainer.epoch + 2}"
+        log(f"resuming {out} at {where} (step {trainer.step})")
+
+    fit_start = time.perf_counter()
+    history = trainer.fit(setup.train_loader, cfg.epochs, setup.val_loader)
+    train_seconds = time.perf_counter() - fit_start
+
     finished = trainer.epoch + 1
+    if trainer.interrupted or trainer.diverged:
+        # weights may be mid-step or not finite: go back to the last good checkpoint (written before the first step)
+        ckpt = load_checkpoint(out / CHECKPOINT_FILE)
+        model.load_state_dict(ckpt["model"])
+        finished = ckpt["epoch"] + 1
+        why = "interrupted" if trainer.interrupted else f"stopped: {trainer.stop_reason}"
+        log(f"{why}; keeping the weights of the last good checkpoint (epoch {finished}, step {ckpt['step']})")
+    elif trainer.stop_reason:
+        log(f"stopped: {trainer.stop_reason}")
+
+    meta = setup.meta
+    test = setup.splits.test or setup.splits.val
+    test_split = "test" if setup.splits.test is not None else "val"
+    result = evaluate_model(model, test, meta, str(trainer.device)) if test is not None else None
     metrics = {
         "test_accuracy": result["accuracy"] if result else None,
         "test_loss": result["loss"] if result else None,
@@ -112,11 +237,14 @@ def train_run(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Run
         "total_seconds": round(time.perf_counter() - t0, 3),
         "epochs": finished,
         "epochs_requested": cfg.epochs,
+        "steps": trainer.step,
         "interrupted": trainer.interrupted,
+        "stop_reason": trainer.stop_reason,
+        "resumed": state is not None,
         "samples_per_s": round(sum(h["samples_per_s"] for h in history) / len(history), 1) if history else None,
         "model": cfg.model,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "dataset": splits.name,
+        "dataset": setup.splits.name,
         "precision": trainer.precision,
         "seed": cfg.seed,
         "versions": {
@@ -130,7 +258,7 @@ def train_run(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Run
                ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")}})  # fmt: skip
     save_json(out / "metrics.json", metrics)
     if history:
-        plot_history(history, out / "curves.png", f"{cfg.model} on {splits.name}")
+        plot_history(history, out / "curves.png", f"{cfg.model} on {setup.splits.name}")
     if result:
         log(f"test accuracy: {result['accuracy']:.4f} ({test_split}, {result['n']:,} samples); "
             f"training took {train_seconds:.1f} s for {finished} epoch(s)")  # fmt: skip

@@ -8,6 +8,11 @@ from cnnlab.train.callbacks.base import Callback
 
 
 class EarlyStopping(Callback):
+    """Watch `monitor` (val_loss by default) each epoch; stop after `patience` epochs without an improvement larger
+    than `min_delta`, and with `restore_best` put the best epoch's weights back at the end (`restored_epoch` in the
+    end logs). Its state (best value, wait, best weights) travels in the resume checkpoint.
+    """
+
     def __init__(
         self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True
     ) -> None:
@@ -43,3 +48,12 @@ class EarlyStopping(Callback):
         if self.restore_best and self.best_state is not None and self.best_epoch != self.trainer.epoch:
             self.trainer.model.load_state_dict(self.best_state)
             logs["restored_epoch"] = self.best_epoch + 1
+
+    def state_dict(self) -> dict:
+        if self.best is None:
+            return {}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_state = state["best_state"]

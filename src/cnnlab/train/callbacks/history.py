@@ -9,7 +9,11 @@ from cnnlab.train.callbacks.base import Callback
 
 
 class CSVLogger(Callback):
-    """Append each epoch's logs to a CSV file; the columns are fixed by the first epoch."""
+    """Append each epoch's logs to a CSV file; the columns are fixed by the first epoch.
+
+    Without `append` the file starts afresh, holding the trainer's history so far (the epochs a resumed run already
+    has), so a run killed between writing a row and its checkpoint does not keep the row twice.
+    """
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)
@@ -20,11 +24,16 @@ class CSVLogger(Callback):
         if self.append and self.path.exists():
             with open(self.path, newline="") as f:
                 self.fields = next(csv.reader(f), None)
-        elif self.path.exists():
-            self.path.unlink()
+            return
+        self.path.unlink(missing_ok=True)
+        self.fields = None
+        for row in self.trainer.history:  # a resumed run: the file is rewritten from the checkpoint's history
+            self._write(row)
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        row = {"epoch": epoch + 1, **logs}
+        self._write({"epoch": epoch + 1, **logs})
+
+    def _write(self, row: dict) -> None:
         new = self.fields is None
         if new:
             self.fields = list(row)

@@ -54,6 +54,7 @@ class ProgressBar(Callback):
                 f"loss: {run['loss']:.4f} - accuracy: {run['accuracy']:.4f} - {self.samples / elapsed:,.0f} samples/s")  # fmt: skip
         self.stream.write(text)
         self.stream.flush()
+        self.mid_line = True
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.verbose <= 0:
@@ -73,3 +74,10 @@ class ProgressBar(Callback):
         else:
             self.stream.write(f"epoch {epoch + 1}/{self.epochs} - {line}\n")
         self.stream.flush()
+        self.mid_line = False
+
+    def on_train_end(self, logs: dict) -> None:
+        if getattr(self, "mid_line", False):  # stopped mid-epoch: end the bar's line before others print
+            self.stream.write("\n")
+            self.stream.flush()
+            self.mid_line = False

@@ -1,0 +1,94 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnlab.data import InMemoryLoader, Normalize
+from cnnlab.models import create_model
+from cnnlab.train import Trainer, build_optimizer
+from cnnlab.train.optim import param_groups
+from tests.train.helpers import toy_set
+
+NORM = Normalize([0.2], [0.3])
+
+
+def _one_step_on_everything(model, data, lr):
+    """Reference: the mean loss over the whole set at once, one plain gradient step."""
+    model = copy.deepcopy(model)
+    loss = F.cross_entropy(model(NORM(data.images)), data.labels)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+    return model
+
+
+def test_full_batch_gd_equals_one_step_on_the_whole_set():
+    data = toy_set(100)  # 4 batches of 32 + a last one of 4: unequal batches must be weighted by their size
+    model = create_model("lenet5")
+    want = _one_step_on_everything(model, data, lr=0.1)
+    trainer = Trainer(model, build_optimizer("gd", model, 0.1), device="cpu", precision="fp32", accumulate=0)
+    trainer.fit(InMemoryLoader(data, 32, shuffle=True, transform=NORM), 1)
+    assert trainer.step == 1 and trainer.updates_per_epoch == 1
+    for p, q in zip(trainer.model.parameters(), want.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_accumulation_equals_the_big_batch():
+    data = toy_set(128)
+    a, b = create_model("lenet5"), create_model("lenet5")
+    b.load_state_dict(a.state_dict())
+    small = Trainer(a, build_optimizer("adam", a, 1e-3), device="cpu", precision="fp32", accumulate=4)
+    small.fit(InMemoryLoader(data, 16, transform=NORM), 1)  # 8 batches of 16 → 2 steps of 64
+    big = Trainer(b, build_optimizer("adam", b, 1e-3), device="cpu", precision="fp32")
+    big.fit(InMemoryLoader(data, 64, transform=NORM), 1)
+    assert small.step == big.step == 2
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_step():
+    data = toy_set(32)
+    model = create_model("lenet5")
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, build_optimizer("sgd", model, 1.0, momentum=0), device="cpu", precision="fp32",
+                      grad_clip=0.01)  # fmt: skip
+    trainer.fit(InMemoryLoader(data, 32, transform=NORM), 1)
+    step = torch.cat([(p.detach() - q).flatten() for p, q in zip(model.parameters(), before, strict=True)])
+    assert step.norm().item() == pytest.approx(0.01, rel=1e-3)  # lr 1 × gradient clipped to norm 0.01
+
+
+def test_no_weight_decay_on_biases_and_norm_parameters():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    decay, no_decay = param_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and [p.ndim for p in decay["params"]] == [4, 2]
+    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 4  # conv bias, bn weight+bias, fc bias
+    assert len(param_groups(model, 0.05, decay_all=True)) == 1
+
+
+def test_adamw_decay_is_decoupled():
+    w = torch.nn.Parameter(torch.ones(3, 3))
+    opt = build_optimizer("adamw", [w], lr=0.1, weight_decay=0.5)
+    w.grad = torch.zeros(3, 3)
+    opt.step()  # zero gradient: only the decoupled decay moves the weight, by lr × wd × w
+    torch.testing.assert_close(w.detach(), torch.full((3, 3), 1 - 0.1 * 0.5))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+def test_each_optimizer_learns(name):
+    data = toy_set(200)
+    model = create_model("lenet5")
+    lr = {"sgd": 0.05, "rmsprop": 1e-4}.get(name, 3e-3)
+    trainer = Trainer(model, build_optimizer(name, model, lr, nesterov=name == "sgd"), device="cpu",
+                      precision="fp32")  # fmt: skip
+    history = trainer.fit(InMemoryLoader(data, 32, shuffle=True, transform=NORM), 3)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_bad_optimizer_names_and_flags():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    with pytest.raises(ValueError, match="gd, sgd, adam, adamw, rmsprop"):
+        build_optimizer("nag", params, 0.1)
+    with pytest.raises(ValueError, match="--nesterov needs --optimizer sgd"):
+        build_optimizer("adam", params, 0.1, nesterov=True)
