@@ -1,0 +1,121 @@
+"""Activation maximization: synthesise the input that excites a channel, a neuron or a class logit most.
+
+The course's algorithm — start from noise and repeat x ← x + α ∂a/∂x — with the regularisers that make the result
+readable: random jitter (the image is rolled by a few pixels before each step, so the pattern cannot rely on exact
+pixel positions), a small Gaussian blur every few steps (suppresses high-frequency noise), L2 decay towards the
+data mean (x = 0 in the model's input space, also where the ascent starts) and clipping to the range real
+pixels take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.explain._common import capture, explaining, logits_of, pixel_bounds, to_pixels
+from cnnlab.explain.plotting import save, show, tile_grid
+
+
+@dataclass
+class Maximized:
+    """Result of `maximize`: images (B, H, W, C) on 0–1, and the target activation before and after, (B,)."""
+
+    images: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    labels: list[str]
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Depthwise 3×3 Gaussian blur of (B, C, H, W), same size (reflect padding)."""
+    t = torch.arange(-1, 2, dtype=x.dtype, device=x.device)
+    k1 = torch.exp(-(t**2) / (2 * sigma**2))
+    k = (k1[:, None] * k1[None, :]) / k1.sum() ** 2
+    c = x.shape[1]
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k.expand(c, 1, 3, 3).contiguous(), groups=c)
+
+
+def _activation(model: nn.Module, x: torch.Tensor, layer: str | None, index: torch.Tensor) -> torch.Tensor:
+    """Per image b the target a_b: channel index[b] of `layer` (spatial mean of a conv map, or one neuron of a
+    vector output), or logit index[b] when layer is None. Shape (B,)."""
+    if layer is None:
+        out = logits_of(model, x)
+    else:
+        out, _ = capture(model, layer, x)
+    out = out.float()
+    if index.max() >= out.shape[1]:
+        raise ValueError(f"{'class' if layer is None else 'channel'} {int(index.max())} is out of range: "
+                         f"{'the model' if layer is None else repr(layer)} has {out.shape[1]}")  # fmt: skip
+    picked = out.gather(1, index.view(-1, *([1] * (out.ndim - 1))).expand(-1, 1, *out.shape[2:]))
+    return picked.flatten(1).mean(1)  # (B,): a conv channel's mean over positions, a neuron itself
+
+
+def maximize(
+    model: nn.Module,
+    meta: dict,
+    index: list[int],
+    layer: str | None = None,
+    steps: int = 256,
+    lr: float = 0.1,
+    jitter: int = 2,
+    blur_every: int = 8,
+    blur_sigma: float = 0.5,
+    decay: float = 1e-3,
+    seed: int = 0,
+) -> Maximized:
+    """Gradient ascent from noise around the data mean on the activation of `layer`'s channels `index` (one image per entry), or
+    on the class logits `index` when layer is None.
+
+    lr: step in input (normalised) units per step, applied to the gradient scaled to mean |g| = 1 per image, so a
+    step moves a pixel by about lr whatever the size of the raw gradient. jitter: largest roll in pixels.
+    """
+    c, h, w = meta["input_size"]
+    target = torch.as_tensor(index, dtype=torch.int64)
+    gen = torch.Generator().manual_seed(seed)
+    with explaining(model):
+        # start: the model's neutral input, x = 0 (the data mean), plus a little noise (σ = 0.1 data std)
+        x = 0.1 * torch.randn(len(target), c, h, w, generator=gen)
+        lo, hi = pixel_bounds(meta, x)
+        x = torch.maximum(torch.minimum(x, hi), lo)
+        with torch.no_grad():
+            start = _activation(model, x, layer, target)
+        for step in range(steps):
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
+            x.requires_grad_(True)
+            a = _activation(model, torch.roll(x, (dy, dx), (2, 3)), layer, target)
+            (grad,) = torch.autograd.grad(a.sum(), x)  # images are independent in eval mode: one backward for all
+            with torch.no_grad():
+                grad /= grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+                x = x + lr * grad
+                x = x * (1 - decay)  # L2 decay towards the data mean (0 in input space)
+                if blur_every and (step + 1) % blur_every == 0:
+                    x = _gaussian_blur(x, blur_sigma)
+                x = torch.maximum(torch.minimum(x, hi), lo)
+        with torch.no_grad():
+            end = _activation(model, x, layer, target)
+    names = meta["classes"] if layer is None else None
+    labels = [names[i] if names else f"channel {i}" for i in target.tolist()]
+    return Maximized(to_pixels(x, meta), start.numpy(), end.numpy(), labels)
+
+
+def format_change(result: Maximized) -> str:
+    """One line per target: activation before → after (and the factor when the start is positive)."""
+    lines = []
+    for label, s, e in zip(result.labels, result.start, result.end, strict=True):
+        factor = f" ({e / s:.1f}×)" if s > 0 else ""
+        lines.append(f"{label}: activation {s:.4g} → {e:.4g}{factor}")
+    return "\n".join(lines)
+
+
+def plot_maximized(result: Maximized, path: str | Path, title: str = "") -> Path:
+    """Grid of the synthesised inputs, each titled with its target and final activation."""
+    fig, axes = tile_grid(len(result.labels), tile=1.6, title=title)
+    for ax, img, label, s, e in zip(axes, result.images, result.labels, result.start, result.end, strict=True):
+        show(ax, img)
+        ax.set_title(f"{label}\n{s:.2g} → {e:.3g}", fontsize=7, pad=2)
+    return save(fig, path)
