@@ -11,6 +11,7 @@ from torch import nn
 from cnnlab.data.dataset import ImageSet
 from cnnlab.data.loader import InMemoryLoader
 from cnnlab.data.transforms import Normalize
+from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.train.losses import main_output
 from cnnlab.train.precision import autocast, resolve_device, resolve_precision
 
@@ -27,11 +28,17 @@ def predict_logits(
     precision: str = "auto",
     batch_size: int = EVAL_BATCH,
 ) -> torch.Tensor:
-    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std."""
+    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
+
+    The inference path: eval mode, BatchNorm folded into convolutions, channels_last + bf16 autocast where the
+    precision is bf16, inference_mode, whole batches on the device.
+    """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     channels_last = precision == "bf16"
     model = model.to(device).eval()
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        model = fold_batchnorm(model)  # on a copy: one op instead of conv + BN at inference
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     data = ImageSet(images, torch.zeros(len(images), dtype=torch.int64), [])

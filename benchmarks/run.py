@@ -1,0 +1,264 @@
+"""cnnlab against its peers, measured side by side in one run; writes BENCHMARKS.md.
+
+    python benchmarks/run.py --quick     # throughput only, ≤ 5 minutes on 2 cores
+    python benchmarks/run.py --full      # + time-to-accuracy, the Keras 10-epoch recipe, fp32 vs bf16 accuracy
+
+Peers, each measured in this run on this machine:
+  (a) idiomatic PyTorch (benchmarks/torch_idiomatic.py: DataLoader, batch 32, fp32), in its own process;
+  (b) Keras 3 + TensorFlow-CPU running the course's model and recipe (benchmarks/keras_course.py) in a venv that
+      this script creates (benchmarks/.keras-venv, `pip install tensorflow-cpu keras`); skipped with a message
+      when that cannot be installed;
+  (c) the machine's matmul peak (4096² fp32 and bf16 on the threads torch uses) → the "speed of light".
+Every rate is mean ± std over --seeds runs (default 3). Needs the real Fashion-MNIST files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import cnnlab
+from cnnlab.data import InMemoryLoader, Normalize, channel_stats, load_dataset
+from cnnlab.evaluate import predict_logits
+from cnnlab.inspect import summary
+from cnnlab.models import create_model
+from cnnlab.train import Trainer, build_optimizer
+from cnnlab.train.precision import hardware_info, resolve_precision
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+KERAS_VENV = HERE / ".keras-venv"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt(values: list[float], digits: int = 0) -> str:
+    m, s = mean_std(values)
+    return f"{m:,.{digits}f} ± {s:,.{digits}f}"
+
+
+# ---- (c) the machine's limit
+def matmul_peak(dtype: torch.dtype, n: int = 4096, reps: int = 6) -> float:
+    """GFLOP/s of an n×n matmul in `dtype` (best of `reps` after warm-up)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def train_flops_per_sample(model_name: str, input_size=(1, 28, 28), **kw) -> float:
+    """FLOPs to train on one sample: 2 FLOPs per MAC, backward ≈ 2× forward (grads of inputs and of weights)."""
+    model = create_model(model_name, in_chans=input_size[0], img_size=input_size[1], **kw)
+    return 3 * 2 * summary(model, input_size)["macs"]
+
+
+# ---- cnnlab
+def cnnlab_train_rate(model_name: str, samples: int, seed: int, precision: str, batch_size: int, **kw) -> float:
+    """samples/s of cnnlab's Trainer on the first `samples` Fashion-MNIST images (second epoch; first warms up)."""
+    splits = load_dataset("fashion-mnist", seed=seed)
+    data = splits.train.subset(slice(0, samples))
+    torch.manual_seed(seed)
+    model = create_model(model_name, **kw)
+    trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device="cpu", precision=precision)
+    loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)), seed=seed)
+    history = trainer.fit(loader, 2)
+    return history[-1]["samples_per_s"]
+
+
+def cnnlab_cli_run(args: list[str], out: Path) -> dict:
+    """Run `cnnlab train` as a user does; returns metrics.json plus the wall time from process start."""
+    t = time.perf_counter()
+    cmd = [sys.executable, "-m", "cnnlab", "train", *args, "--out", str(out), "--overwrite", "--verbose", "0"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["wall_s"] = time.perf_counter() - t
+    return metrics
+
+
+def inference_rates(model_name: str, seeds: int, input_size=(1, 28, 28), **kw) -> dict[str, list[float]]:
+    """Test-set evaluation samples/s: plain fp32 eager (no_grad, batch 500) vs cnnlab's evaluation path."""
+    splits = load_dataset("fashion-mnist")
+    images = splits.test.images
+    if input_size[1] != images.shape[2]:
+        images = splits.test.resized(input_size[1]).images
+    mean, std = channel_stats(splits.train.images)
+    model = create_model(model_name, in_chans=1, img_size=input_size[1], **kw).eval()
+    norm = Normalize(mean, std)
+    rates: dict[str, list[float]] = {"fp32 eager": [], "cnnlab": []}
+    for _ in range(seeds):
+        t = time.perf_counter()
+        with torch.no_grad():
+            for chunk in images.split(500):
+                model(norm(chunk))
+        rates["fp32 eager"].append(len(images) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        predict_logits(model, images, mean, std, "cpu", "auto")
+        rates["cnnlab"].append(len(images) / (time.perf_counter() - t))
+    return rates
+
+
+# ---- peers
+def run_json(cmd: list[str], timeout: float = 3600) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def keras_python() -> tuple[str | None, str]:
+    """The venv's python for the Keras peer, creating the venv on first use; (None, why) when impossible."""
+    py = KERAS_VENV / "bin" / "python"
+    if not py.exists():
+        print("creating the Keras venv (pip install tensorflow-cpu keras; ~1.5 GB, a few minutes)…", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
+            subprocess.run([str(py), "-m", "pip", "install", "-q", "tensorflow-cpu", "keras"], check=True,
+                           capture_output=True, text=True, timeout=1800)  # fmt: skip
+        except (subprocess.SubprocessError, OSError) as e:
+            return None, f"Keras/TensorFlow could not be installed ({e.__class__.__name__}); Keras peer skipped"
+    check = subprocess.run([str(py), "-c", "import keras, tensorflow"], capture_output=True, text=True)
+    if check.returncode != 0:
+        return None, f"Keras/TensorFlow do not import in {KERAS_VENV}: {check.stderr.strip()[-300:]}"
+    return str(py), ""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="throughput only (default)")
+    mode.add_argument("--full", action="store_true", help="also time-to-accuracy and the 10-epoch recipes")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--no-keras", action="store_true", help="skip the Keras peer")
+    p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = p.parse_args()
+    seeds = list(range(args.seeds))
+    start = time.perf_counter()
+    device = torch.device("cpu")
+    precision = resolve_precision("auto", device)
+    hw = hardware_info(device)
+    rows: list[str] = []
+    log = lambda s: print(s, flush=True)  # noqa: E731
+
+    # (c) speed of light
+    peak = {
+        "fp32": [matmul_peak(torch.float32) for _ in range(2)],
+        "bf16": [matmul_peak(torch.bfloat16) for _ in range(2)],
+    }
+    peak_best = {k: max(v) for k, v in peak.items()}
+    log(f"matmul peak: fp32 {peak_best['fp32']:.0f} GFLOP/s, bf16 {peak_best['bf16']:.0f} GFLOP/s")
+    lecture_flops = train_flops_per_sample("lecture_cnn")
+    lenet_flops = train_flops_per_sample("lenet5")
+    sol = {k: v * 1e9 / lecture_flops for k, v in peak_best.items()}
+
+    # training throughput, lecture_cnn
+    n = 3200 if not args.full else 12800
+    ours = [cnnlab_train_rate("lecture_cnn", n, s, "auto", 128) for s in seeds]
+    log(f"cnnlab lecture_cnn ({precision}): {fmt(ours)} samples/s")
+    ours_fp32 = [cnnlab_train_rate("lecture_cnn", n, s, "fp32", 128) for s in seeds]
+    log(f"cnnlab lecture_cnn (fp32): {fmt(ours_fp32)} samples/s")
+    torch_idiom = [run_json([sys.executable, str(HERE / "torch_idiomatic.py"), "--samples", str(n), "--seed", str(s)])
+                   ["samples_per_s"][-1] for s in seeds]  # fmt: skip
+    log(f"idiomatic PyTorch: {fmt(torch_idiom)} samples/s")
+    keras_rates, keras_note, keras_info = [], "", {}
+    if not args.no_keras:
+        py, keras_note = keras_python()
+        if py:
+            for s in seeds:
+                keras_info = run_json([py, str(HERE / "keras_course.py"), "--samples", str(n), "--epochs", "2",
+                                       "--seed", str(s)])  # fmt: skip
+                keras_rates.append(keras_info["samples_per_s"][-1])
+            log(f"Keras {keras_info['keras']} / TF {keras_info['tensorflow']}: {fmt(keras_rates)} samples/s")
+        else:
+            log(keras_note)
+    else:
+        keras_note = "Keras peer skipped (--no-keras)"
+
+    # LeNet-5 (per-step overhead bound)
+    lenet = [cnnlab_train_rate("lenet5", 27_500, s, "auto", 128) for s in seeds]
+    log(f"cnnlab lenet5: {fmt(lenet)} samples/s")
+
+    # inference
+    inf_lecture = inference_rates("lecture_cnn", args.seeds)
+    inf_resnet = None
+    from cnnlab.models import is_model
+
+    if is_model("resnet18"):
+        inf_resnet = inference_rates("resnet18", args.seeds, (1, 32, 32), small_input=True)
+    log(f"inference lecture_cnn: fp32 eager {fmt(inf_lecture['fp32 eager'])}, cnnlab {fmt(inf_lecture['cnnlab'])}")
+
+    # ---- report
+    m_ours = mean_std(ours)[0]
+    rows.append("| what | samples/s (mean ± std) | vs Keras | vs idiomatic PyTorch | % of speed of light |")
+    rows.append("|---|---|---|---|---|")
+
+    def row(name: str, vals: list[float], prec: str) -> str:
+        m = mean_std(vals)[0]
+        vk = f"{m / mean_std(keras_rates)[0]:.2f}×" if keras_rates else "—"
+        vt = f"{m / mean_std(torch_idiom)[0]:.2f}×"
+        return f"| {name} | {fmt(vals)} | {vk} | {vt} | {100 * m / sol[prec]:.0f} % of {prec} |"
+
+    rows.append(row(f"cnnlab lecture_cnn, {precision}, batch 128", ours, precision))
+    rows.append(row("cnnlab lecture_cnn, fp32, batch 128", ours_fp32, "fp32"))
+    rows.append(row("idiomatic PyTorch (DataLoader, batch 32, fp32)", torch_idiom, "fp32"))
+    if keras_rates:
+        rows.append(
+            row(f"Keras {keras_info['keras']} / TF {keras_info['tensorflow']} (batch 32, fp32)", keras_rates, "fp32")
+        )
+    lenet_sol = peak_best[precision] * 1e9 / lenet_flops
+
+    md = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python benchmarks/run.py {'--full' if args.full else '--quick'}` on {time.strftime('%Y-%m-%d')} "
+        f"in {time.perf_counter() - start:.0f} s. Seeds {seeds}; every rate is mean ± std over those seeds.",
+        "",
+        "## Machine",
+        f"- CPU: {hw['cpu']}, {hw['threads']} threads; bf16 hardware flags: {', '.join(hw['bf16_flags']) or 'none'}",
+        f"- torch {torch.__version__}, cnnlab {cnnlab.__version__}, Python {platform.python_version()}",
+        f"- matmul 4096² on {hw['threads']} threads (measured in this run): fp32 {peak_best['fp32']:.0f} GFLOP/s, "
+        f"bf16 {peak_best['bf16']:.0f} GFLOP/s",
+        f"- lecture_cnn: {lecture_flops / 1e6:.0f} MFLOP per training sample (3 × forward, 2 FLOP per MAC) → speed of "
+        f"light {sol['fp32']:,.0f} samples/s fp32, {sol['bf16']:,.0f} samples/s bf16",
+        "",
+        "## Training throughput: the course's CNN (`lecture_cnn`) on Fashion-MNIST",
+        f"Second epoch over the first {n:,} training images (the first epoch warms up), CPU, Adam 1e-3.",
+        "",
+        *rows,
+        "",
+        f"cnnlab ({precision}) is {m_ours / mean_std(keras_rates)[0]:.1f}× Keras." if keras_rates else keras_note,
+        "",
+        "## LeNet-5 training throughput (per-step overhead)",
+        f"cnnlab lenet5, {precision}, batch 128, second epoch over 27,500 images: {fmt(lenet)} samples/s "
+        f"(compute limit ≈ {lenet_sol:,.0f} samples/s).",
+        "",
+        "## Inference: test-set evaluation (10,000 images)",
+        "| model | fp32 eager (no_grad) | cnnlab evaluate path | speed-up |",
+        "|---|---|---|---|",
+        f"| lecture_cnn 28×28 | {fmt(inf_lecture['fp32 eager'])} | {fmt(inf_lecture['cnnlab'])} | "
+        f"{mean_std(inf_lecture['cnnlab'])[0] / mean_std(inf_lecture['fp32 eager'])[0]:.1f}× |",
+    ]
+    if inf_resnet:
+        md.append(f"| resnet18 small_input 32×32 | {fmt(inf_resnet['fp32 eager'])} | {fmt(inf_resnet['cnnlab'])} | "
+                  f"{mean_std(inf_resnet['cnnlab'])[0] / mean_std(inf_resnet['fp32 eager'])[0]:.1f}× |")  # fmt: skip
+    md += ["", "## Commands", "```", f"python benchmarks/run.py {'--full' if args.full else '--quick'}", "```", ""]
+    Path(args.out).write_text("\n".join(md))
+    log(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
