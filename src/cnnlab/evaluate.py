@@ -13,7 +13,7 @@ from cnnlab.data.loader import InMemoryLoader
 from cnnlab.data.transforms import Normalize
 from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.train.losses import main_output
-from cnnlab.train.precision import autocast, resolve_device, resolve_precision
+from cnnlab.train.precision import autocast, resolve_device, resolve_precision, use_channels_last
 
 EVAL_BATCH = 500  # fixed, so that training's final test evaluation and `cnnlab evaluate` compute identical numbers
 
@@ -30,12 +30,12 @@ def predict_logits(
 ) -> torch.Tensor:
     """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
 
-    The inference path: eval mode, BatchNorm folded into convolutions, channels_last + bf16 autocast where the
-    precision is bf16, inference_mode, whole batches on the device.
+    The inference path: eval mode, BatchNorm folded into convolutions, channels_last (CPU, or bf16), bf16 autocast
+    where the precision is bf16, inference_mode, whole batches on the device.
     """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    channels_last = precision == "bf16"
+    channels_last = use_channels_last(device, precision)
     model = model.to(device).eval()
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         model = fold_batchnorm(model)  # on a copy: one op instead of conv + BN at inference

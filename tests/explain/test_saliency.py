@@ -100,3 +100,15 @@ def test_unknown_method_is_refused(toy_lenet):
     model, meta, test = toy_lenet
     with pytest.raises(ValueError, match="gradcam"):
         saliency(model, meta, to_input(test.images[:1], meta), method="lime")
+
+
+def test_gradcam_reads_the_last_conv_map_before_the_final_pooling():
+    from cnnlab.explain.saliency import gradcam_layer
+    from cnnlab.models import create_model
+
+    x = torch.zeros(1, 1, 28, 28)
+    # VGG-style stacks end forward_features in a pool: Grad-CAM reads that pool's input (7×7 here, not 3×3)
+    assert gradcam_layer(create_model("lecture_cnn").eval(), x) == "features.12"
+    assert gradcam_layer(create_model("lenet5").eval(), x) == "features.5"
+    # ResNet's forward_features ends in a residual stage: its output is the map
+    assert gradcam_layer(create_model("resnet18", small_input=True).eval(), x) is None

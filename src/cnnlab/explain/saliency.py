@@ -70,17 +70,59 @@ def integrated_gradients(
     return _per_image01(((x - baseline) * total / steps).abs().amax(1))
 
 
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)
+
+
+def gradcam_layer(model: nn.Module, x: torch.Tensor) -> str | None:
+    """The pooling module that ends forward_features (the first of a trailing run of pools), or None.
+
+    Grad-CAM reads the last convolutional layer's map, before the final pooling (Selvaraju et al. use VGG's conv5_3,
+    not pool5): for models whose forward_features ends in pooling (VGG, AlexNet, LeNet, lecture_cnn) that is the
+    input of this module; for the others (ResNet, GoogLeNet) the output of forward_features itself.
+    """
+    order: list[str] = []
+    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n)) for n, m in leaves]
+    try:
+        with torch.no_grad():
+            model.forward_features(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    modules = dict(leaves)
+    first_pool = None
+    for name in reversed(order):
+        if not isinstance(modules[name], _POOLS):
+            break
+        first_pool = name
+    return first_pool
+
+
 def gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017) on the last convolutional stage, the output of model.forward_features.
+    """Grad-CAM (Selvaraju et al. 2017) on the last convolutional stage, before its final pooling (`gradcam_layer`).
 
     ReLU(Σ_k α_k A_k) with α_k the spatial mean of ∂ score / ∂ A_k, upsampled bilinearly to the input size.
     """
-    with torch.no_grad():
-        feats = model.forward_features(x)
-    if feats.ndim != 4:
-        raise ValueError(f"Grad-CAM needs spatial feature maps but forward_features gives {tuple(feats.shape)}")
-    a = feats.detach().float().requires_grad_(True)  # (B, K, h, w)
-    logits = model.forward_head(a.clone())  # the clone: a head that starts with an in-place ReLU must not hit the leaf
+    pool = gradcam_layer(model, x)
+    maps: list[torch.Tensor] = []
+    if pool is None:  # the map is forward_features' output: differentiate the head alone
+        with torch.no_grad():
+            feats = model.forward_features(x)
+        a = feats.detach().float().requires_grad_(True)  # (B, K, h, w)
+        maps.append(a)
+        logits = model.forward_head(a.clone())  # the clone: a head starting with an in-place ReLU must not hit the leaf
+    else:  # the map is the input of the final pooling: catch it on the way through the whole model
+        handle = model.get_submodule(pool).register_forward_pre_hook(
+            lambda m, inp: maps.append(inp[0]) if not maps else None
+        )
+        try:
+            # x requires grad so that the graph exists even when every parameter is frozen
+            logits = logits_of(model, x.detach().clone().requires_grad_(True))
+        finally:
+            handle.remove()
+        a = maps[0]
+    if a.ndim != 4:
+        raise ValueError(f"Grad-CAM needs spatial feature maps but the last stage gives {tuple(a.shape)}")
     (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a)
     weights = grad.mean((2, 3), keepdim=True)  # α_k: (B, K, 1, 1)
     cam = F.relu((weights * a.detach()).sum(1, keepdim=True))  # (B, 1, h, w)

@@ -11,7 +11,7 @@ from torch import nn
 from cnnlab.data.loader import InMemoryLoader
 from cnnlab.train.callbacks.base import Callback, CallbackList
 from cnnlab.train.losses import ClassificationLoss, hard_labels, main_output
-from cnnlab.train.precision import autocast, resolve_device, resolve_precision
+from cnnlab.train.precision import autocast, resolve_device, resolve_precision, use_channels_last
 
 
 def accumulation_plan(num_batches: int, batch_size: int, num_samples: int, per_update: int) -> list[tuple[float, bool]]:
@@ -33,7 +33,8 @@ def accumulation_plan(num_batches: int, batch_size: int, num_samples: int, per_u
 class Trainer:
     """Train a classifier on batches of (x, y).
 
-    precision: 'auto' | 'fp32' | 'bf16' — bf16 runs the forward pass under autocast with channels_last memory.
+    precision: 'auto' | 'fp32' | 'bf16' — bf16 runs the forward pass under autocast; channels_last memory on CPU and
+        with bf16 (see precision.use_channels_last).
     accumulate: batches per optimizer step (gradients summed, weighted to the mean over the group); 0 means the whole
         epoch, i.e. full-batch gradient descent with memory bounded by one batch.
     grad_clip: largest global L2 norm of the gradient (clipped before each step); None leaves it alone.
@@ -60,7 +61,7 @@ class Trainer:
             raise ValueError(f"gradient clipping needs a norm > 0, got {grad_clip}")
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.channels_last = self.precision == "bf16"
+        self.channels_last = use_channels_last(self.device, self.precision)
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
