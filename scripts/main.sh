@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The main job: install, get Fashion-MNIST, train, evaluate, write a report. MODEL / EPOCHS / OUT override.
+# The main job: install, get Fashion-MNIST, train, evaluate, write a report.
+# Default: the `fast` recipe for 10 epochs (≈ 93.5 % test accuracy in ≈ 2.6 minutes on 2 CPU cores).
+# MODEL=lecture_cnn EPOCHS=10 trains a registered model with Adam 1e-3 instead; OUT sets the run folder.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/get-data.sh
-MODEL=${MODEL:-lecture_cnn}
 EPOCHS=${EPOCHS:-10}
-OUT=${OUT:-runs/main-${MODEL}}
-.venv/bin/cnnlab train --data fashion-mnist --model "$MODEL" --epochs "$EPOCHS" --batch-size 128 \
-    --optimizer adam --lr 1e-3 --out "$OUT" --overwrite
+if [ -n "${MODEL:-}" ]; then
+    OUT=${OUT:-runs/main-${MODEL}}
+    ARGS=(--model "$MODEL" --batch-size 128 --optimizer adam --lr 1e-3)
+else
+    OUT=${OUT:-runs/main-fast}
+    ARGS=(--recipe fast)
+fi
+.venv/bin/cnnlab train --data fashion-mnist "${ARGS[@]}" --epochs "$EPOCHS" --out "$OUT" --overwrite
 .venv/bin/cnnlab evaluate "$OUT" --data fashion-mnist > "$OUT/report.txt"
 cat "$OUT/report.txt"
 echo

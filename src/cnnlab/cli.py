@@ -55,6 +55,9 @@ _TRAIN_HELP = {
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     from cnnlab.train.config import TrainConfig
 
+    p.add_argument(
+        "--recipe", help="a named set of settings shipped with cnnlab (fast); --config and flags override it"
+    )
     p.add_argument("--config", help="YAML, TOML or JSON file of settings; flags override it")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model constructor argument (repeatable), e.g. drop_rate=0.3")  # fmt: skip
@@ -80,9 +83,14 @@ def _parse_value(text: str):
 
 def _train_values(args: argparse.Namespace) -> dict:
     """TrainConfig values from the --config file, then the flags given on the command line."""
+    from cnnlab.recipes import read_recipe
     from cnnlab.train.config import TrainConfig, read_config_file
 
+    # precedence: recipe < config file < flags
     values = read_config_file(args.config) if args.config else {}
+    recipe = getattr(args, "recipe", None) or values.pop("recipe", None)
+    if recipe:
+        values = {**read_recipe(recipe), **values}
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "model_args":

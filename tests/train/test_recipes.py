@@ -1,0 +1,33 @@
+import pytest
+
+from cnnlab.cli import _train_values, build_parser
+from cnnlab.models import create_model
+from cnnlab.recipes import list_recipes, read_recipe
+from cnnlab.train.config import TrainConfig
+
+
+def test_fast_recipe_is_a_valid_config():
+    assert "fast" in list_recipes()
+    cfg = TrainConfig.from_dict(read_recipe("fast")).validate()
+    assert cfg.schedule == "onecycle" and cfg.optimizer == "sgd" and cfg.nesterov and cfg.augment == "flip"
+    model = create_model(cfg.model)  # the recipe's notation model builds for 28×28×1
+    assert list(model.default_cfg["input_size"]) == [1, 28, 28]
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ValueError, match="choose from fast"):
+        read_recipe("fastest")
+
+
+def test_config_file_and_flags_override_the_recipe(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 0.1\nbatch-size: 64\n")
+    args = build_parser().parse_args(
+        ["train", "--recipe", "fast", "--config", str(tmp_path / "c.yaml"), "--epochs", "7"]
+    )
+    values = _train_values(args)
+    assert values["epochs"] == 7 and values["lr"] == 0.1 and values["batch_size"] == 64
+    assert values["schedule"] == "onecycle"  # from the recipe
+    # the recipe can also be named inside the config file
+    (tmp_path / "d.yaml").write_text("recipe: fast\nepochs: 3\n")
+    values = _train_values(build_parser().parse_args(["train", "--config", str(tmp_path / "d.yaml")]))
+    assert values["epochs"] == 3 and values["optimizer"] == "sgd" and "recipe" not in values
