@@ -15,6 +15,7 @@ Every rate is mean ± std over --seeds runs (default 3). Needs the real Fashion-
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 
 import cnnlab
-from cnnlab.data import InMemoryLoader, Normalize, channel_stats, load_dataset
+from cnnlab.data import DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.evaluate import predict_logits
 from cnnlab.inspect import summary
 from cnnlab.models import create_model
@@ -78,9 +79,15 @@ def train_flops_per_sample(model_name: str, input_size=(1, 28, 28), **kw) -> flo
 
 
 # ---- cnnlab
+@functools.cache
+def fashion(seed: int = 0) -> DataSplits:
+    """Fashion-MNIST with the validation split of `seed`, read from disk once per seed for the whole benchmark."""
+    return load_dataset("fashion-mnist", seed=seed)
+
+
 def cnnlab_train_rate(model_name: str, samples: int, seed: int, precision: str, batch_size: int, **kw) -> float:
     """samples/s of cnnlab's Trainer on the first `samples` Fashion-MNIST images (second epoch; first warms up)."""
-    splits = load_dataset("fashion-mnist", seed=seed)
+    splits = fashion(seed)
     data = splits.train.subset(slice(0, samples))
     torch.manual_seed(seed)
     model = create_model(model_name, **kw)
@@ -104,7 +111,7 @@ def inference_rates(
     model_name: str, seeds: int, input_size=(1, 28, 28), limit: int = 10_000, **kw
 ) -> dict[str, list[float]]:
     """Test-set evaluation samples/s: plain fp32 eager (NCHW, no_grad, batch 500) vs cnnlab's evaluation path."""
-    splits = load_dataset("fashion-mnist")
+    splits = fashion()
     images = splits.test.images[:limit]
     if input_size[1] != images.shape[2]:
         images = splits.test.resized(input_size[1]).images[:limit]

@@ -152,6 +152,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
+    from cnnlab.data.images import channels_mode
     from cnnlab.evaluate import evaluate_model, format_report
     from cnnlab.io import load_model, resolve_model_path
     from cnnlab.plots import plot_confusion
@@ -159,7 +160,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_model(args.run)
     c, h, w = meta["input_size"]
     data_name = args.data or meta.get("dataset")
-    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, "L" if c == 1 else "RGB",
+    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c),
                           (h, w), args.strict)  # fmt: skip
     data = getattr(splits, args.split)
     if data is None:
@@ -321,10 +322,11 @@ def _explain_parser() -> argparse.ArgumentParser:
 
 def _explain_data(args: argparse.Namespace, meta: dict):
     from cnnlab.data import load_dataset
+    from cnnlab.data.images import channels_mode
 
     c, h, w = meta["input_size"]
     name = args.data or meta.get("dataset")
-    splits = load_dataset(name, args.data_dir, None, 0, "L" if c == 1 else "RGB", (h, w))
+    splits = load_dataset(name, args.data_dir, None, 0, channels_mode(c), (h, w))
     data = getattr(splits, args.split)
     if data is None:
         raise ValueError(f"{name} has no {args.split} split")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.data.images import load_image
+from cnnlab.data.images import load_model_input
 from cnnlab.evaluate import predict_logits
 
 
@@ -15,11 +15,9 @@ def predict_files(
     model: nn.Module, meta: dict, files: list[str | Path], top: int = 3, device: str = "auto"
 ) -> list[dict]:
     """For each file: the `top` classes with probabilities, and notes on any conversion made."""
-    c, h, w = meta["input_size"]
-    mode = "L" if c == 1 else "RGB"
     images, notes = [], []
     for f in files:
-        x, n = load_image(f, mode, (h, w))
+        x, n = load_model_input(f, meta["input_size"])
         images.append(x)
         notes.append(n)
     logits = predict_logits(model, torch.stack(images), meta["mean"], meta["std"], device, meta["precision"])

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.images import channels_mode
+
 
 @dataclass
 class ImageSet:
@@ -65,7 +67,7 @@ class DataSplits:
     @property
     def mode(self) -> str:
         """PIL mode the images correspond to: 'L' (1 channel) or 'RGB' (3 channels)."""
-        return "L" if self.train.image_shape[0] == 1 else "RGB"
+        return channels_mode(self.train.image_shape[0])
 
 
 def split_off(data: ImageSet, n: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:

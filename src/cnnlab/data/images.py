@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,17 @@ def tensor_to_image(x: torch.Tensor) -> Image.Image:
     """uint8 tensor (C, H, W) with C = 1 or 3 → PIL image."""
     arr = x.detach().cpu().numpy()
     return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+
+
+def channels_mode(channels: int) -> str:
+    """The PIL mode of images with this many channels: 'L' for 1, 'RGB' for 3."""
+    return "L" if channels == 1 else "RGB"
+
+
+def load_model_input(path: str | Path, input_size: Sequence[int]) -> tuple[torch.Tensor, list[str]]:
+    """Read an image as a model with `input_size` (C, H, W) takes it: mode and size converted, with notes."""
+    c, h, w = input_size
+    return load_image(path, channels_mode(c), (h, w))
 
 
 def load_image(path: str | Path, mode: str, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, list[str]]:

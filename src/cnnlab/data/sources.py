@@ -23,6 +23,7 @@ from cnnlab.data.arrays import read_csv, read_npz
 from cnnlab.data.dataset import DataSplits, ImageSet, resolve_split_size, split_off
 from cnnlab.data.folder import read_image_folder
 from cnnlab.data.idx import read_idx
+from cnnlab.data.images import channels_mode
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -266,7 +267,7 @@ def load_dataset(
             size = (image_size, image_size) if isinstance(image_size, int) else image_size
             if "train" in parts:
                 train = read_image_folder(parts["train"], mode=mode, size=size, strict=strict)
-                kw = dict(classes=train.classes, mode="L" if train.images.shape[1] == 1 else "RGB",
+                kw = dict(classes=train.classes, mode=channels_mode(train.images.shape[1]),
                           size=tuple(train.images.shape[2:]), strict=strict)  # fmt: skip
                 test = read_image_folder(parts["test"], **kw) if "test" in parts else None
                 val = read_image_folder(parts["val"], **kw) if "val" in parts else None

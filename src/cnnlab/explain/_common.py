@@ -11,20 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.images import load_image
+from cnnlab.data.images import load_model_input
 from cnnlab.data.transforms import Normalize
 from cnnlab.train.losses import main_output
 
 
-def image_mode(meta: dict) -> str:
-    """PIL mode of the model's input: 'L' for one channel, 'RGB' for three."""
-    return "L" if meta["input_size"][0] == 1 else "RGB"
-
-
 def read_image(path: str | Path, meta: dict) -> tuple[torch.Tensor, list[str]]:
     """An image file as the model reads it (mode and size converted as for prediction): uint8 (C, H, W), notes."""
-    _, h, w = meta["input_size"]
-    return load_image(path, image_mode(meta), (h, w))
+    return load_model_input(path, meta["input_size"])
 
 
 def to_input(images: torch.Tensor, meta: dict) -> torch.Tensor:

@@ -223,18 +223,17 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self.batch = state.get("batch", 0)
-        self.history = list(state.get("history", []))
-        if "running" in state:
-            run = state["running"]
-            self._loss_sum, self._correct = run["loss_sum"].to(self.device), run["correct"].to(self.device)
-            self._seen = run["seen"]
-        rng = state.get("rng", {"cpu": state.get("rng_cpu")})
+        self.batch = state["batch"]
+        self.history = list(state["history"])
+        run = state["running"]
+        self._loss_sum, self._correct = run["loss_sum"].to(self.device), run["correct"].to(self.device)
+        self._seen = run["seen"]
+        rng = state["rng"]
         torch.set_rng_state(rng["cpu"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self._data_rng = rng.get("data")
-        for name, s in state.get("streams", {}).items():
+        self._data_rng = rng["data"]
+        for name, s in state["streams"].items():
             if name in self.rng_streams:
                 self.rng_streams[name].load_state_dict(s)
-        self._callback_state = state.get("callbacks")
+        self._callback_state = state["callbacks"]
