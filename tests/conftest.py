@@ -29,14 +29,46 @@ def make_images(n: int, classes: int = 10, size: int = 28, channels: int = 1, se
     return (images[..., 0] if channels == 1 else images), labels.astype(np.uint8)
 
 
-def write_fake_idx(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
+SHAPE = 8  # side of the shapes of `make_shape_images`
+
+
+def _shape_masks() -> list[np.ndarray]:
+    """Four 8×8 masks: filled square, ring, plus, diagonal cross."""
+    masks = [np.zeros((SHAPE, SHAPE), bool) for _ in range(4)]
+    masks[0][1:-1, 1:-1] = True
+    masks[1][:2] = masks[1][-2:] = masks[1][:, :2] = masks[1][:, -2:] = True
+    mid = slice(SHAPE // 2 - 1, SHAPE // 2 + 1)
+    masks[2][mid] = masks[2][:, mid] = True
+    i = np.arange(SHAPE)
+    masks[3][i, i] = masks[3][i, SHAPE - 1 - i] = masks[3][i[1:], i[:-1]] = masks[3][i[:-1], i[1:]] = True
+    return masks
+
+
+def make_shape_images(n: int, size: int = 28, seed: int = 0):
+    """A toy task about *what*, not *where*: the class is the shape (bright, value 230) drawn at a random place on
+    noise (values < 60). Returns uint8 images (N, H, W) and labels (N,) in 0–3."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+    masks = _shape_masks()
+    for img, k, (r, c) in zip(images, labels, rng.integers(0, size - SHAPE, (n, 2)), strict=True):
+        img[r : r + SHAPE, c : c + SHAPE][masks[k]] = 230
+    return images, labels.astype(np.uint8)
+
+
+def write_idx_task(folder: Path, make, n_train: int, n_test: int, gz: bool = True) -> Path:
+    """Train and test IDX files in Fashion-MNIST's names from a generator make(n, seed=...) → (images, labels)."""
     folder.mkdir(parents=True, exist_ok=True)
     ext = ".gz" if gz else ""
     for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
-        x, y = make_images(n, seed=seed)
+        x, y = make(n, seed=seed)
         write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", x)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", y)
     return folder
+
+
+def write_fake_idx(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True) -> Path:
+    return write_idx_task(folder, make_images, n_train, n_test, gz)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from cnnlab.data import load_dataset
 from cnnlab.io import load_model
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.run import train_run
+from tests.conftest import make_shape_images, write_idx_task
 
 
 def _train(data_dir, out, epochs: int, **kw) -> tuple:
@@ -37,3 +38,10 @@ def toy_lenet(toy_run, fake_idx):
     """(model, meta, test ImageSet) of `toy_run`."""
     model, meta = load_model(toy_run)
     return model, meta, load_dataset("fashion-mnist", fake_idx, val_split=0).test
+
+
+@pytest.fixture(scope="session")
+def shapes_lenet(tmp_path_factory):
+    """(model, meta, test ImageSet): LeNet-5 after one epoch on the shape task (class = shape, placed at random)."""
+    data = write_idx_task(tmp_path_factory.mktemp("shapes"), make_shape_images, n_train=2000, n_test=200)
+    return _train(data, tmp_path_factory.mktemp("explain") / "shapes", epochs=1, batch_size=32, lr=3e-3, val_split=100)

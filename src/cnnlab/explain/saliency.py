@@ -98,36 +98,88 @@ def gradcam_layer(model: nn.Module, x: torch.Tensor) -> str | None:
     return first_pool
 
 
+def _cam_map(model: nn.Module, x: torch.Tensor, pool: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(feature map A, logits) for inputs x, both in x's graph: A is the input of `pool`, or forward_features' output."""
+    if pool is None:
+        a = model.forward_features(x)
+        return a, model.forward_head(a.clone())  # the clone: a head starting with an in-place ReLU must not hit A
+    maps: list[torch.Tensor] = []
+    handle = model.get_submodule(pool).register_forward_pre_hook(lambda m, inp: maps.append(inp[0]) if not maps else None)
+    try:
+        logits = logits_of(model, x.clone())  # the clone: an in-place first layer must not write into the leaf
+    finally:
+        handle.remove()
+    return maps[0], logits
+
+
+def _cell_centres(a: torch.Tensor, x: torch.Tensor) -> list[tuple[float, float] | None]:
+    """Per spatial axis, (offset, stride) such that map cell i looks at input pixels centred on offset + stride·i.
+
+    Measured, not derived from the architecture: the receptive field of a cell is where ∂ A[:, :, i, j] / ∂ x is
+    non-zero, and its centre is the middle of that box. Two cells a quarter from either end give offset and stride.
+    None for an axis of one cell, or where a receptive field reaches the image border (padded "same" convolutions,
+    ResNet's huge fields): there the map covers the whole frame and plain resizing is already right.
+    """
+    out: list[tuple[float, float] | None] = []
+    size = x.shape[2:]
+    for axis in (0, 1):
+        n = a.shape[2 + axis]
+        i1, i2 = n // 4, n - 1 - n // 4
+        if i1 >= i2:
+            out.append(None)
+            continue
+        centres = []
+        for i in (i1, i2):
+            cell = [slice(None)] * 4
+            cell[2 + axis], cell[3 - axis] = i, a.shape[3 - axis] // 2
+            (g,) = torch.autograd.grad(a[tuple(cell)].sum(), x, retain_graph=True)
+            profile = g.abs().sum(dim=(0, 1, 3 - axis))  # (H,) or (W,): how much each row / column matters
+            hit = torch.nonzero(profile > 0).flatten()
+            if len(hit) == 0 or hit[0] == 0 or hit[-1] == size[axis] - 1:
+                break
+            centres.append((hit[0].item() + hit[-1].item()) / 2)
+        if len(centres) < 2 or centres[1] <= centres[0]:
+            out.append(None)
+            continue
+        stride = (centres[1] - centres[0]) / (i2 - i1)
+        out.append((centres[0] - stride * i1, stride))
+    return out
+
+
+def _place(cam: torch.Tensor, geometry: list[tuple[float, float] | None], size: torch.Size) -> torch.Tensor:
+    """(B, 1, h, w) cell values → (B, H, W) input pixels: bilinear between the cells' receptive-field centres,
+    the edge cells' values held beyond them; an axis without geometry is stretched over the frame as usual."""
+    axes = []
+    for n, big, geo in zip(cam.shape[2:], size, geometry, strict=True):
+        pixels = torch.arange(big, dtype=cam.dtype, device=cam.device)
+        if geo is None:  # align_corners=False resizing: cell i covers pixels [i, i + 1) · big / n
+            u = (pixels + 0.5) * n / big - 0.5
+        else:
+            u = (pixels - geo[0]) / geo[1]
+        axes.append(2 * u / max(n - 1, 1) - 1 if n > 1 else torch.zeros_like(u))
+    gy, gx = torch.meshgrid(*axes, indexing="ij")
+    grid = torch.stack((gx, gy), -1).expand(len(cam), -1, -1, -1)
+    return F.grid_sample(cam, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
+
+
 def gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017) on the last convolutional stage, before its final pooling (`gradcam_layer`).
 
-    ReLU(Σ_k α_k A_k) with α_k the spatial mean of ∂ score / ∂ A_k, upsampled bilinearly to the input size.
+    ReLU(Σ_k α_k A_k) with α_k the spatial mean of ∂ score / ∂ A_k. Each cell of the map is drawn at the centre of
+    its receptive field in the input (`_cell_centres`) and interpolated bilinearly between cells: for unpadded
+    convolutions (LeNet-5's 10×10 map looks at pixels 4.5 … 22.5 of a 28×28 image) stretching the map over the
+    whole frame, as plain resizing does, would shift the heat outwards onto the background.
     """
     pool = gradcam_layer(model, x)
-    maps: list[torch.Tensor] = []
-    if pool is None:  # the map is forward_features' output: differentiate the head alone
-        with torch.no_grad():
-            feats = model.forward_features(x)
-        a = feats.detach().float().requires_grad_(True)  # (B, K, h, w)
-        maps.append(a)
-        logits = model.forward_head(a.clone())  # the clone: a head starting with an in-place ReLU must not hit the leaf
-    else:  # the map is the input of the final pooling: catch it on the way through the whole model
-        handle = model.get_submodule(pool).register_forward_pre_hook(
-            lambda m, inp: maps.append(inp[0]) if not maps else None
-        )
-        try:
-            # x requires grad so that the graph exists even when every parameter is frozen
-            logits = logits_of(model, x.detach().clone().requires_grad_(True))
-        finally:
-            handle.remove()
-        a = maps[0]
+    x = x.detach().clone().requires_grad_(True)  # x requires grad so the graph exists even for frozen parameters
+    a, logits = _cam_map(model, x, pool)
     if a.ndim != 4:
         raise ValueError(f"Grad-CAM needs spatial feature maps but the last stage gives {tuple(a.shape)}")
-    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a)
-    weights = grad.mean((2, 3), keepdim=True)  # α_k: (B, K, 1, 1)
-    cam = F.relu((weights * a.detach()).sum(1, keepdim=True))  # (B, 1, h, w)
-    cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
-    return _per_image01(cam)
+    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a, retain_graph=True)
+    weights = grad.float().mean((2, 3), keepdim=True)  # α_k: (B, K, 1, 1)
+    cam = F.relu((weights * a.detach().float()).sum(1, keepdim=True))  # (B, 1, h, w)
+    geometry = _cell_centres(a, x)
+    return _per_image01(_place(cam, geometry, x.shape[2:]))
 
 
 def saliency(
