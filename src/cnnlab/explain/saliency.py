@@ -104,7 +104,9 @@ def _cam_map(model: nn.Module, x: torch.Tensor, pool: str | None) -> tuple[torch
         a = model.forward_features(x)
         return a, model.forward_head(a.clone())  # the clone: a head starting with an in-place ReLU must not hit A
     maps: list[torch.Tensor] = []
-    handle = model.get_submodule(pool).register_forward_pre_hook(lambda m, inp: maps.append(inp[0]) if not maps else None)
+    handle = model.get_submodule(pool).register_forward_pre_hook(
+        lambda m, inp: maps.append(inp[0]) if not maps else None
+    )
     try:
         logits = logits_of(model, x.clone())  # the clone: an in-place first layer must not write into the leaf
     finally:
