@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cnnlab.data import load_dataset
@@ -134,3 +135,20 @@ def test_ctrl_c_keeps_last_finished_epoch(fake_idx, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] and metrics["epochs"] >= 1 and metrics["test_accuracy"] is not None
     cnnlab("evaluate", out, "--data-dir", fake_idx, "--json")  # the folder is a valid run
+
+
+def test_flip_tta_is_the_mean_of_image_and_mirror_logits(trained_run, fake_idx):
+    from cnnlab.evaluate import predict_logits
+    from cnnlab.io import load_model
+
+    model, meta = load_model(trained_run)
+    images = load_dataset("fashion-mnist", data_dir=fake_idx).test.images[:40]
+    plain = predict_logits(model, images, meta["mean"], meta["std"], "cpu", "fp32")
+    mirror = predict_logits(model, images.flip(3), meta["mean"], meta["std"], "cpu", "fp32")
+    tta = predict_logits(model, images, meta["mean"], meta["std"], "cpu", "fp32", tta=True)
+    assert torch.allclose(tta, (plain + mirror) / 2, atol=1e-5) and not torch.allclose(tta, plain, atol=1e-3)
+    # the run was trained without --tta: evaluate follows the run unless told; --tta changes the result
+    off = json.loads(cnnlab("evaluate", trained_run, "--data-dir", fake_idx, "--json").stdout)
+    on = json.loads(cnnlab("evaluate", trained_run, "--data-dir", fake_idx, "--json", "--tta").stdout)
+    assert off["accuracy"] == json.loads((trained_run / "metrics.json").read_text())["test_accuracy"]
+    assert on["loss"] != off["loss"]

@@ -39,6 +39,8 @@ _TRAIN_HELP = {
     "label_smoothing": "label smoothing of the cross-entropy targets",
     "augment": "training-batch augmentation, e.g. flip,translate=2,rotate=10,scale=0.1,erase=0.5,cutout=8,mixup=0.2,"
     "cutmix=1 (see `cnnlab augment`)",
+    "tta": "flip test-time augmentation: the final evaluation (and evaluate / predict on the run) averages the logits "
+    "of each image and its mirror",
     "patience": "stop after this many epochs without val_loss improvement and keep the best weights",
     "seed": "random seed for initialization, validation split and data order",
     "device": "auto, cpu or cuda",
@@ -165,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = getattr(splits, args.split)
     if data is None:
         raise ValueError(f"{data_name} has no {args.split} split")
-    result = evaluate_model(model, data, meta, args.device, args.precision)
+    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta)
     folder = resolve_model_path(args.run).parent
     png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png",
                          f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}")  # fmt: skip
@@ -462,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default=None, help="default: the precision the model was trained with")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation on / off (default: as the run was trained)")  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

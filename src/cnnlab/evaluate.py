@@ -27,11 +27,13 @@ def predict_logits(
     device: str | torch.device = "auto",
     precision: str = "auto",
     batch_size: int = EVAL_BATCH,
+    tta: bool = False,
 ) -> torch.Tensor:
     """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
 
     The inference path: eval mode, BatchNorm folded into convolutions, channels_last (CPU, or bf16), bf16 autocast
-    where the precision is bf16, inference_mode, whole batches on the device.
+    where the precision is bf16, inference_mode, whole batches on the device. tta: flip test-time augmentation, the
+    mean of the logits of each image and of its left–right mirror (for data where mirroring keeps the class).
     """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -47,7 +49,10 @@ def predict_logits(
     outs = []
     for x, _ in loader:
         with autocast(device, precision):
-            outs.append(main_output(model(x)).float().cpu())
+            logits = main_output(model(x)).float()
+            if tta:
+                logits = (logits + main_output(model(x.flip(3))).float()) / 2
+        outs.append(logits.cpu())
     return torch.cat(outs) if outs else torch.zeros(0, 0)
 
 
@@ -75,11 +80,18 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
 
 
 def evaluate_model(
-    model: nn.Module, data: ImageSet, meta: dict, device: str = "auto", precision: str | None = None
+    model: nn.Module,
+    data: ImageSet,
+    meta: dict,
+    device: str = "auto",
+    precision: str | None = None,
+    tta: bool | None = None,
 ) -> dict:
-    """Evaluate `model` on `data` with the normalization (and, unless given, the precision) in `meta`."""
+    """Evaluate `model` on `data` with the normalization (and, unless given, the precision and flip TTA) in `meta`."""
     check_compatible(meta, data.image_shape, len(data.classes))
-    logits = predict_logits(model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"])
+    tta = meta.get("tta", False) if tta is None else tta
+    logits = predict_logits(model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"],
+                            tta=tta)  # fmt: skip
     return metrics_from_logits(logits, data.labels, meta.get("classes") or data.classes)
 
 

@@ -20,7 +20,8 @@ def predict_files(
         x, n = load_model_input(f, meta["input_size"])
         images.append(x)
         notes.append(n)
-    logits = predict_logits(model, torch.stack(images), meta["mean"], meta["std"], device, meta["precision"])
+    logits = predict_logits(model, torch.stack(images), meta["mean"], meta["std"], device, meta["precision"],
+                            tta=meta.get("tta", False))  # fmt: skip
     probs = logits.softmax(1)
     k = min(top, probs.shape[1])
     values, indices = probs.topk(k, dim=1)

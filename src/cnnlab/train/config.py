@@ -47,6 +47,7 @@ class TrainConfig:
     # regularization
     label_smoothing: float = 0.0
     augment: str | None = None  # e.g. "flip,translate=2,rotate=10,erase=0.25,mixup=0.2" (see cnnlab.data.augment)
+    tta: bool = False  # flip test-time augmentation in the final evaluation (and in evaluate / predict of the run)
     patience: int | None = None  # early stopping on val_loss after this many epochs without improvement
     # execution
     seed: int = 0

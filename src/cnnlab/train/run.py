@@ -115,7 +115,8 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     if splits.val is not None:
         val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device)
     meta = {"classes": splits.classes, "input_size": [c, h, w], "mean": mean, "std": std,
-            "precision": trainer.precision, "dataset": splits.name, "mode": splits.mode}  # fmt: skip
+            "precision": trainer.precision, "dataset": splits.name, "mode": splits.mode,
+            "tta": cfg.tta}  # fmt: skip
     return Setup(cfg, splits, model, trainer, train_loader, val_loader, augment, meta)
 
 
