@@ -3,6 +3,8 @@
     python benchmarks/run.py --quick     # throughput only, ≤ 5 minutes on 2 cores
     python benchmarks/run.py --full      # + time-to-accuracy, the Keras 10-epoch recipe, fp32 vs bf16 accuracy
 
+On a machine with a CUDA GPU both modes add the GPU rows of benchmarks/gpu.py (eager vs torch.compile vs CUDA graphs).
+
 Peers, each measured in this run on this machine:
   (a) idiomatic PyTorch (benchmarks/torch_idiomatic.py: DataLoader, batch 32, fp32), in its own process;
   (b) Keras 3 + TensorFlow-CPU running the course's model and recipe (benchmarks/keras_course.py) in a venv that
@@ -269,6 +271,9 @@ def main() -> None:
     log(f"inference lecture_cnn: fp32 eager {fmt(inf_lecture['fp32 eager'])}, cnnlab {fmt(inf_lecture['cnnlab'])}")
 
     full_md = full_runs(seeds, py, log) if args.full else []
+    from gpu import gpu_section  # here, not at the top: gpu.py imports this module's helpers
+
+    gpu_md = gpu_section(seeds, args.full, log)
 
     # ---- report
     m_ours = mean_std(ours)[0]
@@ -327,7 +332,7 @@ def main() -> None:
     if inf_resnet:
         md.append(f"| resnet18 small_input 32×32 | {fmt(inf_resnet['fp32 eager'])} | {fmt(inf_resnet['cnnlab'])} | "
                   f"{mean_std(inf_resnet['cnnlab'])[0] / mean_std(inf_resnet['fp32 eager'])[0]:.1f}× |")  # fmt: skip
-    md += full_md
+    md += full_md + gpu_md
     md += ["", "## Commands", "```", f"python benchmarks/run.py {'--full' if args.full else '--quick'}", "```", ""]
     Path(args.out).write_text("\n".join(md))
     log(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")

@@ -45,6 +45,8 @@ _TRAIN_HELP = {
     "seed": "random seed for initialization, validation split and data order",
     "device": "auto, cpu or cuda",
     "precision": "auto (bf16 where the hardware does it fast), fp32 or bf16",
+    "compile": "torch.compile the training forward pass: off, default, reduce-overhead (CUDA graphs on a GPU) or "
+    "max-autotune; on a CPU it was slower for the course's CNN, so measure first",
     "out": "run folder to create (default runs/<model>-<data>-<time>)",
     "overwrite": "reuse an existing run folder",
     "checkpoint_every": "also write the resume checkpoint every this many steps (it is written every epoch anyway)",

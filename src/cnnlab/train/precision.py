@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
+# torch.compile modes for the training forward pass; "reduce-overhead" replays CUDA graphs on a GPU
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -34,6 +36,18 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     except (OSError, IndexError):
         return ()
     return tuple(f for f in ("amx_bf16", "avx512_bf16") if f in flags)
+
+
+def compiled(model: torch.nn.Module, mode: str | bool) -> torch.nn.Module:
+    """`model` itself for mode 'off' (or False), else `torch.compile(model, mode=...)` sharing its parameters.
+
+    On a GPU, 'reduce-overhead' captures CUDA graphs (one launch per step instead of one per kernel). On a CPU,
+    measure first: compiling made the course's CNN 2× slower on a 2-core CPU (see BENCHMARKS.md).
+    """
+    mode = {True: "default", False: "off"}.get(mode, mode)
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode '{mode}'; use {', '.join(COMPILE_MODES)}")
+    return model if mode == "off" else torch.compile(model, mode=mode)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

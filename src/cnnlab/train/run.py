@@ -99,7 +99,8 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
                                 cfg.decay_all)  # fmt: skip
     accumulate = 0 if cfg.optimizer in FULL_BATCH else cfg.accumulate  # 0: the whole epoch per step
     trainer = Trainer(model, optimizer, ClassificationLoss(cfg.label_smoothing), cfg.device, cfg.precision,
-                      list(callbacks or []), accumulate=accumulate, grad_clip=cfg.grad_clip)  # fmt: skip
+                      list(callbacks or []), accumulate=accumulate, grad_clip=cfg.grad_clip,
+                      compile=cfg.compile)  # fmt: skip
     augment = None
     if cfg.augment:
         augment = Augment(cfg.augment, len(splits.classes), seed=cfg.seed + 2, device=trainer.device)

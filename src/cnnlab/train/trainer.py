@@ -11,7 +11,7 @@ from torch import nn
 from cnnlab.data.loader import InMemoryLoader
 from cnnlab.train.callbacks.base import Callback, CallbackList
 from cnnlab.train.losses import ClassificationLoss, hard_labels, main_output
-from cnnlab.train.precision import autocast, resolve_device, resolve_precision, use_channels_last
+from cnnlab.train.precision import autocast, compiled, resolve_device, resolve_precision, use_channels_last
 
 
 def accumulation_plan(num_batches: int, batch_size: int, num_samples: int, per_update: int) -> list[tuple[float, bool]]:
@@ -39,6 +39,8 @@ class Trainer:
         epoch, i.e. full-batch gradient descent with memory bounded by one batch.
     grad_clip: largest global L2 norm of the gradient (clipped before each step); None leaves it alone.
     mix: optional (x, y) → (x, soft targets) applied to training batches after the loader, e.g. Augment.mix.
+    compile: 'off' | 'default' | 'reduce-overhead' (CUDA graphs on a GPU) | 'max-autotune' — torch.compile the
+        training forward pass; `model` itself stays the plain module (saved, evaluated and explained as it is).
     Ctrl-C stops `fit` after cleaning up: `interrupted` is set and `on_train_end` still runs. A callback that sets
     `stop_training` during an epoch stops at the next optimizer step; at an epoch's end, after that epoch.
     """
@@ -54,6 +56,7 @@ class Trainer:
         accumulate: int = 1,
         grad_clip: float | None = None,
         mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        compile: str = "off",
     ) -> None:
         if accumulate < 0:
             raise ValueError(f"accumulate must be ≥ 1 batches (or 0 for the whole epoch), got {accumulate}")
@@ -65,6 +68,7 @@ class Trainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = compiled(self.model, compile)  # the training forward pass
         self.optimizer = optimizer
         self.loss_fn = loss_fn or ClassificationLoss()
         self.accumulate = accumulate
@@ -107,7 +111,7 @@ class Trainer:
         if self.mix is not None:
             x, y = self.mix(x, y)
         with autocast(self.device, self.precision):
-            output = self.model(x)
+            output = self.forward(x)
             loss = self.loss_fn(output, y)
         (loss if weight == 1.0 else loss * weight).backward()
         if update:
