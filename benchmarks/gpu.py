@@ -14,11 +14,7 @@ import argparse
 import sys
 
 import torch
-from run import ROOT, cnnlab_cli_run, fashion, fmt
-
-from cnnlab.data import InMemoryLoader, Normalize, channel_stats
-from cnnlab.models import create_model
-from cnnlab.train import Trainer, build_optimizer
+from run import CLI_TABLE, cli_row, cnnlab_train_rate, fmt
 
 MODELS = {"lecture_cnn": {}, "resnet18": {"small_input": True}}
 COMPILE = ("off", "default", "reduce-overhead")
@@ -29,18 +25,10 @@ FAST_GPU = [  # the fast recipe on the GPU; more epochs than the CPU's 2, since 
 ]
 
 
-def cuda_train_rate(
-    model_name: str, compile_mode: str, seed: int, samples: int = 20_000, batch_size: int = 256, device: str = "cuda"
-) -> float:
-    """samples/s of cnnlab's Trainer on the GPU (third epoch: the first two warm up and compile)."""
-    data = fashion(seed).train.subset(slice(0, samples))
-    torch.manual_seed(seed)
-    model = create_model(model_name, **MODELS[model_name])
-    trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device=device, precision="auto",
-                      compile=compile_mode)  # fmt: skip
-    loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)),
-                            device=trainer.device, seed=seed)  # fmt: skip
-    return trainer.fit(loader, 3)[-1]["samples_per_s"]  # the epoch's time ends with a sync (.item() of its metrics)
+def cuda_train_rate(model_name: str, compile_mode: str, seed: int, device: str = "cuda") -> float:
+    """samples/s of cnnlab's Trainer on the GPU: batch 256, third epoch over 20,000 images."""
+    return cnnlab_train_rate(model_name, 20_000, seed, "auto", 256, device, compile_mode, epochs=3,
+                             **MODELS[model_name])  # fmt: skip
 
 
 def gpu_section(seeds: list[int], full: bool, log) -> list[str]:
@@ -58,20 +46,8 @@ def gpu_section(seeds: list[int], full: bool, log) -> list[str]:
         log(f"GPU {name}: " + ", ".join(f"{m} {fmt(r)}" for m, r in rates.items()))
         md.append(f"| {name} | " + " | ".join(fmt(rates[m]) for m in COMPILE) + " |")
     if full:
-        md += [
-            "",
-            "| command | seeds | test accuracy | wall s from process start | training s |",
-            "|---|---|---|---|---|",
-        ]
-        for args in FAST_GPU:
-            label = "gpu-" + "-".join(a.strip("-") for a in args[3:])
-            res = [
-                cnnlab_cli_run([*args, "--seed", str(s)], ROOT / "runs" / "benchmark" / f"{label}-{s}") for s in seeds
-            ]
-            acc = [100 * r["test_accuracy"] for r in res]
-            log(f"{label}: test accuracy {fmt(acc, 2)} %, wall {fmt([r['wall_s'] for r in res], 1)} s")
-            md.append(f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, seeds))} | {fmt(acc, 2)} % | "
-                      f"{fmt([r['wall_s'] for r in res], 1)} | {fmt([r['train_seconds'] for r in res], 1)} |")  # fmt: skip
+        md += ["", *CLI_TABLE]
+        md += [cli_row("gpu-" + "-".join(a.strip("-") for a in args[3:]), args, seeds, log) for args in FAST_GPU]
     return md
 
 

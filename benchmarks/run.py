@@ -87,16 +87,28 @@ def fashion(seed: int = 0) -> DataSplits:
     return load_dataset("fashion-mnist", seed=seed)
 
 
-def cnnlab_train_rate(model_name: str, samples: int, seed: int, precision: str, batch_size: int, **kw) -> float:
-    """samples/s of cnnlab's Trainer on the first `samples` Fashion-MNIST images (second epoch; first warms up)."""
-    splits = fashion(seed)
-    data = splits.train.subset(slice(0, samples))
+def cnnlab_train_rate(
+    model_name: str,
+    samples: int,
+    seed: int,
+    precision: str,
+    batch_size: int,
+    device: str = "cpu",
+    compile: str = "off",
+    epochs: int = 2,
+    **kw,
+) -> float:
+    """samples/s of cnnlab's Trainer (Adam 1e-3) on the first `samples` Fashion-MNIST images, data on `device`, in
+    the last of `epochs` epochs (the earlier ones warm up and compile). The epoch's time ends with a device sync
+    (the `.item()` of its metrics)."""
+    data = fashion(seed).train.subset(slice(0, samples))
     torch.manual_seed(seed)
     model = create_model(model_name, **kw)
-    trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device="cpu", precision=precision)
-    loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)), seed=seed)
-    history = trainer.fit(loader, 2)
-    return history[-1]["samples_per_s"]
+    trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device=device, precision=precision,
+                      compile=compile)  # fmt: skip
+    loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)),
+                            device=trainer.device, seed=seed)  # fmt: skip
+    return trainer.fit(loader, epochs)[-1]["samples_per_s"]
 
 
 def cnnlab_cli_run(args: list[str], out: Path) -> dict:
@@ -107,6 +119,19 @@ def cnnlab_cli_run(args: list[str], out: Path) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["wall_s"] = time.perf_counter() - t
     return metrics
+
+
+CLI_TABLE = ["| command | seeds | test accuracy | wall s from process start | training s |", "|---|---|---|---|---|"]
+
+
+def cli_row(label: str, args: list[str], seeds: list[int], log) -> str:
+    """Run `cnnlab train ARGS --seed S` for every seed (run folders runs/benchmark/LABEL-S); one row of CLI_TABLE."""
+    res = [cnnlab_cli_run([*args, "--seed", str(s)], ROOT / "runs" / "benchmark" / f"{label}-{s}") for s in seeds]
+    acc = [100 * r["test_accuracy"] for r in res]
+    wall = fmt([r["wall_s"] for r in res], 1)
+    log(f"{label}: test accuracy {fmt(acc, 2)} %, wall {wall} s")
+    return (f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, seeds))} | {fmt(acc, 2)} % | {wall} "
+            f"| {fmt([r['train_seconds'] for r in res], 1)} |")  # fmt: skip
 
 
 def inference_rates(
@@ -167,22 +192,13 @@ def full_runs(seeds: list[int], keras_py: str | None, log) -> list[str]:
     """Time-to-accuracy: whole `cnnlab train` processes (wall time from process start, data load and test evaluation
     included) for the fast recipe over every seed, and one 10-epoch run each of the course's model in bf16 / fp32
     and of Keras's recipe. Returns the report's Markdown lines."""
-    out = ROOT / "runs" / "benchmark"
-    rows = ["| command | seeds | test accuracy | wall s from process start | training s |", "|---|---|---|---|---|"]
-
-    def cli_rows(label: str, args: list[str], run_seeds: list[int]) -> None:
-        res = [cnnlab_cli_run([*args, "--seed", str(s)], out / f"{label}-{s}") for s in run_seeds]
-        acc = [100 * r["test_accuracy"] for r in res]
-        log(f"{label}: test accuracy {fmt(acc, 2)} %, wall {fmt([r['wall_s'] for r in res], 1)} s")
-        rows.append(
-            f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, run_seeds))} | {fmt(acc, 2)} % "
-            f"| {fmt([r['wall_s'] for r in res], 1)} | {fmt([r['train_seconds'] for r in res], 1)} |"
-        )
-
-    cli_rows("fast-30s", FAST_30S, seeds)
-    cli_rows("fast-3min", FAST_3MIN, seeds)
-    cli_rows("course-bf16", COURSE_10, seeds[:1])
-    cli_rows("course-fp32", [*COURSE_10, "--precision", "fp32"], seeds[:1])
+    rows = [
+        *CLI_TABLE,
+        cli_row("fast-30s", FAST_30S, seeds, log),
+        cli_row("fast-3min", FAST_3MIN, seeds, log),
+        cli_row("course-bf16", COURSE_10, seeds[:1], log),
+        cli_row("course-fp32", [*COURSE_10, "--precision", "fp32"], seeds[:1], log),
+    ]
     keras_line = "Keras peer skipped (not installed)."
     if keras_py:
         k = run_json([keras_py, str(HERE / "keras_course.py"), "--epochs", "10", "--seed", "0", "--test"], 7200)

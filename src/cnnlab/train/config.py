@@ -53,9 +53,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    compile: str = (
-        "off"  # torch.compile the training forward: off, default, reduce-overhead (CUDA graphs), max-autotune
-    )
+    compile: str = "off"  # torch.compile the training forward: see precision.COMPILE_MODES
     out: str | None = None  # run folder; None → runs/<model>-<data>-<time>
     overwrite: bool = False
     checkpoint_every: int | None = None  # also write the resume checkpoint every this many optimizer steps
@@ -87,7 +85,7 @@ class TrainConfig:
         from cnnlab.layers import INIT_SCHEMES
         from cnnlab.train.callbacks.time_limit import parse_duration
         from cnnlab.train.optim import FULL_BATCH, OPTIMIZERS
-        from cnnlab.train.precision import COMPILE_MODES
+        from cnnlab.train.precision import compile_mode
         from cnnlab.train.schedules import SCHEDULES, UNITS
 
         for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("schedule_unit", UNITS)):
@@ -98,10 +96,7 @@ class TrainConfig:
         if self.init is not None and self.init not in INIT_SCHEMES:
             raise ValueError(f"unknown --init '{self.init}'; choose from {', '.join(INIT_SCHEMES)}")
         parse_spec(self.augment)
-        if isinstance(self.compile, bool):  # `compile: true` in a YAML file
-            self.compile = "default" if self.compile else "off"
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(f"unknown --compile '{self.compile}'; choose from {', '.join(COMPILE_MODES)}")
+        self.compile = compile_mode(self.compile)
         if self.time_limit is not None:
             parse_duration(self.time_limit)
         for key in ("epochs", "batch_size", "accumulate"):

@@ -38,15 +38,21 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return tuple(f for f in ("amx_bf16", "avx512_bf16") if f in flags)
 
 
+def compile_mode(mode: str | bool) -> str:
+    """One of COMPILE_MODES; True / False (`compile: true` in a YAML file) mean 'default' / 'off'."""
+    mode = {True: "default", False: "off"}.get(mode, mode)
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown --compile '{mode}'; choose from {', '.join(COMPILE_MODES)}")
+    return mode
+
+
 def compiled(model: torch.nn.Module, mode: str | bool) -> torch.nn.Module:
     """`model` itself for mode 'off' (or False), else `torch.compile(model, mode=...)` sharing its parameters.
 
     On a GPU, 'reduce-overhead' captures CUDA graphs (one launch per step instead of one per kernel). On a CPU,
-    measure first: compiling made the course's CNN 2× slower on a 2-core CPU (see BENCHMARKS.md).
+    measure first: compiling made the course's CNN slower on a 2-core CPU (benchmarks/RESULTS.md).
     """
-    mode = {True: "default", False: "off"}.get(mode, mode)
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"unknown compile mode '{mode}'; use {', '.join(COMPILE_MODES)}")
+    mode = compile_mode(mode)
     return model if mode == "off" else torch.compile(model, mode=mode)
 
 
