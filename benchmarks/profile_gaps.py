@@ -21,7 +21,7 @@ from run import ROOT, matmul_peak
 from torch import nn
 
 from cnnlab.models import create_model
-from cnnlab.train.precision import hardware_info, resolve_precision
+from cnnlab.runtime import hardware_info, resolve_precision
 
 MARK = "## Profiles behind the gaps"
 

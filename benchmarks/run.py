@@ -33,8 +33,8 @@ from cnnlab.data import DataSplits, InMemoryLoader, Normalize, channel_stats, lo
 from cnnlab.evaluate import predict_logits
 from cnnlab.inspect import summary
 from cnnlab.models import create_model
+from cnnlab.runtime import hardware_info, resolve_precision
 from cnnlab.train import Trainer, build_optimizer
-from cnnlab.train.precision import hardware_info, resolve_precision
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

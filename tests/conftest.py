@@ -76,6 +76,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's cache or the network from tests."""
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
+    monkeypatch.delenv("CNNLAB_PRECISION_CACHE", raising=False)  # the check is cached beside the datasets cache
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     torch.manual_seed(0)
 

@@ -12,8 +12,8 @@ from cnnlab.data.dataset import ImageSet
 from cnnlab.data.loader import InMemoryLoader
 from cnnlab.data.transforms import Normalize
 from cnnlab.layers.fold_bn import fold_batchnorm
-from cnnlab.train.losses import main_output
-from cnnlab.train.precision import autocast, resolve_device, resolve_precision, use_channels_last
+from cnnlab.models import main_output
+from cnnlab.runtime import autocast, resolve_device, resolve_precision, use_channels_last
 
 EVAL_BATCH = 500  # fixed, so that training's final test evaluation and `cnnlab evaluate` compute identical numbers
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnlab.data.images import load_model_input
 from cnnlab.data.transforms import Normalize
-from cnnlab.train.losses import main_output
+from cnnlab.models import main_output
 
 
 def read_image(path: str | Path, meta: dict) -> tuple[torch.Tensor, list[str]]:

@@ -29,6 +29,11 @@ def imagenet_stats(in_chans: int) -> dict:
     return {"mean": (round(mean, 4),) * in_chans, "std": (round(std, 4),) * in_chans}
 
 
+def main_output(output: torch.Tensor | tuple) -> torch.Tensor:
+    """The main logits of a model output (the first element when auxiliary heads are returned, as GoogLeNet's)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 def check_input_size(model: str, img_size: int, min_size: int) -> None:
     """Raise a 'too small' ValueError when `img_size` is below what the architecture can take."""
     if img_size < min_size:

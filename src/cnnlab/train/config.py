@@ -83,9 +83,9 @@ class TrainConfig:
         """Check names and combinations before any work starts; errors say what to do instead."""
         from cnnlab.data.augment import parse_spec
         from cnnlab.layers import INIT_SCHEMES
+        from cnnlab.runtime import compile_mode
         from cnnlab.train.callbacks.time_limit import parse_duration
         from cnnlab.train.optim import FULL_BATCH, OPTIMIZERS
-        from cnnlab.train.precision import compile_mode
         from cnnlab.train.schedules import SCHEDULES, UNITS
 
         for key, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("schedule_unit", UNITS)):

@@ -27,11 +27,6 @@ class ClassificationLoss:
         return F.cross_entropy(output.float(), target, label_smoothing=self.label_smoothing)
 
 
-def main_output(output: torch.Tensor | tuple) -> torch.Tensor:
-    """The main logits of a model output (the first element when auxiliary heads are returned)."""
-    return output[0] if isinstance(output, tuple) else output
-
-
 def hard_labels(target: torch.Tensor) -> torch.Tensor:
     """Class indices (B,) of a target: itself, or the most likely class of soft targets (B, classes)."""
     return target if target.ndim == 1 else target.argmax(1)

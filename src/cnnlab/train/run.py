@@ -19,6 +19,7 @@ from cnnlab.io import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, prepare_run_
 from cnnlab.layers import init_weights
 from cnnlab.models import create_model
 from cnnlab.plots import plot_history
+from cnnlab.runtime import hardware_info
 from cnnlab.train.callbacks import (
     Checkpoint,
     CSVLogger,
@@ -32,7 +33,6 @@ from cnnlab.train.callbacks import (
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.losses import ClassificationLoss
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
-from cnnlab.train.precision import hardware_info
 from cnnlab.train.trainer import Trainer
 
 BEST_FILE = "best.pt"

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from cnnlab.data.loader import InMemoryLoader
+from cnnlab.models import main_output
+from cnnlab.runtime import autocast, compiled, resolve_device, resolve_precision, use_channels_last
 from cnnlab.train.callbacks.base import Callback, CallbackList
-from cnnlab.train.losses import ClassificationLoss, hard_labels, main_output
-from cnnlab.train.precision import autocast, compiled, resolve_device, resolve_precision, use_channels_last
+from cnnlab.train.losses import ClassificationLoss, hard_labels
 
 
 def accumulation_plan(num_batches: int, batch_size: int, num_samples: int, per_update: int) -> list[tuple[float, bool]]:

@@ -1,10 +1,12 @@
-"""Device and numeric precision: bf16 autocast + channels_last where the hardware does bf16 fast, else fp32."""
+"""The runtime layer: device, numeric precision (bf16 autocast + channels_last where the hardware does bf16 fast,
+else fp32), torch.compile modes and a description of the hardware. It imports nothing of cnnlab."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -70,8 +72,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def _step_ms(precision: str, reps: int = 4) -> float:
-    """Best time (ms) of one training step of a small conv stack at batch 64 — the shape of work cnnlab models do."""
-    torch.manual_seed(0)
+    """Best time (ms) of one training step of a small conv stack at batch 64 — the shape of work cnnlab models do.
+
+    Runs under a forked RNG: the probe's own seed never leaks into the caller's random stream (a run's --seed).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _time_probe_step(precision, reps)
+
+
+def _time_probe_step(precision: str, reps: int) -> float:
     net = torch.nn.Sequential(
         torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64 * 49, 10),
@@ -90,33 +100,43 @@ def _step_ms(precision: str, reps: int = 4) -> float:
     return best * 1e3
 
 
-def _check_file() -> Path:
-    from cnnlab.data.sources import cache_dir
-
-    return cache_dir().parent / "precision-check.json"
+def check_file() -> Path | None:
+    """Where the measured bf16 check is cached: $CNNLAB_PRECISION_CACHE (a file path; 'off' disables the cache),
+    else precision-check.json in $CNNLAB_CACHE or $XDG_CACHE_HOME/cnnlab (default ~/.cache/cnnlab)."""
+    setting = os.environ.get("CNNLAB_PRECISION_CACHE", "")
+    if setting.lower() in ("off", "0", "none", "false"):
+        return None
+    if setting:
+        return Path(setting)
+    if os.environ.get("CNNLAB_CACHE"):
+        return Path(os.environ["CNNLAB_CACHE"]) / "precision-check.json"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnlab" / "precision-check.json"
 
 
 @functools.cache
 def bf16_check() -> dict:
     """Whether bf16 autocast trains faster than fp32 on this CPU: measured once (≈ 0.3 s), cached per machine.
 
-    The cache (user cache folder, precision-check.json) is keyed by CPU model, thread count and torch version.
+    The cache (see `check_file`) is keyed by CPU model, thread count and torch version.
     """
     key = f"{hardware_info(torch.device('cpu'))['cpu']}|{torch.get_num_threads()} threads|torch {torch.__version__}"
-    path = _check_file()
-    try:
-        cached = json.loads(path.read_text())
-        if key in cached:
-            return cached[key]
-    except (OSError, ValueError):
-        cached = {}
+    path = check_file()
+    cached: dict = {}
+    if path is not None:
+        try:
+            cached = json.loads(path.read_text())
+            if key in cached:
+                return cached[key]
+        except (OSError, ValueError):
+            cached = {}
     fp32, bf16 = _step_ms("fp32"), _step_ms("bf16")
     result = {"fp32_ms": round(fp32, 3), "bf16_ms": round(bf16, 3), "bf16_faster": bf16 < 0.9 * fp32}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**cached, key: result}, indent=2))
-    except OSError:
-        pass  # a read-only cache only costs the measurement next time
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**cached, key: result}, indent=2))
+        except OSError:
+            pass  # a read-only cache only costs the measurement next time
     return result
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from cnnlab.train import precision
+from cnnlab import runtime as precision
 
 _CHECK = precision.bf16_check  # the cached function itself (tests monkeypatch the module attribute)
 
@@ -34,7 +34,7 @@ def test_check_is_measured_once_and_cached(fresh_check, monkeypatch):
     monkeypatch.setattr(precision, "_step_ms", lambda p, reps=4: calls.append(p) or {"fp32": 10.0, "bf16": 4.0}[p])
     result = precision.bf16_check()
     assert result == {"fp32_ms": 10.0, "bf16_ms": 4.0, "bf16_faster": True} and calls == ["fp32", "bf16"]
-    cached = json.loads(precision._check_file().read_text())
+    cached = json.loads(precision.check_file().read_text())
     assert list(cached.values()) == [result]
     _CHECK.cache_clear()
     assert precision.bf16_check() == result and len(calls) == 2  # read back from the file, not measured again
@@ -47,3 +47,22 @@ def test_step_timer_runs_both_precisions():
 def test_unknown_precision():
     with pytest.raises(ValueError, match="fp32, bf16"):
         precision.resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_cold_check_leaves_the_callers_random_stream_alone(fresh_check, monkeypatch, tmp_path):
+    # a cold cache runs the probe; it must not reseed torch's global RNG (a run's --seed drew from it just before)
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "check.json"))
+    torch.manual_seed(1)
+    expected = torch.rand(5)
+    torch.manual_seed(1)
+    precision.bf16_check()
+    assert torch.equal(torch.rand(5), expected)
+
+
+def test_check_cache_path_and_switch(monkeypatch, tmp_path, fresh_check):
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", "off")
+    assert precision.check_file() is None
+    monkeypatch.setattr(precision, "_step_ms", lambda p, reps=4: {"fp32": 10.0, "bf16": 9.5}[p])
+    assert precision.bf16_check()["bf16_faster"] is False  # measured, nothing written
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "x.json"))
+    assert precision.check_file() == tmp_path / "x.json"
