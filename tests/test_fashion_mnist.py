@@ -5,8 +5,8 @@ import json
 import pytest
 
 from cnnlab.data import load_dataset
+from cnnlab.pipeline import train_run
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.run import train_run
 
 pytestmark = pytest.mark.fashion
 

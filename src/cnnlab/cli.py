@@ -113,8 +113,8 @@ def _train_values(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.pipeline import resume_config, train_run
     from cnnlab.train.config import TrainConfig
-    from cnnlab.train.run import resume_config, train_run
 
     values = _train_values(args)
     if args.resume:
@@ -125,8 +125,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    from cnnlab.pipeline import lr_find
     from cnnlab.train.config import TrainConfig
-    from cnnlab.train.lr_find import lr_find
 
     values = _train_values(args)
     out = values.pop("out", None) or "."

@@ -6,8 +6,8 @@ import pytest
 
 from cnnlab.data import load_dataset
 from cnnlab.io import load_model
+from cnnlab.pipeline import train_run
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.run import train_run
 from tests.conftest import make_shape_images, write_idx_task
 
 

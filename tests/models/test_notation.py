@@ -188,8 +188,8 @@ def test_model_file_round_trip(tmp_path):
 
 
 def test_train_run_with_notation_model(fake_idx, tmp_path):
+    from cnnlab.pipeline import train_run
     from cnnlab.train.config import TrainConfig
-    from cnnlab.train.run import train_run
 
     cfg = TrainConfig(model="CL8-MP4-CL16-MP4-FC32-FC10", data="fashion-mnist", data_dir=str(fake_idx), epochs=2,
                       batch_size=32, lr=3e-3, val_split=100, out=str(tmp_path / "run"), verbose=0)  # fmt: skip

@@ -7,11 +7,11 @@ from torch import nn
 from cnnlab.data import Compose, InMemoryLoader, Normalize
 from cnnlab.data.augment import Augment
 from cnnlab.io import load_checkpoint
+from cnnlab.pipeline import build, train_run
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import Callback, Checkpoint, EarlyStopping, TensorBoard, TerminateOnNaN, TimeLimit
 from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.run import build, train_run
 from tests.train.helpers import loaders, make_trainer, toy_set
 
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from cnnlab.plots import plot_lr_find
 from cnnlab.train.callbacks.base import Callback
-from cnnlab.train.config import TrainConfig
 
 
 class LRRangeTest(Callback):
@@ -71,24 +67,3 @@ def suggest_lr(lrs: np.ndarray, smooth: np.ndarray) -> float:
         return float(lrs[max(end - 1, 0)] / 10)
     slope = np.gradient(smooth[:end], np.log(lrs[:end]))
     return float(lrs[int(np.argmin(slope))])
-
-
-def lr_find(
-    cfg: TrainConfig, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100, out: str | Path = ".", log=print
-) -> dict:
-    """Run the range test on `cfg`'s model and data; writes `out`/lr_find.png and returns lrs, losses, suggestion."""
-    from cnnlab.train.run import build  # run imports the whole toolbox; keep this module light to import
-
-    test = LRRangeTest(min_lr, max_lr, steps)
-    setup = build(cfg, [test], log)
-    setup.trainer.fit(setup.train_loader, epochs=steps)  # every epoch has ≥ 1 step; the test stops the run
-    if len(test.losses) < 3:
-        raise ValueError(f"lr-find stopped after {len(test.losses)} steps; lower --min-lr or use more data")
-    lrs = np.array(test.lrs)
-    losses = torch.stack(test.losses).float().cpu().numpy()
-    smooth = smoothed(losses)
-    suggestion = suggest_lr(lrs, smooth)
-    path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
-    png = plot_lr_find(lrs, losses, smooth, suggestion, path / "lr_find.png", f"{cfg.model} on {setup.splits.name}")
-    return {"lrs": lrs.tolist(), "losses": losses.tolist(), "suggested_lr": suggestion, "png": str(png)}

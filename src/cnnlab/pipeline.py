@@ -1,4 +1,5 @@
-"""A whole training run: data → model → Trainer.fit → test evaluation → a run folder with everything in it."""
+"""The pipeline that wires a run together: data → model → Trainer.fit → test evaluation → a run folder; and the
+learning-rate range test on the same set-up. It sits above train/ and evaluate (it uses both)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import cnnlab
@@ -18,7 +20,7 @@ from cnnlab.evaluate import evaluate_model
 from cnnlab.io import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, prepare_run_dir, save_json, save_model
 from cnnlab.layers import init_weights
 from cnnlab.models import create_model
-from cnnlab.plots import plot_history
+from cnnlab.plots import plot_history, plot_lr_find
 from cnnlab.runtime import hardware_info
 from cnnlab.train.callbacks import (
     Checkpoint,
@@ -32,6 +34,7 @@ from cnnlab.train.callbacks import (
 )
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.losses import ClassificationLoss
+from cnnlab.train.lr_find import LRRangeTest, smoothed, suggest_lr
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.trainer import Trainer
 
@@ -266,3 +269,22 @@ def train_run(
             f"training took {train_seconds:.1f} s for {finished} epoch(s)")  # fmt: skip
     log(f"run folder: {out}")
     return RunResult(out, metrics, history)
+
+
+def lr_find(
+    cfg: TrainConfig, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100, out: str | Path = ".", log=print
+) -> dict:
+    """Run the range test on `cfg`'s model and data; writes `out`/lr_find.png and returns lrs, losses, suggestion."""
+    test = LRRangeTest(min_lr, max_lr, steps)
+    setup = build(cfg, [test], log)
+    setup.trainer.fit(setup.train_loader, epochs=steps)  # every epoch has ≥ 1 step; the test stops the run
+    if len(test.losses) < 3:
+        raise ValueError(f"lr-find stopped after {len(test.losses)} steps; lower --min-lr or use more data")
+    lrs = np.array(test.lrs)
+    losses = torch.stack(test.losses).float().cpu().numpy()
+    smooth = smoothed(losses)
+    suggestion = suggest_lr(lrs, smooth)
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    png = plot_lr_find(lrs, losses, smooth, suggestion, path / "lr_find.png", f"{cfg.model} on {setup.splits.name}")
+    return {"lrs": lrs.tolist(), "losses": losses.tolist(), "suggested_lr": suggestion, "png": str(png)}
