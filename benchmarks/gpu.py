@@ -14,7 +14,7 @@ import argparse
 import sys
 
 import torch
-from run import CLI_TABLE, cli_row, cnnlab_train_rate, fmt
+from _common import CLI_TABLE, cli_row, cnnlab_train_rate, fmt
 
 MODELS = {"lecture_cnn": {}, "resnet18": {"small_input": True}}
 COMPILE = ("off", "default", "reduce-overhead")

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 
 import torch
-from run import ROOT, matmul_peak
+from _common import ROOT, matmul_peak
 from torch import nn
 
 from cnnlab.models import create_model

@@ -17,121 +17,35 @@ Every rate is mean ± std over --seeds runs (default 3). Needs the real Fashion-
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import (
+    CLI_TABLE,
+    HERE,
+    ROOT,
+    cli_row,
+    cnnlab_train_rate,
+    fashion,
+    fmt,
+    matmul_peak,
+    mean_std,
+    train_flops_per_sample,
+)
+from gpu import gpu_section
 
 import cnnlab
-from cnnlab.data import DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
-from cnnlab.evaluate import predict_logits
-from cnnlab.inspect import summary
+from cnnlab.data import Normalize, channel_stats
+from cnnlab.infer import predict_logits
 from cnnlab.models import create_model
 from cnnlab.runtime import hardware_info, resolve_precision
-from cnnlab.train import Trainer, build_optimizer
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 KERAS_VENV = HERE / ".keras-venv"
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def fmt(values: list[float], digits: int = 0) -> str:
-    m, s = mean_std(values)
-    return f"{m:,.{digits}f} ± {s:,.{digits}f}"
-
-
-# ---- (c) the machine's limit
-def matmul_peak(dtype: torch.dtype, n: int = 4096, reps: int = 4) -> dict[str, float]:
-    """GFLOP/s of an n×n×n matrix product in `dtype`, best of `reps` after warm-up, by two routes.
-
-    `matmul` goes through BLAS (MKL); `onednn` is the same product as a 1×1 convolution in channels_last, run by
-    oneDNN — the library that runs cnnlab's convolutions. On AMD CPUs MKL's fp32 path reaches about half of oneDNN's,
-    so the larger of the two is taken as the machine's limit.
-    """
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    x = torch.randn(1, n, 64, n // 64, dtype=dtype).contiguous(memory_format=torch.channels_last)  # n pixels, n ch
-    w = torch.randn(n, n, 1, 1, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    out = {}
-    for name, fn in {"matmul": lambda: a @ b, "onednn": lambda: torch.nn.functional.conv2d(x, w)}.items():
-        for _ in range(2):
-            fn()
-        best = float("inf")
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t)
-        out[name] = 2 * n**3 / best / 1e9
-    return out
-
-
-def train_flops_per_sample(model_name: str, input_size=(1, 28, 28), **kw) -> float:
-    """FLOPs to train on one sample: 2 FLOPs per MAC, backward ≈ 2× forward (grads of inputs and of weights)."""
-    model = create_model(model_name, in_chans=input_size[0], img_size=input_size[1], **kw)
-    return 3 * 2 * summary(model, input_size)["macs"]
-
-
-# ---- cnnlab
-@functools.cache
-def fashion(seed: int = 0) -> DataSplits:
-    """Fashion-MNIST with the validation split of `seed`, read from disk once per seed for the whole benchmark."""
-    return load_dataset("fashion-mnist", seed=seed)
-
-
-def cnnlab_train_rate(
-    model_name: str,
-    samples: int,
-    seed: int,
-    precision: str,
-    batch_size: int,
-    device: str = "cpu",
-    compile: str = "off",
-    epochs: int = 2,
-    **kw,
-) -> float:
-    """samples/s of cnnlab's Trainer (Adam 1e-3) on the first `samples` Fashion-MNIST images, data on `device`, in
-    the last of `epochs` epochs (the earlier ones warm up and compile). The epoch's time ends with a device sync
-    (the `.item()` of its metrics)."""
-    data = fashion(seed).train.subset(slice(0, samples))
-    torch.manual_seed(seed)
-    model = create_model(model_name, **kw)
-    trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device=device, precision=precision,
-                      compile=compile)  # fmt: skip
-    loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)),
-                            device=trainer.device, seed=seed)  # fmt: skip
-    return trainer.fit(loader, epochs)[-1]["samples_per_s"]
-
-
-def cnnlab_cli_run(args: list[str], out: Path) -> dict:
-    """Run `cnnlab train` as a user does; returns metrics.json plus the wall time from process start."""
-    t = time.perf_counter()
-    cmd = [sys.executable, "-m", "cnnlab", "train", *args, "--out", str(out), "--overwrite", "--verbose", "0"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["wall_s"] = time.perf_counter() - t
-    return metrics
-
-
-CLI_TABLE = ["| command | seeds | test accuracy | wall s from process start | training s |", "|---|---|---|---|---|"]
-
-
-def cli_row(label: str, args: list[str], seeds: list[int], log) -> str:
-    """Run `cnnlab train ARGS --seed S` for every seed (run folders runs/benchmark/LABEL-S); one row of CLI_TABLE."""
-    res = [cnnlab_cli_run([*args, "--seed", str(s)], ROOT / "runs" / "benchmark" / f"{label}-{s}") for s in seeds]
-    acc = [100 * r["test_accuracy"] for r in res]
-    wall = fmt([r["wall_s"] for r in res], 1)
-    log(f"{label}: test accuracy {fmt(acc, 2)} %, wall {wall} s")
-    return (f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, seeds))} | {fmt(acc, 2)} % | {wall} "
-            f"| {fmt([r['train_seconds'] for r in res], 1)} |")  # fmt: skip
 
 
 def inference_rates(
@@ -287,7 +201,6 @@ def main() -> None:
     log(f"inference lecture_cnn: fp32 eager {fmt(inf_lecture['fp32 eager'])}, cnnlab {fmt(inf_lecture['cnnlab'])}")
 
     full_md = full_runs(seeds, py, log) if args.full else []
-    from gpu import gpu_section  # here, not at the top: gpu.py imports this module's helpers
 
     gpu_md = gpu_section(seeds, args.full, log)
 

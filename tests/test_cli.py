@@ -138,7 +138,7 @@ def test_ctrl_c_keeps_last_finished_epoch(fake_idx, tmp_path):
 
 
 def test_flip_tta_is_the_mean_of_image_and_mirror_logits(trained_run, fake_idx):
-    from cnnlab.evaluate import predict_logits
+    from cnnlab.infer import predict_logits
     from cnnlab.io import load_model
 
     model, meta = load_model(trained_run)

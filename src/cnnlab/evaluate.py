@@ -1,59 +1,16 @@
-"""Metrics on a labelled set: accuracy, loss, per-class precision / recall / F1, confusion matrix."""
+"""Metrics on a labelled set: accuracy, loss, per-class precision / recall / F1, confusion matrix.
+
+The logits come from `cnnlab.infer`, the one inference path (BN folded, the run's precision and TTA).
+"""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from cnnlab.data.dataset import ImageSet
-from cnnlab.data.loader import InMemoryLoader
-from cnnlab.data.transforms import Normalize
-from cnnlab.layers.fold_bn import fold_batchnorm
-from cnnlab.models import main_output
-from cnnlab.runtime import autocast, resolve_device, resolve_precision, use_channels_last
-
-EVAL_BATCH = 500  # fixed, so that training's final test evaluation and `cnnlab evaluate` compute identical numbers
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: nn.Module,
-    images: torch.Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    batch_size: int = EVAL_BATCH,
-    tta: bool = False,
-) -> torch.Tensor:
-    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
-
-    The inference path: eval mode, BatchNorm folded into convolutions, channels_last (CPU, or bf16), bf16 autocast
-    where the precision is bf16, inference_mode, whole batches on the device. tta: flip test-time augmentation, the
-    mean of the logits of each image and of its left–right mirror (for data where mirroring keeps the class).
-    """
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
-    channels_last = use_channels_last(device, precision)
-    model = model.to(device).eval()
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        model = fold_batchnorm(model)  # on a copy: one op instead of conv + BN at inference
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    data = ImageSet(images, torch.zeros(len(images), dtype=torch.int64), [])
-    loader = InMemoryLoader(data, batch_size, transform=Normalize(mean, std), device=device,
-                            channels_last=channels_last)  # fmt: skip
-    outs = []
-    for x, _ in loader:
-        with autocast(device, precision):
-            logits = main_output(model(x)).float()
-            if tta:
-                logits = (logits + main_output(model(x.flip(3))).float()) / 2
-        outs.append(logits.cpu())
-    return torch.cat(outs) if outs else torch.zeros(0, 0)
+from cnnlab.infer import predict_logits
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:

@@ -107,7 +107,7 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     augment = None
     if cfg.augment:
         augment = Augment(cfg.augment, len(splits.classes), seed=cfg.seed + 2, device=trainer.device)
-        trainer.rng_streams["augment"] = augment
+        trainer.track("augment", augment)
         trainer.mix = augment.mix if augment.mixes else None
 
     normalize = Normalize(mean, std)
@@ -186,8 +186,7 @@ def train_run(
         state = None
     save_json(out / "config.json", cfg.to_dict())
 
-    # the order matters: stateful callbacks update before the checkpoint saves their state; NaN detection comes
-    # before it (no bad state saved); the CSV row comes after it (a row in history.csv means a checkpoint has it)
+    # each callback's `order` places it (stateful ones before the checkpoint, the CSV row after it), not this list
     cbs = [_schedule_callback(cfg), TerminateOnNaN()]
     if cfg.patience is not None:
         cbs.append(EarlyStopping("val_loss", cfg.patience, restore_best=True))

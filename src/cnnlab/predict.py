@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cnnlab.data.images import load_model_input
-from cnnlab.evaluate import predict_logits
+from cnnlab.infer import predict_logits
 
 
 def predict_files(

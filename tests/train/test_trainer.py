@@ -60,19 +60,89 @@ def test_evaluate_matches_manual_computation():
     train, val = _loaders(200)
     trainer = _trainer()
     trainer.fit(train, 1)
-    logits = trainer.predict_logits(val)
+    trainer.model.train()
+    model = trainer.model
+    with torch.no_grad():  # the reference: plain torch, eval mode
+        model.eval()
+        logits = torch.cat([model(x.contiguous()) for x, _ in val.batches()])
+        model.train()
     res = trainer.evaluate(val)
     assert res["accuracy"] == pytest.approx((logits.argmax(1) == val.labels).float().mean().item())
-    assert res["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, val.labels).item())
+    assert res["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, val.labels).item(), rel=1e-5)
+    assert trainer.model is model and model.training  # validation leaves the training model as it found it
 
 
-def test_stop_training_from_callback():
+def test_stop_from_callback_keeps_the_first_reason():
     class StopAfterOne(Callback):
         def on_epoch_end(self, epoch, logs):
-            self.trainer.stop_training = True
+            self.trainer.stop("enough")
+            self.trainer.stop("a later reason")
 
     train, _ = _loaders(100)
-    assert len(_trainer([StopAfterOne()]).fit(train, 10)) == 1
+    trainer = _trainer([StopAfterOne()])
+    assert len(trainer.fit(train, 10)) == 1
+    assert trainer.stop_reason == "enough" and not trainer.diverged
+    trainer.stop("the loss became nan", diverged=True)  # a divergence is the more important news
+    assert trainer.stop_reason == "the loss became nan" and trainer.diverged
+
+
+def test_callbacks_run_by_order_not_by_list_position(tmp_path):
+    from cnnlab.train.callbacks import Checkpoint, CSVLogger, LRScheduler, TerminateOnNaN
+
+    seen = []
+
+    class Spy(Callback):
+        order = 85  # between the checkpoint (80) and the reports (90)
+
+        def on_epoch_end(self, epoch, logs):
+            seen.append([type(c).__name__ for c in self.trainer.callbacks.callbacks])
+
+    cbs = [CSVLogger(tmp_path / "h.csv"), Spy(), Checkpoint(tmp_path / "c.pt"), TerminateOnNaN(), LRScheduler()]
+    train, _ = _loaders(64)
+    _trainer(cbs).fit(train, 1)
+    assert seen[0] == ["LRScheduler", "TerminateOnNaN", "Checkpoint", "Spy", "CSVLogger"]
+
+
+class ListLoader:
+    """A BatchLoader that is not an InMemoryLoader: fixed batches, an epoch counter as its whole state."""
+
+    def __init__(self, batches):
+        self.data, self.batch_size, self.epoch = batches, batches[0][0].shape[0], 0
+
+    def __len__(self):
+        return len(self.data)
+
+    @property
+    def num_samples(self):
+        return sum(len(y) for _, y in self.data)
+
+    def batches(self, start=0):
+        yield from self.data[start:]
+        self.epoch += 1
+
+    def state_dict(self):
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.epoch = state["epoch"]
+
+
+def test_trainer_takes_any_batch_loader_and_saves_its_state():
+    from cnnlab.data.loader import BatchLoader
+
+    train, val = _loaders(96)
+    loader = ListLoader(list(train.batches()))
+    assert isinstance(loader, BatchLoader)
+    trainer = _trainer()
+    history = trainer.fit(loader, 2, ListLoader(list(val.batches())))
+    assert len(history) == 2 and "val_loss" in history[-1] and trainer.step == 2 * len(loader)
+    state = trainer.state_dict()
+    assert state["tracked"]["loader"] == {"epoch": 2}
+    again = _trainer()
+    again.load_state_dict(state)
+    fresh = ListLoader(loader.data)
+    again.fit(fresh, 2)  # nothing left to do, but the loader's state is restored when it is tracked
+    assert fresh.epoch == 2
 
 
 def test_keyboard_interrupt_keeps_history():

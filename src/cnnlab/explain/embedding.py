@@ -11,8 +11,8 @@ import torch
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from torch import nn
 
+from cnnlab import infer
 from cnnlab.data.dataset import ImageSet
-from cnnlab.explain._common import explaining, to_input
 from cnnlab.explain.plotting import save
 
 
@@ -28,12 +28,7 @@ class Embedding:
 
 def cnn_codes(model: nn.Module, meta: dict, images: torch.Tensor, batch: int = 500) -> np.ndarray:
     """forward_head(forward_features(x), pre_logits=True) for uint8 images (N, C, H, W) → (N, D) float32."""
-    out = []
-    with explaining(model), torch.no_grad():
-        for chunk in images.split(batch):
-            codes = model.forward_head(model.forward_features(to_input(chunk, meta)), pre_logits=True)
-            out.append(codes.float().flatten(1).cpu())
-    return torch.cat(out).numpy()
+    return infer.cnn_codes(model, images, meta["mean"], meta["std"], batch_size=batch).numpy()
 
 
 def tsne(codes: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data.dataset import ImageSet
-from cnnlab.evaluate import check_compatible, predict_logits
+from cnnlab.evaluate import check_compatible
 from cnnlab.explain.plotting import save, show, tile_grid
+from cnnlab.infer import predict_logits
 
 
 @dataclass

@@ -39,12 +39,12 @@ class LRRangeTest(Callback):
         self.lrs.append(t.last_lr)
         self.losses.append(logs["loss"])
         if t.step >= self.steps:
-            t.stop_training = True
+            t.stop(f"range test done: {self.steps} steps")
             return
         if t.step % self.check_every == 0:
             smooth = smoothed(torch.stack(self.losses).float().cpu().numpy())
             if not np.isfinite(smooth[-1]) or smooth[-1] > self.diverge * np.nanmin(smooth):
-                t.stop_training = True
+                t.stop(f"the smoothed loss exceeded {self.diverge:g}× its minimum at lr {t.last_lr:.3g}")
                 return
         self._set_lr()
 

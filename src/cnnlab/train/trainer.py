@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from cnnlab.data.loader import InMemoryLoader
+from cnnlab import infer
+from cnnlab.data.loader import BatchLoader
 from cnnlab.models import main_output
 from cnnlab.runtime import autocast, compiled, resolve_device, resolve_precision, use_channels_last
 from cnnlab.train.callbacks.base import Callback, CallbackList
@@ -42,8 +43,13 @@ class Trainer:
     mix: optional (x, y) → (x, soft targets) applied to training batches after the loader, e.g. Augment.mix.
     compile: 'off' | 'default' | 'reduce-overhead' (CUDA graphs on a GPU) | 'max-autotune' — torch.compile the
         training forward pass; `model` itself stays the plain module (saved, evaluated and explained as it is).
-    Ctrl-C stops `fit` after cleaning up: `interrupted` is set and `on_train_end` still runs. A callback that sets
-    `stop_training` during an epoch stops at the next optimizer step; at an epoch's end, after that epoch.
+    Ctrl-C stops `fit` after cleaning up: `interrupted` is set and `on_train_end` still runs. `stop(reason)` (from a
+    callback) during an epoch stops at the next optimizer step; at an epoch's end, after that epoch.
+
+    Resume: `state_dict()` holds the weights, optimizer, position, history, running metrics, torch's RNG and the
+    state of every tracked object — the training loader (tracked by `fit`), the callbacks, and whatever the caller
+    tracks with `track(name, obj)` (e.g. an augmentation's random stream). `load_state_dict` restores what is tracked
+    and keeps the rest until its object is tracked, so the order of construction does not matter.
     """
 
     def __init__(
@@ -77,8 +83,8 @@ class Trainer:
         self.mix = mix
         self.callbacks = CallbackList(list(callbacks))
         self.callbacks.set_trainer(self)
-        # random streams besides torch's global one and the loader's, saved for resume: name → has state_dict()
-        self.rng_streams: dict = {}
+        self.tracked: dict = {}  # name → object with state_dict() / load_state_dict(), saved for resume
+        self._pending: dict = {}  # loaded state of objects not tracked yet
         self.stop_training = False
         self.stop_reason: str | None = None  # why a callback stopped the run (time limit, divergence, …)
         self.diverged = False  # set by TerminateOnNaN: the current weights are not to be kept
@@ -91,9 +97,22 @@ class Trainer:
         self.updates_per_epoch = 0  # optimizer steps per epoch (fewer than batches when accumulating)
         self.last_lr = optimizer.param_groups[0]["lr"]
         self.history: list[dict] = []
-        self._data_rng: torch.Tensor | None = None  # the loader's generator at the start of the current epoch
-        self._callback_state: dict | None = None
         self._reset_running()
+
+    def stop(self, reason: str | None = None, diverged: bool = False) -> None:
+        """Stop the run at the next optimizer step (or after the epoch that is ending). `diverged`: the current
+        weights are not to be kept (a checkpoint saves nothing more). The first reason is kept, unless a later
+        stop is a divergence, which is the more important news."""
+        self.stop_training = True
+        if reason is not None and (self.stop_reason is None or (diverged and not self.diverged)):
+            self.stop_reason = reason
+        self.diverged = self.diverged or diverged
+
+    def track(self, name: str, obj) -> None:
+        """Save `obj`'s state_dict() in every checkpoint under `name`; restore it now if a loaded state has it."""
+        self.tracked[name] = obj
+        if name in self._pending:
+            obj.load_state_dict(self._pending.pop(name))
 
     # ---- running metrics, accumulated on the device (no host sync per step)
     def _reset_running(self) -> None:
@@ -134,11 +153,10 @@ class Trainer:
         self.step += 1
 
     def fit(
-        self, train: InMemoryLoader, epochs: int, val: InMemoryLoader | None = None, initial_epoch: int = 0
+        self, train: BatchLoader, epochs: int, val: BatchLoader | None = None, initial_epoch: int = 0
     ) -> list[dict]:
         """Train until epoch `epochs` (from `initial_epoch`, or where a loaded state left off); returns the history."""
-        if train.channels_last != self.channels_last:
-            train.channels_last = self.channels_last
+        self.track("loader", train)
         self.epochs = epochs
         self.steps_per_epoch = len(train)
         per_update = self.accumulate or len(train)
@@ -147,20 +165,17 @@ class Trainer:
         self.stop_training, self.stop_reason, self.diverged, self.interrupted = False, None, False, False
         logs: dict = {}
         self.callbacks.on_train_begin(logs)
-        if self._callback_state is not None:  # resumed: callbacks continue from their saved state
-            self.callbacks.load_state_dict(self._callback_state)
-            self._callback_state = None
-        if self._data_rng is not None:  # resumed: the loader's generator as at the start of the saved epoch
-            train.generator.set_state(self._data_rng)
+        self.track("callbacks", self.callbacks)  # after on_train_begin: a resumed run's callback state wins
         try:
             for epoch in range(max(initial_epoch, self.epoch + 1), epochs):
                 self.model.train()
-                self._data_rng = train.generator.get_state()
                 if self.batch == 0:
                     self._reset_running()
                 self.callbacks.on_epoch_begin(epoch, {})
                 start, seen_before = time.perf_counter(), self._seen
                 for i, (x, y) in enumerate(train.batches(self.batch), self.batch):
+                    if self.channels_last and x.ndim == 4:
+                        x = x.contiguous(memory_format=torch.channels_last)
                     weight, update = plan[i]
                     loss = self.train_step(x, y, weight, update)
                     self.batch = i + 1
@@ -175,7 +190,6 @@ class Trainer:
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 self.epoch, self.batch = epoch, 0
-                self._data_rng = train.generator.get_state()  # = the start of the next epoch
                 self.history.append({"epoch": epoch + 1, **logs})
                 self.callbacks.on_epoch_end(epoch, logs)
                 if self.stop_training:
@@ -186,28 +200,28 @@ class Trainer:
         return self.history
 
     # ---- evaluation
-    @torch.inference_mode()
-    def predict_logits(self, loader: InMemoryLoader) -> torch.Tensor:
-        """Logits (N, classes) in float32 for every sample of `loader`, in order."""
-        self.model.eval()
-        loader.channels_last = self.channels_last
-        outs = []
-        for x, _ in loader:
-            with autocast(self.device, self.precision):
-                outs.append(main_output(self.model(x)).float())
-        return torch.cat(outs)
+    def evaluate(self, loader: BatchLoader) -> dict:
+        """Mean cross-entropy loss and accuracy over `loader` (no label smoothing), through `cnnlab.infer`.
 
-    def evaluate(self, loader: InMemoryLoader) -> dict:
-        """Mean cross-entropy loss and accuracy over `loader` (no label smoothing)."""
-        logits = self.predict_logits(loader)
-        labels = loader.labels
-        loss = torch.nn.functional.cross_entropy(logits, labels).item()
-        return {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean().item()}
+        Validation runs the training model as it is (no BatchNorm folding, no TTA) at the trainer's precision.
+        """
+        labels: list[torch.Tensor] = []
+
+        def inputs():
+            for x, y in loader.batches():
+                labels.append(y)
+                yield x
+
+        logits = infer.run(self.model, inputs(), self.device, self.precision, fold_bn=False)
+        y = torch.cat(labels).cpu() if labels else torch.zeros(0, dtype=torch.int64)
+        loss = torch.nn.functional.cross_entropy(logits, y).item()
+        return {"loss": loss, "accuracy": (logits.argmax(1) == y).float().mean().item()}
 
     # ---- resume state
     def state_dict(self) -> dict:
-        """Everything needed to continue exactly: model, optimizer, position, history, running metrics, every RNG."""
-        rng = {"cpu": torch.get_rng_state(), "data": self._data_rng}
+        """Everything needed to continue exactly: model, optimizer, position, history, running metrics, torch's RNG
+        and every tracked object's state (loader order, callbacks, augmentation stream, …)."""
+        rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
@@ -219,12 +233,16 @@ class Trainer:
             "history": self.history,
             "running": {"loss_sum": self._loss_sum.cpu(), "correct": self._correct.cpu(), "seen": self._seen},
             "rng": rng,
-            "streams": {name: s.state_dict() for name, s in self.rng_streams.items()},
-            "callbacks": self.callbacks.state_dict(),
+            "tracked": {**self._pending, **{name: obj.state_dict() for name, obj in self.tracked.items()}},
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()`; the next `fit` continues from the saved epoch and batch."""
+        if "tracked" not in state:  # written by cnnlab 0.1, before the tracked-state protocol
+            legacy = {**state.get("streams", {}), "callbacks": state.get("callbacks", {})}
+            if state["rng"].get("data") is not None:
+                legacy["loader"] = {"generator": state["rng"]["data"]}
+            state = {**state, "tracked": legacy}
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -237,8 +255,9 @@ class Trainer:
         torch.set_rng_state(rng["cpu"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self._data_rng = rng["data"]
-        for name, s in state["streams"].items():
-            if name in self.rng_streams:
-                self.rng_streams[name].load_state_dict(s)
-        self._callback_state = state["callbacks"]
+        self._pending = {}
+        for name, obj_state in state["tracked"].items():
+            if name in self.tracked and name != "callbacks":
+                self.tracked[name].load_state_dict(obj_state)
+            else:  # restored when tracked: the loader and the callbacks at the next `fit`
+                self._pending[name] = obj_state

@@ -8,19 +8,33 @@ if TYPE_CHECKING:
     from cnnlab.train.trainer import Trainer
 
 
-class Callback:
-    """Override any hook. `self.trainer` is set by the Trainer; set `self.trainer.stop_training = True` to stop.
+# `order` of the built-in callbacks: lower runs first at every hook; user callbacks default to USER
+ORDER_SCHEDULE = 10  # sets the LR of the next step; its plateau state must be final before a checkpoint
+ORDER_GUARD = 20  # TerminateOnNaN: a divergence is known before anything saves
+ORDER_STOPPER = 30  # EarlyStopping, TimeLimit: decide to stop before the checkpoint of that step
+USER = 50
+ORDER_CHECKPOINT = 80  # saves the trainer's and every earlier callback's state
+ORDER_REPORT = 90  # progress, CSV, TensorBoard: a row written means a checkpoint has it
 
-    `logs` at epoch end holds loss, accuracy, val_loss, val_accuracy, lr, seconds, samples_per_s.
-    `on_batch_end` gets only cheap logs: `batch_size` and `loss`, the batch's loss as a tensor still on the device;
-    call `self.trainer.running_logs()` for the running loss and accuracy — reading a device value synchronises with
-    the device, so do it only when you will show or store the value.
-    A callback with state that a resumed run must continue from returns it from `state_dict()` (tensors, numbers,
-    strings, lists, dicts: it is saved in the checkpoint) and takes it back in `load_state_dict()`, which the
-    Trainer calls right after `on_train_begin`.
+
+class Callback:
+    """Override any hook. `self.trainer` is set by the Trainer; call `self.trainer.stop(reason)` to stop.
+
+    The contract, one way in each direction:
+    - callbacks run sorted by `order` (stable: equal orders keep their list position), whatever list they came in;
+    - they read the trainer's position (`epoch`, `batch`, `step`, `epochs`, `steps_per_epoch`, `updates_per_epoch`,
+      `last_lr`, `history`), its `model`, `optimizer` and `device`, `running_logs()` and `state_dict()`;
+    - they act on the run only through `trainer.stop(reason, diverged=False)` and the optimizer's LR;
+    - `logs` at epoch end holds loss, accuracy, val_loss, val_accuracy, lr, seconds, samples_per_s;
+      `on_batch_end` gets only cheap logs: `batch_size` and `loss`, the batch's loss as a tensor still on the
+      device (reading a device value synchronises with it, so do it only when you will show or store the value);
+    - a callback with state that a resumed run must continue from returns it from `state_dict()` (tensors, numbers,
+      strings, lists, dicts: it is saved in the checkpoint) and takes it back in `load_state_dict()`, which the
+      Trainer calls right after `on_train_begin`.
     """
 
     trainer: Trainer
+    order: int = USER
 
     def set_trainer(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -45,7 +59,7 @@ class CallbackList(Callback):
     """Calls each callback's hook in order."""
 
     def __init__(self, callbacks: list[Callback]) -> None:
-        self.callbacks = list(callbacks)
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)  # stable: equal orders keep their list order
 
     def set_trainer(self, trainer: Trainer) -> None:
         for c in self.callbacks:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from cnnlab.io import save_checkpoint
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_CHECKPOINT, Callback
+from cnnlab.train.monitor import Monitor
 
 
 class Checkpoint(Callback):
@@ -18,10 +18,14 @@ class Checkpoint(Callback):
     When: before the first step (so a run that diverges at once still has good weights), after each epoch, every
     `every_steps` optimizer steps, and at the step where a callback listed before it stopped the run mid-epoch
     (time limit). Never with non-finite weights or after a divergence: the file keeps the last good state.
-    Put it after the callbacks whose state it saves (early stopping, LR scheduling) and before the CSV logger.
-    best_path: also save the model weights whenever `monitor` (val_loss, falling back to loss) improves.
+    Its `order` puts it after the callbacks whose state it saves (early stopping, LR scheduling) and before the
+    CSV logger, wherever it is listed.
+    best_path: also save the model weights whenever `monitor` (val_loss, falling back to loss) improves; `mode`
+        min / max / auto (from the name: accuracies rise, losses fall).
     log: called with one line per save (e.g. print) — None keeps quiet.
     """
+
+    order = ORDER_CHECKPOINT
 
     def __init__(
         self,
@@ -29,6 +33,7 @@ class Checkpoint(Callback):
         every_steps: int | None = None,
         best_path: str | Path | None = None,
         monitor: str = "val_loss",
+        mode: str = "auto",
         extra: dict | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -37,10 +42,9 @@ class Checkpoint(Callback):
         self.path = Path(path)
         self.every_steps = every_steps
         self.best_path = Path(best_path) if best_path else None
-        self.monitor = monitor
+        self.monitor = Monitor(monitor, mode, fallback="loss")
         self.extra = extra or {}
         self.log = log
-        self.best: float | None = None
         self.saved_step = -1
         self.saved_epochs = 0
 
@@ -80,17 +84,14 @@ class Checkpoint(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.trainer.diverged:
             return
-        if self.best_path is not None:
-            value = logs.get(self.monitor, logs.get("loss"))
-            if value is not None and math.isfinite(value) and (self.best is None or value < self.best):
-                self.best = value
-                model = {k: v.detach().cpu() for k, v in self.trainer.model.state_dict().items()}
-                save_checkpoint(self.best_path, {"model": model, "epoch": epoch + 1, "monitor": self.monitor,
-                                                 "value": value})  # fmt: skip
+        if self.best_path is not None and self.monitor.update(logs):
+            model = {k: v.detach().cpu() for k, v in self.trainer.model.state_dict().items()}
+            save_checkpoint(self.best_path, {"model": model, "epoch": epoch + 1, "monitor": self.monitor.metric,
+                                             "value": self.monitor.best})  # fmt: skip
         self.save()
 
     def state_dict(self) -> dict:
-        return {"best": self.best} if self.best is not None else {}
+        return self.monitor.state_dict() if self.monitor.best is not None else {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best = state.get("best")
+        self.monitor.load_state_dict(state)

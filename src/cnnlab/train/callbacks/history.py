@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_REPORT, Callback
 
 
 class CSVLogger(Callback):
@@ -14,6 +14,8 @@ class CSVLogger(Callback):
     Without `append` the file starts afresh, holding the trainer's history so far (the epochs a resumed run already
     has), so a run killed between writing a row and its checkpoint does not keep the row twice.
     """
+
+    order = ORDER_REPORT
 
     def __init__(self, path: str | Path, append: bool = False) -> None:
         self.path = Path(path)

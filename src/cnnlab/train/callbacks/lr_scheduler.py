@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
+from cnnlab.train.monitor import Monitor
 from cnnlab.train.schedules import SCHEDULES, UNITS, make_schedule
 
 
@@ -14,6 +15,8 @@ class LRScheduler(Callback):
     after `patience` epochs without `monitor` (val_loss, falling back to loss) improving by more than `min_delta`.
     The LR of the last step of each epoch is the history's `lr` column.
     """
+
+    order = ORDER_SCHEDULE
 
     def __init__(
         self,
@@ -30,9 +33,10 @@ class LRScheduler(Callback):
         if unit not in UNITS:
             raise ValueError(f"unknown schedule unit '{unit}'; choose from {', '.join(UNITS)}")
         self.name, self.unit, self.warmup = name, unit, warmup
-        self.patience, self.monitor, self.min_delta = patience, monitor, min_delta
+        self.patience = patience
+        self.monitor = Monitor(monitor, min_delta=min_delta, fallback="loss")
         self.schedule_kw = schedule_kw
-        self.scale, self.best, self.wait = 1.0, None, 0
+        self.scale, self.wait = 1.0, 0
 
     def on_train_begin(self, logs: dict) -> None:
         t = self.trainer
@@ -40,7 +44,8 @@ class LRScheduler(Callback):
         self.schedule = make_schedule(self.name, max(total, 1), self.warmup, **self.schedule_kw)
         for group in t.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
-        self.scale, self.best, self.wait = 1.0, None, 0
+        self.scale, self.wait = 1.0, 0
+        self.monitor.reset()
         self.applied_k = -1
 
     def _apply(self) -> None:
@@ -65,9 +70,8 @@ class LRScheduler(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.name != "plateau":
             return
-        value = logs.get(self.monitor, logs.get("loss"))
-        if self.best is None or value < self.best - self.min_delta:
-            self.best, self.wait = value, 0
+        if self.monitor.update(logs):
+            self.wait = 0
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -75,7 +79,10 @@ class LRScheduler(Callback):
             self.wait = 0
 
     def state_dict(self) -> dict:
-        return {"scale": self.scale, "best": self.best, "wait": self.wait} if self.name == "plateau" else {}
+        if self.name != "plateau":
+            return {}
+        return {"scale": self.scale, "wait": self.wait, **self.monitor.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scale, self.best, self.wait = state["scale"], state["best"], state["wait"]
+        self.scale, self.wait = state["scale"], state["wait"]
+        self.monitor.load_state_dict(state)

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_REPORT, Callback
 
 
 def _fmt_time(seconds: float) -> str:
@@ -22,6 +22,8 @@ class ProgressBar(Callback):
     On a terminal the bar redraws at most `refresh` times a second (each redraw syncs with the device);
     when the stream is not a terminal only the end-of-epoch line is written. verbose=0 silences it.
     """
+
+    order = ORDER_REPORT
 
     def __init__(self, stream: TextIO | None = None, verbose: int = 1, refresh: float = 0.2, width: int = 30):
         self.stream = stream or sys.stdout

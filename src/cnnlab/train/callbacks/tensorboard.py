@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_REPORT, Callback
 
 
 class TensorBoard(Callback):
@@ -12,6 +12,8 @@ class TensorBoard(Callback):
 
     Raises ImportError with the install command when the tensorboard package is missing.
     """
+
+    order = ORDER_REPORT
 
     def __init__(self, log_dir: str | Path) -> None:
         try:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_GUARD, Callback
 
 
 class TerminateOnNaN(Callback):
     """Track the first step whose loss is nan or inf on the device; look at it every `check_every` batches.
 
-    On finding one: `trainer.stop_training`, `trainer.diverged` and `trainer.stop_reason` (naming the step) are set;
-    a Checkpoint then saves nothing more, so the last good checkpoint stays. Put it before Checkpoint.
+    On finding one it stops the run as diverged (`trainer.stop(reason, diverged=True)`, the reason naming the step);
+    a Checkpoint then saves nothing more, so the last good checkpoint stays. Its `order` runs it before Checkpoint.
     """
+
+    order = ORDER_GUARD
 
     def __init__(self, check_every: int = 50) -> None:
         self.check_every = check_every
@@ -42,7 +44,6 @@ class TerminateOnNaN(Callback):
         if step < 0:
             return False
         t = self.trainer
-        t.stop_training, t.diverged = True, True
-        t.stop_reason = (f"the loss became {float(self.value)} at step {step} "
-                         f"(epoch {(step - 1) // max(t.updates_per_epoch, 1) + 1}, lr {t.last_lr:g})")  # fmt: skip
+        t.stop(f"the loss became {float(self.value)} at step {step} "
+               f"(epoch {(step - 1) // max(t.updates_per_epoch, 1) + 1}, lr {t.last_lr:g})", diverged=True)  # fmt: skip
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.base import ORDER_STOPPER, Callback
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -27,6 +27,8 @@ def parse_duration(text: str | float | int) -> float:
 class TimeLimit(Callback):
     """Stop training `seconds` after it began (checked after each batch with the wall clock: no device sync)."""
 
+    order = ORDER_STOPPER
+
     def __init__(self, seconds: float | str) -> None:
         self.seconds = parse_duration(seconds)
 
@@ -36,8 +38,7 @@ class TimeLimit(Callback):
     def _check(self) -> None:
         elapsed = time.perf_counter() - self.start
         if elapsed >= self.seconds and not self.trainer.stop_training:
-            self.trainer.stop_training = True
-            self.trainer.stop_reason = f"time limit of {self.seconds:g} s reached after {elapsed:.1f} s"
+            self.trainer.stop(f"time limit of {self.seconds:g} s reached after {elapsed:.1f} s")
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
         self._check()

@@ -1,0 +1,56 @@
+import torch
+
+from cnnlab import infer
+from cnnlab.models import create_model
+
+
+def _images(n=12, c=1, size=28):
+    return torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def test_inference_never_changes_its_inputs():
+    model = create_model("resnet18", num_classes=10, in_chans=1, small_input=True).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = _images()
+    copy = images.clone()
+    logits = infer.predict_logits(model, images, [0.5], [0.25], "cpu", "fp32", batch_size=5, tta=True)
+    assert logits.shape == (12, 10) and logits.dtype == torch.float32
+    assert model.training  # mode restored
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics untouched
+    assert model.conv1.weight.is_contiguous()  # memory format untouched (channels_last ran on a copy)
+    assert torch.equal(images, copy)
+
+
+def test_folded_unfolded_and_plain_torch_agree():
+    torch.manual_seed(0)
+    model = create_model("lecture_cnn", num_classes=10, in_chans=1).eval()
+    for m in model.modules():  # non-trivial BN statistics so that folding has something to fold
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    images = _images(8)
+    x = (images.float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        ref = model(x)
+    folded = infer.predict_logits(model, images, [0.5], [0.25], "cpu", "fp32")
+    plain = infer.predict_logits(model, images, [0.5], [0.25], "cpu", "fp32", fold_bn=False)
+    assert torch.allclose(folded, ref, atol=1e-4) and torch.allclose(plain, ref, atol=1e-4)
+
+
+def test_tta_is_the_mean_of_image_and_mirror():
+    model = create_model("lenet5", num_classes=10, in_chans=1)
+    images = _images(6)
+    plain = infer.predict_logits(model, images, [0.5], [0.25], "cpu", "fp32")
+    mirror = infer.predict_logits(model, images.flip(3), [0.5], [0.25], "cpu", "fp32")
+    both = infer.predict_logits(model, images, [0.5], [0.25], "cpu", "fp32", tta=True)
+    assert torch.allclose(both, (plain + mirror) / 2, atol=1e-5)
+
+
+def test_cnn_codes_are_the_penultimate_layer():
+    model = create_model("lenet5", num_classes=10, in_chans=1).eval()
+    images = _images(4)
+    codes = infer.cnn_codes(model, images, [0.5], [0.25])
+    x = (images.float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        ref = model.forward_head(model.forward_features(x), pre_logits=True).flatten(1)
+    assert codes.shape == ref.shape and torch.allclose(codes, ref, atol=1e-5)
