@@ -1,6 +1,7 @@
 import pytest
 
-from cnnlab.cli import _train_values, build_parser
+from cnnlab.cli import build_parser
+from cnnlab.cli.train import _train_values
 from cnnlab.models import create_model
 from cnnlab.recipes import list_recipes, read_recipe
 from cnnlab.train.config import TrainConfig

@@ -1,83 +1,136 @@
-"""Typed run configuration, filled from defaults, a YAML/TOML/JSON file and CLI flags (in that order)."""
+"""Typed run configuration, filled from defaults, a YAML/TOML/JSON file and CLI flags (in that order).
+
+`TrainConfig` is the one place a training option is defined: its type, its default and its help text
+(`field(metadata={"help": ...})`). `coerce` turns a file value or a flag's text into the field's type; both
+`TrainConfig.from_dict` and the CLI (`cnnlab train` builds its flags from the fields) use it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 
+def option(default: typing.Any = dataclasses.MISSING, help_: str = "", **kw) -> typing.Any:
+    """A TrainConfig field with its help text (shown by `cnnlab train --help`; units belong in it)."""
+    return field(default=default, metadata={"help": help_}, **kw)
+
+
 @dataclass
 class TrainConfig:
     # data
-    data: str = "fashion-mnist"  # name, or folder:PATH / npz:PATH / csv:PATH
-    data_dir: str | None = None
-    val_split: float | None = None  # count, or fraction in (0, 1); None → 5,000 for the 60 k sets, else 10 %
-    image_size: int | None = None  # resize every image to this square size (pixels)
-    mode: str | None = None  # 'L' or 'RGB'; None keeps the data's own
-    strict: bool = False  # unreadable image files are an error instead of a warning
+    data: str = option(
+        "fashion-mnist", "dataset name (fashion-mnist, mnist, cifar10) or folder:PATH, npz:PATH, csv:PATH"
+    )
+    data_dir: str | None = option(None, "folder holding the dataset's official files (searched first)")
+    val_split: int | float | None = option(
+        None,
+        "validation samples carved from train: a count, or a fraction in (0, 1) "
+        "(default: 5000 for the 60k sets, else 10 %)",
+    )
+    image_size: int | None = option(None, "resize every image to SIZE×SIZE pixels (default: keep the data's size)")
+    mode: str | None = option(None, "convert images to L (grayscale) or RGB (default: keep the data's own)")
+    strict: bool = option(False, "fail on unreadable image files instead of skipping them with a warning")
     # model
-    model: str = "lenet5"
-    model_args: dict = field(default_factory=dict)  # extra constructor arguments, e.g. {"drop_rate": 0.3}
-    init: str | None = None  # re-initialize weights: glorot_uniform, glorot_normal, he_uniform, he_normal, torch
+    model: str = option(
+        "lenet5", "model name (see `cnnlab summary --list`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
+    )
+    model_args: dict = option(
+        help_="extra model constructor arguments, e.g. {drop_rate: 0.3}; on the command line --model-arg KEY=VALUE "
+        "(repeatable)",
+        default_factory=dict,
+    )
+    init: str | None = option(
+        None,
+        "re-initialize the weights: glorot_uniform, glorot_normal, he_uniform, he_normal or torch "
+        "(default: the model's own initialization)",
+    )
     # optimization
-    epochs: int = 5
-    batch_size: int = 128  # samples per batch (the step's batch is batch_size × accumulate)
-    optimizer: str = "adam"  # gd (full batch), sgd, adam, adamw, rmsprop
-    lr: float = 1e-3  # per optimizer step, the schedule's peak
-    momentum: float | None = None  # None → 0.9 for sgd / rmsprop, 0 for gd
-    nesterov: bool = False
-    weight_decay: float = 0.0  # L2 penalty; decoupled for adamw
-    decay_all: bool = False  # also decay biases and norm parameters (by default they are exempt)
-    grad_clip: float | None = None  # largest global L2 norm of the gradient
-    accumulate: int = 1  # batches per optimizer step
+    epochs: int = option(5, "passes over the training set")
+    batch_size: int = option(128, "samples per batch (one optimizer step sees batch-size × accumulate samples)")
+    optimizer: str = option("adam", "gd (full-batch gradient descent: one step per pass), sgd, adam, adamw or rmsprop")
+    lr: float = option(1e-3, "learning rate per optimizer step (the schedule's peak)")
+    momentum: float | None = option(None, "momentum for gd / sgd / rmsprop (default: 0.9, or 0 for gd)")
+    nesterov: bool = option(False, "Nesterov momentum for sgd")
+    weight_decay: float = option(
+        0.0, "L2 penalty (decoupled for adamw); biases and norm parameters are exempt unless --decay-all"
+    )
+    decay_all: bool = option(False, "apply weight decay to biases and norm parameters too")
+    grad_clip: float | None = option(None, "clip the gradient to this global L2 norm before each step")
+    accumulate: int = option(1, "batches whose gradients are summed into one optimizer step")
     # learning-rate schedule
-    schedule: str = "constant"  # constant, linear, step, cosine, onecycle, plateau
-    schedule_unit: str = "step"  # the schedule's k counts optimizer steps or epochs
-    warmup: int = 0  # linear warm-up, in schedule units
-    lr_end: float | None = None  # final LR: linear ε_τ (default lr/100), cosine floor (0), onecycle (lr/25/1e4)
-    decay_length: int | None = None  # τ of the linear decay / cosine length, in units (default: the rest of the run)
-    step_size: int | None = None  # step decay every this many units (default: a third of the run)
-    gamma: float = 0.1  # step decay / plateau factor
-    plateau_patience: int = 2  # epochs without improvement before a plateau reduction
+    schedule: str = option(
+        "constant", "constant, linear (ε_k = (1−k/τ)ε_0 + (k/τ)ε_τ), step, cosine, onecycle or plateau"
+    )
+    schedule_unit: str = option("step", "the schedule's k counts optimizer steps (step) or epochs (epoch)")
+    warmup: int = option(0, "linear warm-up before the schedule, in schedule units")
+    lr_end: float | None = option(
+        None, "final LR: linear ε_τ (default: lr/100), cosine floor (0 if unset), onecycle end (lr/25/1e4 if unset)"
+    )
+    decay_length: int | None = option(
+        None, "τ: length of the linear decay / cosine, in schedule units (default: the rest of the run)"
+    )
+    step_size: int | None = option(
+        None, "step schedule: multiply the LR by --gamma every this many schedule units (default: a third of the run)"
+    )
+    gamma: float = option(0.1, "LR factor of the step and plateau schedules")
+    plateau_patience: int = option(2, "plateau schedule: epochs without val_loss improvement before the LR drops")
     # regularization
-    label_smoothing: float = 0.0
-    augment: str | None = None  # e.g. "flip,translate=2,rotate=10,erase=0.25,mixup=0.2" (see cnnlab.data.augment)
-    tta: bool = False  # flip test-time augmentation in the final evaluation (and in evaluate / predict of the run)
-    patience: int | None = None  # early stopping on val_loss after this many epochs without improvement
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy targets (0 = none)")
+    augment: str | None = option(
+        None,
+        "training-batch augmentation, e.g. flip,translate=2,rotate=10,scale=0.1,erase=0.5,cutout=8,mixup=0.2,"
+        "cutmix=1 (default: none; `cnnlab augment --list` shows the names)",
+    )
+    tta: bool = option(
+        False,
+        "flip test-time augmentation: the final evaluation (and evaluate / predict on the run) averages the "
+        "logits of each image and its mirror",
+    )
+    patience: int | None = option(
+        None, "early stopping: stop after this many epochs without val_loss improvement and keep the best weights"
+    )
     # execution
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    compile: str = "off"  # torch.compile the training forward: see precision.COMPILE_MODES
-    out: str | None = None  # run folder; None → runs/<model>-<data>-<time>
-    overwrite: bool = False
-    checkpoint_every: int | None = None  # also write the resume checkpoint every this many optimizer steps
-    time_limit: str | None = None  # stop training after this long (90, 60s, 5m, 1.5h), then evaluate
-    tensorboard: bool = False  # TensorBoard event files in <run>/tensorboard (needs the tensorboard extra)
-    verbose: int = 1
+    seed: int = option(0, "random seed for initialization, validation split, data order and augmentation")
+    device: str = option("auto", "auto, cpu or cuda")
+    precision: str = option("auto", "auto (bf16 where the hardware does it fast), fp32 or bf16")
+    compile: str = option(
+        "off",
+        "torch.compile the training forward pass: off, default, reduce-overhead (CUDA graphs on a GPU) or "
+        "max-autotune; on a CPU it was slower for the course's CNN, so measure first",
+    )
+    out: str | None = option(None, "run folder to create (default: runs/<model>-<data>-<time>)")
+    overwrite: bool = option(False, "reuse an existing run folder")
+    checkpoint_every: int | None = option(
+        None, "also write the resume checkpoint every this many optimizer steps (it is written every epoch anyway)"
+    )
+    time_limit: str | None = option(
+        None, "stop training after this long (90, 60s, 5m, 1.5h; a number is seconds), then evaluate and save as usual"
+    )
+    tensorboard: bool = option(
+        False, "write TensorBoard event files to <run>/tensorboard (pip install 'cnnlab[tensorboard]')"
+    )
+    verbose: int = option(1, "0 silences the progress bar; 2 also logs each checkpoint")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """A config from file values (YAML, TOML, JSON) or a saved config.json; each value is `coerce`d."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
-        for f in dataclasses.fields(cls):  # YAML reads 1e-4 as a string (no dot): numbers by the field's type
-            value = values.get(f.name)
-            if isinstance(value, str) and str(f.type).split(" |")[0] in ("float", "int"):
-                try:
-                    values[f.name] = float(value) if str(f.type).startswith("float") else int(value)
-                except ValueError:
-                    raise ValueError(f"{f.name}: expected a number, got '{value}'") from None
-        return cls(**values)
+        return cls(**{name: coerce(name, value) for name, value in values.items()})
 
     def validate(self) -> TrainConfig:
         """Check names and combinations before any work starts; errors say what to do instead."""
@@ -119,6 +172,85 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')} applies to --schedule {' / '.join(schedules)}, "
                                  f"not {self.schedule}")  # fmt: skip
         return self
+
+
+@functools.cache
+def _field_kinds() -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Field name → (its types without None, whether None is allowed), from the annotations."""
+    out = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        args = typing.get_args(hint) if union else (hint,)
+        kinds = tuple(a for a in args if a is not type(None))
+        out[name] = (kinds, len(kinds) < len(args))
+    return out
+
+
+def _name(f: dataclasses.Field | str) -> str:
+    return f if isinstance(f, str) else f.name
+
+
+def kind_name(f: dataclasses.Field | str) -> str:
+    """The value type of field `f` in words: int, float, number (a count or a fraction), str, bool or dict."""
+    kinds = _field_kinds()[_name(f)][0]
+    return "number" if kinds == (int, float) else kinds[0].__name__
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def coerce(f: dataclasses.Field | str, value: typing.Any) -> typing.Any:
+    """`value` as the type of TrainConfig field `f` (a Field or its name); ValueError names the field.
+
+    The one parser of option values: a flag's text, or a file's value (YAML reads 1e-4 as a string, and a
+    whole number where a float is meant). An `int | float` field (val_split) takes a whole number as a count.
+    None stays None for the fields that allow it.
+    """
+    name = _name(f)
+    kinds, optional = _field_kinds()[name]
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{name}: expected {kind_name(name)}, got no value")
+    if kinds == (bool,):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError(f"{name}: expected true or false, got '{value}'")
+    if kinds == (str,):  # a number becomes its text (time_limit: 90); YAML's on/off booleans pass (compile: off)
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if kinds == (dict,):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}: expected a mapping of keys to values, got '{value}'")
+        return value
+    number = value
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValueError(f"{name}: expected a number, got '{value}'") from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError(f"{name}: expected a number, got '{value}'")
+    whole = float(number).is_integer()
+    if kinds == (float,):
+        return float(number)
+    if kinds == (int,) and not whole:
+        raise ValueError(f"{name}: expected a whole number, got '{value}'")
+    return int(number) if whole else number  # int, or int | float: a whole number is a count
+
+
+def help_text(f: dataclasses.Field) -> str:
+    """The field's help with its default said once: the help's own "(default: …)" if it has one, else the
+    field default (none for None; nothing for on/off flags, which are off by default)."""
+    text = f.metadata.get("help", "")
+    if "(default" in text or f.default is False or f.default is dataclasses.MISSING:
+        return text
+    return f"{text} (default: {'none' if f.default is None else f.default})"
 
 
 def read_config_file(path: str | Path) -> dict:

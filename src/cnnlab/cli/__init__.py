@@ -1,0 +1,38 @@
+"""`cnnlab <verb>`: each verb parses its flags, calls one library function and prints the result.
+
+One module per verb group registers its parsers (`add_parsers(sub)`) and holds its commands; the commands import
+the library when they run, so `cnnlab --help` imports neither torch nor the rest of cnnlab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from cnnlab.cli import evaluate, explain, models, train
+from cnnlab.cli._common import VerbParser
+
+VERB_GROUPS = (train, evaluate, models, explain)  # in the order `cnnlab --help` lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnlab", description="CNNs for image classification, end to end.")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=VerbParser)
+    for group in VERB_GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+        print(f"cnnlab {args.verb}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,76 @@
+"""`cnnlab evaluate` (accuracy, per-class metrics, confusion matrix of a run) and `cnnlab predict` (image files)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cnnlab.cli._common import print_notes
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.data import load_dataset
+    from cnnlab.data.images import channels_mode
+    from cnnlab.evaluate import evaluate_model, format_report
+    from cnnlab.io import load_model, resolve_model_path
+    from cnnlab.plots import plot_confusion
+
+    model, meta = load_model(args.run)
+    c, h, w = meta["input_size"]
+    data_name = args.data or meta.get("dataset")
+    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c),
+                          (h, w), args.strict)  # fmt: skip
+    data = getattr(splits, args.split)
+    if data is None:
+        raise ValueError(f"{data_name} has no {args.split} split")
+    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta)
+    folder = resolve_model_path(args.run).parent
+    png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png",
+                         f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}")  # fmt: skip
+    if args.json:
+        print(json.dumps({**result, "confusion_png": str(png)}, indent=2))
+    else:
+        print(format_report(result, meta["classes"]))
+        print(f"\nconfusion matrix plot: {png}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnlab.io import load_model
+    from cnnlab.predict import predict_files
+
+    model, meta = load_model(args.run)
+    results = predict_files(model, meta, args.images, args.top, args.device)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        print_notes(r["notes"])
+        best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
+        print(f"{r['file']}: {best}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
+    p.add_argument("run", help="run folder or model file")
+    p.add_argument("--data", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--data-dir")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--val-split", type=int, default=None, help="must match training to evaluate on 'val'")
+    p.add_argument("--seed", type=int, default=0, help="must match training to evaluate on 'val' / 'train'")
+    p.add_argument("--strict", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=None, help="default: the precision the model was trained with")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation on / off (default: as the run was trained)")  # fmt: skip
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top classes for image files")
+    p.add_argument("run", help="run folder or model file")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)

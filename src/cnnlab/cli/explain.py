@@ -1,0 +1,269 @@
+"""`cnnlab explain RUN METHOD [options]` and `cnnlab explain edges IMAGE`: what the network learned, as PNGs.
+
+METHODS maps each method name to its help, its flags and a small handler; the handler returns the PNG it wrote
+(printed as the last line) or None when it printed its own output.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab.cli._common import print_notes
+
+_USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
+       cnnlab explain edges IMAGE"""
+
+
+@dataclass
+class Context:
+    """What a handler works on: the explain module, and the model of RUN (none for `edges`)."""
+
+    ex: Any
+    model: Any = None
+    meta: dict | None = None
+    out: Path | None = None  # --out, or explain-<method>.png in the run folder
+
+    @property
+    def name(self) -> str:
+        return self.meta["model"]
+
+
+@dataclass(frozen=True)
+class Method:
+    help: str
+    run: Callable[[argparse.Namespace, Context], Path | str | None]
+    flags: Callable[[argparse.ArgumentParser], None] = lambda p: None
+    data: bool = False  # takes --data / --data-dir / --split
+    model: bool = True  # needs RUN
+
+
+def _int_list(text: str) -> list[int]:
+    """'3', '0,4,7' or '0-7' → a list of ints."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        if not (lo.strip().isdigit() and (not sep or hi.strip().isdigit())):
+            raise ValueError(f"expected indices such as 3, 0,4,7 or 0-7, got '{text}'")
+        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    return out
+
+
+def _data(opts: argparse.Namespace, meta: dict):
+    from cnnlab.data import load_dataset
+    from cnnlab.data.images import channels_mode
+
+    c, h, w = meta["input_size"]
+    name = opts.data or meta.get("dataset")
+    splits = load_dataset(name, opts.data_dir, None, 0, channels_mode(c), (h, w))
+    data = getattr(splits, opts.split)
+    if data is None:
+        raise ValueError(f"{name} has no {opts.split} split")
+    return data
+
+
+def _image(path: str, c: Context):
+    image, notes = c.ex.read_image(path, c.meta)
+    print_notes(notes)
+    return image
+
+
+def _pixels(image):
+    return image.permute(1, 2, 0).float().div(255).numpy()
+
+
+def _layers(o, c: Context):
+    print(c.ex.format_layers(c.ex.list_layers(c.model, tuple(c.meta["input_size"]))))
+
+
+def _filters_flags(p):
+    p.add_argument("--layer", help="conv layer (default: the first)")
+    p.add_argument("--max", type=int, default=64, help="show at most this many filters (default: 64)")
+
+
+def _filters(o, c: Context):
+    layer, kernels = c.ex.conv_filters(c.model, o.layer)
+    return c.ex.plot_filters(kernels, c.out, f"{c.name} {layer}", max_filters=o.max)
+
+
+def _featuremaps_flags(p):
+    p.add_argument("--image", required=True)
+    p.add_argument("--layer", help="module name (default: the first conv); see `layers`")
+    p.add_argument("--max", type=int, default=64, help="show at most this many maps (default: 64)")
+
+
+def _featuremaps(o, c: Context):
+    image = _image(o.image, c)
+    layer, maps = c.ex.feature_maps(c.model, c.meta, image, o.layer)
+    return c.ex.plot_feature_maps(maps, _pixels(image), c.out, f"{c.name} {layer}", o.max)
+
+
+def _saliency_flags(p):
+    p.add_argument("--image", required=True)
+    p.add_argument("--target", help="class name or index (default: the predicted class)")
+    p.add_argument("--method", dest="kinds", default="gradient",
+                   help="gradient, smoothgrad, integrated-gradients, gradcam, a comma list, or all (default: gradient)")  # fmt: skip
+
+
+def _saliency(o, c: Context):
+    ex, classes = c.ex, c.meta["classes"]
+    methods = ex.METHODS if o.kinds == "all" else o.kinds.split(",")
+    image = _image(o.image, c)
+    target = ex.class_index(o.target, classes)
+    heats = {}
+    for m in methods:
+        heat, targets, probs = ex.saliency(c.model, c.meta, ex.to_input(image[None], c.meta), target, m.strip())
+        heats[m.strip()] = heat[0]
+    pred = int(probs[0].argmax())
+    title = (f"{c.name}: predicted {classes[pred]} ({probs[0, pred]:.1%}), "
+             f"saliency of class {classes[int(targets[0])]}")  # fmt: skip
+    return ex.plot_saliency(_pixels(image), heats, c.out, title)
+
+
+def _maximize_flags(p):
+    p.add_argument("--layer", help="module name whose channels (or neurons) to maximise")
+    p.add_argument("--channel", type=_int_list, help="channel(s): 3, 0,4,7 or 0-7 (default: 0-7)")
+    p.add_argument("--class", dest="classes", type=_int_list, help="class logit(s) instead of a layer, e.g. 0-9")
+    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--lr", type=float, default=0.1, help="step per iteration in normalised input units")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _maximize(o, c: Context):
+    if o.classes is not None and (o.layer or o.channel):
+        raise ValueError("give either --layer/--channel or --class, not both")
+    if o.classes is None and not o.layer:
+        raise ValueError("maximize needs --layer NAME [--channel K] or --class K")
+    index = o.classes if o.classes is not None else (o.channel or list(range(8)))
+    layer = None if o.classes is not None else o.layer
+    result = c.ex.maximize(c.model, c.meta, index, layer, steps=o.steps, lr=o.lr, seed=o.seed)
+    print(c.ex.format_change(result))
+    what = "class logits" if layer is None else f"{layer} channels"
+    return c.ex.plot_maximized(result, c.out, f"{c.name}: inputs maximising {what} (activation start → end)")
+
+
+def _patches_flags(p):
+    p.add_argument("--layer", required=True)
+    p.add_argument("--channel", type=int, required=True)
+    p.add_argument("--top", type=int, default=16)
+    p.add_argument("--n", type=int, default=10000, help="search the first N images of the split")
+
+
+def _patches(o, c: Context):
+    data = _data(o, c.meta)
+    images, labels = data.images[: o.n], data.labels[: o.n]
+    patches = c.ex.top_patches(c.model, c.meta, images, o.layer, o.channel, o.top)
+    t, b, l, r = patches[0].box
+    title = (f"{c.name} {o.layer} channel {o.channel}: top {len(patches)} of {len(images)} images\n"
+             f"crops = the unit's receptive field ({b - t}×{r - l} for the first)")  # fmt: skip
+    return c.ex.plot_patches(patches, c.out, title, c.meta["classes"], labels)
+
+
+def _embedding_flags(p):
+    p.add_argument("--n", type=int, default=2000, help="images drawn at random from the split")
+    p.add_argument("--thumbnails", action="store_true", help="draw the images themselves (first 300)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _embedding(o, c: Context):
+    data = _data(o, c.meta)
+    emb = c.ex.embedding(c.model, c.meta, data, o.n, o.seed)
+    thumbs = data.images[emb.indices] if o.thumbnails else None
+    title = f"{c.name}: t-SNE of {emb.codes.shape[1]}-D CNN codes, {len(emb.points)} {o.split} images"
+    return c.ex.plot_embedding(emb, c.meta["classes"], c.out, title, thumbs)
+
+
+def _top_losses(o, c: Context):
+    data = _data(o, c.meta)
+    result = c.ex.top_losses(c.model, c.meta, data, o.top)
+    return c.ex.plot_top_losses(result, data.images, c.meta["classes"], c.out)
+
+
+def _edges(o, c: Context):
+    from cnnlab.data import load_image
+
+    image, notes = load_image(o.image, "L")
+    print_notes(notes)
+    gray = c.ex.edges.to_gray(image)
+    print(c.ex.correlation_vs_convolution())
+    png = c.ex.edges.plot_edges(gray, c.ex.apply_edge_filters(gray), o.out or "edges.png")
+    print(f"\nedges plot: {png}")
+
+
+METHODS: dict[str, Method] = {
+    "layers": Method("list the model's layers (module names) with output shapes", _layers),
+    "filters": Method("the learned kernels of a conv layer, normalised per kernel", _filters, _filters_flags),
+    "featuremaps": Method("a layer's activation maps for one image", _featuremaps, _featuremaps_flags),
+    "saliency": Method(
+        "which pixels the class score depends on, blended over the image", _saliency, _saliency_flags
+    ),  # fmt: skip
+    "maximize": Method(
+        "synthesise the input that maximises channels of a layer or class logits", _maximize, _maximize_flags
+    ),  # fmt: skip
+    "patches": Method(
+        "the dataset crops (receptive fields) that activate a channel most", _patches, _patches_flags, data=True
+    ),  # fmt: skip
+    "embedding": Method(
+        "t-SNE of the penultimate-layer codes, coloured by class", _embedding, _embedding_flags, data=True
+    ),  # fmt: skip
+    "top-losses": Method(
+        "the images the model gets most confidently wrong",
+        _top_losses,
+        lambda p: p.add_argument("--top", type=int, default=16),
+        data=True,
+    ),  # fmt: skip
+    "edges": Method(
+        "the course's fixed edge filters by cross-correlation (needs no model)",
+        _edges,
+        lambda p: p.add_argument("image"),
+        model=False,
+    ),  # fmt: skip
+}
+
+
+def _explain_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnlab explain RUN", description="What the network learned, as PNGs.")
+    sub = parser.add_subparsers(dest="method", required=True, metavar="METHOD")
+    for name, method in METHODS.items():
+        p = sub.add_parser(name, help=method.help, description=method.help)
+        p.add_argument("--out", help="PNG to write (default: explain-<method>.png in the run folder)")
+        if method.data:
+            p.add_argument("--data", help="dataset (default: the one the model was trained on)")
+            p.add_argument("--data-dir")
+            p.add_argument("--split", choices=("train", "val", "test"), default="test")
+        method.flags(p)
+    return parser
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    tokens = list(args.args)
+    if not tokens or tokens[0] in ("-h", "--help"):
+        _explain_parser().print_help()
+        return 0 if tokens else 2
+    run = None if tokens[0] == "edges" else tokens.pop(0)  # `explain edges IMAGE` needs no model
+    opts = _explain_parser().parse_args(tokens)
+    method = METHODS[opts.method]
+
+    from cnnlab import explain as ex
+
+    context = Context(ex)
+    if method.model:
+        from cnnlab.io import load_model, resolve_model_path
+
+        context.model, context.meta = load_model(run)
+        context.out = Path(opts.out or resolve_model_path(run).parent / f"explain-{opts.method}.png")
+    png = method.run(opts, context)
+    if png is not None:
+        print(png)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("explain", help="what the network learned: filters, feature maps, saliency, … as PNGs",
+                       usage=_USAGE, description=f"Methods: {', '.join(METHODS)}. `cnnlab explain RUN -h` "
+                       "describes them.")  # fmt: skip
+    p.add_argument("args", nargs=argparse.REMAINDER, help="RUN METHOD [options], or edges IMAGE")
+    p.set_defaults(func=cmd_explain)

@@ -1,0 +1,87 @@
+"""`cnnlab summary` (a model's layers, parameters, MACs, receptive fields) and `cnnlab datasets`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _parse_input(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"--input expects C×H×W such as 1x28x28, got '{text}'")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from cnnlab.inspect import format_summary, summary
+    from cnnlab.models import create_model, list_models
+    from cnnlab.models.notation import to_notation
+
+    if args.list or not args.model:
+        print("\n".join(list_models()))
+        return 0
+    size = _parse_input(args.input) if args.input else None
+    if Path(args.model).exists():
+        from cnnlab.io import load_model
+
+        model, meta = load_model(args.model)
+        size, name = size or tuple(meta["input_size"]), meta["model"]
+    else:
+        kwargs = {"img_size": size[1]} if size else {}
+        model = create_model(args.model, num_classes=args.classes, in_chans=size[0] if size else 1, **kwargs)
+        size, name = size or tuple(model.default_cfg["input_size"]), args.model
+    if args.notation:  # the string alone, or why the model has none
+        try:
+            print(to_notation(model, size, strict=True))
+        except ValueError as e:
+            raise ValueError(f"{name} cannot be written in the course notation: {e}") from None
+        return 0
+    info = summary(model, size, args.depth)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_summary(info, f"{name}: input {'×'.join(map(str, size))}"))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from cnnlab.data import sources
+
+    if args.action == "get":
+        if not args.name:
+            raise ValueError("usage: cnnlab datasets get NAME")
+        folder, how = sources.get(args.name, args.data_dir)
+        print(f"{args.name}: {how} → {folder}")
+        return 0
+    for name, spec in sources.DATASETS.items():
+        found = sources.locate(name, args.data_dir)
+        print(f"{name:<15}{spec.title}")
+        if found:
+            print(f"{'':<15}found: {found}")
+        else:
+            way = f"`{spec.system_hint}` or " if spec.system_hint else ""
+            print(f"{'':<15}not found; get it with {way}`cnnlab datasets get {name}`")
+    print("folder:PATH    one sub-folder of images per class (optionally under train/, val/, test/)")
+    print("npz:PATH       arrays x_train, y_train[, x_test, y_test, class_names]")
+    print("csv:PATH       rows of label, pixel values (a file, or a folder with *train*.csv / *test*.csv)")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and receptive fields of a model")
+    p.add_argument("model", nargs="?", help="model name, course notation (CL32-MP4-FC10), run folder or model file")
+    p.add_argument("--input", help="input size C×H×W, e.g. 1x28x28 (default: the model's)")
+    p.add_argument("--classes", type=int, default=10, help="output classes (default: 10)")
+    p.add_argument("--depth", type=int, help="show blocks nested deeper than N as one row (1 = top-level modules)")
+    p.add_argument("--notation", action="store_true", help="print the model in the course notation, if it has one")
+    p.add_argument("--list", action="store_true", help="list registered models")
+    p.add_argument("--json", action="store_true", help="rows and totals as JSON")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("datasets", help="list known datasets and where they are; `datasets get NAME` fetches one")
+    p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_datasets)

@@ -1,0 +1,164 @@
+"""`cnnlab train`, `cnnlab lr-find` and `cnnlab augment`. The training flags are built from the TrainConfig fields
+(name, type, default and help), so an option is defined once, in cnnlab/train/config.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# the settings that change what a learning-rate range test measures: data, model, optimizer (without its LR,
+# which the test sweeps, nor a schedule), batch, loss, augmentation and execution; epochs, schedules, early
+# stopping, checkpoints and evaluation do not apply
+LR_FIND_FIELDS = (
+    "data", "data_dir", "val_split", "image_size", "mode", "strict",
+    "model", "init",
+    "optimizer", "momentum", "nesterov", "weight_decay", "decay_all", "grad_clip", "batch_size", "accumulate",
+    "label_smoothing", "augment",
+    "seed", "device", "precision", "compile", "out",
+)  # fmt: skip
+LR_FIND_HELP = {"out": "folder to write lr_find.png in (default: the current folder)"}
+
+
+def _flag_type(f):
+    """argparse `type=` for TrainConfig field `f`: the config's own coercer (named for argparse's messages)."""
+    from cnnlab.train.config import coerce, kind_name
+
+    def parse(text: str):
+        return coerce(f, text)
+
+    parse.__name__ = kind_name(f)  # "invalid int value: 'x'"
+    return parse
+
+
+def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None, helps: dict | None = None):
+    """--recipe, --config, --model-arg and one flag per TrainConfig field in `names` (default: all of them)."""
+    import dataclasses
+
+    from cnnlab.train.config import TrainConfig, help_text, kind_name
+
+    p.add_argument(
+        "--recipe", help="a named set of settings shipped with cnnlab (fast); --config and flags override it"
+    )
+    p.add_argument("--config", help="YAML, TOML or JSON file of settings; flags override it")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model constructor argument (repeatable), e.g. drop_rate=0.3")  # fmt: skip
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in names or tuple(fields):
+        if name == "model_args":  # --model-arg above
+            continue
+        f = fields[name]
+        flag = "--" + name.replace("_", "-")
+        help_ = ((helps or {}).get(name) or help_text(f)).replace("%", "%%")
+        if kind_name(f) == "bool":
+            p.add_argument(flag, action="store_true", default=None, help=help_)
+        else:
+            p.add_argument(flag, type=_flag_type(f), default=None, help=help_)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _train_values(args: argparse.Namespace) -> dict:
+    """TrainConfig values: the recipe, then the --config file, then the flags given on the command line."""
+    import dataclasses
+
+    from cnnlab.recipes import read_recipe
+    from cnnlab.train.config import TrainConfig, read_config_file
+
+    values = read_config_file(args.config) if args.config else {}
+    recipe = getattr(args, "recipe", None) or values.pop("recipe", None)
+    if recipe:
+        values = {**read_recipe(recipe), **values}
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, f.name, None)  # None: not given (or not a flag of this verb)
+        if v is not None and f.name != "model_args":
+            values[f.name] = v
+    if args.model_arg:
+        model_args = dict(values.get("model_args") or {})
+        for item in args.model_arg:
+            key, sep, val = item.partition("=")
+            if not sep:
+                raise ValueError(f"--model-arg expects KEY=VALUE, got '{item}'")
+            model_args[key] = _parse_value(val)
+        values["model_args"] = model_args
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.pipeline import resume_config, train_run
+    from cnnlab.train.config import TrainConfig
+
+    values = _train_values(args)
+    if args.resume:
+        train_run(resume_config(args.resume, values), resume=args.resume)
+        return 0
+    train_run(TrainConfig.from_dict(values))
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from cnnlab.pipeline import lr_find
+    from cnnlab.train.config import TrainConfig
+
+    values = _train_values(args)
+    out = values.pop("out", None) or "."
+    result = lr_find(TrainConfig.from_dict(values), args.min_lr, args.max_lr, args.steps, out)
+    print(f"suggested learning rate: {result['suggested_lr']:.3g} (steepest fall of the smoothed loss; "
+          f"{len(result['losses'])} steps from {args.min_lr:g})")  # fmt: skip
+    print(f"plot: {result['png']}")
+    return 0
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    from cnnlab.data import load_dataset
+    from cnnlab.data.augment import AUGMENTS, augment_grid
+    from cnnlab.data.images import tensor_to_image
+
+    if args.list:
+        for name, (default, what) in AUGMENTS.items():
+            print(f"{name + '=' + format(default, 'g'):<16}{what}")
+        return 0
+    splits = load_dataset(args.data, args.data_dir, 0, args.seed)
+    grid, spec = augment_grid(splits.train, args.augment, args.n, args.seed)
+    out = Path(args.out or f"augment-{splits.name}.png")
+    tensor_to_image(grid).save(out)
+    print(f"{args.n} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
+    return 0
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    add_config_flags(p)
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+
+
+def _lr_find_flags(p: argparse.ArgumentParser) -> None:
+    add_config_flags(p, LR_FIND_FIELDS, LR_FIND_HELP)
+    p.add_argument("--min-lr", type=float, default=1e-7, help="LR of the first step (default: 1e-7)")
+    p.add_argument("--max-lr", type=float, default=10.0, help="LR of the last step (default: 10)")
+    p.add_argument("--steps", type=int, default=100, help="steps from --min-lr to --max-lr (default: 100)")
+
+
+def add_parsers(sub) -> None:
+    # the TrainConfig flags are added when the verb is used (see VerbParser): other verbs need not import it
+    p = sub.add_parser("train", help="train a model and write a run folder", populate=_train_flags)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("lr-find", help="learning-rate range test: loss against LR (lr_find.png) and a suggested LR",
+                       populate=_lr_find_flags)  # fmt: skip
+    p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("augment", help="a PNG grid of augmented training samples, to see what an --augment spec does")
+    p.add_argument("--data", default="fashion-mnist", help="dataset name or folder:PATH / npz:PATH / csv:PATH")
+    p.add_argument("--data-dir")
+    p.add_argument("--augment", default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
+                   help="augmentation spec (default: %(default)s); --list shows the names")  # fmt: skip
+    p.add_argument("--n", type=int, default=16, help="samples to show (default: 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
+    p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")
+    p.set_defaults(func=cmd_augment)

@@ -1,0 +1,109 @@
+"""The CLI's structure: TrainConfig is the one definition of a training option (help, type, default), the verbs'
+parsers are built from it, and `import cnnlab` / `cnnlab --help` stay light."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab.cli import build_parser, main
+from cnnlab.cli.train import LR_FIND_FIELDS
+from cnnlab.train.config import TrainConfig, coerce
+
+FIELDS = dataclasses.fields(TrainConfig)
+
+
+def _help(capsys, verb: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([verb, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def _options(help_text: str) -> dict[str, str]:
+    """`--flag ARG  help …` blocks of an argparse help, by flag."""
+    blocks: dict[str, str] = {}
+    flag = None
+    for line in help_text.split("options:")[1].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            blocks[flag] = line
+        elif flag and line.startswith("   "):
+            blocks[flag] += " " + line.strip()
+    return blocks
+
+
+def test_every_field_has_help_and_a_train_flag(capsys):
+    options = _options(_help(capsys, "train"))
+    for f in FIELDS:
+        assert len(f.metadata.get("help", "")) > 10, f"{f.name} has no help metadata"
+        flag = "--model-arg" if f.name == "model_args" else "--" + f.name.replace("_", "-")
+        assert flag in options, f"{f.name}: no {flag} in `cnnlab train --help`"
+
+
+def test_help_says_each_default_once(capsys):
+    for verb in ("train", "lr-find"):
+        for flag, text in _options(_help(capsys, verb)).items():
+            assert text.count("(default") <= 1, f"{verb} {flag}: {text}"
+            assert "(default: None)" not in text, f"{verb} {flag}: {text}"
+    options = _options(_help(capsys, "train"))
+    assert "(default: 5)" in options["--epochs"] and "(default: 5000 for the 60k sets" in options["--val-split"]
+
+
+def test_lr_find_takes_the_range_test_flags_only(capsys):
+    assert set(LR_FIND_FIELDS) <= {f.name for f in FIELDS}
+    options = _options(_help(capsys, "lr-find"))
+    for name in LR_FIND_FIELDS:
+        assert "--" + name.replace("_", "-") in options
+    for flag in ("--epochs", "--lr", "--schedule", "--patience", "--tta", "--checkpoint-every", "--resume"):
+        assert flag not in options
+    assert {"--min-lr", "--max-lr", "--steps", "--recipe", "--config", "--model-arg"} <= set(options)
+
+
+def test_one_coercer_for_files_and_flags(capsys):
+    assert coerce("lr", "1e-4") == 1e-4 and coerce("weight_decay", 0) == 0.0
+    assert coerce("val_split", "100") == 100 and isinstance(coerce("val_split", 100.0), int)
+    assert coerce("val_split", "0.1") == 0.1 and coerce("val_split", None) is None
+    assert coerce("nesterov", "yes") is True and coerce("time_limit", 90) == "90"
+    for name, value in (("epochs", "2.5"), ("lr", "fast"), ("epochs", None), ("strict", "maybe")):
+        with pytest.raises(ValueError, match=name):
+            coerce(name, value)
+    cfg = TrainConfig.from_dict({"lr": "3e-4", "epochs": "2", "val_split": 100.0, "grad_clip": 5})
+    assert (cfg.lr, cfg.epochs, cfg.val_split, cfg.grad_clip) == (3e-4, 2, 100, 5.0)
+    args = build_parser().parse_args(["train", "--lr", "1e-2", "--val-split", "100", "--strict"])
+    assert (args.lr, args.val_split, args.strict, args.epochs) == (0.01, 100, True, None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--epochs", "2.5"])
+    assert "argument --epochs: invalid int value: '2.5'" in capsys.readouterr().err
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
+    return set(out.split())
+
+
+HEAVY = {"torch", "matplotlib", "cnnlab.train", "cnnlab.explain", "cnnlab.pipeline", "cnnlab.data", "cnnlab.models"}
+
+
+def test_import_cnnlab_is_light():
+    assert not _loaded_after("import cnnlab; assert cnnlab.__version__") & HEAVY
+    assert not _loaded_after("from cnnlab.cli import build_parser; build_parser()") & HEAVY
+
+
+def test_public_names_resolve_lazily():
+    import cnnlab
+    from cnnlab.models import create_model
+    from cnnlab.train import Trainer
+
+    assert cnnlab.create_model is create_model and cnnlab.Trainer is Trainer
+    assert set(cnnlab.__all__) <= set(dir(cnnlab)) and "__version__" in dir(cnnlab)
+    assert cnnlab.runtime.__name__ == "cnnlab.runtime"  # submodules as attributes, as before
+    with pytest.raises(AttributeError, match="no_such_name"):
+        cnnlab.no_such_name  # noqa: B018
+
+
+def test_cli_module_runs_as_a_script():
+    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "lr-find" in proc.stdout
