@@ -57,7 +57,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 4096, reps: int = 4) -> dict[str, f
 
 def train_flops_per_sample(model_name: str, input_size=(1, 28, 28), **kw) -> float:
     """FLOPs to train on one sample: 2 FLOPs per MAC, backward ≈ 2× forward (grads of inputs and of weights)."""
-    model = create_model(model_name, in_chans=input_size[0], img_size=input_size[1], **kw)
+    model = create_model(model_name, num_classes=10, in_chans=input_size[0], img_size=input_size[1], **kw)
     return 3 * 2 * summary(model, input_size)["macs"]
 
 
@@ -84,7 +84,7 @@ def cnnlab_train_rate(
     (the `.item()` of its metrics)."""
     data = fashion(seed).train.subset(slice(0, samples))
     torch.manual_seed(seed)
-    model = create_model(model_name, **kw)
+    model = create_model(model_name, num_classes=10, in_chans=1, **kw)
     trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device=device, precision=precision,
                       compile=compile)  # fmt: skip
     loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)),

@@ -57,7 +57,7 @@ def inference_rates(
     if input_size[1] != images.shape[2]:
         images = splits.test.resized(input_size[1]).images[:limit]
     mean, std = channel_stats(splits.train.images)
-    model = create_model(model_name, in_chans=1, img_size=input_size[1], **kw).eval()
+    model = create_model(model_name, num_classes=10, in_chans=1, img_size=input_size[1], **kw).eval()
     norm = Normalize(mean, std)
     rates: dict[str, list[float]] = {"fp32 eager": [], "cnnlab": []}
     for _ in range(seeds):

@@ -138,4 +138,4 @@ def test_gradcam_reads_the_last_conv_map_before_the_final_pooling():
     assert gradcam_layer(create_model("lecture_cnn").eval(), x) == "features.12"
     assert gradcam_layer(create_model("lenet5").eval(), x) == "features.5"
     # ResNet's forward_features ends in a residual stage: its output is the map
-    assert gradcam_layer(create_model("resnet18", small_input=True).eval(), x) is None
+    assert gradcam_layer(create_model("resnet18", num_classes=10, in_chans=1, small_input=True).eval(), x) is None

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from cnnlab.models import create_model, list_models
+from cnnlab.models._registry import model_params
 from cnnlab.train.losses import ClassificationLoss
 
 # Published parameter counts at 1000 classes, RGB: torchvision's weight metadata (num_params) for VGG, ResNet and
@@ -106,13 +107,13 @@ def test_parameter_counts(name):
 def test_min_input_size_is_tight(name):
     """The smallest input in default_cfg goes through; one pixel less fails, and building for it says 'too small'."""
     with torch.device("meta"):
-        m = create_model(name, in_chans=3).default_cfg["min_input_size"][1]
-        model = create_model(name, in_chans=3, img_size=m).eval()
+        m = create_model(name, num_classes=10, in_chans=3).default_cfg["min_input_size"][1]
+        model = create_model(name, num_classes=10, in_chans=3, img_size=m).eval()
         assert model(torch.empty(1, 3, m, m)).shape == (1, 10)
         with pytest.raises(RuntimeError):
             model(torch.empty(1, 3, m - 1, m - 1))
         with pytest.raises(ValueError, match="too small"):
-            create_model(name, in_chans=3, img_size=m - 1)
+            create_model(name, num_classes=10, in_chans=3, img_size=m - 1)
 
 
 def test_other_input_sizes():
@@ -134,6 +135,45 @@ def test_unknown_model_argument_is_a_value_error():
         create_model("vgg11", small_input=True)
 
 
+def test_lecture_cnn_refuses_an_unknown_argument():
+    # it used to take **kwargs, so a misspelt option was stored in model_args and silently ignored
+    with pytest.raises(ValueError) as err:
+        create_model("lecture_cnn", foo=1)
+    assert str(err.value) == "lecture_cnn does not take 'foo'; it takes: drop_rate, img_size, in_chans, num_classes"
+    with pytest.raises(ValueError, match="does not take 'dropout' \\(did you mean 'drop_rate'\\?\\)"):
+        create_model("lecture_cnn", dropout=0.3)
+
+
+@pytest.mark.parametrize("name", [*list_models(), "CL8-MP4-FC10"])
+def test_every_model_refuses_an_unknown_argument(name):
+    with pytest.raises(ValueError, match=f"^{name} does not take 'not_an_option'; it takes: .*num_classes") as err:
+        create_model(name, num_classes=10, in_chans=1, not_an_option=1)
+    assert "in_chans" in str(err.value) and "img_size" in str(err.value)
+
+
+def test_variants_that_forward_kwargs_list_the_options_of_their_builder():
+    with pytest.raises(ValueError) as err:
+        create_model("resnet18", stem="deep")
+    taken = str(err.value).split("it takes: ")[1].split(", ")
+    assert taken == sorted(["act", "drop_rate", "img_size", "in_chans", "norm", "num_classes", "small_input",
+                            "zero_init_residual"])  # fmt: skip
+    with pytest.raises(TypeError, match="register_model\\(takes=...\\)"):
+        model_params(lambda **kwargs: None)  # a **kwargs constructor must say where its arguments go
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_each_family_decides_its_defaults(name):
+    """create_model passes only what it is given: ImageNet families default to 1000 classes, RGB, their paper's
+    input size; LeNet-5 and the lecture network to 10 classes, grayscale. model_args records what was built."""
+    with torch.device("meta"):
+        model = create_model(name)
+    classes, chans = (1000, 3) if name in PARAMS_IMAGENET else (10, 1)
+    assert model.num_classes == classes and model.default_cfg["input_size"][0] == chans
+    assert model.model_args == {"num_classes": classes, "in_chans": chans}
+    size = {"alexnet": 227, "lenet5": 28, "lecture_cnn": 28, "lenet5_classic": 32}.get(name, 224)
+    assert model.default_cfg["input_size"] == (chans, size, size)
+
+
 def test_glorot_uniform_init_bounds():
     m = create_model("lecture_cnn")
     conv = m.features[0]
@@ -149,21 +189,21 @@ def test_glorot_uniform_init_bounds():
 def test_torchvision_init_schemes():
     torch.manual_seed(0)
     # ResNet: Kaiming-normal with fan_out: std = √(2 / (out·k·k)); BN weight 1, bias 0
-    r = create_model("resnet18", in_chans=3)
+    r = create_model("resnet18", num_classes=10, in_chans=3)
     w = r.layer3[0].conv2.weight  # 256×256×3×3
     assert w.std().item() == pytest.approx(math.sqrt(2 / (256 * 9)), rel=0.02)
     assert torch.all(r.layer3[0].bn2.weight == 1) and torch.all(r.layer3[0].bn2.bias == 0)
     # zero_init_residual: the last BN of every residual branch starts at 0
-    z = create_model("resnet50", in_chans=3, zero_init_residual=True)
+    z = create_model("resnet50", num_classes=10, in_chans=3, zero_init_residual=True)
     assert all(torch.all(b.bn3.weight == 0) for stage in (z.layer1, z.layer4) for b in stage)
     # GoogLeNet: N(0, 0.01²) for convs and linears
-    g = create_model("googlenet", in_chans=3, img_size=64)
+    g = create_model("googlenet", num_classes=10, in_chans=3, img_size=64)
     assert g.inception4a.branch2[1].conv.weight.std().item() == pytest.approx(0.01, rel=0.05)
 
 
 def test_vgg_layout_and_init():
     torch.manual_seed(0)
-    m = create_model("vgg11_bn", in_chans=3, img_size=32)
+    m = create_model("vgg11_bn", num_classes=10, in_chans=3, img_size=32)
     # torchvision's make_layers: conv, bn, relu per width; a max-pool per "M"
     assert [type(m.features[i]).__name__ for i in range(4)] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
     assert isinstance(m.avgpool, nn.AdaptiveAvgPool2d) and m.classifier[0].in_features == 512 * 7 * 7
@@ -187,20 +227,20 @@ def test_alexnet_matches_the_paper():
         for size in (227, 224):
             assert m.forward_features(torch.empty(1, 3, size, size)).shape == (1, 256, 6, 6)
         assert [m.classifier[i].out_features for i in (0, 3, 6)] == [4096, 4096, 1000]
-    lrn = create_model("alexnet", in_chans=3, img_size=64, lrn=True)
+    lrn = create_model("alexnet", num_classes=10, in_chans=3, img_size=64, lrn=True)
     assert sum(isinstance(x, nn.LocalResponseNorm) for x in lrn.features) == 2
 
 
 def test_resnet_stems():
     with torch.device("meta"):
-        big = create_model("resnet18", in_chans=3)
-        small = create_model("resnet18", in_chans=1, img_size=32, small_input=True)
+        big = create_model("resnet18", num_classes=10, in_chans=3)
+        small = create_model("resnet18", num_classes=10, in_chans=1, img_size=32, small_input=True)
         assert big.conv1.kernel_size == (7, 7) and big.conv1.stride == (2, 2)
         assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1)
         assert isinstance(small.maxpool, nn.Identity)
         assert big.forward_features(torch.empty(1, 3, 224, 224)).shape == (1, 512, 7, 7)
         assert small.forward_features(torch.empty(1, 1, 32, 32)).shape == (1, 512, 4, 4)
-        r50 = create_model("resnet50", in_chans=3)
+        r50 = create_model("resnet50", num_classes=10, in_chans=3)
         assert r50.forward_features(torch.empty(1, 3, 224, 224)).shape == (1, 2048, 7, 7)
         assert r50.layer2[0].conv2.stride == (2, 2)  # v1.5: the stride sits on the 3×3 conv
 
@@ -238,7 +278,7 @@ def test_googlenet_block_table_and_aux_heads():
         m.reset_classifier(3)
         assert m(x).shape == (2, 3) and m.aux1.fc2.out_features == m.aux2.fc2.out_features == 3
     with torch.device("meta"):
-        paper = create_model("googlenet", in_chans=3, branch3_kernel=5)
+        paper = create_model("googlenet", num_classes=10, in_chans=3, branch3_kernel=5)
     assert paper.inception3a.branch3[1].conv.kernel_size == (5, 5)
 
 

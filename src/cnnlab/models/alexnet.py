@@ -30,7 +30,7 @@ def _features(in_chans: int, lrn: bool) -> nn.Sequential:
 
 @register_model
 def alexnet(
-    num_classes: int = 10, in_chans: int = 3, img_size: int = 227, drop_rate: float = 0.5, lrn: bool = False
+    num_classes: int = 1000, in_chans: int = 3, img_size: int = 227, drop_rate: float = 0.5, lrn: bool = False
 ) -> nn.Module:
     """AlexNet: conv 96@11×11/4 → 256@5×5 → 384@3×3 → 384@3×3 → 256@3×3 (max-pools after 1, 2, 5) → FC 4096-4096-classes.
 

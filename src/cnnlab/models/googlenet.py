@@ -43,7 +43,7 @@ class GoogLeNet(PooledLinearClassifier):
 
     def __init__(
         self,
-        num_classes: int = 10,
+        num_classes: int = 1000,
         in_chans: int = 3,
         img_size: int = 224,
         aux_logits: bool = False,
@@ -106,7 +106,7 @@ class GoogLeNet(PooledLinearClassifier):
                 head.fc2 = nn.Linear(head.fc2.in_features, num_classes)
 
 
-@register_model
+@register_model(takes=GoogLeNet)
 def googlenet(**kwargs) -> nn.Module:
     """GoogLeNet (Inception v1): 6,624,904 params at 1000 classes without the auxiliary heads (`aux_logits=True`)."""
     return GoogLeNet(**kwargs)

@@ -34,17 +34,17 @@ def _lenet(num_classes: int, in_chans: int, img_size: int, act: str, pool: str, 
 
 
 @register_model
-def lenet5(num_classes: int = 10, in_chans: int = 1, img_size: int = 28, **kwargs) -> nn.Module:
+def lenet5(num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> nn.Module:
     """LeNet-5 with ReLU and max pooling; padding 2 on the first conv so 28×28 inputs keep 28×28 (61,706 params)."""
-    return _lenet(num_classes, in_chans, img_size, act="relu", pool="max", first_padding=2, **kwargs)
+    return _lenet(num_classes, in_chans, img_size, act="relu", pool="max", first_padding=2)
 
 
 @register_model
-def lenet5_classic(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, **kwargs) -> nn.Module:
+def lenet5_classic(num_classes: int = 10, in_chans: int = 1, img_size: int = 32) -> nn.Module:
     """LeNet-5 as in LeCun et al. 1998: 32×32 input, no padding, tanh, average pooling (61,706 params at 32×32).
 
     C1 6@28×28 → S2 6@14×14 → C3 16@10×10 → S4 16@5×5 → C5/F 120 → F6 84 → output. Simplifications, as in most
     re-implementations: C3 connects to all 6 S2 maps (the paper used a sparse table), the subsampling layers have no
     trainable coefficient, C5 is the equivalent fully connected layer, and the output is linear instead of RBF units.
     """
-    return _lenet(num_classes, in_chans, img_size, act="tanh", pool="avg", first_padding=0, **kwargs)
+    return _lenet(num_classes, in_chans, img_size, act="tanh", pool="avg", first_padding=0)

@@ -26,7 +26,7 @@ class ResNet(PooledLinearClassifier):
         self,
         block: type[ResidualBlock],
         depths: tuple[int, int, int, int],
-        num_classes: int = 10,
+        num_classes: int = 1000,
         in_chans: int = 3,
         img_size: int = 224,
         small_input: bool = False,
@@ -69,31 +69,31 @@ class ResNet(PooledLinearClassifier):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-@register_model
+@register_model(takes=ResNet)
 def resnet18(**kwargs) -> nn.Module:
     """ResNet-18: BasicBlock × (2, 2, 2, 2), 11,689,512 params at 1000 classes."""
     return ResNet(BasicBlock, (2, 2, 2, 2), **kwargs)
 
 
-@register_model
+@register_model(takes=ResNet)
 def resnet34(**kwargs) -> nn.Module:
     """ResNet-34: BasicBlock × (3, 4, 6, 3), 21,797,672 params at 1000 classes."""
     return ResNet(BasicBlock, (3, 4, 6, 3), **kwargs)
 
 
-@register_model
+@register_model(takes=ResNet)
 def resnet50(**kwargs) -> nn.Module:
     """ResNet-50: Bottleneck × (3, 4, 6, 3), 25,557,032 params at 1000 classes."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
-@register_model
+@register_model(takes=ResNet)
 def resnet101(**kwargs) -> nn.Module:
     """ResNet-101: Bottleneck × (3, 4, 23, 3), 44,549,160 params at 1000 classes."""
     return ResNet(Bottleneck, (3, 4, 23, 3), **kwargs)
 
 
-@register_model
+@register_model(takes=ResNet)
 def resnet152(**kwargs) -> nn.Module:
     """ResNet-152: Bottleneck × (3, 8, 36, 3), 60,192,808 params at 1000 classes."""
     return ResNet(Bottleneck, (3, 8, 36, 3), **kwargs)

@@ -36,7 +36,7 @@ def make_features(cfg: list[int | str], in_chans: int, norm: str | None) -> nn.S
 def _create_vgg(
     variant: str,
     batch_norm: bool,
-    num_classes: int = 10,
+    num_classes: int = 1000,
     in_chans: int = 3,
     img_size: int = 224,
     drop_rate: float = 0.5,
@@ -53,49 +53,49 @@ def _create_vgg(
     return init_weights(model, "he_normal", linear="normal_0.01")
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg11(**kwargs) -> nn.Module:
     """VGG-11 (configuration A): 8 conv + 3 FC layers, 132,863,336 params at 1000 classes."""
     return _create_vgg("vgg11", False, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg11_bn(**kwargs) -> nn.Module:
     """VGG-11 with BatchNorm after every conv."""
     return _create_vgg("vgg11", True, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg13(**kwargs) -> nn.Module:
     """VGG-13 (configuration B): 10 conv + 3 FC layers."""
     return _create_vgg("vgg13", False, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg13_bn(**kwargs) -> nn.Module:
     """VGG-13 with BatchNorm after every conv."""
     return _create_vgg("vgg13", True, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg16(**kwargs) -> nn.Module:
     """VGG-16 (configuration D): 13 conv + 3 FC layers, 138,357,544 params at 1000 classes."""
     return _create_vgg("vgg16", False, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg16_bn(**kwargs) -> nn.Module:
     """VGG-16 with BatchNorm after every conv, 138,365,992 params at 1000 classes."""
     return _create_vgg("vgg16", True, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg19(**kwargs) -> nn.Module:
     """VGG-19 (configuration E): 16 conv + 3 FC layers, 143,667,240 params at 1000 classes."""
     return _create_vgg("vgg19", False, **kwargs)
 
 
-@register_model
+@register_model(takes=_create_vgg)
 def vgg19_bn(**kwargs) -> nn.Module:
     """VGG-19 with BatchNorm after every conv."""
     return _create_vgg("vgg19", True, **kwargs)

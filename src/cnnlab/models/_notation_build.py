@@ -1,0 +1,76 @@
+"""Course-notation tokens → the model they describe (`build`), with the input-size checks."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cnnlab.layers import init_weights
+from cnnlab.models._base import SequentialClassifier, default_cfg
+from cnnlab.models._notation_parse import Token, located, out_side, parse
+
+
+def _check_size(text: str, tokens: list[Token], side: int) -> None:
+    """Refuse an input side length that some token shrinks to nothing, naming that token."""
+    for i, tok in enumerate(tokens):
+        new = out_side(side, tok)
+        if new < 1:
+            raise located(text, i, f"a {side}×{side} map is too small for this {tok.kernel}×{tok.kernel} window "
+                                    "(input too small for this model)")  # fmt: skip
+        side = new
+
+
+def _min_side(tokens: list[Token], img_size: int) -> int:
+    """The smallest square input side length every token accepts (output sizes only grow with the input)."""
+    for side in range(1, img_size + 1):
+        s = side
+        for tok in tokens:
+            s = out_side(s, tok)
+            if s < 1:
+                break
+        else:
+            return side
+    return img_size
+
+
+def build(text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> SequentialClassifier:
+    """The model a notation string describes, for `in_chans`×`img_size`×`img_size` inputs and `num_classes` outputs."""
+    tokens = parse(text)
+    _check_size(text, tokens, img_size)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
+    features: list[nn.Module] = []
+    classifier: list[nn.Module] = []
+    layers = features
+    chans, side = in_chans, img_size  # shape of the maps (C, side, side); after the flatten: `chans` features
+    relu_due = False  # a CL or hidden FC was just added: its ReLU comes next, after a BN written right after it
+    for i, tok in enumerate(tokens):
+        if relu_due and tok.kind != "BN":
+            layers.append(nn.ReLU(inplace=True))
+        if tok.kind == "BN":
+            layers.append(nn.BatchNorm2d(chans) if layers is features else nn.BatchNorm1d(chans))
+            if relu_due:
+                layers.append(nn.ReLU(inplace=True))
+        relu_due = False
+        if tok.kind == "FC" and layers is features:
+            layers, chans = classifier, chans * side * side  # flatten: (B, C, H, W) -> (B, C*H*W)
+        if tok.kind == "CL":
+            layers.append(nn.Conv2d(chans, tok.size, tok.kernel, tok.stride, tok.padding))
+            chans, relu_due = tok.size, True
+        elif tok.kind in ("MP", "AP"):
+            pool = nn.MaxPool2d if tok.kind == "MP" else nn.AvgPool2d
+            layers.append(pool(tok.kernel, tok.stride, tok.padding))
+        elif tok.kind == "GAP":
+            features.append(nn.AdaptiveAvgPool2d(1))
+            layers = classifier
+        elif tok.kind == "D":
+            layers.append(nn.Dropout(tok.rate))
+        elif tok.kind == "FC":
+            last = i == len(tokens) - 1
+            layers.append(nn.Linear(chans, num_classes if last else tok.size))
+            chans, relu_due = tok.size, not last
+        side = out_side(side, tok)
+    size = (in_chans, img_size, img_size)
+    min_side = _min_side(tokens, img_size)
+    cfg = default_cfg(size, f"classifier.{len(classifier) - 1}", (in_chans, min_side, min_side), notation=text)
+    model = SequentialClassifier(nn.Sequential(*features), nn.Sequential(*classifier), cfg)
+    return init_weights(model, "glorot_uniform")

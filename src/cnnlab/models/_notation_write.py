@@ -1,0 +1,164 @@
+"""A model → the course notation (`to_notation`), where it is a plain chain of CL/MP/AP/BN/D/GAP/FC layers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.models._base import SequentialClassifier
+from cnnlab.models._notation_parse import Token, format_notation, out_side
+
+
+def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The leaf modules of `model` in the order they run, when it is a plain chain; ValueError saying why not."""
+    if isinstance(model, SequentialClassifier):
+        overridden = [f for f in ("forward", "forward_features", "forward_head")
+                      if getattr(type(model), f) is not getattr(SequentialClassifier, f)]  # fmt: skip
+        if overridden:
+            raise ValueError(f"{type(model).__name__} has its own {overridden[0]}(), not a plain chain of layers")
+        extra = [n for n, _ in model.named_children() if n not in ("features", "avgpool", "classifier")]
+        if extra:
+            raise ValueError(f"{type(model).__name__} has a module '{extra[0]}' outside features / classifier")
+        # SequentialClassifier runs features → avgpool (when there is one) → flatten → classifier
+        pool = [("avgpool", model.avgpool)] if model.avgpool is not None else []
+        return [
+            *_leaves(model.features, "features"),
+            *pool,
+            ("", nn.Flatten()),
+            *_leaves(model.classifier, "classifier"),
+        ]
+    if type(model).forward is nn.Sequential.forward:
+        return _leaves(model, "")
+    raise ValueError(f"{type(model).__name__} is not a plain chain of layers (it has its own forward())")
+
+
+def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    out = []
+    for name, child in seq.named_children():
+        full = f"{prefix}.{name}" if prefix else name
+        if not list(child.children()):
+            out.append((full, child))
+        elif isinstance(child, nn.Sequential) and type(child).forward is nn.Sequential.forward:
+            out += _leaves(child, full)
+        else:
+            raise ValueError(f"'{full}' ({type(child).__name__}) has its own forward(): a residual or branching "
+                             "block, which the notation (a plain chain of layers) cannot write")  # fmt: skip
+    return out
+
+
+def _square(value, what: str, name: str) -> int:
+    pair = value if isinstance(value, tuple) else (value, value)
+    if pair[0] != pair[1]:
+        raise ValueError(f"'{name}' has a non-square {what} {pair[0]}×{pair[1]}")
+    return int(pair[0])
+
+
+def _conv_token(name: str, m: nn.Conv2d) -> Token:
+    if m.groups != 1 or _square(m.dilation, "dilation", name) != 1:
+        raise ValueError(f"conv '{name}' is grouped or dilated, which CL cannot write")
+    if m.bias is None or m.padding_mode != "zeros":
+        raise ValueError(f"conv '{name}' has no bias or pads with {m.padding_mode}; CL has a bias and pads zeros")
+    k, s = _square(m.kernel_size, "kernel", name), _square(m.stride, "stride", name)
+    pad = m.padding
+    if isinstance(pad, str):  # 'valid' or 'same' (torch allows 'same' only at stride 1)
+        if pad == "same" and k % 2 == 0:
+            raise ValueError(f"conv '{name}' pads an even kernel 'same', asymmetrically")
+        pad = 0 if pad == "valid" else k // 2
+    return Token("CL", m.out_channels, k, s, _square(pad, "padding", name))
+
+
+def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
+    kind = "MP" if isinstance(m, nn.MaxPool2d) else "AP"
+    if kind == "MP" and _square(m.dilation, "dilation", name) != 1:
+        raise ValueError(f"pool '{name}' is dilated, which MP cannot write")
+    if kind == "AP" and (not m.count_include_pad or m.divisor_override):
+        raise ValueError(f"pool '{name}' averages without the padding, which AP cannot write")
+    k = _square(m.kernel_size, "kernel", name)
+    s = k if m.stride is None else _square(m.stride, "stride", name)
+    tok = Token(kind, kernel=k, stride=s, padding=_square(m.padding, "padding", name))
+    # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227)
+    if m.ceil_mode and (sizes is None or out_side(sizes[0][0], tok) != sizes[1][0]):
+        raise ValueError(f"pool '{name}' rounds its output size up (ceil_mode) at this input size; MP rounds down")
+    return tok
+
+
+def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.Module, tuple]:
+    """(input H×W, output H×W) of every pooling module, from one dry run on `input_size`."""
+    seen: dict[nn.Module, tuple] = {}
+    pools = [m for m in model.modules() if isinstance(m, _POOLS)]
+    hooks = [p.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (tuple(i[0].shape[-2:]), tuple(o.shape[-2:]))))
+             for p in pools]  # fmt: skip
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_size))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return seen
+
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def to_notation(model: nn.Module, input_size: tuple[int, int, int] | None = None, strict: bool = False) -> str | None:
+    """`model` written in the course notation, or None when it is not a plain chain of CL/MP/AP/BN/D/GAP/FC layers.
+
+    `strict=True` raises a ValueError saying why instead of returning None (e.g. a residual block in resnet18).
+    `input_size` (C, H, W; default: the model's) decides whether an adaptive pool is a no-op at that size, as
+    VGG's 7×7 pool is at 224×224.
+    """
+    try:
+        return format_notation(_tokens_of(model, input_size))
+    except ValueError:
+        if strict:
+            raise
+        return None
+
+
+def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> list[Token]:
+    leaves = _chain(model)
+    # only what the notation does not write: no-op wrappers and the flatten it inserts itself
+    leaves = [(n, m) for n, m in leaves if not isinstance(m, (nn.Identity, nn.Flatten))]
+    sizes: dict[nn.Module, tuple] = {}
+    if any(isinstance(m, _POOLS[2:]) or getattr(m, "ceil_mode", False) for _, m in leaves):
+        sizes = _pool_sizes(model, input_size or tuple(model.default_cfg["input_size"]))
+    tokens: list[Token] = []
+    i = 0
+    while i < len(leaves):
+        name, m = leaves[i]
+        i += 1
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, nn.Conv2d):
+                tokens.append(_conv_token(name, m))
+            elif m.bias is None:
+                raise ValueError(f"linear '{name}' has no bias, which FC cannot write")
+            else:
+                tokens.append(Token("FC", m.out_features))
+            if i == len(leaves):
+                break
+            if isinstance(leaves[i][1], (nn.BatchNorm1d, nn.BatchNorm2d)):
+                tokens.append(Token("BN"))
+                i += 1
+            after = type(leaves[i][1]).__name__ if i < len(leaves) else "nothing"
+            if after != "ReLU":
+                raise ValueError(f"'{name}' is followed by {after}; the notation puts a ReLU after every CL and FC")
+            i += 1
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            tokens.append(_pool_token(name, m, sizes.get(m)))
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            tokens.append(Token("BN"))
+        elif type(m) is nn.Dropout:
+            tokens.append(Token("D", rate=m.p))
+        elif isinstance(m, _POOLS[2:]):
+            size_in, size_out = sizes.get(m, (None, None))
+            if size_out == (1, 1) and isinstance(m, nn.AdaptiveAvgPool2d):
+                tokens.append(Token("GAP"))
+            elif size_in is None or size_in != size_out:  # else a no-op at this size, as VGG's 7×7 pool at 224
+                raise ValueError(f"'{name}' pools adaptively to {size_out}, for which the notation has no token")
+        else:
+            raise ValueError(f"'{name}' ({type(m).__name__}) has no token in the notation (CL, MP, AP, BN, D, GAP, FC)")
+    if not tokens or tokens[-1].kind != "FC" or not isinstance(leaves[-1][1], nn.Linear):
+        raise ValueError("the model does not end with a Linear classifier")
+    return tokens
