@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.inspect import format_summary, summary
+from cnnlab.inspect import Field, format_summary, summary, tracing_fields
 from cnnlab.models import create_model
+from cnnlab.models.hooks import record
 from cnnlab.models.notation import COURSE_LENET5
 from tests.test_cli import cnnlab
 
@@ -147,3 +148,37 @@ def test_cli_summary_depth_json_and_notation():
     assert proc.returncode == 2 and "not a plain chain" in proc.stderr
     text = cnnlab("summary", COURSE_LENET5, "--classes", 5).stdout
     assert "64×7×7" in text and "1,606,144" in text and "notation: CL32-MP4-CL64-MP4-FC512-FC5" in text
+
+
+def test_fields_know_where_they_start_per_axis():
+    # the trace behind the RF column also places the field (padding): a 3×5 conv with padding (1, 0), stride (1, 2)
+    model = nn.Sequential(nn.Conv2d(1, 2, (3, 5), stride=(1, 2), padding=(1, 0)), nn.ReLU(), nn.MaxPool2d(2))
+    x = torch.zeros(1, 1, 12, 12)
+    with torch.no_grad(), tracing_fields(model, x) as trace:
+        out = model(x)
+    field = trace.field(out)
+    assert field == Field(start=(-1, 0), size=(4, 7), jump=(2, 4))
+    assert field.box((0, 1), (12, 12)) == (0, 3, 4, 11) and field.centre(0) == 0.5
+    assert trace.field(out.flatten(1)) is None
+
+
+def test_record_stops_clones_and_always_removes_its_hooks():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(inplace=True), nn.Conv2d(2, 2, 3))
+    x = torch.randn(2, 1, 8, 8, requires_grad=True)
+    with record(model, ["0"], stop=True) as rec:
+        model(x)
+        raise AssertionError("the forward pass should have stopped after layer 0")
+    assert rec.stopped and [c.name for c in rec.calls] == ["0"] and rec.output("0").requires_grad
+    with record(model, ["0"], clone=True) as rec:  # the in-place ReLU works on a copy: the recorded map keeps < 0
+        model(x)
+    assert (rec.output("0") < 0).any() and rec.input("0") is x
+    with record(model) as rec:
+        model(x)
+    assert [(c.name, c.parent) for c in sorted(rec.calls, key=lambda c: c.index)] == [("0", None), ("1", None),
+                                                                                      ("2", None)]  # fmt: skip
+    with pytest.raises(RuntimeError), record(model):
+        model(torch.zeros(1, 3, 8, 8))  # wrong channel count: the forward raises
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        with record(model, ["nope"]):
+            pass

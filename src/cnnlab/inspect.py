@@ -10,8 +10,9 @@ One forward pass of a zero image (batch 1, eval mode) with hooks on every module
 - **receptive field** r and **jump** j (input pixels between neighbouring outputs), along the height, with the
   standard recurrence from r = j = 1 at the input: a conv or pool with kernel k, stride s and dilation d gives
   j_out = j_in·s and r_out = r_in + (k − 1)·d·j_in. Element-wise layers keep (r, j). Where branches meet (a
-  residual add, an Inception concatenation) the result takes the largest r and j among its inputs: the field of
-  the longest path, the usual figure for ResNet-50 (483). After a flatten, a fully connected layer or a global
+  residual add, an Inception concatenation) the result covers the union of its inputs' fields, with the largest
+  j: the field of the longest path, the usual figure for ResNet-50 (483). The same trace (`tracing_fields`) also
+  knows where each field starts (padding), per axis, which cnnlab.explain uses to place crops and Grad-CAM cells. After a flatten, a fully connected layer or a global
   pooling every output sees the whole image and the table shows '—' (also for ops whose geometry is unknown).
 
 Totals: parameters (trainable / frozen, and those of modules the pass never ran, such as auxiliary heads in
@@ -25,10 +26,15 @@ residual block on one line, as in the GoogLeNet paper's table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.models.hooks import Call, record, tensors
 from cnnlab.models.notation import to_notation
 
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -38,25 +44,42 @@ _ROW_KEYS = ("name", "type", "depth", "kernel", "stride", "padding", "dilation",
              "macs", "rf", "jump")  # fmt: skip
 
 
-def _tensors(obj) -> list[torch.Tensor]:
-    """Every tensor inside nested tuples / lists / dicts."""
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, (tuple, list)):
-        return [t for item in obj for t in _tensors(item)]
-    if isinstance(obj, dict):
-        return [t for item in obj.values() for t in _tensors(item)]
-    return []
-
-
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)  # type: ignore[return-value]
 
 
-class _FieldTracer(TorchFunctionMode):
-    """Carries the receptive field (r, j) of every tensor to the tensors torch computes from it.
+@dataclass(frozen=True)
+class Field:
+    """Receptive field of the cells of a feature map, per axis (height, width), from the kernel/stride/padding
+    recurrence: along an axis, cell i sees input pixels start + i·jump … start + i·jump + size − 1. `start` is
+    negative where padding makes the field reach past the image; `box` clips it."""
 
-    `fields` maps id(tensor) → (tensor, (r, j) or None); holding the tensor keeps its id from being reused.
+    start: tuple[int, int]
+    size: tuple[int, int]
+    jump: tuple[int, int]
+
+    def box(self, position: tuple[int, int], image: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Input pixels (top, bottom, left, right; half-open, clipped to the image of `image` H×W) of cell (y, x)."""
+        (t, b), (l, r) = (self.span(a, position[a]) for a in (0, 1))
+        return max(t, 0), min(b, image[0]), max(l, 0), min(r, image[1])
+
+    def span(self, axis: int, i: int) -> tuple[int, int]:
+        """Unclipped input pixels [first, last + 1) that cell i sees along `axis` (0: height, 1: width)."""
+        first = self.start[axis] + i * self.jump[axis]
+        return first, first + self.size[axis]
+
+    def centre(self, axis: int) -> float:
+        """Input coordinate of the centre of cell 0's field along `axis` (cell i: centre + i·jump)."""
+        return self.start[axis] + (self.size[axis] - 1) / 2
+
+
+PIXEL = Field((0, 0), (1, 1), (1, 1))  # an input pixel sees itself
+
+
+class _FieldTracer(TorchFunctionMode):
+    """Carries the receptive field of every tensor to the tensors torch computes from it.
+
+    `fields` maps id(tensor) → (tensor, Field or None); holding the tensor keeps its id from being reused.
     Module hooks overwrite the result of convs and pools with the exact recurrence.
     """
 
@@ -66,32 +89,75 @@ class _FieldTracer(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        known = [self.fields[id(t)] for t in _tensors((args, kwargs)) if id(t) in self.fields]
+        known = [self.fields[id(t)] for t in tensors((args, kwargs)) if id(t) in self.fields]
         if known:
-            for t in _tensors(out):
+            for t in tensors(out):
                 self.fields[id(t)] = (t, _merge(known, t))
         return out
 
 
-def _merge(inputs: list[tuple], out: torch.Tensor) -> tuple[int, int] | None:
-    """Field of an op's output: the largest of its inputs' with the same H×W; None when flattened or resized."""
+def _merge(inputs: list[tuple], out: torch.Tensor) -> Field | None:
+    """Field of an op's output: the union of its inputs' with the same H×W (for branches that meet, the field of
+    the longest path); None when flattened or resized."""
     if out.dim() != 4:
         return None
     same = [f for t, f in inputs if f is not None and t.dim() == 4 and t.shape[-2:] == out.shape[-2:]]
     if not same:
         return None
-    return max(r for r, _ in same), max(j for _, j in same)
+    start = tuple(min(f.start[a] for f in same) for a in (0, 1))
+    end = tuple(max(f.start[a] + f.size[a] for f in same) for a in (0, 1))
+    return Field(start, tuple(e - s for s, e in zip(start, end, strict=True)),  # type: ignore[arg-type]
+                 tuple(max(f.jump[a] for f in same) for a in (0, 1)))  # type: ignore[arg-type]  # fmt: skip
 
 
-def _window_field(m: nn.Module, field: tuple[int, int] | None, x: torch.Tensor, out: torch.Tensor):
-    """(r, j) after a conv / pool / adaptive pool module, from its input's field."""
+def _window_field(m: nn.Module, field: Field | None, x: torch.Tensor, out: torch.Tensor) -> Field | None:
+    """Field after a conv / pool / adaptive pool module, from its input's: r_out = r_in + (k − 1)·d·j_in,
+    j_out = j_in·s, and the first cell starts `padding` input cells (of j_in pixels) before the first input cell."""
     if field is None or out.dim() != 4:
         return None
-    r, j = field
     if isinstance(m, _ADAPTIVE):  # a no-op at this size (VGG's 7×7 pool at 224), else global or unknown
         return field if out.shape[-2:] == x.shape[-2:] else None
-    k, s, d = _pair(m.kernel_size)[0], _pair(m.stride or m.kernel_size)[0], _pair(getattr(m, "dilation", 1))[0]
-    return r + (k - 1) * d * j, j * s
+    g = _geometry(m)
+    k, s, p, d = g["kernel"], g["stride"], g["padding"], g["dilation"]
+    return Field(tuple(field.start[a] - p[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
+                 tuple(field.size[a] + (k[a] - 1) * d[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
+                 tuple(field.jump[a] * s[a] for a in (0, 1)))  # type: ignore[arg-type]  # fmt: skip
+
+
+class FieldTrace:
+    """What `tracing_fields` yields: `field(t)` for any tensor computed from its input inside the block, and the
+    module calls it recorded (`calls`, with `fields[call.index]` the field of each call's output as it returned)."""
+
+    def __init__(self) -> None:
+        self.tensors: dict = {}
+        self.fields: dict[int, Field | None] = {}
+        self.calls: list[Call] = []
+
+    def field(self, t: torch.Tensor) -> Field | None:
+        """Receptive field of the cells of `t` (N, C, H, W); None when unknown or when each cell sees everything."""
+        return self.tensors.get(id(t), (None, None))[1]
+
+
+@contextmanager
+def tracing_fields(model: nn.Module, x: torch.Tensor) -> Iterator[FieldTrace]:
+    """Receptive fields of the tensors that torch ops compute from `x` (the input, of field 1×1) inside the block.
+
+    Convs and pools (modules) use the exact recurrence (`_window_field`); every other op keeps the union of the
+    fields of its inputs of the same H×W (a ReLU, a batch norm, a residual add, an Inception concatenation), and
+    one that changes the H×W otherwise (a flatten, a functional pool, an interpolation) gives None.
+    """
+    trace = FieldTrace()
+    trace.tensors[id(x)] = (x, PIXEL)
+
+    def on_call(call: Call) -> None:
+        out, ins = call.out, tensors(call.inputs)
+        if out is not None and call.leaf and isinstance(call.module, (*_WINDOWED, *_ADAPTIVE)) and ins:
+            trace.tensors[id(out)] = (out, _window_field(call.module, trace.field(ins[0]), ins[0], out))
+        trace.fields[call.index] = trace.field(out) if out is not None else None
+
+    with record(model, on_call=on_call) as rec, _FieldTracer(trace.tensors):
+        trace.calls = rec.calls
+        yield trace
 
 
 def _macs(m: nn.Module, out: torch.Tensor) -> int:
@@ -106,59 +172,12 @@ def _geometry(m: nn.Module) -> dict:
     """Kernel, stride, padding, dilation of a conv or pool (height, width); empty for other modules."""
     if not isinstance(m, _WINDOWED):
         return {}
-    pad = m.padding if not isinstance(m.padding, str) else {"valid": 0, "same": _pair(m.kernel_size)[0] // 2}[m.padding]
-    return {"kernel": list(_pair(m.kernel_size)), "stride": list(_pair(m.stride or m.kernel_size)),
-            "padding": list(_pair(pad)), "dilation": list(_pair(getattr(m, "dilation", 1))),
+    k, d = _pair(m.kernel_size), _pair(getattr(m, "dilation", 1))
+    pad = m.padding if not isinstance(m.padding, str) else [0 if m.padding == "valid" else d[a] * (k[a] - 1) // 2
+                                                              for a in (0, 1)]  # fmt: skip
+    return {"kernel": list(k), "stride": list(_pair(m.stride or m.kernel_size)), "padding": list(_pair(pad)),
+            "dilation": list(d),
             "ceil_mode": bool(getattr(m, "ceil_mode", False))}  # fmt: skip
-
-
-class _Recorder:
-    """Forward hooks that turn every module call into a row (leaf calls and nested blocks alike)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.names = {m: n for n, m in model.named_modules() if n}
-        self.fields: dict = {}
-        self.calls: list[dict] = []
-        self.started = 0  # calls begun so far: orders rows as the calls begin (a block before its layers)
-        self.open: list[dict] = []  # calls in progress, outermost first: a leaf's MACs add to all of them
-        self.counted: set[nn.Module] = set()  # modules whose parameters are in a row already
-        self.outputs: list[torch.Tensor] = []  # every module output, kept alive so memory addresses stay unique
-        self.handles = []
-        for m in self.names:
-            self.handles.append(m.register_forward_pre_hook(self.pre))
-            self.handles.append(m.register_forward_hook(self.post))
-
-    def pre(self, m: nn.Module, args) -> None:
-        self.open.append({"module": m, "order": self.started, "macs": 0})
-        self.started += 1
-
-    def post(self, m: nn.Module, args, output) -> None:
-        call = self.open.pop()
-        outs, ins = _tensors(output), _tensors(args)
-        if not outs:
-            return
-        out = outs[0]
-        leaf = not list(m.children())
-        field = self.fields.get(id(out), (None, None))[1]
-        if leaf and isinstance(m, (*_WINDOWED, *_ADAPTIVE)) and ins:
-            field = _window_field(m, self.fields.get(id(ins[0]), (None, None))[1], ins[0], out)
-            self.fields[id(out)] = (out, field)
-        if leaf:
-            macs = _macs(m, out)
-            for c in (*self.open, call):
-                c["macs"] += macs
-        name = self.names[m]
-        params = sum(p.numel() for p in m.parameters(recurse=not leaf)) if m not in self.counted else 0
-        self.counted.add(m)
-        self.outputs.append(out)
-        call.update(name=name, type=type(m).__name__, depth=name.count(".") + 1, leaf=leaf, **_geometry(m),
-                    output=list(out.shape[1:]), params=params, rf=field[0] if field else None,
-                    jump=field[1] if field else None)  # fmt: skip
-        self.calls.append(call)
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
 
 
 def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | None = None) -> dict:
@@ -170,30 +189,45 @@ def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | Non
         raise ValueError(f"depth must be 1 or more (1 = the model's direct children), got {depth}")
     param = next(model.parameters(), None)
     x = torch.zeros(1, *input_size, device=param.device if param is not None else "cpu")
-    rec = _Recorder(model)
-    rec.fields[id(x)] = (x, (1, 1))  # an input pixel sees itself: r = 1, jump 1
     was_training = model.training
     model.eval()  # batch 1: batch norm uses its running statistics, dropout is off
     try:
-        with torch.no_grad(), _FieldTracer(rec.fields):
+        with torch.no_grad(), tracing_fields(model, x) as trace:
             out = model(x)
     finally:
-        rec.remove()
         model.train(was_training)
-    out = _tensors(out)[0]
-    calls = sorted(rec.calls, key=lambda c: c["order"])
-    shown = [c for c in calls if (c["leaf"] and (depth is None or c["depth"] <= depth)) or c["depth"] == depth]
-    ran = {c["module"] for c in calls}
+    out = tensors(out)[0]
+    calls = [c for c in trace.calls if c.out is not None]  # in the order they returned
+    by_index = {c.index: c for c in trace.calls}
+    macs = dict.fromkeys(by_index, 0)
+    for c in calls:  # a leaf's MACs count in its own row and in every block it ran inside
+        if c.leaf:
+            m, i = _macs(c.module, c.out), c.index
+            while i is not None:
+                macs[i] += m
+                i = by_index[i].parent
+    rows, counted = [], set()  # a module's parameters count at its first call only
+    for c in calls:
+        params = sum(p.numel() for p in c.module.parameters(recurse=not c.leaf)) if c.module not in counted else 0
+        counted.add(c.module)
+        field = trace.fields[c.index]
+        rows.append({"name": c.name, "type": type(c.module).__name__, "depth": c.name.count(".") + 1, "leaf": c.leaf,
+                     **_geometry(c.module), "output": list(c.out.shape[1:]), "params": params, "macs": macs[c.index],
+                     "rf": field.size[0] if field else None, "jump": field.jump[0] if field else None,
+                     "order": c.index, "module": c.module})  # fmt: skip
+    rows.sort(key=lambda r: r["order"])
+    shown = [r for r in rows if (r["leaf"] and (depth is None or r["depth"] <= depth)) or r["depth"] == depth]
+    ran = {r["module"] for r in rows}
     # distinct output memory: in-place results and views share their input's storage
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in rec.outputs}
+    storages = {c.out.untyped_storage().data_ptr(): c.out.untyped_storage().nbytes() for c in calls}
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     not_run = sum(p.numel() for m in model.modules() if m not in ran and m is not model
                   for p in m.parameters(recurse=False))  # fmt: skip
-    layers = [{k: c[k] for k in _ROW_KEYS if k in c} for c in shown]
+    layers = [{k: r[k] for k in _ROW_KEYS if k in r} for r in shown]
     return {"input": list(input_size), "depth": depth, "layers": layers, "output": list(out.shape[1:]),
             "params": total, "trainable": trainable, "frozen": total - trainable, "params_not_run": not_run,
-            "macs": sum(c["macs"] for c in calls if c["leaf"]), "activation_bytes": sum(storages.values()),
+            "macs": sum(r["macs"] for r in rows if r["leaf"]), "activation_bytes": sum(storages.values()),
             "notation": to_notation(model, tuple(input_size))}  # fmt: skip
 
 

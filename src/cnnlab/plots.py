@@ -1,20 +1,23 @@
-"""Figures written by the verbs: training curves and confusion matrices (matplotlib, no display needed)."""
+"""Figures written by the verbs: training curves and confusion matrices.
+
+Built with matplotlib's object API (`matplotlib.figure.Figure`, drawn by its own Agg canvas when saved): no display
+is needed, nothing is registered with pyplot and the backend is never changed, so importing this module keeps a
+notebook's inline plots working.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch, train and validation, side by side."""
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
         ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}")
         if history and f"val_{key}" in history[0]:
@@ -28,7 +31,6 @@ def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -37,7 +39,8 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
     matrix = np.asarray(matrix)
     n = len(classes)
     size = max(5.0, 0.55 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
     rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
@@ -52,13 +55,13 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
                         color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
     ax.set_title(title or "confusion matrix")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_lr_find(lrs, losses, smooth, suggestion: float, path: str | Path, title: str = "") -> Path:
     """Learning-rate range test: loss per step against the LR (log axis), smoothed, with the suggested LR marked."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
     ax.plot(lrs, losses, color="0.75", lw=1, label="loss per step")
     ax.plot(lrs, smooth, lw=2, label="smoothed")
     ax.axvline(suggestion, color="C3", ls="--", label=f"suggested lr {suggestion:.2g}")
@@ -72,5 +75,4 @@ def plot_lr_find(lrs, losses, smooth, suggestion: float, path: str | Path, title
     ax.legend()
     ax.set_title(title or "learning-rate range test")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

@@ -28,5 +28,5 @@ def test_methods_run_on(name):
         assert heat.shape == (2, 32, 32) and probs.shape == (2, 4) and not torch.isnan(torch.from_numpy(heat)).any()
     result = maximize(model, meta, [1], steps=3)
     assert result.images.shape == (1, 32, 32, 3)
-    t, b, l, r = receptive_field(model, meta, conv, 0, (2, 2), samples=2)
+    t, b, l, r = receptive_field(model, meta, conv, 0, (2, 2))
     assert 0 <= t < b <= 32 and 0 <= l < r <= 32

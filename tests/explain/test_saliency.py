@@ -56,12 +56,12 @@ def test_gradcam_draws_each_cell_at_the_centre_of_its_receptive_field():
     # LeNet-5's conv2 map is 10×10 (valid 5×5 conv on the 14×14 pooled map): cell i is centred on input pixel
     # 2·(i + 2) + 0.5 = 4.5 + 2i, so plain resizing to 28×28 (centres 0.9 + 2.8i) would push the heat outwards
     model = create_model("lenet5").eval()
-    a, _ = _cam_map(model, x, gradcam_layer(model, x))
-    assert a.shape[2:] == (10, 10) and _cell_centres(a, x) == [(4.5, 2.0), (4.5, 2.0)]
+    pool = gradcam_layer(model, x)
+    a, _ = _cam_map(model, x, pool)
+    assert a.shape[2:] == (10, 10) and _cell_centres(model, x, pool) == [(4.5, 2.0), (4.5, 2.0)]
     # padded convolutions: receptive fields reach the border, the map covers the frame, plain resizing is right
     model = create_model("lecture_cnn").eval()
-    a, _ = _cam_map(model, x, gradcam_layer(model, x))
-    assert _cell_centres(a, x) == [None, None]
+    assert _cell_centres(model, x, gradcam_layer(model, x)) == [None, None]
 
 
 class GapNet(nn.Module):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +13,9 @@ from torch import nn
 
 from cnnlab.data.images import load_model_input
 from cnnlab.data.transforms import Normalize
+from cnnlab.inspect import Field, tracing_fields
 from cnnlab.models import main_output
+from cnnlab.models.hooks import record
 
 
 def read_image(path: str | Path, meta: dict) -> tuple[torch.Tensor, list[str]]:
@@ -86,50 +88,38 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
                      "(`cnnlab explain RUN layers` lists them with output shapes)")  # fmt: skip
 
 
-class _Stop(Exception):
-    """Raised by a capture hook to skip the rest of the forward pass."""
-
-
-def capture(
-    model: nn.Module, layer: str, x: torch.Tensor, stop: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run `x` through `model` and return (output of `layer` at its first call, model logits or None when stopped).
-
-    The captured tensor keeps its autograd graph; the hook hands the rest of the network a clone, so in-place
-    operations after the layer (ReLU(inplace=True)) do not overwrite it. `stop` skips the layers after it.
-    """
-    module = find_layer(model, layer)
-    seen: list[torch.Tensor] = []
-
-    def hook(mod: nn.Module, inputs, output):
-        if seen:  # a module used twice (a shared ReLU): keep its first output
-            return None
-        out = output[0] if isinstance(output, tuple) else output
-        seen.append(out)
-        if stop:
-            raise _Stop
-        return out.clone() if not isinstance(output, tuple) else None
-
-    handle = module.register_forward_hook(hook)
-    logits = None
-    try:
-        logits = logits_of(model, x)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    if not seen:
-        raise ValueError(f"layer '{layer}' is not used in the model's forward pass; pick another")
-    return seen[0], logits
+def capture(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """Output of `layer` at its first call when `x` runs through `model`, still in x's autograd graph; the layers
+    after it are not run (`cnnlab.models.hooks.record` with stop=True)."""
+    find_layer(model, layer)  # an unknown name: the error that lists the valid ones
+    with record(model, [layer], stop=True) as rec:
+        logits_of(model, x)
+    return rec.output(layer)
 
 
 def spatial_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
     """Output (N, C, H, W) of `layer`; a layer without a spatial map (a fully connected one) is an error."""
-    out, _ = capture(model, layer, x)
+    out = capture(model, layer, x)
     if out.ndim != 4:
         raise ValueError(f"layer '{layer}' outputs {'×'.join(map(str, out.shape[1:]))} values per image, no spatial "
                          "map; choose a convolutional layer (`cnnlab explain RUN layers` lists the output shapes)")  # fmt: skip
     return out
+
+
+def map_field(
+    model: nn.Module, input_size: tuple[int, ...] | list[int], forward: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[Field | None, torch.Size]:
+    """(receptive field, shape) of the feature map `forward(x)` returns for a zero input x of `input_size` (C, H, W).
+
+    The field comes from the kernel/stride/padding recurrence along the layers that lead to the map
+    (`cnnlab.inspect.tracing_fields`, the trace behind `cnnlab summary`): exact, the same for every input and every
+    channel, and None where unknown (after a global pooling, a resize, an op of unknown geometry).
+    """
+    param = next(model.parameters(), None)
+    x = torch.zeros(1, *input_size, device=param.device if param is not None else "cpu")
+    with explaining(model), torch.no_grad(), tracing_fields(model, x) as trace:
+        a = forward(x)
+    return trace.field(a), a.shape
 
 
 def first_conv(model: nn.Module) -> str:
@@ -143,26 +133,15 @@ def first_conv(model: nn.Module) -> str:
 
 def list_layers(model: nn.Module, input_size: tuple[int, int, int]) -> list[dict]:
     """Every named module with its type and output shape (C, H, W) for one input of `input_size`."""
-    shapes: dict[str, list[int]] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
-
-        def hook(mod, inputs, output, name=name):
-            out = output[0] if isinstance(output, tuple) else output
-            if name not in shapes and isinstance(out, torch.Tensor):
-                shapes[name] = list(out.shape[1:])
-
-        hooks.append(module.register_forward_hook(hook))
-    try:
-        with explaining(model), torch.no_grad():
-            logits_of(model, torch.zeros(1, *input_size))
-    finally:
-        for h in hooks:
-            h.remove()
-    return [{"name": name, "type": type(m).__name__, "output": shapes.get(name)}
-            for name, m in model.named_modules() if name]  # fmt: skip
+    with explaining(model), torch.no_grad(), record(model, detach=True) as rec:
+        logits_of(model, torch.zeros(1, *input_size))
+    rows = []
+    for name, m in model.named_modules():
+        if name:
+            out = next((c.out for c in rec.calls if c.name == name and c.out is not None), None)
+            shape = None if out is None else list(out.shape[1:])
+            rows.append({"name": name, "type": type(m).__name__, "output": shape})
+    return rows
 
 
 def format_layers(rows: list[dict]) -> str:

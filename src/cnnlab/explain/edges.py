@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnlab.explain.plotting import save, show
+from cnnlab.explain.plotting import figure, save, show
 
 # kernels as written (cross-correlation: output[i, j] = Σ kernel[u, v] · image[i + u, j + v])
 EDGE_FILTERS: dict[str, list[list[float]]] = {
@@ -64,7 +63,8 @@ def correlation_vs_convolution() -> str:
 def plot_edges(image: torch.Tensor, responses: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
     """The grayscale input beside each filter's response (diverging colours, one symmetric scale per map)."""
     n = len(responses) + 1
-    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(3.0 * ((n + 1) // 2), 6.2), layout="constrained")
+    fig = figure((3.0 * ((n + 1) // 2), 6.2))
+    axes = fig.subplots(2, (n + 1) // 2)
     axes = axes.ravel()
     show(axes[0], image.numpy())
     axes[0].set_title("input (grayscale)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnlab import infer
 from cnnlab.data.dataset import ImageSet
-from cnnlab.explain.plotting import save
+from cnnlab.explain.plotting import figure, save
 
 
 @dataclass
@@ -56,8 +56,9 @@ def plot_embedding(
 ) -> Path:  # fmt: skip
     """Points coloured by true class with a legend; with `images` (uint8 N×C×H×W of the same points), also the
     first `thumbnails` images themselves, framed in their class colour."""
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    fig, ax = plt.subplots(figsize=(9, 7), layout="constrained")
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    fig = figure((9, 7))
+    ax = fig.subplots()
     for k, name in enumerate(classes):
         sel = emb.labels == k
         ax.scatter(*emb.points[sel].T, s=6, color=cmap(k % cmap.N), label=name, alpha=0.8)

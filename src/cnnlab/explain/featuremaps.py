@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
 from cnnlab.explain._common import explaining, first_conv, spatial_output, to_input
-from cnnlab.explain.plotting import grid_shape, save, show
+from cnnlab.explain.plotting import figure, grid_shape, save, show
 
 
 def feature_maps(model: nn.Module, meta: dict, image: torch.Tensor, layer: str | None = None) -> tuple[str, np.ndarray]:
@@ -29,7 +28,7 @@ def plot_feature_maps(
     n = min(c, max_maps)
     rows, cols = grid_shape(n)
     tile = 1.0 if cols <= 8 else 0.75
-    fig = plt.figure(figsize=(2.8 + cols * tile + 0.8, max(2.8, rows * tile + 0.7)), layout="constrained")
+    fig = figure((2.8 + cols * tile + 0.8, max(2.8, rows * tile + 0.7)))
     left, right = fig.subfigures(1, 2, width_ratios=(2.8, cols * tile + 0.8))
     ax = left.subplots()
     show(ax, image)

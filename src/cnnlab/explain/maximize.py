@@ -46,7 +46,7 @@ def _activation(model: nn.Module, x: torch.Tensor, layer: str | None, index: tor
     if layer is None:
         out = logits_of(model, x)
     else:
-        out, _ = capture(model, layer, x)
+        out = capture(model, layer, x)
     out = out.float()
     if index.max() >= out.shape[1]:
         raise ValueError(f"{'class' if layer is None else 'channel'} {int(index.max())} is out of range: "

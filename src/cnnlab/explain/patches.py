@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.explain._common import explaining, spatial_output, to_input
+from cnnlab.explain._common import explaining, map_field, spatial_output, to_input
 from cnnlab.explain.plotting import save, show, tile_grid
+from cnnlab.inspect import Field
 
 
 @dataclass
@@ -26,26 +27,20 @@ class Patch:
 
 
 def receptive_field(
-    model: nn.Module, meta: dict, layer: str, channel: int, position: tuple[int, int], samples: int = 8, seed: int = 0
+    model: nn.Module, meta: dict, layer: str, channel: int, position: tuple[int, int]
 ) -> tuple[int, int, int, int]:
     """Input box (top, bottom, left, right) that unit (channel, y, x) of `layer` can see, clipped to the image.
 
-    Found from the model itself, with no per-layer arithmetic: the pixels where ∂ unit / ∂ input is non-zero for
-    some of `samples` random inputs. Several inputs are needed because a ReLU that is off or a max-pool that picks
-    another pixel hides part of the field for any single input.
+    From the kernel/stride/padding recurrence along the layers that lead to `layer` (`map_field`, the receptive
+    fields of `cnnlab summary`), so the same for every channel; the whole image where the field is unknown.
     """
-    c, h, w = meta["input_size"]
-    gen = torch.Generator().manual_seed(seed)
-    with explaining(model):
-        x = torch.randn(samples, c, h, w, generator=gen).requires_grad_(True)
-        out = spatial_output(model, layer, x)
-        y0, x0 = position
-        (grad,) = torch.autograd.grad(out[:, channel, y0, x0].sum(), x)
-    seen = grad.abs().amax((0, 1)) > 0  # (H, W)
-    rows, cols = seen.any(1).nonzero()[:, 0], seen.any(0).nonzero()[:, 0]
-    if len(rows) == 0:  # a unit that no input moves (a dead unit): fall back to the whole image
-        return 0, h, 0, w
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    field, _ = map_field(model, meta["input_size"], lambda x: spatial_output(model, layer, x))
+    return _box(field, position, meta)
+
+
+def _box(field: Field | None, position: tuple[int, int], meta: dict) -> tuple[int, int, int, int]:
+    _, h, w = meta["input_size"]
+    return field.box(position, (h, w)) if field is not None else (0, h, 0, w)
 
 
 def top_patches(
@@ -67,10 +62,11 @@ def top_patches(
             best_pos.append(torch.stack((pos // out.shape[3], pos % out.shape[3]), 1))
     values, positions = torch.cat(best_val), torch.cat(best_pos)
     order = values.argsort(descending=True)[:top]
+    field, _ = map_field(model, meta["input_size"], lambda x: spatial_output(model, layer, x))
     patches = []
     for i in order.tolist():
         pos = tuple(int(v) for v in positions[i])
-        t, b, l, r = receptive_field(model, meta, layer, channel, pos)
+        t, b, l, r = _box(field, pos, meta)
         crop = images[i, :, t:b, l:r].permute(1, 2, 0).float().div(255).numpy()
         patches.append(Patch(i, pos, float(values[i]), (t, b, l, r), crop))
     return patches

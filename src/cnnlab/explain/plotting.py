@@ -1,15 +1,18 @@
-"""Figure helpers shared by the explanation plots: grids of square tiles, images of any channel count, saving."""
+"""Figure helpers shared by the explanation plots: grids of square tiles, images of any channel count, saving.
+
+Every explanation figure is a `matplotlib.figure.Figure` built through the object API (`figure`): nothing is
+registered with pyplot and the backend is never changed (a notebook's inline plots keep working); `save` writes
+the PNG with the figure's own Agg canvas.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 DPI = 90  # modest: the PNGs are for reading on screen and for docs/images
 
@@ -20,14 +23,19 @@ def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
     return max(1, math.ceil(n / cols)), cols
 
 
+def figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Figure:
+    """A new figure, not known to pyplot (no global state; garbage-collected when dropped)."""
+    return Figure(figsize=figsize, layout=layout)
+
+
 def tile_grid(
     n: int, cols: int | None = None, tile: float = 1.2, title: str = "", extra_height: float = 0.0
-) -> tuple[plt.Figure, list[plt.Axes]]:
+) -> tuple[Figure, list[Axes]]:
     """A figure of n square tiles without ticks; the axes beyond n are hidden."""
     rows, cols = grid_shape(n, cols)
     width = max(cols * tile, 5.0)  # room for a two-line title above a narrow grid
-    fig, axes = plt.subplots(rows, cols, figsize=(width, rows * tile + 0.5 * bool(title) + extra_height),
-                             squeeze=False, constrained_layout=True)  # fmt: skip
+    fig = figure((width, rows * tile + 0.5 * bool(title) + extra_height))
+    axes = fig.subplots(rows, cols, squeeze=False)
     flat = list(axes.ravel())
     for ax in flat:
         ax.set_xticks([])
@@ -39,7 +47,7 @@ def tile_grid(
     return fig, flat[:n]
 
 
-def show(ax: plt.Axes, image: np.ndarray, **kw):
+def show(ax: Axes, image: np.ndarray, **kw):
     """Draw an (H, W), (H, W, 1) or (H, W, 3) image on the 0–1 scale; one channel in gray unless a cmap is given."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
@@ -53,12 +61,11 @@ def show(ax: plt.Axes, image: np.ndarray, **kw):
     return ax.imshow(image, interpolation="nearest", **kw)
 
 
-def save(fig: plt.Figure, path: str | Path, dpi: int = DPI) -> Path:
-    """Write the figure as PNG and close it."""
+def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+    """Write the figure as PNG (the figure is not registered anywhere: nothing to close)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path
 
 

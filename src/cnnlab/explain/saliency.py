@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.explain._common import explaining, from_pixels, logits_of
-from cnnlab.explain.plotting import save, show
+from cnnlab.explain._common import explaining, from_pixels, logits_of, map_field
+from cnnlab.explain.plotting import figure, save, show
+from cnnlab.models.hooks import record
 
 METHODS = ("gradient", "smoothgrad", "integrated-gradients", "gradcam")
 
@@ -80,16 +80,11 @@ def gradcam_layer(model: nn.Module, x: torch.Tensor) -> str | None:
     not pool5): for models whose forward_features ends in pooling (VGG, AlexNet, LeNet, lecture_cnn) that is the
     input of this module; for the others (ResNet, GoogLeNet) the output of forward_features itself.
     """
-    order: list[str] = []
-    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n)) for n, m in leaves]
-    try:
-        with torch.no_grad():
-            model.forward_features(x[:1])
-    finally:
-        for h in hooks:
-            h.remove()
-    modules = dict(leaves)
+    leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
+    with torch.no_grad(), record(model, leaves) as rec:
+        model.forward_features(x[:1])
+    modules = dict(model.named_modules())
+    order = [c.name for c in rec.calls]
     first_pool = None
     for name in reversed(order):
         if not isinstance(modules[name], _POOLS):
@@ -103,48 +98,29 @@ def _cam_map(model: nn.Module, x: torch.Tensor, pool: str | None) -> tuple[torch
     if pool is None:
         a = model.forward_features(x)
         return a, model.forward_head(a.clone())  # the clone: a head starting with an in-place ReLU must not hit A
-    maps: list[torch.Tensor] = []
-    handle = model.get_submodule(pool).register_forward_pre_hook(
-        lambda m, inp: maps.append(inp[0]) if not maps else None
-    )
-    try:
+    with record(model, [pool]) as rec:
         logits = logits_of(model, x.clone())  # the clone: an in-place first layer must not write into the leaf
-    finally:
-        handle.remove()
-    return maps[0], logits
+    return rec.input(pool), logits
 
 
-def _cell_centres(a: torch.Tensor, x: torch.Tensor) -> list[tuple[float, float] | None]:
-    """Per spatial axis, (offset, stride) such that map cell i looks at input pixels centred on offset + stride·i.
+def _cell_centres(model: nn.Module, x: torch.Tensor, pool: str | None) -> list[tuple[float, float] | None]:
+    """Per spatial axis, (offset, stride) such that cell i of Grad-CAM's map A (`_cam_map`) looks at input pixels
+    centred on offset + stride·i.
 
-    Measured, not derived from the architecture: the receptive field of a cell is where ∂ A[:, :, i, j] / ∂ x is
-    non-zero, and its centre is the middle of that box. Two cells a quarter from either end give offset and stride.
-    None for an axis of one cell, or where a receptive field reaches the image border (padded "same" convolutions,
+    From the receptive field of A's cells (`map_field`: the kernel/stride/padding recurrence of `cnnlab summary`):
+    offset is the centre of cell 0's field, stride its jump. None for an axis of one cell, where the field is unknown,
+    or where the fields of the cells a quarter from either end reach the image border (padded "same" convolutions,
     ResNet's huge fields): there the map covers the whole frame and plain resizing is already right.
     """
+    field, shape = map_field(model, x.shape[1:], lambda z: _cam_map(model, z, pool)[0])
     out: list[tuple[float, float] | None] = []
-    size = x.shape[2:]
     for axis in (0, 1):
-        n = a.shape[2 + axis]
+        n, size = shape[2 + axis], x.shape[2 + axis]
         i1, i2 = n // 4, n - 1 - n // 4
-        if i1 >= i2:
+        if field is None or i1 >= i2 or field.span(axis, i1)[0] <= 0 or field.span(axis, i2)[1] >= size:
             out.append(None)
-            continue
-        centres = []
-        for i in (i1, i2):
-            cell = [slice(None)] * 4
-            cell[2 + axis], cell[3 - axis] = i, a.shape[3 - axis] // 2
-            (g,) = torch.autograd.grad(a[tuple(cell)].sum(), x, retain_graph=True)
-            profile = g.abs().sum(dim=(0, 1, 3 - axis))  # (H,) or (W,): how much each row / column matters
-            hit = torch.nonzero(profile > 0).flatten()
-            if len(hit) == 0 or hit[0] == 0 or hit[-1] == size[axis] - 1:
-                break
-            centres.append((hit[0].item() + hit[-1].item()) / 2)
-        if len(centres) < 2 or centres[1] <= centres[0]:
-            out.append(None)
-            continue
-        stride = (centres[1] - centres[0]) / (i2 - i1)
-        out.append((centres[0] - stride * i1, stride))
+        else:
+            out.append((field.centre(axis), float(field.jump[axis])))
     return out
 
 
@@ -177,10 +153,10 @@ def gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> np.ndar
     a, logits = _cam_map(model, x, pool)
     if a.ndim != 4:
         raise ValueError(f"Grad-CAM needs spatial feature maps but the last stage gives {tuple(a.shape)}")
-    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a, retain_graph=True)
+    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a)
     weights = grad.float().mean((2, 3), keepdim=True)  # α_k: (B, K, 1, 1)
     cam = F.relu((weights * a.detach().float()).sum(1, keepdim=True))  # (B, 1, h, w)
-    geometry = _cell_centres(a, x)
+    geometry = _cell_centres(model, x, pool)
     return _per_image01(_place(cam, geometry, x.shape[2:]))
 
 
@@ -215,7 +191,8 @@ def plot_saliency(
 ) -> Path:
     """One row per method: the input, the heatmap (with a colour bar) and the heatmap blended over the input."""
     rows = len(heats)
-    fig, axes = plt.subplots(rows, 3, figsize=(8.4, 2.7 * rows + 0.4), squeeze=False, layout="constrained")
+    fig = figure((8.4, 2.7 * rows + 0.4))
+    axes = fig.subplots(rows, 3, squeeze=False)
     gray = image.mean(2) if image.ndim == 3 else image
     for (method, heat), (a_in, a_heat, a_mix) in zip(heats.items(), axes, strict=True):
         show(a_in, image)
