@@ -121,27 +121,28 @@ def predict_logits(
     batch_size: int = EVAL_BATCH,
     tta: bool = False,
     fold_bn: bool = True,
+    head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std."""
+    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
+
+    head: what to compute instead of the logits (see `run`), e.g. `penultimate` for the CNN codes.
+    """
     device = resolve_device(device)
     batches = normalized_batches(images, mean, std, batch_size, device)
-    return run(model, batches, device, precision, fold_bn=fold_bn, tta=tta)
+    return run(model, batches, device, precision, fold_bn=fold_bn, tta=tta, head=head)
+
+
+def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The CNN codes of a batch: `forward_head(forward_features(x), pre_logits=True)`, flattened to (B, D)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True).flatten(1)
 
 
 def cnn_codes(
-    model: nn.Module,
-    images: torch.Tensor,
-    mean: Sequence[float],
-    std: Sequence[float],
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-    batch_size: int = EVAL_BATCH,
+    model: nn.Module, images: torch.Tensor, mean: Sequence[float], std: Sequence[float], **kw
 ) -> torch.Tensor:
-    """Penultimate-layer codes (N, D) float32: `forward_head(forward_features(x), pre_logits=True)`, flattened."""
-    device = resolve_device(device)
-    batches = normalized_batches(images, mean, std, batch_size, device)
+    """Penultimate-layer codes (N, D) float32 of uint8 images; by default fp32 on the CPU, BatchNorm not folded.
 
-    def codes(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return m.forward_head(m.forward_features(x), pre_logits=True).flatten(1)
-
-    return run(model, batches, device, precision, fold_bn=False, head=codes)
+    Keyword arguments are those of `predict_logits`.
+    """
+    kw = {"device": "cpu", "precision": "fp32", "fold_bn": False, **kw}
+    return predict_logits(model, images, mean, std, head=penultimate, **kw)
