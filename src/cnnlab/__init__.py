@@ -19,10 +19,13 @@ _EXPORTS = {
     "list_models": "cnnlab.models",
     "register_model": "cnnlab.models",
     "Trainer": "cnnlab.train",
+    "load_pretrained": "cnnlab.train.transfer",
+    "freeze": "cnnlab.train.transfer",
+    "unfreeze": "cnnlab.train.transfer",
 }
 
-__all__ = ["ImageSet", "Trainer", "create_model", "list_models", "load_dataset", "load_model", "register_model",
-           "save_model"]  # fmt: skip
+__all__ = ["ImageSet", "Trainer", "create_model", "freeze", "list_models", "load_dataset", "load_model",
+           "load_pretrained", "register_model", "save_model", "unfreeze"]  # fmt: skip
 
 
 def __getattr__(name: str):

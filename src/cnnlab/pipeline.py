@@ -32,11 +32,13 @@ from cnnlab.train.callbacks import (
     TerminateOnNaN,
     TimeLimit,
 )
+from cnnlab.train.callbacks.freeze import FreezeSchedule
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.losses import ClassificationLoss
 from cnnlab.train.lr_find import LRRangeTest, smoothed, suggest_lr
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.trainer import Trainer
+from cnnlab.train.transfer import load_pretrained, param_groups, read_source
 
 BEST_FILE = "best.pt"
 # settings a resumed run may change: they do not alter what the remaining steps compute
@@ -98,7 +100,10 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
         ) from None
     if cfg.init is not None:
         init_weights(model, cfg.init)
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
+    params, init_from = model, None
+    if cfg.init_from is not None:  # transfer learning: trained weights, a new head, the backbone at a lower LR
+        params, init_from, callbacks = _init_from(cfg, model, splits.classes, list(callbacks or []), log)
+    optimizer = build_optimizer(cfg.optimizer, params, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
                                 cfg.decay_all)  # fmt: skip
     accumulate = 0 if cfg.optimizer in FULL_BATCH else cfg.accumulate  # 0: the whole epoch per step
     trainer = Trainer(model, optimizer, ClassificationLoss(cfg.label_smoothing), cfg.device, cfg.precision,
@@ -121,7 +126,23 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     meta = {"classes": splits.classes, "input_size": [c, h, w], "mean": mean, "std": std,
             "precision": trainer.precision, "dataset": splits.name, "mode": splits.mode,
             "tta": cfg.tta}  # fmt: skip
+    if init_from is not None:
+        meta["init_from"] = init_from
     return Setup(cfg, splits, model, trainer, train_loader, val_loader, augment, meta)
+
+
+def _init_from(cfg: TrainConfig, model: torch.nn.Module, classes: list[str], callbacks: list, log):
+    """Load `cfg.init_from` into `model`; returns the optimizer's parameter groups, what the run records about the
+    source, and the callbacks with the freeze schedule added."""
+    source = read_source(cfg.init_from)
+    report = load_pretrained(model, source, classes, strict=cfg.init_strict, log=log)
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult, cfg.decay_all)
+    freeze = cfg.freeze or "features"
+    if cfg.freeze_epochs > 0 and freeze != "none":
+        callbacks = [*callbacks, FreezeSchedule(freeze, cfg.freeze_epochs, log)]
+    info = {**source.describe(), "freeze": freeze, "freeze_epochs": cfg.freeze_epochs,
+            "backbone_lr_mult": cfg.backbone_lr_mult, "report": report.to_dict()}  # fmt: skip
+    return groups, info, callbacks
 
 
 def _schedule_callback(cfg: TrainConfig) -> LRScheduler:
@@ -251,6 +272,7 @@ def train_run(
         "dataset": setup.splits.name,
         "precision": trainer.precision,
         "seed": cfg.seed,
+        "init_from": setup.meta.get("init_from"),
         "versions": {
             "cnnlab": cnnlab.__version__,
             "torch": torch.__version__,

@@ -97,6 +97,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         train_run(resume_config(args.resume, values), resume=args.resume)
         return 0
+    if values.get("init_from") and "model" not in values:  # a cnnlab source names its architecture
+        from cnnlab.train.transfer import source_architecture
+
+        arch = source_architecture(values["init_from"])
+        if arch is not None:
+            values["model"], values["model_args"] = arch[0], {**arch[1], **values.get("model_args", {})}
     train_run(TrainConfig.from_dict(values))
     return 0
 

@@ -53,6 +53,25 @@ class TrainConfig:
         "re-initialize the weights: glorot_uniform, glorot_normal, he_uniform, he_normal or torch "
         "(default: the model's own initialization)",
     )
+    # transfer learning (start from trained weights)
+    init_from: str | None = option(
+        None,
+        "start from trained weights: a cnnlab run folder or model file, or a torchvision / timm weight file "
+        "(.pth/.pt read without running code, .safetensors); a cnnlab source also gives the architecture (--model "
+        "for the others); the classifier is new unless the classes are the same",
+    )
+    init_strict: bool = option(False, "with --init-from: any missing, unexpected or wrong-shape tensor is an error")
+    freeze: str | None = option(
+        None,
+        "with --init-from: what stays frozen for the first --freeze-epochs epochs: features (all but the "
+        "classifier), none, N (the first N blocks) or module name prefixes, e.g. conv1,bn1,layer1 (default: features)",
+    )
+    freeze_epochs: int = option(
+        1, "with --init-from: epochs with --freeze frozen before the whole model trains; ≥ --epochs: head only"
+    )
+    backbone_lr_mult: float = option(
+        0.1, "with --init-from: LR of everything but the classifier, as a multiple of --lr (once it trains)"
+    )
     # optimization
     epochs: int = option(5, "passes over the training set")
     batch_size: int = option(128, "samples per batch (one optimizer step sees batch-size × accumulate samples)")
@@ -157,6 +176,10 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.init_from is None and (self.freeze is not None or self.init_strict):
+            raise ValueError("--freeze and --init-strict apply to a run started with --init-from SOURCE")
+        if self.freeze_epochs < 0 or self.backbone_lr_mult < 0:
+            raise ValueError("--freeze-epochs and --backbone-lr-mult must be ≥ 0")
         if self.patience is not None and self.val_split == 0:
             raise ValueError("--patience watches the validation loss, but --val-split 0 leaves no validation data: "
                              "give --val-split (e.g. 5000 or 0.1) or drop --patience")  # fmt: skip

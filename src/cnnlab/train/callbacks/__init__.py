@@ -3,6 +3,7 @@
 from cnnlab.train.callbacks.base import Callback, CallbackList
 from cnnlab.train.callbacks.checkpoint import Checkpoint
 from cnnlab.train.callbacks.early_stopping import EarlyStopping
+from cnnlab.train.callbacks.freeze import FreezeSchedule
 from cnnlab.train.callbacks.history import CSVLogger
 from cnnlab.train.callbacks.lr_scheduler import LRScheduler
 from cnnlab.train.callbacks.progress import ProgressBar
@@ -16,6 +17,7 @@ __all__ = [
     "CallbackList",
     "Checkpoint",
     "EarlyStopping",
+    "FreezeSchedule",
     "LRScheduler",
     "ProgressBar",
     "TensorBoard",

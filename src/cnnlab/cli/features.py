@@ -1,0 +1,52 @@
+"""`cnnlab features`: the penultimate-layer CNN codes of a run for every split of a dataset, and a linear probe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from cnnlab.data import load_dataset
+    from cnnlab.data.images import channels_mode
+    from cnnlab.features import extract, linear_probe, save_codes
+    from cnnlab.io import load_model
+
+    model, meta = load_model(args.run)
+    c, h, w = meta["input_size"]
+    data_name = args.data or meta.get("dataset")
+    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c), (h, w), args.strict)
+    codes = extract(model, meta, splits, args.device)
+    sizes = ", ".join(f"{s} {len(codes[f'{s}_labels']):,}" for s in ("train", "val", "test") if f"{s}_labels" in codes)
+    result: dict = {"out": None, "dim": int(codes["train_codes"].shape[1])}
+    if args.out:
+        result["out"] = str(save_codes(args.out, codes))
+    if args.probe:
+        result["probe"] = linear_probe(codes, c=args.probe_c, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{meta['model']} codes of {data_name}: {result['dim']} features; {sizes}"
+          + (f" → {result['out']}" if result["out"] else ""))  # fmt: skip
+    if args.probe:
+        p = result["probe"]
+        accs = ", ".join(f"{s} {p[f'{s}_accuracy']:.4f}" for s in ("train", "val", "test") if f"{s}_accuracy" in p)
+        print(f"linear probe (logistic regression, C={args.probe_c:g}, on the training codes): accuracy {accs}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("features", help="penultimate-layer CNN codes of every split (.npz) and a linear probe")
+    p.add_argument("run", help="run folder or model file")
+    p.add_argument("--data", help="dataset (default: the one the model was trained on); its classes may differ")
+    p.add_argument("--data-dir")
+    p.add_argument("--val-split", type=int, default=0, help="validation samples carved from train (default: 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strict", action="store_true")
+    p.add_argument("--out", help=".npz file for the codes: train_codes, train_labels, val_…, test_…, classes")
+    p.add_argument("--probe", action="store_true",
+                   help="fit a logistic regression on the training codes and report its accuracy (scikit-learn)")  # fmt: skip
+    p.add_argument("--probe-c", type=float, default=1.0, help="inverse L2 strength of the probe (default: 1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_features)
