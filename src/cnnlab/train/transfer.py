@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,14 +106,17 @@ def _tensors(obj, path: Path) -> dict[str, torch.Tensor]:
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "pickle protocol 4 …": the refusal below says what matters
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).split("\n")
         why = next((line.strip() for line in first if "GLOBAL" in line or "Unsupported" in line), first[0].strip())
         raise ValueError(f"{path}: refused: the file needs code to load ({why[:160]}); cnnlab reads only plain "
                          "tensors (weights_only=True) and never runs code from a weight file") from None  # fmt: skip
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(f"{path}: not a PyTorch weight file ({str(e).splitlines()[0][:160]})") from None
+    except Exception as e:  # the weights-only unpickler fails on foreign bytes with many error types
+        why = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(f"{path}: not a PyTorch weight file ({why})") from None
     return _tensors(obj, path)
 
 
@@ -347,8 +351,8 @@ def param_groups(
         for n, p in model.named_parameters():
             if (n in head) == is_head:
                 (decay if decay_all or p.ndim > 1 else no_decay).append(p)
-        for params, wd in ((decay, weight_decay), (no_decay, 0.0)):
+        for params, wd, suffix in ((decay, weight_decay, ""), (no_decay, 0.0, ".no_decay")):
             if params:
                 groups.append({"params": params, "lr": lr * mult, "weight_decay": wd,
-                               "name": ("head" if is_head else "backbone") + ("" if wd else ".no_decay")})  # fmt: skip
+                               "name": ("head" if is_head else "backbone") + suffix})  # fmt: skip
     return groups

@@ -1,0 +1,101 @@
+"""`cnnlab train --init-from`, `cnnlab features`, and the one-line errors of bad sources, as a user runs them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.io import read_meta
+from tests.conftest import make_shape_images
+
+FAST = ["--precision", "fp32", "--verbose", "0", "--batch-size", "32"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared CPU two threads per process were many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run_a(fake_idx, tmp_path_factory):
+    """Network A: lenet5 trained one epoch on the 10-class toy data (Fashion-MNIST file names)."""
+    out = tmp_path_factory.mktemp("a") / "run"
+    assert main(["train", "--data-dir", str(fake_idx), "--epochs", "1", "--val-split", "100", "--out", str(out),
+                 *FAST]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def shapes_npz(tmp_path_factory):
+    """Task B: 4 classes of shapes (another class count, other names), as npz."""
+    path = tmp_path_factory.mktemp("b") / "shapes.npz"
+    x, y = make_shape_images(200, seed=0)
+    xt, yt = make_shape_images(100, seed=1)
+    np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt, class_names=np.array(["sq", "ring", "plus", "x"]))
+    return path
+
+
+def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shapes_npz, tmp_path, capsys):
+    out = tmp_path / "b"
+    code = main(["train", "--data", f"npz:{shapes_npz}", "--init-from", str(run_a), "--epochs", "2",
+                 "--freeze-epochs", "1", "--lr", "3e-3", "--val-split", "0", "--out", str(out), *FAST])  # fmt: skip
+    assert code == 0
+    log = capsys.readouterr().out
+    assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log
+    assert "classifier classifier.4: new, 4 classes (the source's had 10 outputs)" in log
+    assert "frozen for 1 epoch(s)" in log and "epoch 2: the whole model trains" in log
+    meta = read_meta(out)
+    assert meta["model"] == "lenet5" and meta["classes"] == ["sq", "ring", "plus", "x"]
+    info = meta["init_from"]
+    assert info["source"] == str(run_a) and info["kind"] == "cnnlab run" and info["dataset"] == "fashion-mnist"
+    assert info["report"]["head"] == "new" and info["freeze"] == "features" and info["backbone_lr_mult"] == 0.1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["init_from"]["source"] == str(run_a)
+    assert json.loads((out / "config.json").read_text())["init_from"] == str(run_a)
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path, capsys):
+    out = tmp_path / "codes.npz"
+    assert main(["features", str(run_a), "--data", f"npz:{shapes_npz}", "--out", str(out), "--probe"]) == 0
+    text = capsys.readouterr().out
+    assert "lenet5 codes of" in text and "84 features; train 200, test 100" in text
+    assert "linear probe (logistic regression" in text
+    codes = np.load(out)
+    assert codes["train_codes"].shape == (200, 84) and codes["test_labels"].shape == (100,)
+    assert list(codes["classes"]) == ["sq", "ring", "plus", "x"]
+
+
+def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path, capsys):
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    torch.save({"w": Evil()}, tmp_path / "evil.pth")
+    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "wrong.pth")
+    cases = {
+        str(tmp_path / "evil.pth"): "refused: the file needs code to load",
+        str(tmp_path / "nope"): "no such run folder, model file or weight file",
+        str(tmp_path / "wrong.pth"): "the weights do not fit lenet5: only 0 of its 8 backbone tensors match",
+    }
+    for source, message in cases.items():
+        code = main(["train", "--data-dir", str(fake_idx), "--init-from", source, "--model", "lenet5",
+                     "--out", str(tmp_path / "x"), "--overwrite", *FAST])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "pwned").exists()
+    # --init-strict: a new input size changes lenet5's first Linear → an error naming the shapes
+    code = main(["train", "--data-dir", str(fake_idx), "--image-size", "32", "--init-from", str(run_a),
+                 "--init-strict", "--out", str(tmp_path / "y"), *FAST])  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        code == 2
+        and "wrong shape (1, left as initialized): classifier.0.weight [120, 400] (source) vs [120, 576]" in err
+    )
