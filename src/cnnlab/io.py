@@ -91,11 +91,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     return model.to(device).eval(), meta
 
 
+def check_run_dir(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse an existing non-empty run folder unless `overwrite` (creates nothing)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder; choose another run folder (out=…)")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} already exists; choose another run folder (--out) or overwrite it (--overwrite)")
+    return path
+
+
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     """Create the run folder; an existing non-empty one is refused unless `overwrite`."""
-    path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} already exists; choose another --out or pass --overwrite")
+    path = check_run_dir(path, overwrite)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

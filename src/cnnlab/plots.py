@@ -20,8 +20,8 @@ def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path
     axes = fig.subplots(1, 2)
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
         ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}")
-        if history and f"val_{key}" in history[0]:
-            ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label=f"validation {label}")
+        if history and f"val_{key}" in history[0]:  # an epoch cut short has no validation point
+            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "s-", label=f"validation {label}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

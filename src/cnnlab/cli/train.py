@@ -72,12 +72,14 @@ def _train_values(args: argparse.Namespace) -> dict:
 
     values = read_config_file(args.config) if args.config else {}
     recipe = getattr(args, "recipe", None) or values.pop("recipe", None)
-    if recipe:
-        values = {**read_recipe(recipe), **values}
+    asked = dict(values)  # what the user set (config file, flags), as opposed to the recipe's settings
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)  # None: not given (or not a flag of this verb)
         if v is not None and f.name != "model_args":
-            values[f.name] = v
+            asked[f.name] = v
+    values = {**(read_recipe(recipe) if recipe else {}), **asked}
+    if values.get("time_budget") is not None and asked.get("epochs") is None:
+        values.pop("epochs", None)  # a recipe's epoch count yields to the budget; the user's own --epochs caps it
     if args.model_arg:
         model_args = dict(values.get("model_args") or {})
         for item in args.model_arg:

@@ -24,6 +24,10 @@ def option(default: typing.Any = dataclasses.MISSING, help_: str = "", **kw) -> 
     return field(default=default, metadata={"help": help_}, **kw)
 
 
+DEFAULT_EPOCHS = 5
+BUDGET_EPOCH_CAP = 10_000  # a time budget without --epochs: the budget, not this, ends the run
+
+
 @dataclass
 class TrainConfig:
     # data
@@ -54,7 +58,9 @@ class TrainConfig:
         "(default: the model's own initialization)",
     )
     # optimization
-    epochs: int = option(5, "passes over the training set")
+    epochs: int | None = option(
+        None, "passes over the training set (default: 5; with --time-budget, as many as fit in the budget)"
+    )
     batch_size: int = option(128, "samples per batch (one optimizer step sees batch-size × accumulate samples)")
     optimizer: str = option("adam", "gd (full-batch gradient descent: one step per pass), sgd, adam, adamw or rmsprop")
     lr: float = option(1e-3, "learning rate per optimizer step (the schedule's peak)")
@@ -115,10 +121,27 @@ class TrainConfig:
     time_limit: str | None = option(
         None, "stop training after this long (90, 60s, 5m, 1.5h; a number is seconds), then evaluate and save as usual"
     )
+    time_budget: str | None = option(
+        None,
+        "finish the whole run, test evaluation included, within this wall time from process start (30s, 3m, 1h): "
+        "the step rate is measured in the first steps and whole-run LR schedules are laid out over the steps that "
+        "fit; with --epochs, whichever ends first",
+    )
+    threads: int | None = option(
+        None,
+        "CPU threads (default: measured at start — one per core, or one when another process keeps a core busy)",
+    )
     tensorboard: bool = option(
         False, "write TensorBoard event files to <run>/tensorboard (pip install 'cnnlab[tensorboard]')"
     )
     verbose: int = option(1, "0 silences the progress bar; 2 also logs each checkpoint")
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs to run at most: --epochs, else 5, else (with a time budget) as many as the budget allows."""
+        if self.epochs is not None:
+            return self.epochs
+        return BUDGET_EPOCH_CAP if self.time_budget is not None else DEFAULT_EPOCHS
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -150,10 +173,13 @@ class TrainConfig:
             raise ValueError(f"unknown --init '{self.init}'; choose from {', '.join(INIT_SCHEMES)}")
         parse_spec(self.augment)
         self.compile = compile_mode(self.compile)
-        if self.time_limit is not None:
-            parse_duration(self.time_limit)
+        for key in ("time_limit", "time_budget"):
+            if getattr(self, key) is not None:
+                parse_duration(getattr(self, key))
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be ≥ 1, got {self.threads}")
         for key in ("epochs", "batch_size", "accumulate"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
