@@ -5,6 +5,8 @@ The logits come from `cnnlab.infer`, the one inference path (BN folded, the run'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -43,12 +45,16 @@ def evaluate_model(
     device: str = "auto",
     precision: str | None = None,
     tta: bool | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Evaluate `model` on `data` with the normalization (and, unless given, the precision and flip TTA) in `meta`."""
+    """Evaluate `model` on `data` with the normalization (and, unless given, the precision and flip TTA) in `meta`.
+
+    log: gets a progress line every 10 s of a long evaluation.
+    """
     check_compatible(meta, data.image_shape, len(data.classes))
     tta = meta.get("tta", False) if tta is None else tta
     logits = predict_logits(model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"],
-                            tta=tta)  # fmt: skip
+                            tta=tta, log=log)  # fmt: skip
     return metrics_from_logits(logits, data.labels, meta.get("classes") or data.classes)
 
 

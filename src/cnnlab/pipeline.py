@@ -387,7 +387,7 @@ def lr_find(
 ) -> dict:
     """Run the range test on `cfg`'s model and data; writes `out`/lr_find.png and returns lrs, losses, suggestion."""
     test = LRRangeTest(min_lr, max_lr, steps)
-    setup = build(cfg, [test], log)
+    setup = build(cfg, [test, ProgressBar(verbose=cfg.verbose)], log)
     setup.trainer.fit(setup.train_loader, epochs=steps)  # every epoch has ≥ 1 step; the test stops the run
     if len(test.losses) < 3:
         raise ValueError(f"lr-find stopped after {len(test.losses)} steps; lower --min-lr or use more data")

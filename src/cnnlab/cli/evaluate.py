@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cnnlab.cli._common import print_notes
 
@@ -23,7 +24,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = getattr(splits, args.split)
     if data is None:
         raise ValueError(f"{data_name} has no {args.split} split")
-    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta)
+    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta,
+                            log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     folder = resolve_model_path(args.run).parent
     png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png",
                          f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}")  # fmt: skip
