@@ -97,7 +97,12 @@ def _read_source(
         test_f = [f for f in files if "test" in f.name.lower()]
         if not train_f:
             raise ValueError(f"{spec}: no training CSV (a file without 'test' in its name)")
-        return read_csv(train_f[0]), None, read_csv(test_f[0]) if test_f else None
+        train = read_csv(train_f[0])
+        test = read_csv(test_f[0], classes=train.classes) if test_f else None
+        if test is not None and test.image_shape != train.image_shape:
+            raise ValueError(f"{test_f[0]}: test images are {'×'.join(map(str, test.image_shape))} but the training "
+                             f"file's are {'×'.join(map(str, train.image_shape))} (C×H×W)")  # fmt: skip
+        return train, None, test
     raise ValueError(f"unknown data source '{kind}:'; use folder:PATH, npz:PATH or csv:PATH")
 
 

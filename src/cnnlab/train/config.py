@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import tomllib
 import types
 import typing
@@ -24,6 +25,23 @@ def option(default: typing.Any = dataclasses.MISSING, help_: str = "", **kw) -> 
     return field(default=default, metadata={"help": help_}, **kw)
 
 
+# value ranges of numeric options (None = unset is always fine): (lower test, upper test, what to say)
+_RANGES = {
+    "val_split": (lambda v: v >= 0, lambda v: True, "≥ 0 (a count of images, or a fraction below 1)"),
+    "image_size": (lambda v: v >= 1, lambda v: v <= 4096, "between 1 and 4096 pixels"),
+    "momentum": (lambda v: v >= 0, lambda v: v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, lambda v: True, "≥ 0"),
+    "grad_clip": (lambda v: v > 0, lambda v: True, "> 0"),
+    "warmup": (lambda v: v >= 0, lambda v: True, "≥ 0 schedule units"),
+    "lr_end": (lambda v: v >= 0, lambda v: True, "≥ 0"),
+    "decay_length": (lambda v: v >= 1, lambda v: True, "≥ 1 schedule units"),
+    "step_size": (lambda v: v >= 1, lambda v: True, "≥ 1 schedule units"),
+    "gamma": (lambda v: v > 0, lambda v: v <= 1, "in (0, 1] (the factor the LR is multiplied by)"),
+    "plateau_patience": (lambda v: v >= 1, lambda v: True, "≥ 1 epochs"),
+    "label_smoothing": (lambda v: v >= 0, lambda v: v < 1, "in [0, 1)"),
+    "patience": (lambda v: v >= 1, lambda v: True, "≥ 1 epochs"),
+    "checkpoint_every": (lambda v: v >= 1, lambda v: True, "≥ 1 steps"),
+}
 DEFAULT_EPOCHS = 5
 BUDGET_EPOCH_CAP = 10_000  # a time budget without --epochs: the budget, not this, ends the run
 
@@ -183,6 +201,12 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        for key, (low, high, text) in _RANGES.items():
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and low(value) and high(value)):
+                raise ValueError(f"--{key.replace('_', '-')} must be {text}, got {value}")
+        if self.val_split is not None and not (0 <= self.val_split < 1 or float(self.val_split).is_integer()):
+            raise ValueError(f"--val-split is a count of images or a fraction in [0, 1), got {self.val_split}")
         if self.patience is not None and self.val_split == 0:
             raise ValueError("--patience watches the validation loss, but --val-split 0 leaves no validation data: "
                              "give --val-split (e.g. 5000 or 0.1) or drop --patience")  # fmt: skip
