@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
 import shutil
 import time
@@ -25,6 +26,7 @@ from cnnlab.io import (
     check_run_dir,
     load_checkpoint,
     prepare_run_dir,
+    remove_stale_temporaries,
     save_json,
     save_model,
 )
@@ -293,9 +295,14 @@ def train_run(
                             estimate_step_s=step_estimate, log=log)  # fmt: skip
         trainer.callbacks.add(budget)
     created = resume is None and not out.exists()
+    replaced = None  # the folder --overwrite replaces: kept aside until the new run has trained (else put back)
     if resume is None:
+        if out.exists() and any(out.iterdir()):
+            replaced = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+            out.rename(replaced)
         prepare_run_dir(out, cfg.overwrite)
-    save_json(out / "config.json", cfg.to_dict())
+    else:
+        remove_stale_temporaries(out)
     checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup)}
     log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {trainer.device}; "
         f"precision {precision_reason(cfg.precision, trainer.device, trainer.precision)}; {threads}; "
@@ -306,17 +313,27 @@ def train_run(
         where = f"epoch {trainer.epoch + 2}, batch {trainer.batch}" if trainer.batch else f"epoch {trainer.epoch + 2}"
         log(f"resuming {out} at {where} (step {trainer.step})")
 
+    if state is not None and trainer.epoch + 1 >= cfg.max_epochs and trainer.batch == 0:
+        raise ValueError(f"{out} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
+                         "(give a larger --epochs to train on)")  # fmt: skip
+    save_json(out / "config.json", cfg.to_dict())  # after every refusal: a refused resume rewrites nothing
+
     first_step = trainer.step
     fit_start = time.perf_counter()
     try:
         history = trainer.fit(setup.train_loader, cfg.max_epochs, setup.val_loader)
     except KeyboardInterrupt:
         trainer.interrupted = True
+    except BaseException:
+        _settle_replaced(out, replaced, keep_new=(out / CHECKPOINT_FILE).exists() and trainer.step > first_step)
+        raise
     train_seconds = time.perf_counter() - fit_start
     if trainer.interrupted and trainer.step == first_step:  # Ctrl-C before a step finished: nothing to save
-        if created:
+        if created or replaced is not None:
             shutil.rmtree(out, ignore_errors=True)
+        _settle_replaced(out, replaced, keep_new=False)
         raise KeyboardInterrupt
+    _settle_replaced(out, replaced, keep_new=True)
 
     done = _epochs_done(trainer)
     rows = history + ([trainer.partial] if trainer.partial else [])
@@ -375,6 +392,17 @@ def train_run(
             f"training took {train_seconds:.1f} s for {done:g} epochs ({trainer.step:,} steps)")  # fmt: skip
     log(f"run folder: {out}")
     return RunResult(out, metrics, history)
+
+
+def _settle_replaced(out: Path, replaced: Path | None, keep_new: bool) -> None:
+    """An --overwrite run that trained: drop the old folder; one that did not: put the old folder back whole."""
+    if replaced is None or not replaced.exists():
+        return
+    if keep_new:
+        shutil.rmtree(replaced, ignore_errors=True)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        replaced.rename(out)
 
 
 def _test_samples(setup: Setup) -> int:

@@ -204,3 +204,44 @@ def test_exif_orientation_is_applied(tmp_path):
     upright = open_image(path)
     assert upright.size == (20, 40)  # as the phone meant it to be seen
     assert np.asarray(upright)[:5].mean() > 200  # the band is now along the top
+
+
+def test_overwrite_then_a_failing_run_keeps_the_old_folder_whole(tmp_path, fake_idx):
+    run = tmp_path / "run"
+    assert cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0").returncode == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    # the same folder, --overwrite, and a model that cannot take the data: fails after the data are read
+    proc = cnnlab("train", "--data-dir", fake_idx, "--model", "CL8k3-MP4-MP4-MP4-MP4-MP4-FC10", "--out", run,
+                  "--overwrite", "--verbose", "0")  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing half-made left beside it
+
+
+def test_resume_of_a_finished_run_rewrites_nothing(tmp_path, fake_idx):
+    run = tmp_path / "run"
+    assert cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0").returncode == 0
+    (run / ".checkpoint.pt.abc123.tmp").write_bytes(b"half")  # what a kill during a checkpoint write leaves
+    before = (run / "metrics.json").read_bytes()
+    refused(cnnlab("train", "--resume", run), "already finished")
+    assert (run / "metrics.json").read_bytes() == before
+
+
+def test_a_run_that_fails_after_the_swap_puts_the_old_folder_back(tmp_path, fake_idx):
+    from cnnlab.pipeline import train_run
+    from cnnlab.train.callbacks import Callback
+    from cnnlab.train.config import TrainConfig
+
+    class Boom(Callback):
+        def on_train_begin(self, logs):
+            raise RuntimeError("a fault before the first step")
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(data_dir=str(fake_idx), epochs=1, verbose=0, out=str(run))
+    train_run(cfg, log=lambda s: None)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    cfg.overwrite = True
+    with pytest.raises(RuntimeError, match="fault"):
+        train_run(cfg, callbacks=[Boom()], log=lambda s: None)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
