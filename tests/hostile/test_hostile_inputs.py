@@ -245,3 +245,29 @@ def test_a_run_that_fails_after_the_swap_puts_the_old_folder_back(tmp_path, fake
         train_run(cfg, callbacks=[Boom()], log=lambda s: None)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [("c.yaml", "lr: [1, 2\n", ["invalid YAML at line 2"]), ("c.toml", "lr = \n", ["invalid TOML"]),
+     ("c.json", "{bad json", ["invalid JSON at line 1"])],
+)  # fmt: skip
+def test_broken_config_files_name_the_file_and_line(tmp_path, name, text, words):
+    path = tmp_path / name
+    path.write_text(text)
+    refused(cnnlab("train", "--config", path, "--out", tmp_path / "run"), path, *words)
+
+
+def test_a_text_file_given_as_npz(tmp_path):
+    path = tmp_path / "t.npz"
+    path.write_text("x,y\n1,2\n")
+    refused(cnnlab("train", "--data", f"npz:{path}", "--out", tmp_path / "run"), path, "not an .npz file")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["lenet5", "--input", "0x28x28"], ["--input 0x28x28"]), (["lenet5", "--input", "1x100000x100000"], ["4096"]),
+     (["CL1k3p0-FC10", "--input", "1x280x320"], ["cannot take a 1×280×320 input", "H = W"])],
+)  # fmt: skip
+def test_summary_inputs_it_cannot_take(args, words):
+    refused(cnnlab("summary", *args), *words)

@@ -11,7 +11,10 @@ def _parse_input(text: str) -> tuple[int, int, int]:
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValueError(f"--input expects C×H×W such as 1x28x28, got '{text}'")
-    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+    c, h, w = (int(p) for p in parts)
+    if not (1 <= c <= 16 and 1 <= h <= 4096 and 1 <= w <= 4096):
+        raise ValueError(f"--input {text}: C must be 1–16 and H, W 1–4096 pixels")
+    return c, h, w
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -38,7 +41,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ValueError(f"{name} cannot be written in the course notation: {e}") from None
         return 0
-    info = summary(model, size, args.depth)
+    try:
+        info = summary(model, size, args.depth)
+    except RuntimeError as e:  # a shape the architecture cannot take (an FC layer sized for a square input, …)
+        first = str(e).splitlines()[0]
+        raise ValueError(
+            f"{name} cannot take a {'×'.join(map(str, size))} input ({first}); cnnlab builds its "
+            "fully connected layers for square inputs: give H = W"
+        ) from None
     if args.json:
         print(json.dumps(info, indent=2))
     else:

@@ -68,6 +68,10 @@ def check_labels(labels: np.ndarray, classes: list[str] | None, path: Path, key:
 def read_npz(path: str | Path) -> tuple[ImageSet, ImageSet | None]:
     """Read x_train, y_train and optionally x_test, y_test and class_names from an .npz file."""
     path = Path(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # an .npz is a zip archive of .npy arrays
+        raise ValueError(f"{path}: not an .npz file (not a zip archive of .npy arrays; save one with numpy.savez)")
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
