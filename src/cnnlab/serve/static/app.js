@@ -137,13 +137,28 @@ function useCanvas() {
 }
 
 $("clear").addEventListener("click", () => { clearCanvas(); });
+$("stroke").addEventListener("input", () => { $("stroke-value").textContent = $("stroke").value; });
 $("invert").addEventListener("change", () => { clearCanvas(); });
 
 // ---- files and test images ----
 
+async function showOnCanvas(blob) { // a file or test image becomes the drawing, so strokes can be added to it
+  if (state.model.channels !== 1) return;
+  try {
+    const bitmap = await createImageBitmap(blob);
+    $("invert").checked = false;
+    clearCanvas();
+    const k = Math.min(SIDE / bitmap.width, SIDE / bitmap.height);
+    const w = bitmap.width * k, h = bitmap.height * k;
+    ctx.imageSmoothingEnabled = k < 1;
+    ctx.drawImage(bitmap, (SIDE - w) / 2, (SIDE - h) / 2, w, h);
+  } catch (e) { /* not decodable by the browser: the server says why */ }
+}
+
 function useFile(file) {
   if (!file) return;
   $("truth").textContent = "";
+  showOnCanvas(file);
   setImage(file);
 }
 
@@ -167,6 +182,7 @@ $("random").addEventListener("click", async () => {
     const b = document.createElement("b");
     b.textContent = r.label.class;
     $("truth").append(label, b);
+    showOnCanvas(blob);
     setImage(blob);
   } catch (e) {
     $("truth").textContent = e.message;
@@ -212,7 +228,10 @@ async function refresh() {
   }
 }
 
+window.cnnlabUpdates = 0; // how many predictions were shown (the browser test waits on it)
+
 function showPrediction(top) {
+  window.cnnlabUpdates += 1;
   const best = top[0];
   const box = $("prediction");
   box.textContent = best.class;
