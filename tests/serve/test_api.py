@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
+import sys
 import threading
 import zlib
 
@@ -202,3 +203,11 @@ def test_cli_parser_defaults():
 
     args = build_parser().parse_args(["serve", "runs/x"])
     assert (args.host, args.port, args.runs) == ("127.0.0.1", 8000, ["runs/x"])
+
+
+def test_cli_names_the_extra_when_fastapi_is_missing(serve_run, monkeypatch, capsys):
+    from cnnlab.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
+    assert main(["serve", str(serve_run)]) == 2
+    assert "pip install 'cnnlab[serve]'" in capsys.readouterr().err

@@ -11,7 +11,7 @@ _MISSING = "cnnlab serve needs FastAPI and uvicorn: pip install 'cnnlab[serve]'"
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart)
+        import python_multipart  # noqa: F401
         import uvicorn
     except ImportError as e:
         print(f"{_MISSING} ({e})", file=sys.stderr)
