@@ -124,6 +124,7 @@ def main() -> int:
     p.add_argument("--append", action="store_true", help=f"append the table to BENCHMARKS.md under '{SECTION}'")
     args = p.parse_args()
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     body, ctype = multipart(Path(args.image).read_bytes() if args.image else default_png(args.run))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
@@ -157,7 +158,8 @@ def main() -> int:
         f"request, keep-alive) against `cnnlab serve` on {HOST}, {args.seconds:.0f} s per level after a 3 s warm-up.",
         "",
         f"- model: {meta['model']} ({'×'.join(map(str, meta['input_size']))}), precision {meta.get('precision')}",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs visible (client and server on the same machine)",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs visible (client and server on the same machine); "
+        f"1-minute load average {load_before:.1f} before the run (other processes share the CPUs)",
         f"- torch {torch.__version__}, fastapi {version('fastapi')}, uvicorn {version('uvicorn')}, "
         f"Python {platform.python_version()}",
         "",

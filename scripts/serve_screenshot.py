@@ -48,7 +48,7 @@ def main() -> int:
                 time.sleep(0.1)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": 1280, "height": 600}, device_scale_factor=1)
             page.goto(url + "/")
             page.wait_for_function("document.getElementById('model-info').textContent.length > 0")
             page.select_option("#method", args.method)
@@ -61,7 +61,7 @@ def main() -> int:
                 if truth == args.cls and page.get_attribute("#prediction", "data-class") == args.cls:
                     break
             page.wait_for_timeout(500)
-            page.screenshot(path=args.out)
+            page.screenshot(path=args.out, full_page=True)
             browser.close()
     finally:
         server.terminate()

@@ -24,9 +24,9 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or ""
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does)"),
-]
+if CHROMIUM is None:
+    pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does as root)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
 
 
 def _free_port() -> int:
@@ -64,13 +64,12 @@ def server(serve_run, fake_idx):
 
 
 def test_page_in_chromium(server, serve_run, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
     from cnnlab.io import read_meta
 
     classes = read_meta(serve_run)["classes"]
     png = tmp_path / "square.png"
     png.write_bytes(square_png(3))
-    with playwright.sync_playwright() as p:
+    with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         outside = []

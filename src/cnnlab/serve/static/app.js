@@ -53,7 +53,7 @@ async function loadModels() {
   for (const m of models) {
     const option = document.createElement("option");
     option.value = m.id;
-    option.textContent = `${m.id} (${m.model})`;
+    option.textContent = m.id === m.model ? m.id : `${m.id} (${m.model})`;
     select.append(option);
   }
   select.disabled = models.length < 2;
@@ -266,7 +266,7 @@ function showPrediction(top) {
 function showExplanation(x) {
   const [c, h, w] = state.model.input_size;
   $("seen").src = x.input_png;
-  $("seen-caption").textContent = `as the network sees it (${w}×${h} ${c === 1 ? "gray" : "RGB"})`;
+  $("seen-caption").textContent = `the network's input, ${w}×${h} ${c === 1 ? "gray" : "RGB"}`;
   $("saliency").src = x.overlay_png;
   $("saliency").dataset.method = x.method;
   $("target").textContent = x.target.class;
