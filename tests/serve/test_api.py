@@ -36,6 +36,8 @@ def test_page_and_static_files_are_served(client):
         assert r.status_code == 200 and len(r.text) > 100
     assert "http" not in client.get("/static/app.js").text.replace("http-equiv", "")  # nothing from the internet
     assert client.get("/openapi.json").json()["paths"].keys() >= {"/api/predict", "/api/explain", "/api/models"}
+    docs = client.get("/docs").text  # Swagger UI from the app's own files, not a CDN
+    assert "/static-docs/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
 
 
 @pytest.mark.parametrize("k", [0, 5])

@@ -106,6 +106,12 @@ def test_page_in_chromium(server, serve_run, tmp_path):
 
         page.select_option("#method", "gradcam")
         page.wait_for_function("document.getElementById('saliency').dataset.method === 'gradcam'")
+        # the API docs render from the app's own files too
+        docs = browser.new_page()
+        docs.on("request", lambda r: None if r.url.startswith((server, "data:")) else outside.append(r.url))
+        docs.goto(server + "/docs")
+        docs.wait_for_selector(".opblock-summary")
+        assert docs.locator(".opblock").count() >= 5  # health, models, predict, explain, random
         shot = tmp_path / "serve.png"
         page.screenshot(path=str(shot), full_page=True)
         if os.environ.get("CNNLAB_SERVE_SCREENSHOT"):

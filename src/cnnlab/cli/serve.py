@@ -11,6 +11,7 @@ _MISSING = "cnnlab serve needs FastAPI and uvicorn: pip install 'cnnlab[serve]'"
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
+        import fastapi_offline  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn
     except ImportError as e:

@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -310,9 +311,11 @@ def create_app(paths: Sequence[str | Path], data_dir: str | None = None, max_byt
     max_bytes / max_pixels: the upload limits (bytes of the file; width × height read from its header).
     """
     served = load_served(paths, data_dir)
-    app = FastAPI(title="cnnlab serve", version=cnnlab.__version__,
-                  description="Try trained cnnlab models: predict, explain (saliency, feature maps), random test "
-                  "images. Errors are JSON objects {\"error\": \"one line\"}.")  # fmt: skip
+    # FastAPI's /docs and /redoc with Swagger UI and ReDoc served by the app itself (fastapi-offline), not a CDN
+    app = FastAPIOffline(title="cnnlab serve", version=cnnlab.__version__, static_url="/static-docs",
+                         swagger_ui_parameters={"validatorUrl": None},
+                         description="Try trained cnnlab models: predict, explain (saliency, feature maps), random "
+                         "test images. Errors are JSON objects {\"error\": \"one line\"}.")  # fmt: skip
     app.state.served = served
 
     @app.exception_handler(UploadError)
