@@ -133,7 +133,7 @@ function useCanvas() {
     c.filter = "invert(1)";
     c.drawImage(canvas, 0, 0);
   }
-  source.toBlob((blob) => { $("truth").textContent = ""; setImage(blob); }, "image/png");
+  source.toBlob((blob) => { $("truth").textContent = ""; setImage(blob, "canvas"); }, "image/png");
 }
 
 $("clear").addEventListener("click", () => { clearCanvas(); });
@@ -191,8 +191,9 @@ $("random").addEventListener("click", async () => {
 
 // ---- results ----
 
-function setImage(blob) {
+function setImage(blob, source = "file") {
   state.blob = blob;
+  state.source = source; // the canvas's own conversion (280×280 RGBA → the model's input) needs no note
   refresh();
 }
 
@@ -215,7 +216,7 @@ async function refresh() {
     const p = await predict;
     if (seq !== state.seq) return;
     showPrediction(p.top);
-    $("notes").textContent = p.notes.join("; ");
+    $("notes").textContent = state.source === "canvas" ? "" : p.notes.join("; ");
   } catch (e) {
     if (seq === state.seq) showError(e.message);
   }
