@@ -271,3 +271,21 @@ def test_a_text_file_given_as_npz(tmp_path):
 )  # fmt: skip
 def test_summary_inputs_it_cannot_take(args, words):
     refused(cnnlab("summary", *args), *words)
+
+
+def test_folder_surprises_get_a_note(tmp_path):
+    from cnnlab.data import load_dataset
+
+    root = tmp_path / "imgs"
+    for split, classes in (("train", ("a", "b", "c")), ("test", ("a", "b", "zz"))):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            if c == "c":
+                continue  # an empty class folder
+            for i in range(3):
+                mode = "CMYK" if (split, c, i) == ("train", "b", 0) else "L"
+                Image.new(mode, (8, 8)).save(root / split / c / f"{i}.{'jpg' if mode == 'CMYK' else 'png'}")
+    with pytest.warns(UserWarning) as caught:
+        load_dataset(f"folder:{root}", val_split=0)
+    text = " | ".join(str(w.message) for w in caught)
+    assert "hold no readable image: c" in text and "zz are not in train/" in text and "CMYK" in text
