@@ -63,11 +63,29 @@ def _parse_value(text: str):
         return text
 
 
+def _recipe_for_this_machine(name: str, asked: dict) -> dict:
+    """The recipe's settings, with its variant for the precision this run will use (e.g. `when_fp32`)."""
+    from cnnlab.recipes import read_recipe, recipe_variants
+
+    if not recipe_variants(name):
+        return read_recipe(name)
+    from cnnlab.runtime import resolve_device, resolve_precision
+
+    base = read_recipe(name)
+    settings = {**base, **asked}
+    precision = resolve_precision(settings.get("precision", "auto"), resolve_device(settings.get("device", "auto")))
+    values = read_recipe(name, precision)
+    changed = {k: v for k, v in values.items() if base.get(k) != v and k not in asked}
+    if changed:
+        what = ", ".join(f"{k} {v}" for k, v in changed.items())
+        print(f"recipe {name}: its {precision} variant ({what}), for a run in {precision} on this machine")
+    return values
+
+
 def _train_values(args: argparse.Namespace) -> dict:
     """TrainConfig values: the recipe, then the --config file, then the flags given on the command line."""
     import dataclasses
 
-    from cnnlab.recipes import read_recipe
     from cnnlab.train.config import TrainConfig, read_config_file
 
     values = read_config_file(args.config) if args.config else {}
@@ -77,7 +95,7 @@ def _train_values(args: argparse.Namespace) -> dict:
         v = getattr(args, f.name, None)  # None: not given (or not a flag of this verb)
         if v is not None and f.name != "model_args":
             asked[f.name] = v
-    values = {**(read_recipe(recipe) if recipe else {}), **asked}
+    values = {**(_recipe_for_this_machine(recipe, asked) if recipe else {}), **asked}
     if values.get("time_budget") is not None and asked.get("epochs") is None:
         values.pop("epochs", None)  # a recipe's epoch count yields to the budget; the user's own --epochs caps it
     if args.model_arg:
