@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+# CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
+# test of the same command, so a documented command can be run in seconds
+QUICK_ENV = "CNNLAB_QUICK"
+QUICK_CAPS = {"epochs": 1, "max_train_samples": 2000, "time_limit": "5s"}
 
 # the settings that change what a learning-rate range test measures: data, model, optimizer (without its LR,
 # which the test sweeps, nor a schedule), batch, loss, augmentation and execution; epochs, schedules, early
@@ -89,11 +95,37 @@ def _train_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def quick_mode() -> bool:
+    """Whether $CNNLAB_QUICK asks for capped training (anything but '', '0', 'no', 'false', 'off')."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "no", "false", "off")
+
+
+def apply_quick_caps(values: dict, resume: bool = False) -> dict:
+    """`values` with training capped for CNNLAB_QUICK: one epoch, the first 2,000 training images, 5 s of training
+    (whichever ends first; a resume keeps its data, so only the epochs and the time are capped there)."""
+    from cnnlab.train.config import TrainConfig
+
+    out = dict(values)
+    out["epochs"] = min(int(out.get("epochs") or TrainConfig.epochs), QUICK_CAPS["epochs"])
+    out["time_limit"] = QUICK_CAPS["time_limit"]
+    if not resume:
+        given = out.get("max_train_samples")
+        out["max_train_samples"] = min(int(given), QUICK_CAPS["max_train_samples"]) if given else QUICK_CAPS[
+            "max_train_samples"]  # fmt: skip
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.pipeline import resume_config, train_run
     from cnnlab.train.config import TrainConfig
 
     values = _train_values(args)
+    if quick_mode():
+        values = apply_quick_caps(values, resume=bool(args.resume))
+        print(
+            f"quick mode ({QUICK_ENV}): training capped to {values['epochs']} epoch, {values['time_limit']}"
+            + (f", the first {values['max_train_samples']:,} training images" if not args.resume else "")
+        )
     if args.resume:
         train_run(resume_config(args.resume, values), resume=args.resume)
         return 0
@@ -154,11 +186,11 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("augment", help="a PNG grid of augmented training samples, to see what an --augment spec does")
     p.add_argument("--data", default="fashion-mnist", help="dataset name or folder:PATH / npz:PATH / csv:PATH")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
     p.add_argument("--augment", default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
                    help="augmentation spec (default: %(default)s); --list shows the names")  # fmt: skip
     p.add_argument("--n", type=int, default=16, help="samples to show (default: 16)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
     p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")
     p.set_defaults(func=cmd_augment)

@@ -39,6 +39,7 @@ class TrainConfig:
     image_size: int | None = option(None, "resize every image to SIZE×SIZE pixels (default: keep the data's size)")
     mode: str | None = option(None, "convert images to L (grayscale) or RGB (default: keep the data's own)")
     strict: bool = option(False, "fail on unreadable image files instead of skipping them with a warning")
+    max_train_samples: int | None = option(None, "train on the first N training images (quick trials)")
     # model
     model: str = option(
         "lenet5", "model name (see `cnnlab summary --list`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
@@ -152,8 +153,8 @@ class TrainConfig:
         self.compile = compile_mode(self.compile)
         if self.time_limit is not None:
             parse_duration(self.time_limit)
-        for key in ("epochs", "batch_size", "accumulate"):
-            if getattr(self, key) < 1:
+        for key in ("epochs", "batch_size", "accumulate", "max_train_samples"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
