@@ -138,3 +138,15 @@ def test_lr_find_plot_stops_where_the_loss_diverges():
     assert end < 95 and lrs[end - 1] < 10 and high >= losses[:end].max() and high < 10
     flat = np.full(30, 1.0)
     assert lr_find_view(lrs[:30], flat, flat)[0] == 30
+
+
+def test_augment_figure_names_classes_and_sides(tmp_path):
+    from cnnlab.plots import plot_augment
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (5, 1, 28, 28), dtype=np.uint8)
+    png = plot_augment(x, 255 - x, np.array([0, 1, 2, 1, 0]), ["boot", "bag", "shirt"], tmp_path / "a.png", "title")
+    with Image.open(png) as im:
+        assert im.size == (660, round((2 * 1.45 + 0.7) * 110))  # 3 × 2 tiles; the 6th is empty
+    rgb = rng.integers(0, 255, (2, 3, 32, 32), dtype=np.uint8)
+    assert plot_augment(rgb, rgb, np.array([0, 1]), ["a", "b"], tmp_path / "rgb.png").stat().st_size > 0

@@ -1,4 +1,4 @@
-"""Figures written by the verbs: training curves and confusion matrices.
+"""Figures written by the verbs: training curves, confusion matrices, the LR range test, augmentation samples.
 
 Built with matplotlib's object API (`matplotlib.figure.Figure`, drawn by its own Agg canvas when saved): no display
 is needed, nothing is registered with pyplot and the backend is never changed, so importing this module keeps a
@@ -120,5 +120,37 @@ def plot_lr_find(
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(wrap_title(title or "learning-rate range test", 7))
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def plot_augment(originals, augmented, labels, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """Each sample as a tile [original | augmented], titled with its class, under a title naming the spec.
+
+    originals, augmented: uint8 (N, C, H, W) arrays or tensors (C = 1 or 3); labels (N,)."""
+    originals, augmented = np.asarray(originals), np.asarray(augmented)
+    labels = np.asarray(labels)
+    n, c, h, w = originals.shape
+    cols = max(1, int(np.ceil(np.sqrt(n))))
+    rows = int(np.ceil(n / cols))
+    tile_w = 2.0 * max(1.0, w / h)
+    fig = Figure(figsize=(max(cols * tile_w, 6.0), rows * 1.45 + 0.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    gap = np.full((c, h, max(1, w // 14)), 255, dtype=np.uint8)
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        pair = np.concatenate([originals[i], gap, augmented[i]], axis=2).transpose(1, 2, 0)
+        if c == 1:
+            ax.imshow(pair[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(pair, interpolation="nearest")
+        ax.set_title(classes[int(labels[i])], fontsize=8, pad=2)
+        ax.set_xticks([w / 2 - 0.5, pair.shape[1] - w / 2 - 0.5], ["original", "augmented"], fontsize=6)
+        ax.tick_params(length=0, pad=1)
+    fig.suptitle(wrap_title(title or "augmented samples", fig.get_figwidth(), 11), fontsize=11)
     fig.savefig(path, dpi=110)
     return Path(path)

@@ -148,18 +148,19 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 def cmd_augment(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
-    from cnnlab.data.augment import AUGMENTS, augment_grid
-    from cnnlab.data.images import tensor_to_image
+    from cnnlab.data.augment import AUGMENTS, augment_samples
+    from cnnlab.plots import plot_augment
 
     if args.list:
         for name, (default, what) in AUGMENTS.items():
             print(f"{name + '=' + format(default, 'g'):<16}{what}")
         return 0
     splits = load_dataset(args.data, args.data_dir, 0, args.seed)
-    grid, spec = augment_grid(splits.train, args.augment, args.n, args.seed)
+    originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
     out = Path(args.out or f"augment-{splits.name}.png")
-    tensor_to_image(grid).save(out)
-    print(f"{args.n} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
+    plot_augment(originals, augmented, labels, splits.classes, out,
+                 f"{splits.name}, --augment {args.augment}")  # fmt: skip
+    print(f"{len(labels)} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
     return 0
 
 
