@@ -106,7 +106,7 @@ def test_quick_mode_caps_training(monkeypatch):
         monkeypatch.setenv("CNNLAB_QUICK", value)
         assert quick_mode() is on
     capped = apply_quick_caps({"epochs": 10, "model": "lenet5"})
-    assert capped == {"epochs": 1, "model": "lenet5", "max_train_samples": 2000, "time_limit": "5s"}
+    assert capped == {"epochs": 1, "model": "lenet5", "max_train_samples": 2000, "time_limit": "3s"}
     assert apply_quick_caps({"max_train_samples": 300})["max_train_samples"] == 300
     assert "max_train_samples" not in apply_quick_caps({"epochs": 3}, resume=True)
 
@@ -120,4 +120,4 @@ def test_quick_mode_train_run(fake_idx, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "quick mode" in proc.stdout
     config = json.loads((out / "config.json").read_text())
-    assert config["epochs"] == 1 and config["max_train_samples"] == 2000 and config["time_limit"] == "5s"
+    assert config["epochs"] == 1 and config["max_train_samples"] == 2000 and config["time_limit"] == "3s"

@@ -11,7 +11,7 @@ from pathlib import Path
 # CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
 # test of the same command, so a documented command can be run in seconds
 QUICK_ENV = "CNNLAB_QUICK"
-QUICK_CAPS = {"epochs": 1, "max_train_samples": 2000, "time_limit": "5s"}
+QUICK_CAPS = {"epochs": 1, "max_train_samples": 2000, "time_limit": "3s"}
 
 # the settings that change what a learning-rate range test measures: data, model, optimizer (without its LR,
 # which the test sweeps, nor a schedule), batch, loss, augmentation and execution; epochs, schedules, early
@@ -101,7 +101,7 @@ def quick_mode() -> bool:
 
 
 def apply_quick_caps(values: dict, resume: bool = False) -> dict:
-    """`values` with training capped for CNNLAB_QUICK: one epoch, the first 2,000 training images, 5 s of training
+    """`values` with training capped for CNNLAB_QUICK: one epoch, the first 2,000 training images, 3 s of training
     (whichever ends first; a resume keeps its data, so only the epochs and the time are capped there)."""
     from cnnlab.train.config import TrainConfig
 

@@ -42,7 +42,7 @@ class TrainConfig:
     max_train_samples: int | None = option(None, "train on the first N training images (quick trials)")
     # model
     model: str = option(
-        "lenet5", "model name (see `cnnlab summary --list`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
+        "lenet5", "model name (see `cnnlab models`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
     )
     model_args: dict = option(
         help_="extra model constructor arguments, e.g. {drop_rate: 0.3}; on the command line --model-arg KEY=VALUE "
