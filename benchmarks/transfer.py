@@ -26,7 +26,10 @@ Run (from the repository root; each command appends to benchmarks/transfer_resul
     PYTHONPATH=src python benchmarks/transfer.py --report   # table (Markdown) and docs/images/transfer.png
 
 The sizes of A's training and of the B epochs per model are in MODELS below (resnet18 gets fewer: 2 shared CPU
-cores); the report states what was run.
+cores); the report states what was run. The README's table came from the lenet5 command above and, for ResNet-18
+(one B run took 100–300 s on the shared CPU), from `--model resnet18 --seeds 0 --sizes 10 50` and
+`--model resnet18 --seeds 1 --sizes 50` / `--seeds 2 --sizes 50` (each in its own copy of the repository, the JSON
+rows merged: concurrent runs must not share benchmarks/transfer_results.json).
 """
 
 from __future__ import annotations
@@ -186,8 +189,8 @@ def report(log=print) -> str:
             for s in STRATEGIES:
                 accs = [100 * r["accuracy"] for r in rows if (r["model"], r["strategy"], r["n"]) == (m, s, n)]
                 seeds |= {r["seed"] for r in rows if (r["model"], r["strategy"], r["n"]) == (m, s, n)}
-                sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-                cells.append(f"{statistics.fmean(accs):.1f} ± {sd:.1f}" if accs else "—")
+                sd = f" ± {statistics.stdev(accs):.1f}" if len(accs) > 1 else ""  # one seed: no spread to show
+                cells.append(f"{statistics.fmean(accs):.1f}{sd}" if accs else "—")
             if any(c != "—" for c in cells):
                 epochs = MODELS[m]["epochs"][n]
                 lines.append(f"| {m} | {n} | {' | '.join(cells)} | {', '.join(map(str, sorted(seeds)))} | {epochs} |")
