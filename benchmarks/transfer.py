@@ -27,9 +27,9 @@ Run (from the repository root; each command appends to benchmarks/transfer_resul
 
 The sizes of A's training and of the B epochs per model are in MODELS below (resnet18 gets fewer: 2 shared CPU
 cores); the report states what was run. The README's table came from the lenet5 command above and, for ResNet-18
-(one B run took 100–300 s on the shared CPU), from `--model resnet18 --seeds 0 --sizes 10 50` and
-`--model resnet18 --seeds 1 --sizes 50` / `--seeds 2 --sizes 50` (each in its own copy of the repository, the JSON
-rows merged: concurrent runs must not share benchmarks/transfer_results.json).
+(one B run took 0.5–9 minutes on the shared CPU), from `--model resnet18 --seeds S --sizes 10 50` for S = 0, 1, 2
+(in pieces, two at a time, each in its own copy of the repository, the JSON rows merged: concurrent runs must not
+share benchmarks/transfer_results.json).
 """
 
 from __future__ import annotations
