@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 # the settings that change what a learning-rate range test measures: data, model, optimizer (without its LR,
@@ -91,15 +94,46 @@ def _train_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node)."""
+    if nproc < 1:
+        raise ValueError(f"--nproc must be ≥ 1, got {nproc}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "cnnlab", "train", *argv]  # fmt: skip
+    return subprocess.call(cmd)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.pipeline import resume_config, train_run
+    from cnnlab.train import distributed
     from cnnlab.train.config import TrainConfig
 
+    if args.nproc is not None and "RANK" not in os.environ:  # launch torchrun, which starts this verb N times
+        argv = sys.argv[sys.argv.index("train") + 1 :] if "train" in sys.argv else []
+        return launch_torchrun(args.nproc, _without_nproc(argv))
     values = _train_values(args)
-    if args.resume:
-        train_run(resume_config(args.resume, values), resume=args.resume)
-        return 0
-    train_run(TrainConfig.from_dict(values))
+    try:
+        if args.resume:
+            train_run(resume_config(args.resume, values), resume=args.resume)
+        else:
+            train_run(TrainConfig.from_dict(values))
+    except distributed.DistributedError as e:
+        print(f"cnnlab train: error: {e}", file=sys.stderr)
+        return 3
+    finally:
+        distributed.teardown()
     return 0
 
 
@@ -136,6 +170,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
 def _train_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(p)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="data-parallel training in N processes on this machine (starts torchrun; one per GPU, or "
+                        "CPU processes with gloo); --batch-size stays the global batch")  # fmt: skip
 
 
 def _lr_find_flags(p: argparse.ArgumentParser) -> None:
