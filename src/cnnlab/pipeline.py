@@ -19,6 +19,7 @@ import torch
 import cnnlab
 from cnnlab.data import Compose, DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.data.augment import Augment
+from cnnlab.data.streaming import FileSet, StreamingFolderLoader, load_streaming, should_stream
 from cnnlab.evaluate import evaluate_model
 from cnnlab.io import (
     CHECKPOINT_FILE,
@@ -99,11 +100,14 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     device = distributed.setup(cfg.device)  # under torchrun: join the process group; cuda → cuda:LOCAL_RANK
     rank, world = distributed.rank(), distributed.world_size()
     torch.manual_seed(cfg.seed)
-    splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
+    if cfg.stream or should_stream(cfg.data, cfg.image_size, cfg.mode):  # decoded batch by batch from disk
+        splits = load_streaming(cfg.data, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
+    else:
+        splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
     for note in splits.notes:
         log(note)
     c, h, w = splits.image_shape
-    mean, std = channel_stats(splits.train.images)
+    mean, std = channel_stats(splits.train.images)  # a streamed set: of its decoded sample
     log(f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
         f"val {len(splits.val) if splits.val else 0:,}, test {len(splits.test) if splits.test else 0:,}; "
         f"{c}×{h}×{w}, {len(splits.classes)} classes")  # fmt: skip
@@ -143,8 +147,9 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     transform = Compose([augment, normalize]) if augment is not None else normalize
     # data order stream, separate from the init stream (seed) and the augmentation stream (seed + 2)
     # distributed: the same order on every rank, each rank its share of every global batch of --batch-size
-    train_loader = InMemoryLoader(splits.train, cfg.batch_size, shuffle=True, transform=transform,
-                                  device=trainer.device, seed=cfg.seed + 1, rank=rank, world=world)  # fmt: skip
+    source = StreamingFolderLoader if isinstance(splits.train, FileSet) else InMemoryLoader
+    train_loader = source(splits.train, cfg.batch_size, shuffle=True, transform=transform,
+                          device=trainer.device, seed=cfg.seed + 1, rank=rank, world=world)  # fmt: skip
     val_loader = None
     if splits.val is not None:
         val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device, rank=rank,
