@@ -50,6 +50,7 @@ class FileSet:
         self.mode, self.size = mode, tuple(size)
         self.sample = sample
         self.images, self.labels = sample.images, sample.labels
+        self.sample_index: list[int] = []  # file index of each sample image
 
     def __len__(self) -> int:
         return len(self.files)
@@ -101,7 +102,9 @@ def file_set(root: Path, mode: str | None, size, seed: int, classes: list[str] |
     data = DecodeDataset([files[i] for i in pick], [labels[i] for i in pick], mode, size)
     images = torch.stack([data[i][0] for i in range(len(data))])
     sample = ImageSet(images, torch.tensor(data.labels), classes)
-    return FileSet(files, labels, classes, mode, size, sample)
+    out = FileSet(files, labels, classes, mode, size, sample)
+    out.sample_index = pick
+    return out
 
 
 def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,8 +217,10 @@ def load_streaming(
             data = train.dataset()
             val = ImageSet(torch.stack([data[i][0] for i in held]), torch.tensor([data.labels[i] for i in held]),
                            train.classes)  # fmt: skip
+            kept = set(keep)  # the sample's training images only: statistics of the training split, as in memory
+            mine = torch.tensor([j for j, i in enumerate(train.sample_index) if i in kept], dtype=torch.int64)
             train = FileSet([train.files[i] for i in keep], [train.file_labels[i] for i in keep], train.classes,
-                            train.mode, train.size, train.sample)  # fmt: skip
+                            train.mode, train.size, train.sample.subset(mine))  # fmt: skip
     note = f"streaming {len(train):,} training images from {train_root} (decoded by DataLoader workers)"
     return DataSplits(spec, train, val, test, train.classes, str(root), [note])  # type: ignore[arg-type]
 
