@@ -319,14 +319,12 @@ def train_run(
         trainer.callbacks.add(budget)
     created = main and resume is None and not out.exists()
     replaced = None  # the folder --overwrite replaces: kept aside until the new run has trained (else put back)
-    if not main:
-        pass
-    elif resume is None:
+    if main and resume is None:  # only rank 0 touches the run folder
         if out.exists() and any(out.iterdir()):
             replaced = out.with_name(f".{out.name}.replaced-{os.getpid()}")
             out.rename(replaced)
         prepare_run_dir(out, cfg.overwrite)
-    else:
+    elif main:
         remove_stale_temporaries(out)
     checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup), "world_size": distributed.world_size()}
     log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {trainer.device}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -92,7 +93,6 @@ def test_a_killed_rank_stops_the_others_within_seconds_and_resume_finishes(data,
         victim = _rank_pid(job.pid, 1)
         assert victim is not None
         killed = time.time()
-        import os
 
         os.kill(victim, signal.SIGKILL)
         _, err = job.communicate(timeout=60)
@@ -141,3 +141,26 @@ def test_two_nodes_through_c10d_rendezvous_on_localhost(data, tmp_path):
     assert [j.returncode for j in jobs] == [0, 0], [err[-2000:] for _, err in results]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 10
+
+
+def test_ctrl_c_stops_every_rank_at_one_step_and_rank_0_saves(data, tmp_path):
+    """Ctrl-C reaches torchrun and both ranks (one process group, as in a terminal): one agreed stop, a checkpoint
+    of that step, and rank 0's run folder."""
+    out = tmp_path / "run"
+    cmd = [*TORCHRUN, "--standalone", "--nproc-per-node=2", *train_args(data, out, "--epochs", "400")]
+    job = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while not (out / "history.csv").exists() or (out / "history.csv").read_text().count("\n") < 2:
+            assert job.poll() is None and time.time() < deadline, job.communicate()[1][-3000:]
+            time.sleep(0.2)
+        os.killpg(job.pid, signal.SIGINT)
+        job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] and "interrupted (Ctrl-C)" in metrics["stop_reason"]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == metrics["steps"] and len(state["ranks"]) == 2
