@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.config import TrainConfig
 
     if args.nproc is not None and "RANK" not in os.environ:  # launch torchrun, which starts this verb N times
-        argv = sys.argv[sys.argv.index("train") + 1 :] if "train" in sys.argv else []
+        argv = args.argv[args.argv.index("train") + 1 :]
         return launch_torchrun(args.nproc, _without_nproc(argv))
     values = _train_values(args)
     try:

@@ -54,6 +54,10 @@ class Trainer:
     Ctrl-C stops `fit` after cleaning up: `interrupted` is set and `on_train_end` still runs. `stop(reason)` (from a
     callback) during an epoch stops at the next optimizer step; at an epoch's end, after that epoch.
 
+    Distributed (under torchrun, see train/distributed.py): the training forward pass is DDP-wrapped, every stop is
+    agreed by all ranks (`StopAgreement`), epoch metrics and `evaluate` are summed over ranks, and `state_dict()` is
+    a collective that also gathers every rank's streams. In one process none of this runs.
+
     Resume: `state_dict()` holds the weights, optimizer, position, history, running metrics, torch's RNG and the
     state of every tracked object — the training loader (tracked by `fit`), the callbacks, and whatever the caller
     tracks with `track(name, obj)` (e.g. an augmentation's random stream). `load_state_dict` restores what is tracked
