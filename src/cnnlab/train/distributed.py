@@ -85,12 +85,21 @@ def wrap(model: nn.Module) -> nn.Module:
 
 def all_sum(values: list[float], device: torch.device | str = "cpu") -> list[float]:
     """The sums over ranks of `values` (float64; a no-op in one process)."""
+    return _all_reduce(values, dist.ReduceOp.SUM, device)
+
+
+def all_max(values: list[float], device: torch.device | str = "cpu") -> list[float]:
+    """The maxima over ranks of `values` (float64; a no-op in one process)."""
+    return _all_reduce(values, dist.ReduceOp.MAX, device)
+
+
+def _all_reduce(values: list[float], op, device: torch.device | str) -> list[float]:
     if not active():
         return list(values)
     if dist.get_backend() == "nccl":
         device = torch.device("cuda", torch.cuda.current_device())
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    collective(dist.all_reduce, t)
+    collective(dist.all_reduce, t, op)
     return t.tolist()
 
 
