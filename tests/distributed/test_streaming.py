@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.data import InMemoryLoader
+from cnnlab.data import InMemoryLoader, channel_stats
 from cnnlab.data.folder import read_image_folder
 from cnnlab.data.streaming import StreamingFolderLoader, file_set, load_streaming, should_stream
 from cnnlab.pipeline import train_run
@@ -67,3 +67,12 @@ def test_only_large_folders_stream_by_themselves(folder):
     assert not should_stream("fashion-mnist", None, None)
     splits = load_streaming(f"folder:{folder}", 30, 0, None, None)
     assert len(splits.train) == 120 and len(splits.val) == 30 and "streaming" in splits.notes[0]
+
+
+def test_the_statistics_sample_is_not_lost_to_the_validation_split(folder, monkeypatch):
+    # the sample and the validation split are drawn from independent streams: with a sample smaller than the
+    # held-out split it must not lie wholly in the held-out files (the bug: channel statistics of 0 images, NaN)
+    monkeypatch.setattr("cnnlab.data.streaming.SAMPLE", 20)
+    splits = load_streaming(f"folder:{folder}", 30, 0, None, None)
+    assert 0 < len(splits.train.images) <= 20
+    assert all(torch.isfinite(torch.tensor(channel_stats(splits.train.images))).flatten())

@@ -26,6 +26,7 @@ from cnnlab.data.loader import num_batches, shard_bounds
 
 STREAM_ABOVE_BYTES = 2 * 1024**3  # decoded uint8 size above which folder:PATH streams on its own
 SAMPLE = 1024  # images decoded up front: channel statistics, colour mode, thread and time probes
+SAMPLE_SEED_OFFSET = 1  # the sample's stream: independent of the validation split's (see file_set)
 
 
 class DecodeDataset(Dataset):
@@ -89,7 +90,9 @@ def file_set(root: Path, mode: str | None, size, seed: int, classes: list[str] |
     """The FileSet of root/<class>/: mode (majority of the sample when None) and size (the sample's single size
     when None, else an error asking for --image-size) are fixed from a decoded sample."""
     files, labels, classes = folder_files(root, classes)
-    g = torch.Generator().manual_seed(seed)
+    # not `seed` itself: load_streaming holds out the first files of randperm(seed) for validation, and a sample
+    # drawn from the same permutation would lie wholly in the held-out files
+    g = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
     pick = torch.randperm(len(files), generator=g)[:SAMPLE].tolist()
     pics = [open_image(files[i]) for i in pick]
     mode = mode or Counter(base_mode(im) for im in pics).most_common(1)[0][0]
