@@ -1,6 +1,7 @@
 """Streaming against in-memory data on a generated folder of JPEGs (default 20,000 of 96×96 RGB, 10 classes).
 
-    PYTHONPATH=src python benchmarks/streaming.py [--n 20000] [--size 96]
+    PYTHONPATH=src python benchmarks/streaming.py [--n 20000] [--size 96] [--folder DIR] [--train-only | --no-train]
+                                                  [--train-limit 30s]
 
 Measures: pillow decode throughput in one process (images/s per worker); the StreamingFolderLoader's epoch
 throughput with 1 and 2 DataLoader workers (uint8 batches of 256, normalised, as the Trainer receives them);
@@ -50,11 +51,11 @@ def epoch_rate(loader) -> float:
     return n / (time.perf_counter() - t)
 
 
-def train_rate(folder: Path, out: Path, stream: bool) -> tuple[float, float]:
+def train_rate(folder: Path, out: Path, stream: bool, limit: str | None = None) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CNNLAB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "cnnlab", "train", "--data", f"folder:{folder}", "--model", "lenet5", "--epochs", "1",
            "--batch-size", "256", "--precision", "fp32", "--threads", "1", "--verbose", "0", "--out", str(out),
-           "--overwrite", *(["--stream"] if stream else [])]  # fmt: skip
+           "--overwrite", *(["--stream"] if stream else []), *(["--time-limit", limit] if limit else [])]  # fmt: skip
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -67,6 +68,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--folder", help="reuse this generated folder")
+    p.add_argument("--train-only", action="store_true", help="only the two `cnnlab train` runs")
+    p.add_argument("--no-train", action="store_true", help="decode and loader rates only")
+    p.add_argument("--train-limit", help="--time-limit of each training run (its partial epoch's rate is reported)")
     a = p.parse_args()
     torch.set_num_threads(1)
     print(f"CPU ISA {cpu_isa()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; "
@@ -79,6 +83,9 @@ def main() -> None:
     mb = sum(f.stat().st_size for f in folder.rglob("*.jpg")) / 1e6
     files = file_set(folder, None, None, seed=0)
     print(f"{len(files):,} files, {mb:.0f} MB of JPEG; decoded uint8: {len(files) * 3 * a.size * a.size / 1e6:.0f} MB")
+    tmp = folder.parent
+    if a.train_only:
+        return train_runs(folder, tmp, a.train_limit)
     data = files.dataset()
     t, k = time.perf_counter(), 2000
     for i in range(k):
@@ -94,11 +101,16 @@ def main() -> None:
     rate = epoch_rate(InMemoryLoader(memory, 256, shuffle=True, transform=norm))
     print(f"in memory: reading the folder took {read_s:.1f} s ({len(memory) / read_s:,.0f} images/s), then an "
           f"epoch of InMemoryLoader {rate:,.0f} images/s")  # fmt: skip
-    tmp = folder.parent
+    if not a.no_train:
+        train_runs(folder, tmp, a.train_limit)
+
+
+def train_runs(folder: Path, tmp: Path, limit: str | None) -> None:
     for stream in (False, True):
-        rate, wall = train_rate(folder, tmp / f"run-{stream}", stream)
-        print(f"cnnlab train lenet5 1 epoch {'--stream' if stream else 'in memory'}: {rate:,.0f} samples/s "
-              f"training, {wall:.1f} s for the whole command")  # fmt: skip
+        rate, wall = train_rate(folder, tmp / f"run-{stream}", stream, limit)
+        print(f"cnnlab train lenet5 1 epoch{f' (--time-limit {limit})' if limit else ''} "
+              f"{'--stream' if stream else 'in memory'}: {rate:,.0f} samples/s training, {wall:.1f} s for the "
+              f"whole command; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
