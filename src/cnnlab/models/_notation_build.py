@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.layers import init_weights
+from cnnlab.layers import get_act, init_weights
 from cnnlab.models._base import SequentialClassifier, default_cfg
 from cnnlab.models._notation_parse import Token, located, out_side, parse
 
@@ -32,9 +32,21 @@ def _min_side(tokens: list[Token], img_size: int) -> int:
     return img_size
 
 
-def build(text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> SequentialClassifier:
-    """The model a notation string describes, for `in_chans`×`img_size`×`img_size` inputs and `num_classes` outputs."""
-    tokens = parse(text)
+def build(
+    text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 28, act: str = "relu", dims: int = 2
+) -> SequentialClassifier:
+    """The model a notation string describes, for `in_chans`×`img_size`×`img_size` inputs and `num_classes` outputs.
+
+    `act`: the nonlinearity after every CL and hidden FC (relu, the notation's; or sigmoid, tanh, … for the
+    lectures' vanishing-gradient experiments — such a model has no notation string of its own to write back).
+    `dims=1`: a 1-D network for `in_chans`×`img_size` signals (Conv1d, MaxPool1d / AvgPool1d, BatchNorm1d).
+    """
+    tokens = parse(text, dims)
+    conv, bn, maxpool, avgpool, gap = (
+        (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)
+        if dims == 1
+        else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+    )
     _check_size(text, tokens, img_size)
     if num_classes < 1:
         raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
@@ -45,22 +57,22 @@ def build(text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 2
     relu_due = False  # a CL or hidden FC was just added: its ReLU comes next, after a BN written right after it
     for i, tok in enumerate(tokens):
         if relu_due and tok.kind != "BN":
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(get_act(act))
         if tok.kind == "BN":
-            layers.append(nn.BatchNorm2d(chans) if layers is features else nn.BatchNorm1d(chans))
+            layers.append(bn(chans) if layers is features else nn.BatchNorm1d(chans))
             if relu_due:
-                layers.append(nn.ReLU(inplace=True))
+                layers.append(get_act(act))
         relu_due = False
         if tok.kind == "FC" and layers is features:
-            layers, chans = classifier, chans * side * side  # flatten: (B, C, H, W) -> (B, C*H*W)
+            layers, chans = classifier, chans * side**dims  # flatten: (B, C, H, W) -> (B, C*H*W)
         if tok.kind == "CL":
-            layers.append(nn.Conv2d(chans, tok.size, tok.kernel, tok.stride, tok.padding))
+            layers.append(conv(chans, tok.size, tok.kernel, tok.stride, tok.padding))
             chans, relu_due = tok.size, True
         elif tok.kind in ("MP", "AP"):
-            pool = nn.MaxPool2d if tok.kind == "MP" else nn.AvgPool2d
-            layers.append(pool(tok.kernel, tok.stride, tok.padding))
+            pool = maxpool if tok.kind == "MP" else avgpool
+            layers.append(pool(tok.kernel, tok.stride, tok.padding, ceil_mode=tok.ceil))
         elif tok.kind == "GAP":
-            features.append(nn.AdaptiveAvgPool2d(1))
+            features.append(gap(1))
             layers = classifier
         elif tok.kind == "D":
             layers.append(nn.Dropout(tok.rate))
@@ -69,8 +81,8 @@ def build(text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 2
             layers.append(nn.Linear(chans, num_classes if last else tok.size))
             chans, relu_due = tok.size, not last
         side = out_side(side, tok)
-    size = (in_chans, img_size, img_size)
+    size = (in_chans,) + (img_size,) * dims
     min_side = _min_side(tokens, img_size)
-    cfg = default_cfg(size, f"classifier.{len(classifier) - 1}", (in_chans, min_side, min_side), notation=text)
+    cfg = default_cfg(size, f"classifier.{len(classifier) - 1}", (in_chans,) + (min_side,) * dims, notation=text)
     model = SequentialClassifier(nn.Sequential(*features), nn.Sequential(*classifier), cfg)
     return init_weights(model, "glorot_uniform")

@@ -76,9 +76,9 @@ def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
     k = _square(m.kernel_size, "kernel", name)
     s = k if m.stride is None else _square(m.stride, "stride", name)
     tok = Token(kind, kernel=k, stride=s, padding=_square(m.padding, "padding", name))
-    # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227)
+    # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227): written plain
     if m.ceil_mode and (sizes is None or out_side(sizes[0][0], tok) != sizes[1][0]):
-        raise ValueError(f"pool '{name}' rounds its output size up (ceil_mode) at this input size; MP rounds down")
+        tok = Token(kind, kernel=k, stride=s, padding=tok.padding, ceil=True)
     return tok
 
 
