@@ -80,3 +80,10 @@ def test_summary_of_a_non_square_input_and_model_args(capsys):
     assert main(["summary", "CL8k5-MP4-FC3", "--input", "1x64", "--model-arg", "dims=1"]) == 0
     assert f"{8 * 5 * 64:,}" in capsys.readouterr().out
     assert main(["summary", "CL8k3-FC10", "--model-arg", "act"]) == 2
+
+
+def test_one_dimensional_network_written_back():
+    for text in ("CL8k3-BN-MP2-CL16-MP4-GAP-FC3", "CL8-MPk3s2c-D0.5-FC3"):
+        model = create_model(text, num_classes=3, img_size=128, dims=1)
+        assert to_notation(model) == text
+        assert summary(model, (1, 128))["notation"] == text
