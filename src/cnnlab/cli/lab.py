@@ -15,7 +15,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         for name, text in described.items():
             print(f"{name:<12}{text}")
         return 0
-    result = run_lesson(args.lesson, quick=args.quick, out=args.out, data=args.data, gif=args.gif)
+    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, data=args.data,
+                        gif=args.gif)  # fmt: skip
     print(f"wrote {result['figure']}")
     return 0
 
@@ -26,5 +27,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes and generated data: seconds, for a first look")
     p.add_argument("--out", default=".", help="folder for the figure lab-LESSON.png (default: the current folder)")
     p.add_argument("--data", help="dataset of the lessons that train (default: fashion-mnist; generated in --quick)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 with --quick, else torch's own)")
     p.add_argument("--gif", action="store_true", help="conv: also write lab-conv.gif, the sliding window animated")
     p.set_defaults(func=cmd_lab)

@@ -56,9 +56,9 @@ def _threads(n: int | None) -> Iterator[None]:
 
 
 def run_lesson(name: str, quick: bool = False, out: str | Path = ".", echo: Callable[[str], None] | None = print,
-               **options) -> dict:  # fmt: skip
+               threads: int | None = None, **options) -> dict:  # fmt: skip
     """Run lesson `name`; `options` are the lesson's own keywords (`data`, `gif`); those it does not take are
-    refused by name."""
+    refused by name. `threads`: torch's intra-op threads while it runs (default: 1 in quick mode, else torch's)."""
     module = lesson_module(name)
     takes = inspect.signature(module.run).parameters
     unknown = [k for k, v in options.items() if k not in takes and v not in (None, False)]
@@ -66,5 +66,5 @@ def run_lesson(name: str, quick: bool = False, out: str | Path = ".", echo: Call
         raise ValueError(f"lesson '{name}' does not take --{unknown[0].replace('_', '-')}")
     kwargs = {k: v for k, v in options.items() if k in takes}
     Path(out).mkdir(parents=True, exist_ok=True)
-    with _threads(1 if quick else None):
+    with _threads(threads or (1 if quick else None)):
         return module.run(quick=quick, out=Path(out), echo=echo or (lambda line: None), **kwargs)

@@ -56,7 +56,7 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
         f"128 − {len(SMOOTH)} + 1 = {smooth.numel()}; noise std {noisy[:40].std():.3f} → {smooth[:30].std():.3f}")  # fmt: skip
     say(f"⋆ [1, 0, −1] (x[t] − x[t+2]): most negative at t = {rise} (the rise at 40), most positive at t = "
         f"{fall} (the fall at 90)")  # fmt: skip
-    n_train, n_test, epochs = (192, 96, 3) if quick else (3000, 1000, 8)
+    n_train, n_test, epochs = (192, 96, 3) if quick else (2000, 1000, 6)
     train, test = to_set(*waves(n_train, seed=0)), to_set(*waves(n_test, seed=1))
     model = create_model(MODEL, num_classes=3, img_size=128, dims=1)
     info = summary(model, (1, 128))
