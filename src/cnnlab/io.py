@@ -60,10 +60,18 @@ def save_model(path: str | Path, model: nn.Module, meta: dict) -> Path:
     """Save weights and metadata (model name, constructor args, classes, input size, normalization, …).
 
     `model` must come from create_model (it carries model_name / model_args). The file never holds code.
+    Input size, mean and std missing from `meta` come from the model's default_cfg; classes default to "0".."N-1".
+    Metadata that could not be loaded back is refused here, before anything is written.
     """
     if not hasattr(model, "model_name"):
         raise ValueError("save_model needs a model built by cnnlab.create_model (it records how to rebuild it)")
-    meta = {"format": FORMAT, "model": model.model_name, "model_args": model.model_args, **meta}
+    cfg = getattr(model, "default_cfg", {})
+    defaults = {k: list(cfg[k]) for k in ("input_size", "mean", "std") if k in cfg}
+    num_classes = model.model_args.get("num_classes")
+    if num_classes is not None:
+        defaults["classes"] = [str(i) for i in range(num_classes)]
+    meta = {"format": FORMAT, "model": model.model_name, "model_args": model.model_args, **defaults, **meta}
+    check_meta(meta, path)
     # safetensors wants contiguous, unshared CPU tensors in the standard (NCHW) layout
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = Path(path)

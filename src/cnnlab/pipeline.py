@@ -99,6 +99,9 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
     for note in splits.notes:
         log(note)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(splits.train):
+        splits.train = splits.train.subset(slice(0, cfg.max_train_samples))
+        log(f"training on the first {cfg.max_train_samples:,} training images (max_train_samples)")
     c, h, w = splits.image_shape
     mean, std = channel_stats(splits.train.images)
     log(f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
@@ -384,7 +387,8 @@ def train_run(
     save_model(out / MODEL_FILE, model, {**meta, "metrics": {k: metrics[k] for k in
                ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")}})  # fmt: skip
     if rows:
-        plot_history(rows, out / "curves.png", f"{cfg.model} on {setup.splits.name}")
+        smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
+        plot_history(rows, out / "curves.png", f"{cfg.model} on {setup.splits.name}", loss_note=smoothing)
     metrics["process_seconds"] = round(process_seconds(), 3)
     save_json(out / "metrics.json", metrics)
     if result:

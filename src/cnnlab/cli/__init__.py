@@ -17,7 +17,10 @@ VERB_GROUPS = (train, evaluate, models, explain, lab, serve)  # in the order `cn
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cnnlab import __version__
+
     parser = argparse.ArgumentParser(prog="cnnlab", description="CNNs for image classification, end to end.")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=VerbParser)
     for group in VERB_GROUPS:
         group.add_parsers(sub)

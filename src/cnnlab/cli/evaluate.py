@@ -57,22 +57,30 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
     p.add_argument("run", help="run folder or model file")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data-dir")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--val-split", type=int, default=None, help="must match training to evaluate on 'val'")
-    p.add_argument("--seed", type=int, default=0, help="must match training to evaluate on 'val' / 'train'")
-    p.add_argument("--strict", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default=None, help="default: the precision the model was trained with")
+    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test",
+                   help="which split to evaluate on (default: test)")  # fmt: skip
+    p.add_argument("--val-split", type=int, default=None,
+                   help="validation samples carved from train; must match training to evaluate on 'val' / 'train' "
+                   "(default: as in training, 5000 for the 60k sets)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the validation split; must match training to evaluate on 'val' / 'train' "
+                   "(default: 0)")  # fmt: skip
+    p.add_argument("--strict", action="store_true",
+                   help="fail on unreadable image files instead of skipping them with a warning")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--precision", default=None,
+                   help="auto, fp32 or bf16 (default: the precision the model was trained with)")  # fmt: skip
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation on / off (default: as the run was trained)")  # fmt: skip
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics, most-confused pairs and confusion matrix as JSON")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")
     p.add_argument("run", help="run folder or model file")
-    p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--top", type=int, default=3)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("images", nargs="+", help="image files (converted to the model's mode and size, with a note)")
+    p.add_argument("--top", type=int, default=3, help="classes to show per image, most probable first (default: 3)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_predict)

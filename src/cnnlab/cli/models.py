@@ -1,4 +1,5 @@
-"""`cnnlab summary` (a model's layers, parameters, MACs, receptive fields) and `cnnlab datasets`."""
+"""`cnnlab models` (the registered names), `cnnlab summary` (a model's layers, parameters, MACs, receptive fields)
+and `cnnlab datasets` (where each dataset is, `get` to fetch one, `samples` to write a few of its images)."""
 
 from __future__ import annotations
 
@@ -49,14 +50,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
         model, meta = load_model(args.model)
         size, name = size or tuple(meta["input_size"]), meta["model"]
-    else:
+    else:  # only what the user gave: each family has its own defaults (ImageNet ones: 1000 classes, 3×224×224)
         from cnnlab.models.notation import resolve_notation
 
-        kwargs = {"img_size": size[1]} if size else {}
+        kwargs = {"in_chans": size[0], "img_size": size[1]} if size else {}
         if size and len(size) == 3 and size[1] != size[2] and resolve_notation(args.model) is not None:
             kwargs["img_size"] = size[1:]  # the notation builder sizes its flatten for an H×W input
+        if args.classes is not None:
+            kwargs["num_classes"] = args.classes
         kwargs.update(_model_args(args.model_arg))
-        model = create_model(args.model, num_classes=args.classes, in_chans=size[0] if size else 1, **kwargs)
+        model = create_model(args.model, **kwargs)
         if size is None and len(model.default_cfg["input_size"]) == 2:  # a 1-D network (dims=1): C×L
             size = tuple(model.default_cfg["input_size"])
         if size is not None and len(size) != len(model.default_cfg["input_size"]):
@@ -85,9 +88,37 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(name: str) -> str:
+    """The first line of a registered model's docstring, or ''."""
+    from cnnlab.models._registry import get_constructor
+
+    doc = (get_constructor(name).__doc__ or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else ""
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cnnlab.models import list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        raise ValueError(f"no registered model matches '{args.pattern}'; `cnnlab models` lists them all")
+    width = max(map(len, names)) + 2
+    for name in names:
+        print(f"{name:<{width}}{_describe(name)}".rstrip())
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from cnnlab.data import sources
 
+    if args.action == "samples":
+        from cnnlab.data.samples import write_samples
+
+        if not args.name:
+            raise ValueError("usage: cnnlab datasets samples NAME [--n 5] [--out DIR]")
+        for path, cls, index in write_samples(args.name, args.n, args.out, args.data_dir, args.split):
+            print(f"{path}  ({cls}, {args.split} image {index})")
+        return 0
     if args.action == "get":
         if not args.name:
             raise ValueError("usage: cnnlab datasets get NAME")
@@ -109,20 +140,30 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
+    p = sub.add_parser("models", help="list the registered models, optionally those matching a pattern")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'resnet*' (default: all)")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and receptive fields of a model")
     p.add_argument("model", nargs="?", help="model name, course notation (CL32-MP4-FC10), run folder or model file")
-    p.add_argument("--input", help="input size C×H×W, e.g. 1x28x28 (default: the model's)")
-    p.add_argument("--classes", type=int, default=10, help="output classes (default: 10)")
+    p.add_argument("--input", help="input size C×H×W, e.g. 1x28x28 (default: the model family's own)")
+    p.add_argument("--classes", type=int, help="output classes (default: the model family's own, e.g. 1000 for vgg16)")
     p.add_argument("--depth", type=int, help="show blocks nested deeper than N as one row (1 = top-level modules)")
     p.add_argument("--notation", action="store_true", help="print the model in the course notation, if it has one")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3")  # fmt: skip
-    p.add_argument("--list", action="store_true", help="list registered models")
+    p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("datasets", help="list known datasets and where they are; `datasets get NAME` fetches one")
-    p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
-    p.add_argument("name", nargs="?")
-    p.add_argument("--data-dir")
+    p = sub.add_parser("datasets", help="list known datasets and where they are; `datasets get NAME` fetches one, "
+                       "`datasets samples NAME` writes a few of its test images as PNGs")  # fmt: skip
+    p.add_argument("action", nargs="?", choices=("list", "get", "samples"), default="list",
+                   help="list (default): where each dataset is; get: fetch NAME; samples: write images of NAME")  # fmt: skip
+    p.add_argument("name", nargs="?", help="dataset name, e.g. fashion-mnist (for get and samples)")
+    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
+    p.add_argument("--n", type=int, default=5, help="samples: how many images, one per class (default: 5)")
+    p.add_argument("--out", default="samples", help="samples: folder to write the PNGs in (default: samples)")
+    p.add_argument("--split", choices=("train", "test"), default="test", help="samples: split to take them from "
+                   "(default: test)")  # fmt: skip
     p.set_defaults(func=cmd_datasets)

@@ -61,9 +61,10 @@ class TrainConfig:
     image_size: int | None = option(None, "resize every image to SIZE×SIZE pixels (default: keep the data's size)")
     mode: str | None = option(None, "convert images to L (grayscale) or RGB (default: keep the data's own)")
     strict: bool = option(False, "fail on unreadable image files instead of skipping them with a warning")
+    max_train_samples: int | None = option(None, "train on the first N training images (quick trials)")
     # model
     model: str = option(
-        "lenet5", "model name (see `cnnlab summary --list`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
+        "lenet5", "model name (see `cnnlab models`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
     )
     model_args: dict = option(
         help_="extra model constructor arguments, e.g. {drop_rate: 0.3}; on the command line --model-arg KEY=VALUE "
@@ -196,7 +197,7 @@ class TrainConfig:
                 parse_duration(getattr(self, key))
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"--threads must be ≥ 1, got {self.threads}")
-        for key in ("epochs", "batch_size", "accumulate"):
+        for key in ("epochs", "batch_size", "accumulate", "max_train_samples"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(self, key)}")
         if self.lr <= 0:
