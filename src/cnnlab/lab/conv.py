@@ -85,10 +85,13 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, gif: bool = False
 
 
 def _draw(ax, a: torch.Tensor, title: str, box: tuple[int, int, int] | None = None, cmap="RdBu_r") -> None:
-    lim = float(a.abs().max()) or 1.0
+    lim = float(np.nanmax(np.abs(a.numpy()))) or 1.0  # NaN: a cell not computed yet (blank)
     ax.imshow(a.numpy(), cmap=cmap, vmin=-lim, vmax=lim)
     for (i, j), v in np.ndenumerate(a.numpy()):
-        ax.text(j, i, f"{v + 0:g}", ha="center", va="center", fontsize=8)
+        if np.isnan(v):
+            continue
+        dark = cmap == "RdBu_r" and abs(v) > 0.55 * lim  # the colour map's ends: white digits stay readable
+        ax.text(j, i, f"{v + 0:g}", ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -125,14 +128,14 @@ def _gif(image, kernel, cells, out) -> Path:
     corr = torch.full((image.shape[0] - kernel.shape[0] + 1,) * 2, float("nan"), dtype=torch.float64)
     for c in cells:
         corr[c["cell"]] = c["sum"]
-        fig = figure((7.5, 2.8))
+        fig = figure((8.5, 3.1))
         axes = fig.subplots(1, 3)
         i, j = c["cell"]
         _draw(axes[0], image, f"window at ({i}, {j})", (i, j, kernel.shape[0]))
         _draw(axes[1], c["products"], "window ⊙ kernel")
-        _draw(axes[2], torch.nan_to_num(corr), f"out({i}, {j}) = {c['sum']:g}", (i, j, 1))
+        _draw(axes[2], corr, f"out({i}, {j}) = {c['sum']:g}", (i, j, 1))
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=70)
+        fig.savefig(buf, format="png", dpi=100)
         frames.append(Image.open(io.BytesIO(buf.getvalue())).convert("P"))
     path = Path(out) / "lab-conv.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=700, loop=0)

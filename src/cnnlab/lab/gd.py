@@ -35,7 +35,7 @@ def descend(lr: float, eps: float = 1e-4, max_steps: int = 200) -> tuple[np.ndar
             return np.array(path), f"|Δθ| < {eps:g}"
         if not np.isfinite(path[-1]).all() or np.linalg.norm(path[-1]) > 1e6:
             return np.array(path), "diverged"
-    return np.array(path), f"{max_steps} steps"
+    return np.array(path), f"the {max_steps}-step cap"
 
 
 def closed_form(lr: float, k: int) -> np.ndarray:
@@ -83,11 +83,10 @@ def gradient_check(h: float = 1e-6, seed: int = 0) -> dict:
 def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
     say = Report(echo)
     say(f"f(θ) = θ₁² + 10·θ₂², θ₀ = {THETA0.tolist()}; GD converges for step sizes below 2/20 = 0.1")
-    paths = {}
-    results = {}
+    paths, results = {}, {}
     for name, lr in STEPS.items():
         path, why = descend(lr)
-        paths[name] = path
+        paths[name] = (path, why)
         k = len(path) - 1
         gap = float(np.abs(path[-1] - closed_form(lr, k)).max()) if why != "diverged" else float("nan")
         results[name] = {"lr": lr, "steps": k, "stop": why, "theta": path[-1].tolist(), "f": f(path[-1]),
@@ -106,13 +105,13 @@ def _plot(paths, out) -> Path:
     fig = figure((12, 4))
     axes = fig.subplots(1, 3)
     g1, g2 = np.meshgrid(np.linspace(-5, 5, 200), np.linspace(-2.5, 2.5, 200))
-    for ax, (name, path) in zip(axes, paths.items(), strict=True):
+    for ax, (name, (path, why)) in zip(axes, paths.items(), strict=True):
         ax.contour(g1, g2, A[0] * g1**2 + A[1] * g2**2, levels=15, cmap="Greys", linewidths=0.7)
         shown = path[np.all(np.abs(path) < 6, axis=1)][:60]
         ax.plot(shown[:, 0], shown[:, 1], "o-", ms=3, color="C3")
         ax.set_xlim(-5, 5)
         ax.set_ylim(-2.5, 2.5)
-        ax.set_title(f"{name}: lr {STEPS[name]:g}, {len(path) - 1} steps", fontsize=9)
+        ax.set_title(f"{name}: lr {STEPS[name]:g}, {len(path) - 1} steps ({why})", fontsize=9)
         ax.set_xlabel("θ₁")
         ax.set_ylabel("θ₂")
     fig.suptitle("gradient descent on θ₁² + 10·θ₂² with the |Δθ| < ε stop")

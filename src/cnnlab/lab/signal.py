@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnlab import infer
 from cnnlab.data import ImageSet
 from cnnlab.explain.plotting import figure
 from cnnlab.inspect import summary
@@ -62,19 +63,24 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
     info = summary(model, (1, 128))
     say(f"1-D CNN {MODEL} (dims=1): {info['params']:,} parameters, {info['macs']:,} MACs per signal")
     trained = fit(model, train, epochs, batch_size=32, lr=3e-3, transform=squeeze)
-    from cnnlab import infer
 
-    x01 = test.images.float() / 255
-    logits = infer.run(model, (squeeze(trained.normalize(c)) for c in x01.split(500)), "cpu", "fp32", fold_bn=False)
-    acc = (logits.argmax(1) == test.labels).float().mean().item()
+    def predict(data: ImageSet) -> torch.Tensor:
+        x01 = data.images.float() / 255
+        batches = (squeeze(trained.normalize(c)) for c in x01.split(500))
+        return infer.run(model, batches, "cpu", "fp32", fold_bn=False).argmax(1)
+
+    acc = (predict(test) == test.labels).float().mean().item()
     say(f"trained {epochs} epochs on {n_train} signals: test accuracy {acc:.2%} on {n_test} (chance 33 %)")
-    path = _plot(noisy, smooth.numpy(), edges.numpy(), *waves(3, seed=5), out)
+    x, labels = waves(30, seed=5)
+    first = [int(np.flatnonzero(labels == k)[0]) for k in range(len(KINDS))]  # one example of each kind
+    shown = (x[first], labels[first], predict(to_set(x[first], labels[first])).tolist())
+    path = _plot(noisy, smooth.numpy(), edges.numpy(), *shown, out)
     say(f"figure: {path}")
     return {"smooth_len": smooth.numel(), "rise": rise, "fall": fall, "params": info["params"],
             "macs": info["macs"], "accuracy": acc, "figure": str(path)}  # fmt: skip
 
 
-def _plot(noisy, smooth, edges, examples, labels, out) -> Path:
+def _plot(noisy, smooth, edges, examples, labels, predicted, out) -> Path:
     fig = figure((12, 4))
     axes = fig.subplots(1, 2)
     axes[0].plot(noisy, color="0.6", lw=1, label="noisy step")
@@ -83,12 +89,14 @@ def _plot(noisy, smooth, edges, examples, labels, out) -> Path:
     axes[0].legend(fontsize=8)
     axes[0].set_xlabel("t")
     axes[0].set_title("1-D cross-correlation: smoothing and edge detection", fontsize=9)
-    for i, (x, k) in enumerate(zip(examples, labels, strict=True)):
-        axes[1].plot(x + 3 * i, lw=1, label=KINDS[k])
+    for i, (x, k, p) in enumerate(zip(examples, labels, predicted, strict=True)):
+        axes[1].plot(x + 3.5 * i, lw=1)
+        axes[1].text(len(x) + 2, 3.5 * i, f"{KINDS[k]}\nCNN: {KINDS[p]} {'✓' if p == k else '✗'}", va="center",
+                     fontsize=8)  # fmt: skip
+    axes[1].set_xlim(-2, len(examples[0]) + 30)
     axes[1].set_yticks([])
     axes[1].set_xlabel("t")
-    axes[1].legend(fontsize=8)
-    axes[1].set_title(f"what the 1-D CNN {MODEL} classifies", fontsize=9)
+    axes[1].set_title(f"one test wave of each kind, and the answer of\nthe 1-D CNN {MODEL}", fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
     return save_figure(fig, out, "signal")

@@ -101,7 +101,7 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
         agree = [float(torch.cosine_similarity(pooled.flatten(), model.classifier[0].weight[k], 0)) for k in range(2)]
         results[name] = {"votes": votes.tolist(), "pred": CLASSES[pred], "true": CLASSES[label],
                          "right": pred == label, "similarity": agree}  # fmt: skip
-        rows.append((name, img, maps[0], pooled[0], votes))
+        rows.append((name, img, maps[0], pooled[0], votes, f"{CLASSES[pred]} {'✓' if pred == label else '✗'}"))
         say(f"  {name:<24} X {votes[0]:.3f}  O {votes[1]:.3f}  → {CLASSES[pred]} "
             f"{'✓' if pred == label else '✗'}  (pooled maps alike the X / O prototype's: "
             f"cos {agree[0]:.2f} / {agree[1]:.2f})")  # fmt: skip
@@ -117,7 +117,7 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
 def _plot(rows, out) -> Path:
     fig = figure((12, 1.45 * len(rows) + 0.6))
     axes = fig.subplots(len(rows), 8)
-    for r, (name, img, maps, pooled, votes) in enumerate(rows):
+    for r, (name, img, maps, pooled, votes, verdict) in enumerate(rows):
         panels = [(img, f"{name}", -1, 1)]
         panels += [(maps[k].numpy(), f"{d} map 7×7", 0, 1) for k, d in enumerate(DETECTORS)]
         panels += [(pooled[k].numpy(), "pooled 4×4", 0, 1) for k in range(3)]
@@ -130,6 +130,6 @@ def _plot(rows, out) -> Path:
         ax.barh([1, 0], votes.numpy(), color=["C0", "C1"])
         ax.set_yticks([1, 0], CLASSES)
         ax.set_xlim(0, 1)
-        ax.set_title("votes", fontsize=7)
+        ax.set_title(f"votes → {verdict}", fontsize=8)
     fig.suptitle("X/O: 3 detectors → ReLU → 2×2 max-pool, ceil mode (7×7 → 4×4) → fully connected votes")
     return save_figure(fig, out, "xo")
