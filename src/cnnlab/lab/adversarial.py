@@ -56,7 +56,7 @@ def _plot(x01, adv, y, before, after, idx, eps, accs, classes, out) -> Path:
         delta = (adv[i, 0] - x01[i, 0]).numpy()
         for c, (img, title, kw) in enumerate((
             (x01[i, 0].numpy(), f"original: {classes[before[i]]}", {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            (delta, f"perturbation ±{eps:g}", {"cmap": "RdBu_r", "vmin": -eps, "vmax": eps}),
+            (delta, f"x' − x (±{eps:g}; 0 where clipped)", {"cmap": "RdBu_r", "vmin": -eps, "vmax": eps}),
             (adv[i, 0].numpy(), f"adversarial: {classes[after[i]]}", {"cmap": "gray", "vmin": 0, "vmax": 1}),
         )):  # fmt: skip
             ax = fig.add_subplot(grid[r, c])

@@ -114,6 +114,7 @@ def _plot(x01, shifted, acc, shuffle, out) -> Path:
     axes[3].bar(range(len(keys)), [acc[k] for k in keys], color=["C0", "C0", "C1", "C1"], alpha=0.8)
     axes[3].set_xticks(range(len(keys)), [k.replace(" ", "\n") for k in keys], fontsize=8)
     axes[3].set_ylim(0, 1)
+    axes[3].set_ylabel("test accuracy")
     for i, k in enumerate(keys):
         axes[3].text(i, acc[k] + 0.02, f"{acc[k]:.1%}", ha="center", fontsize=8)
     axes[3].set_title("pixels as they are / shuffled", fontsize=9)
