@@ -267,7 +267,8 @@ def test_a_text_file_given_as_npz(tmp_path):
 @pytest.mark.parametrize(
     ("args", "words"),
     [(["lenet5", "--input", "0x28x28"], ["--input 0x28x28"]), (["lenet5", "--input", "1x100000x100000"], ["4096"]),
-     (["CL1k3p0-FC10", "--input", "1x280x320"], ["cannot take a 1×280×320 input", "H = W"])],
+     (["lenet5", "--input", "1x28x32"], ["cannot take a 1×28×32 input", "H = W"]),
+     (["CL8k5-MP4-FC3", "--input", "1x128"], ["--model-arg dims=1"])],
 )  # fmt: skip
 def test_summary_inputs_it_cannot_take(args, words):
     refused(cnnlab("summary", *args), *words)

@@ -46,7 +46,7 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
     from cnnlab.train.config import TrainConfig, help_text, kind_name
 
     p.add_argument(
-        "--recipe", help="a named set of settings shipped with cnnlab (fast); --config and flags override it"
+        "--recipe", help="a named set of settings shipped with cnnlab (fast, course); --config and flags override it"
     )
     p.add_argument("--config", help="YAML, TOML or JSON file of settings; flags override it")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
