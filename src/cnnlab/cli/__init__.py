@@ -10,10 +10,10 @@ import argparse
 import sys
 import warnings
 
-from cnnlab.cli import evaluate, explain, models, serve, train
+from cnnlab.cli import evaluate, explain, lab, models, serve, train
 from cnnlab.cli._common import VerbParser
 
-VERB_GROUPS = (train, evaluate, models, explain, serve)  # in the order `cnnlab --help` lists them
+VERB_GROUPS = (train, evaluate, models, explain, lab, serve)  # in the order `cnnlab --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cnnlab.cli._common import print_notes
+
 # CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
 # test of the same command, so a documented command can be run in seconds
 QUICK_ENV = "CNNLAB_QUICK"
@@ -46,7 +48,7 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
     from cnnlab.train.config import TrainConfig, help_text, kind_name
 
     p.add_argument(
-        "--recipe", help="a named set of settings shipped with cnnlab (fast); --config and flags override it"
+        "--recipe", help="a named set of settings shipped with cnnlab (fast, course); --config and flags override it"
     )
     p.add_argument("--config", help="YAML, TOML or JSON file of settings; flags override it")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -199,6 +201,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_AUGMENT_TILES = 256  # more tiles than this make a figure nobody can read
+
+
 def cmd_augment(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
     from cnnlab.data.augment import AUGMENTS, augment_samples
@@ -208,7 +213,12 @@ def cmd_augment(args: argparse.Namespace) -> int:
         for name, (default, what) in AUGMENTS.items():
             print(f"{name + '=' + format(default, 'g'):<16}{what}")
         return 0
+    if not 1 <= args.n <= MAX_AUGMENT_TILES:
+        raise ValueError(f"--n must be 1–{MAX_AUGMENT_TILES} (samples shown in one figure), got {args.n}")
     splits = load_dataset(args.data, args.data_dir, 0, args.seed)
+    if args.n > len(splits.train):
+        print_notes([f"--n {args.n} is more than the {len(splits.train)} training samples of {splits.name}; "
+                     f"showing all {len(splits.train)}"])  # fmt: skip
     originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
     out = Path(args.out or f"augment-{splits.name}.png")
     plot_augment(originals, augmented, labels, splits.classes, out,
@@ -246,7 +256,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
     p.add_argument("--augment", default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
                    help="augmentation spec (default: %(default)s); --list shows the names")  # fmt: skip
-    p.add_argument("--n", type=int, default=16, help="samples to show (default: 16)")
+    p.add_argument("--n", type=int, default=16, help=f"samples to show, 1–{MAX_AUGMENT_TILES} (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
     p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")

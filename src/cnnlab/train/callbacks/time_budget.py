@@ -148,6 +148,9 @@ class TimeBudget(Callback):
                          "ended_by": "epochs" if by_epochs else "budget"}  # fmt: skip
             if self.log and by_epochs:
                 self.log(f"time budget {self.seconds:g} s: --epochs ends first ({t.step:,} steps)")
+            elif self.log and t.stop_reason and t.stop_reason.startswith("time budget"):
+                self.log(f"time budget {self.seconds:g} s: used up after {t.step:,} step(s), before the training "
+                         "rate could be measured (start-up and the first steps took it all); give a larger budget")  # fmt: skip
 
     def state_dict(self) -> dict:
         return {}
