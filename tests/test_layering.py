@@ -20,7 +20,7 @@ LAYERS = [
     ("infer",),  # the one inference path
     ("train",),  # Trainer, callbacks, optimizers, schedules, config
     ("evaluate", "predict", "inspect", "explain", "features"),  # what is done with a (trained) model
-    ("pipeline", "recipes", "serve"),  # a whole run wired together; the web page and API
+    ("pipeline", "recipes", "serve", "lab"),  # a whole run wired together; the web page and API; the lectures' lessons
     ("cli", "__main__"),  # the command line, on top
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

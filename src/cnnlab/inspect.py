@@ -37,8 +37,9 @@ from torch.overrides import TorchFunctionMode
 from cnnlab.models.hooks import Call, record, tensors
 from cnnlab.models.notation import to_notation
 
-_WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
-_ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)
+_ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)
+_1D = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)
 # a row, in this order; kernel … ceil_mode only for convs and pools
 _ROW_KEYS = ("name", "type", "depth", "kernel", "stride", "padding", "dilation", "ceil_mode", "output", "params",
              "macs", "rf", "jump")  # fmt: skip
@@ -99,9 +100,9 @@ class _FieldTracer(TorchFunctionMode):
 def _merge(inputs: list[tuple], out: torch.Tensor) -> Field | None:
     """Field of an op's output: the union of its inputs' with the same H×W (for branches that meet, the field of
     the longest path); None when flattened or resized."""
-    if out.dim() != 4:
+    if out.dim() not in (3, 4):  # (B, C, H, W), or (B, C, L) for a signal (its field on both axes of a Field)
         return None
-    same = [f for t, f in inputs if f is not None and t.dim() == 4 and t.shape[-2:] == out.shape[-2:]]
+    same = [f for t, f in inputs if f is not None and t.dim() == out.dim() and t.shape[2:] == out.shape[2:]]
     if not same:
         return None
     start = tuple(min(f.start[a] for f in same) for a in (0, 1))
@@ -113,12 +114,12 @@ def _merge(inputs: list[tuple], out: torch.Tensor) -> Field | None:
 def _window_field(m: nn.Module, field: Field | None, x: torch.Tensor, out: torch.Tensor) -> Field | None:
     """Field after a conv / pool / adaptive pool module, from its input's: r_out = r_in + (k − 1)·d·j_in,
     j_out = j_in·s, and the first cell starts `padding` input cells (of j_in pixels) before the first input cell."""
-    if field is None or out.dim() != 4:
+    if field is None or out.dim() not in (3, 4):
         return None
     if isinstance(m, _ADAPTIVE):  # a no-op at this size (VGG's 7×7 pool at 224), else global or unknown
-        return field if out.shape[-2:] == x.shape[-2:] else None
+        return field if out.shape[2:] == x.shape[2:] else None
     g = _geometry(m)
-    k, s, p, d = g["kernel"], g["stride"], g["padding"], g["dilation"]
+    k, s, p, d = ((g[key] * 2)[:2] for key in ("kernel", "stride", "padding", "dilation"))  # 1-D: both axes
     return Field(tuple(field.start[a] - p[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
                  tuple(field.size[a] + (k[a] - 1) * d[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
                  tuple(field.jump[a] * s[a] for a in (0, 1)))  # type: ignore[arg-type]  # fmt: skip
@@ -161,21 +162,23 @@ def tracing_fields(model: nn.Module, x: torch.Tensor) -> Iterator[FieldTrace]:
 
 
 def _macs(m: nn.Module, out: torch.Tensor) -> int:
-    if isinstance(m, nn.Conv2d):  # weight (C_out, C_in/groups, k_h, k_w), once per output position
-        return m.weight.numel() * out.shape[-2] * out.shape[-1]
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):  # weight (C_out, C_in/groups, k_h, k_w), once per output position
+        return m.weight.numel() * out[0, 0].numel()
     if isinstance(m, nn.Linear):  # weight (out, in), once per row of the (flattened) input
         return m.weight.numel() * (out.numel() // out.shape[-1])
     return 0
 
 
 def _geometry(m: nn.Module) -> dict:
-    """Kernel, stride, padding, dilation of a conv or pool (height, width); empty for other modules."""
+    """Kernel, stride, padding, dilation of a conv or pool (height, width; one number each for a 1-D layer);
+    empty for other modules."""
     if not isinstance(m, _WINDOWED):
         return {}
-    k, d = _pair(m.kernel_size), _pair(getattr(m, "dilation", 1))
+    pair = (lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)) if isinstance(m, _1D) else _pair
+    k, d = pair(m.kernel_size), pair(getattr(m, "dilation", 1))
     pad = m.padding if not isinstance(m.padding, str) else [0 if m.padding == "valid" else d[a] * (k[a] - 1) // 2
-                                                              for a in (0, 1)]  # fmt: skip
-    return {"kernel": list(k), "stride": list(_pair(m.stride or m.kernel_size)), "padding": list(_pair(pad)),
+                                                              for a in range(len(k))]  # fmt: skip
+    return {"kernel": list(k), "stride": list(pair(m.stride or m.kernel_size)), "padding": list(pair(pad)),
             "dilation": list(d),
             "ceil_mode": bool(getattr(m, "ceil_mode", False))}  # fmt: skip
 
@@ -243,9 +246,9 @@ def _ksp(row: dict) -> str:
     """'5/1/2' for kernel 5×5, stride 1, padding 2; non-square sides as '1×7'; then ' d2' (dilation), ' ceil'."""
     if "kernel" not in row:
         return ""
-    side = lambda v: str(v[0]) if v[0] == v[1] else f"{v[0]}×{v[1]}"  # noqa: E731
+    side = lambda v: str(v[0]) if len(set(v)) == 1 else "×".join(map(str, v))  # noqa: E731
     text = "/".join(side(row[k]) for k in ("kernel", "stride", "padding"))
-    text += f" d{side(row['dilation'])}" if row["dilation"] != [1, 1] else ""
+    text += f" d{side(row['dilation'])}" if any(d != 1 for d in row["dilation"]) else ""
     return text + (" ceil" if row["ceil_mode"] else "")  # output size rounded up, not down
 
 

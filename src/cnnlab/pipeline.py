@@ -19,6 +19,7 @@ import torch
 import cnnlab
 from cnnlab.data import Compose, DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.data.augment import Augment
+from cnnlab.data.streaming import FileSet, StreamingFolderLoader, load_streaming, should_stream
 from cnnlab.evaluate import evaluate_model
 from cnnlab.io import (
     CHECKPOINT_FILE,
@@ -43,6 +44,7 @@ from cnnlab.runtime import (
     resolve_device,
     resolve_precision,
 )
+from cnnlab.train import distributed
 from cnnlab.train.callbacks import (
     Checkpoint,
     CSVLogger,
@@ -97,15 +99,20 @@ def default_run_name(cfg: TrainConfig) -> str:
 def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     """Load the data, create (and initialize) the model, the optimizer, the Trainer and the loaders of `cfg`."""
     cfg.validate()
+    device = distributed.setup(cfg.device)  # under torchrun: join the process group; cuda → cuda:LOCAL_RANK
+    rank, world = distributed.rank(), distributed.world_size()
     torch.manual_seed(cfg.seed)
-    splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
+    if cfg.stream or should_stream(cfg.data, cfg.image_size, cfg.mode):  # decoded batch by batch from disk
+        splits = load_streaming(cfg.data, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
+    else:
+        splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
     for note in splits.notes:
         log(note)
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(splits.train):
         splits.train = splits.train.subset(slice(0, cfg.max_train_samples))
         log(f"training on the first {cfg.max_train_samples:,} training images (max_train_samples)")
     c, h, w = splits.image_shape
-    mean, std = channel_stats(splits.train.images)
+    mean, std = channel_stats(splits.train.images)  # a streamed set: of its decoded sample
     log(f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
         f"val {len(splits.val) if splits.val else 0:,}, test {len(splits.test) if splits.test else 0:,}; "
         f"{c}×{h}×{w}, {len(splits.classes)} classes")  # fmt: skip
@@ -126,29 +133,35 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
         ) from None
     if cfg.init is not None:
         init_weights(model, cfg.init)
+    if cfg.sync_bn and world > 1:
+        model = distributed.sync_batchnorm(model, resolve_device(device))
     params, init_from = model, None
     if cfg.init_from is not None:  # transfer learning: trained weights, a new head, the backbone at a lower LR
         params, init_from, callbacks = _init_from(cfg, model, splits.classes, list(callbacks or []), log)
     optimizer = build_optimizer(cfg.optimizer, params, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
                                 cfg.decay_all)  # fmt: skip
     accumulate = 0 if cfg.optimizer in FULL_BATCH else cfg.accumulate  # 0: the whole epoch per step
-    trainer = Trainer(model, optimizer, ClassificationLoss(cfg.label_smoothing), cfg.device, cfg.precision,
+    trainer = Trainer(model, optimizer, ClassificationLoss(cfg.label_smoothing), device, cfg.precision,
                       list(callbacks or []), accumulate=accumulate, grad_clip=cfg.grad_clip,
                       compile=cfg.compile)  # fmt: skip
     augment = None
     if cfg.augment:
-        augment = Augment(cfg.augment, len(splits.classes), seed=cfg.seed + 2, device=trainer.device)
+        # each rank its own augmentation stream (rank 0's is the single process's)
+        augment = Augment(cfg.augment, len(splits.classes), seed=cfg.seed + 2 + 7919 * rank, device=trainer.device)
         trainer.track("augment", augment)
         trainer.mix = augment.mix if augment.mixes else None
 
     normalize = Normalize(mean, std)
     transform = Compose([augment, normalize]) if augment is not None else normalize
     # data order stream, separate from the init stream (seed) and the augmentation stream (seed + 2)
-    train_loader = InMemoryLoader(splits.train, cfg.batch_size, shuffle=True, transform=transform,
-                                  device=trainer.device, seed=cfg.seed + 1)  # fmt: skip
+    # distributed: the same order on every rank, each rank its share of every global batch of --batch-size
+    source = StreamingFolderLoader if isinstance(splits.train, FileSet) else InMemoryLoader
+    train_loader = source(splits.train, cfg.batch_size, shuffle=True, transform=transform,
+                          device=trainer.device, seed=cfg.seed + 1, rank=rank, world=world)  # fmt: skip
     val_loader = None
     if splits.val is not None:
-        val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device)
+        val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device, rank=rank,
+                                    world=world)  # fmt: skip
     meta = {"classes": splits.classes, "input_size": [c, h, w], "mean": mean, "std": std,
             "precision": trainer.precision, "dataset": splits.name, "mode": splits.mode,
             "tta": cfg.tta}  # fmt: skip
@@ -209,6 +222,9 @@ def _check_resumable(state: dict, setup: Setup, folder: Path) -> None:
     for key, value in _data_identity(setup).items():
         if key in state.get("data", {}) and state["data"][key] != value:
             diffs.append(f"{key} {state['data'][key]!r} (checkpoint) vs {value!r} (now)")
+    if state.get("world_size", 1) != distributed.world_size() and (state.get("batch") or 0) > 0:
+        diffs.append(f"{state.get('world_size', 1)} process(es) (checkpoint, stopped mid-epoch) vs "
+                     f"{distributed.world_size()} (now): resume with the same number of processes")  # fmt: skip
     missing = set(state["model"]) ^ set(setup.model.state_dict())
     if missing and not diffs:
         diffs.append(f"the weights do not fit this model ({', '.join(sorted(missing)[:3])} …)")
@@ -282,13 +298,17 @@ def train_run(
     """
     t0 = time.perf_counter()
     _check_before_data(cfg)
+    distributed.setup(cfg.device)
+    main = distributed.is_main()  # rank 0 (or the one process) prints, writes the run folder, checkpoints, plots
+    if not main:
+        log = _quiet
     if resume is not None:
         if cfg.time_budget is not None:
             raise ValueError("a run with a time budget cannot be resumed: its schedule was laid out for its own time")
         out = Path(resume)
         state = load_checkpoint(out / CHECKPOINT_FILE)
     else:
-        out = check_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
+        out = _agreed_run_dir(cfg)
         state = None
 
     # each callback's `order` places it (stateful ones before the checkpoint, the CSV row after it), not this list
@@ -301,8 +321,9 @@ def train_run(
     cbs.append(Checkpoint(out / CHECKPOINT_FILE, cfg.checkpoint_every, out / BEST_FILE,
                           log=log if cfg.verbose >= 2 else None))  # fmt: skip
     checkpoint = cbs[-1]
-    cbs += [ProgressBar(verbose=cfg.verbose), CSVLogger(out / "history.csv")]
-    if cfg.tensorboard:
+    if main:
+        cbs += [ProgressBar(verbose=cfg.verbose), CSVLogger(out / "history.csv")]
+    if cfg.tensorboard and main:
         try:
             cbs.append(TensorBoard(out / "tensorboard"))
         except ImportError as e:
@@ -318,16 +339,16 @@ def train_run(
                             post_samples=_test_samples(setup) * (2 if cfg.tta else 1),
                             estimate_step_s=step_estimate, log=log)  # fmt: skip
         trainer.callbacks.add(budget)
-    created = resume is None and not out.exists()
+    created = main and resume is None and not out.exists()
     replaced = None  # the folder --overwrite replaces: kept aside until the new run has trained (else put back)
-    if resume is None:
+    if main and resume is None:  # only rank 0 touches the run folder
         if out.exists() and any(out.iterdir()):
             replaced = out.with_name(f".{out.name}.replaced-{os.getpid()}")
             out.rename(replaced)
         prepare_run_dir(out, cfg.overwrite)
-    else:
+    elif main:
         remove_stale_temporaries(out)
-    checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup)}
+    checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup), "world_size": distributed.world_size()}
     log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {trainer.device}; "
         f"precision {precision_reason(cfg.precision, trainer.device, trainer.precision)}; {threads}; "
         f"CPU ISA {cpu_isa()}")  # fmt: skip
@@ -340,7 +361,8 @@ def train_run(
     if state is not None and trainer.epoch + 1 >= cfg.max_epochs and trainer.batch == 0:
         raise ValueError(f"{out} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
                          "(give a larger --epochs to train on)")  # fmt: skip
-    save_json(out / "config.json", cfg.to_dict())  # after every refusal: a refused resume rewrites nothing
+    if main:
+        save_json(out / "config.json", cfg.to_dict())  # after every refusal: a refused resume rewrites nothing
 
     first_step = trainer.step
     fit_start = time.perf_counter()
@@ -348,8 +370,10 @@ def train_run(
         history = trainer.fit(setup.train_loader, cfg.max_epochs, setup.val_loader)
     except KeyboardInterrupt:
         trainer.interrupted = True
-    except BaseException:
+    except BaseException as e:
         _settle_replaced(out, replaced, keep_new=(out / CHECKPOINT_FILE).exists() and trainer.step > first_step)
+        if distributed.active() and distributed.is_peer_failure(e):
+            raise distributed.as_distributed_error(e, out) from None
         raise
     train_seconds = time.perf_counter() - fit_start
     if trainer.interrupted and trainer.step == first_step:  # Ctrl-C before a step finished: nothing to save
@@ -358,6 +382,10 @@ def train_run(
         _settle_replaced(out, replaced, keep_new=False)
         raise KeyboardInterrupt
     _settle_replaced(out, replaced, keep_new=True)
+    if not main:  # rank 0 evaluates and writes the run folder
+        return RunResult(out, {}, history)
+    if cfg.sync_bn:
+        model = distributed.plain_batchnorm(model)
 
     done = _epochs_done(trainer)
     rows = history + ([trainer.partial] if trainer.partial else [])
@@ -399,6 +427,7 @@ def train_run(
         "precision": trainer.precision,
         "seed": cfg.seed,
         "init_from": setup.meta.get("init_from"),
+        "world_size": distributed.world_size(),
         "versions": {
             "cnnlab": cnnlab.__version__,
             "torch": torch.__version__,
@@ -418,6 +447,25 @@ def train_run(
             f"training took {train_seconds:.1f} s for {done:g} epochs ({trainer.step:,} steps)")  # fmt: skip
     log(f"run folder: {out}")
     return RunResult(out, metrics, history)
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of ranks other than 0: they print nothing."""
+
+
+def _agreed_run_dir(cfg: TrainConfig) -> Path:
+    """The new run folder, checked by rank 0 (its default name has the time in it); every rank gets rank 0's name,
+    or its refusal."""
+    out, error = None, None
+    if distributed.is_main():
+        try:
+            out = check_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
+        except (FileExistsError, ValueError, OSError) as e:
+            error = e
+    out, error = distributed.gather_objects((out, error))[0]
+    if error is not None:
+        raise error
+    return Path(out)
 
 
 def _settle_replaced(out: Path, replaced: Path | None, keep_new: bool) -> None:
@@ -440,6 +488,8 @@ def lr_find(
     cfg: TrainConfig, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100, out: str | Path = ".", log=print
 ) -> dict:
     """Run the range test on `cfg`'s model and data; writes `out`/lr_find.png and returns lrs, losses, suggestion."""
+    if distributed.launched():
+        raise ValueError("lr-find runs in one process; start it without torchrun or --nproc")
     test = LRRangeTest(min_lr, max_lr, steps)
     setup = build(cfg, [test, ProgressBar(verbose=cfg.verbose)], log)
     setup.trainer.fit(setup.train_loader, epochs=steps)  # every epoch has ≥ 1 step; the test stops the run

@@ -267,7 +267,8 @@ def test_a_text_file_given_as_npz(tmp_path):
 @pytest.mark.parametrize(
     ("args", "words"),
     [(["lenet5", "--input", "0x28x28"], ["--input 0x28x28"]), (["lenet5", "--input", "1x100000x100000"], ["4096"]),
-     (["CL1k3p0-FC10", "--input", "1x280x320"], ["cannot take a 1×280×320 input", "H = W"])],
+     (["lenet5", "--input", "1x28x32"], ["cannot take a 1×28×32 input", "H = W"]),
+     (["CL8k5-MP4-FC3", "--input", "1x128"], ["--model-arg dims=1"])],
 )  # fmt: skip
 def test_summary_inputs_it_cannot_take(args, words):
     refused(cnnlab("summary", *args), *words)
@@ -289,3 +290,38 @@ def test_folder_surprises_get_a_note(tmp_path):
         load_dataset(f"folder:{root}", val_split=0)
     text = " | ".join(str(w.message) for w in caught)
     assert "hold no readable image: c" in text and "zz are not in train/" in text and "CMYK" in text
+
+
+def _tiny_npz(path: Path, n: int = 20, labels_dtype=np.int64) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    y = (np.arange(n) % 10).astype(labels_dtype)
+    np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+    return path
+
+
+def test_evaluate_prints_its_report_when_the_run_folder_cannot_take_the_plot(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(run / "model.safetensors", create_model("lenet5", num_classes=10, in_chans=1), META)
+    (run / "confusion.png").mkdir()  # unwritable as a file (a read-only folder cannot be made so for root)
+    data = f"npz:{_tiny_npz(tmp_path / 'd.npz')}"
+    proc = cnnlab("evaluate", run, "--data", data, "--val-split", "0")
+    assert proc.returncode == 0 and "accuracy" in proc.stdout, proc.stderr
+    assert "confusion.png not written" in proc.stderr and "--out" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cnnlab("evaluate", run, "--data", data, "--val-split", "0", "--out", tmp_path / "plots")
+    assert proc.returncode == 0 and (tmp_path / "plots" / "confusion.png").is_file(), proc.stderr
+
+
+def test_augment_n_beyond_the_data_is_a_note_and_absurd_n_refused(tmp_path):
+    data = f"npz:{_tiny_npz(tmp_path / 'd.npz', n=12)}"
+    proc = cnnlab("augment", "--data", data, "--n", "40", "--out", tmp_path / "a.png")
+    assert proc.returncode == 0 and "more than the 12 training samples" in proc.stderr, proc.stderr
+    refused(cnnlab("augment", "--data", data, "--n", "100000"), "--n", "1–256")
+
+
+def test_float_labels_get_a_note(tmp_path):
+    from cnnlab.data import load_dataset
+
+    with pytest.warns(UserWarning, match="stores labels as float32"):
+        load_dataset(f"npz:{_tiny_npz(tmp_path / 'd.npz', labels_dtype=np.float32)}", val_split=0)

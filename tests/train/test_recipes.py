@@ -15,8 +15,14 @@ def test_fast_recipe_is_a_valid_config():
     assert list(model.default_cfg["input_size"]) == [1, 28, 28]
 
 
+def test_course_recipe_is_the_lectures_keras_run():
+    cfg = TrainConfig.from_dict(read_recipe("course")).validate()
+    assert (cfg.model, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs) == ("lecture_cnn", "adam", 1e-3, 32, 10)
+    assert cfg.schedule == "constant" and cfg.augment is None and cfg.label_smoothing == 0
+
+
 def test_unknown_recipe_lists_the_known_ones():
-    with pytest.raises(ValueError, match="choose from fast"):
+    with pytest.raises(ValueError, match="choose from course, fast"):
         read_recipe("fastest")
 
 

@@ -10,10 +10,10 @@ import argparse
 import sys
 import warnings
 
-from cnnlab.cli import evaluate, explain, features, models, serve, train
+from cnnlab.cli import evaluate, explain, features, lab, models, serve, train
 from cnnlab.cli._common import VerbParser
 
-VERB_GROUPS = (train, evaluate, models, explain, features, serve)  # in the order `cnnlab --help` lists them
+VERB_GROUPS = (train, evaluate, models, explain, features, lab, serve)  # in the order `cnnlab --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `train --nproc` passes it on to torchrun
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from cnnlab.cli._common import print_notes
 
@@ -26,13 +27,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"{data_name} has no {args.split} split")
     result = evaluate_model(model, data, meta, args.device, args.precision, args.tta,
                             log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    folder = resolve_model_path(args.run).parent
-    png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png",
-                         f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}")  # fmt: skip
+    if not args.json:  # the report first: a folder we cannot write to must not cost the user the numbers
+        print(format_report(result, meta["classes"]), flush=True)
+    folder = Path(args.out) if args.out else resolve_model_path(args.run).parent
+    title = f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png", title)
+    except OSError as e:
+        png = None
+        print(f"warning: confusion.png not written in {folder} ({e.strerror or e}); "
+              "pass --out DIR to write the plot elsewhere", file=sys.stderr)  # fmt: skip
     if args.json:
-        print(json.dumps({**result, "confusion_png": str(png)}, indent=2))
-    else:
-        print(format_report(result, meta["classes"]))
+        print(json.dumps({**result, "confusion_png": str(png) if png else None}, indent=2))
+    elif png:
         print(f"\nconfusion matrix plot: {png}")
     return 0
 
@@ -75,6 +83,7 @@ def add_parsers(sub) -> None:
                    help="flip test-time augmentation on / off (default: as the run was trained)")  # fmt: skip
     p.add_argument("--json", action="store_true",
                    help="print the metrics, most-confused pairs and confusion matrix as JSON")  # fmt: skip
+    p.add_argument("--out", help="folder for confusion.png (default: the run folder)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")

@@ -8,14 +8,32 @@ import json
 from pathlib import Path
 
 
-def _parse_input(text: str) -> tuple[int, int, int]:
+def _parse_input(text: str) -> tuple[int, ...]:
     parts = text.lower().replace("×", "x").split("x")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):  # C×L: a signal, for a 1-D network (dims=1)
+        c, n = (int(p) for p in parts)
+        if not (1 <= c <= 16 and 1 <= n <= 1_000_000):
+            raise ValueError(f"--input {text}: C must be 1–16 and L 1–1,000,000 samples")
+        return c, n
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"--input expects C×H×W such as 1x28x28, got '{text}'")
+        raise ValueError(f"--input expects C×H×W such as 1x28x28 (or C×L for a 1-D network), got '{text}'")
     c, h, w = (int(p) for p in parts)
     if not (1 <= c <= 16 and 1 <= h <= 4096 and 1 <= w <= 4096):
         raise ValueError(f"--input {text}: C must be 1–16 and H, W 1–4096 pixels")
     return c, h, w
+
+
+def _model_args(items: list[str]) -> dict:
+    """--model-arg KEY=VALUE pairs (values read as JSON where they parse: act=tanh, dims=1, drop_rate=0.3)."""
+    from cnnlab.cli.train import _parse_value
+
+    out = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model-arg expects KEY=VALUE, got '{item}'")
+        out[key.replace("-", "_")] = _parse_value(val)
+    return out
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -33,10 +51,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
         model, meta = load_model(args.model)
         size, name = size or tuple(meta["input_size"]), meta["model"]
     else:  # only what the user gave: each family has its own defaults (ImageNet ones: 1000 classes, 3×224×224)
+        from cnnlab.models.notation import resolve_notation
+
         kwargs = {"in_chans": size[0], "img_size": size[1]} if size else {}
+        if size and len(size) == 3 and size[1] != size[2] and resolve_notation(args.model) is not None:
+            kwargs["img_size"] = size[1:]  # the notation builder sizes its flatten for an H×W input
         if args.classes is not None:
             kwargs["num_classes"] = args.classes
+        kwargs.update(_model_args(args.model_arg))
         model = create_model(args.model, **kwargs)
+        if size is None and len(model.default_cfg["input_size"]) == 2:  # a 1-D network (dims=1): C×L
+            size = tuple(model.default_cfg["input_size"])
+        if size is not None and len(size) != len(model.default_cfg["input_size"]):
+            want = "C×L (a 1-D network)" if len(model.default_cfg["input_size"]) == 2 else "C×H×W"
+            hint = "; for a 1-D network give --model-arg dims=1" if len(size) == 2 else ""
+            raise ValueError(f"{args.model} takes inputs of {want}, got --input {args.input}{hint}")
         size, name = size or tuple(model.default_cfg["input_size"]), args.model
     if args.notation:  # the string alone, or why the model has none
         try:
@@ -121,6 +150,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--classes", type=int, help="output classes (default: the model family's own, e.g. 1000 for vgg16)")
     p.add_argument("--depth", type=int, help="show blocks nested deeper than N as one row (1 = top-level modules)")
     p.add_argument("--notation", action="store_true", help="print the model in the course notation, if it has one")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+from cnnlab.cli._common import print_notes
 
 # CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
 # test of the same command, so a documented command can be run in seconds
@@ -44,7 +48,7 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
     from cnnlab.train.config import TrainConfig, help_text, kind_name
 
     p.add_argument(
-        "--recipe", help="a named set of settings shipped with cnnlab (fast); --config and flags override it"
+        "--recipe", help="a named set of settings shipped with cnnlab (fast, course); --config and flags override it"
     )
     p.add_argument("--config", help="YAML, TOML or JSON file of settings; flags override it")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -134,27 +138,59 @@ def apply_quick_caps(values: dict, resume: bool = False) -> dict:
     return out
 
 
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node)."""
+    if nproc < 1:
+        raise ValueError(f"--nproc must be ≥ 1, got {nproc}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "cnnlab", "train", *argv]  # fmt: skip
+    return subprocess.call(cmd)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.pipeline import resume_config, train_run
+    from cnnlab.train import distributed
     from cnnlab.train.config import TrainConfig
 
+    if args.nproc is not None and "RANK" not in os.environ:  # launch torchrun, which starts this verb N times
+        argv = args.argv[args.argv.index("train") + 1 :]
+        return launch_torchrun(args.nproc, _without_nproc(argv))
     values = _train_values(args)
     if quick_mode():
         values = apply_quick_caps(values, resume=bool(args.resume))
-        print(
-            f"quick mode ({QUICK_ENV}): training capped to {values['epochs']} epoch, {values['time_limit']}"
-            + (f", the first {values['max_train_samples']:,} training images" if not args.resume else "")
-        )
-    if args.resume:
-        train_run(resume_config(args.resume, values), resume=args.resume)
-        return 0
-    if values.get("init_from") and "model" not in values:  # a cnnlab source names its architecture
+        if os.environ.get("RANK", "0") == "0":  # under torchrun the group is not up yet: rank 0 prints
+            print(
+                f"quick mode ({QUICK_ENV}): training capped to {values['epochs']} epoch, {values['time_limit']}"
+                + (f", the first {values['max_train_samples']:,} training images" if not args.resume else "")
+            )
+    if values.get("init_from") and "model" not in values and not args.resume:  # a cnnlab source names its model
         from cnnlab.train.transfer import source_architecture
 
         arch = source_architecture(values["init_from"])
         if arch is not None:
             values["model"], values["model_args"] = arch[0], {**arch[1], **values.get("model_args", {})}
-    train_run(TrainConfig.from_dict(values))
+    try:
+        if args.resume:
+            train_run(resume_config(args.resume, values), resume=args.resume)
+        else:
+            train_run(TrainConfig.from_dict(values))
+    except distributed.DistributedError as e:
+        print(f"cnnlab train: error: {e}", file=sys.stderr)
+        return 3
+    finally:
+        distributed.teardown()
     return 0
 
 
@@ -171,6 +207,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_AUGMENT_TILES = 256  # more tiles than this make a figure nobody can read
+
+
 def cmd_augment(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
     from cnnlab.data.augment import AUGMENTS, augment_samples
@@ -180,7 +219,12 @@ def cmd_augment(args: argparse.Namespace) -> int:
         for name, (default, what) in AUGMENTS.items():
             print(f"{name + '=' + format(default, 'g'):<16}{what}")
         return 0
+    if not 1 <= args.n <= MAX_AUGMENT_TILES:
+        raise ValueError(f"--n must be 1–{MAX_AUGMENT_TILES} (samples shown in one figure), got {args.n}")
     splits = load_dataset(args.data, args.data_dir, 0, args.seed)
+    if args.n > len(splits.train):
+        print_notes([f"--n {args.n} is more than the {len(splits.train)} training samples of {splits.name}; "
+                     f"showing all {len(splits.train)}"])  # fmt: skip
     originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
     out = Path(args.out or f"augment-{splits.name}.png")
     plot_augment(originals, augmented, labels, splits.classes, out,
@@ -192,6 +236,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
 def _train_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(p)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="data-parallel training in N processes on this machine (starts torchrun; one per GPU, or "
+                        "CPU processes with gloo); --batch-size stays the global batch")  # fmt: skip
 
 
 def _lr_find_flags(p: argparse.ArgumentParser) -> None:
@@ -215,7 +262,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
     p.add_argument("--augment", default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
                    help="augmentation spec (default: %(default)s); --list shows the names")  # fmt: skip
-    p.add_argument("--n", type=int, default=16, help="samples to show (default: 16)")
+    p.add_argument("--n", type=int, default=16, help=f"samples to show, 1–{MAX_AUGMENT_TILES} (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
     p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")

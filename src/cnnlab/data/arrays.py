@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ def _to_nchw(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def check_labels(labels: np.ndarray, classes: list[str] | None, path: Path, key: str) -> np.ndarray:
+def check_labels(
+    labels: np.ndarray, classes: list[str] | None, path: Path, key: str, note_floats: bool = True
+) -> np.ndarray:
     """Class indices as int64, checked: whole numbers in 0…K−1 with K the class names given (or, without names,
     K = the largest label + 1, refused when most of those classes would be empty). A bad label is refused at load
     time, before a model is built for it."""
@@ -45,6 +48,9 @@ def check_labels(labels: np.ndarray, classes: list[str] | None, path: Path, key:
         if not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
             raise ValueError(f"{path}: '{key}' holds non-integer labels (e.g. {labels.flat[0]!r}); labels are class "
                              "indices 0, 1, 2, …")  # fmt: skip
+        if note_floats:
+            warnings.warn(f"{path}: '{key}' stores labels as {labels.dtype}; read as class indices 0, 1, 2, …",
+                          stacklevel=2)  # fmt: skip
     elif not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: '{key}' holds {labels.dtype} values; labels are class indices 0, 1, 2, …")
     labels = labels.astype(np.int64).reshape(-1)
@@ -119,7 +125,7 @@ def read_csv(path: str | Path, channels: int = 1, classes: list[str] | None = No
     if not np.isfinite(data).all():
         row = int(np.argwhere(~np.isfinite(data))[0][0]) + 1 + skip
         raise ValueError(f"{path}: a non-finite value (nan or inf) on line {row}")
-    labels, pixels = check_labels(data[:, 0], classes, path, "labels"), data[:, 1:].astype(np.int64)
+    labels, pixels = check_labels(data[:, 0], classes, path, "labels", note_floats=False), data[:, 1:].astype(np.int64)
     side = math.isqrt(pixels.shape[1] // channels)
     if side * side * channels != pixels.shape[1]:
         raise ValueError(f"{path}: {pixels.shape[1]} pixel columns is not a square image of {channels} channel(s)")

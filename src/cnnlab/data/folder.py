@@ -18,6 +18,25 @@ def class_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def image_files(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    """(file, class index) of every file under root/<class>/, in a fixed order (class, then path)."""
+    return [
+        (p, i)
+        for i, c in enumerate(classes)
+        if (root / c).is_dir()
+        for p in sorted((root / c).rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    ]
+
+
+def decode(path: Path, mode: str, size: tuple[int, int]) -> torch.Tensor:
+    """One image file as uint8 (C, H, W) in `mode`, resized (bilinear) to `size` (H, W): what a folder loads."""
+    im = to_mode(open_image(path), mode)
+    if (im.height, im.width) != tuple(size):
+        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return image_to_tensor(im)
+
+
 def read_image_folder(
     root: str | Path,
     classes: list[str] | None = None,
@@ -36,13 +55,7 @@ def read_image_folder(
     classes = classes or class_folders(root)
     if not classes:
         raise ValueError(f"{root}: no class sub-folders (expected {root}/<class>/<image files>)")
-    files = [
-        (p, i)
-        for i, c in enumerate(classes)
-        if (root / c).is_dir()
-        for p in sorted((root / c).rglob("*"))
-        if p.is_file() and not p.name.startswith(".")
-    ]
+    files = image_files(root, classes)
     pics, labels, bad = [], [], []
     for path, label in files:
         if path.suffix.lower() not in IMAGE_SUFFIXES:

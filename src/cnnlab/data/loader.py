@@ -34,12 +34,35 @@ class BatchLoader(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def shard_bounds(i: int, batch_size: int, n: int, rank: int = 0, world: int = 1) -> tuple[int, int]:
+    """Positions [start, stop) in the epoch's order of rank `rank`'s share of global batch `i` (of `world` ranks).
+
+    The global batch is split into `world` contiguous parts whose sizes differ by at most one (like
+    `tensor_split`); with one rank it is the whole batch. Every rank draws the same order (same seed), so the
+    ranks' shares of a batch are disjoint and together the batch a single process would use."""
+    first, last = i * batch_size, min((i + 1) * batch_size, n)
+    if world == 1:
+        return first, last
+    size = last - first
+    start = first + rank * (size // world) + min(rank, size % world)
+    return start, start + size // world + (rank < size % world)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False, world: int = 1) -> int:
+    """Global batches per epoch; with several ranks a last batch smaller than the rank count is dropped (a rank
+    would have no sample)."""
+    full, rest = divmod(n, batch_size)
+    return full + (0 < rest and not drop_last and rest >= world)
+
+
 class InMemoryLoader:
     """Iterate (x, y) batches of an ImageSet that lives on `device` as uint8.
 
     transform: batched callable applied on the device to each uint8 batch (e.g. Normalize + augmentation).
     shuffle: a new seeded permutation each epoch; `state_dict()` holds the generator as at the start of the epoch
     in progress (or of the next one), so a resumed run draws the same order.
+    rank, world: a distributed run's shard — every rank draws the same order and yields its part of each global
+    batch of `batch_size` (see `shard_bounds`); `len()` and `num_samples` stay those of the global batches.
     """
 
     def __init__(
@@ -52,6 +75,8 @@ class InMemoryLoader:
         seed: int = 0,
         drop_last: bool = False,
         channels_last: bool = False,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be ≥ 1, got {batch_size}")
@@ -64,16 +89,16 @@ class InMemoryLoader:
         self.transform = transform
         self.drop_last = drop_last
         self.channels_last = channels_last
+        self.rank, self.world = rank, world
         self.generator = torch.Generator().manual_seed(seed)
         self._epoch_start: torch.Tensor | None = None  # generator state the epoch in progress drew its order from
 
     def __len__(self) -> int:
-        n = self.images.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return num_batches(self.images.shape[0], self.batch_size, self.drop_last, self.world)
 
     @property
     def num_samples(self) -> int:
-        return len(self) * self.batch_size if self.drop_last else self.images.shape[0]
+        return min(len(self) * self.batch_size, self.images.shape[0])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches()
@@ -88,13 +113,11 @@ class InMemoryLoader:
         self._epoch_start = self.generator.get_state()
         order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
         for i in range(start, len(self)):
+            a, b = shard_bounds(i, self.batch_size, n, self.rank, self.world)
             if order is None:
-                x, y = (
-                    self.images[i * self.batch_size : (i + 1) * self.batch_size],
-                    self.labels[i * self.batch_size : (i + 1) * self.batch_size],
-                )
+                x, y = self.images[a:b], self.labels[a:b]
             else:
-                idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+                idx = order[a:b]
                 x, y = self.images[idx], self.labels[idx]
             if self.transform is not None:
                 x = self.transform(x)

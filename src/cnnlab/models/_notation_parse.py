@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 
 _CONV = re.compile(r"CL(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?")
-_POOL = re.compile(r"(MP|AP)(?:(\d+)|k(\d+)(?:s(\d+))?(?:p(\d+))?)")
+_POOL = re.compile(r"(MP|AP)(?:(\d+)|k(\d+)(?:s(\d+))?(?:p(\d+))?)(c?)")
 _DROP = re.compile(r"D(\d*\.?\d+)")
 _FC = re.compile(r"FC(\d+)")
-_TOKENS = "CL<filters>[k<K>][s<S>][p<P>], MP<n>, AP<n>, MPk<K>[s<S>], BN, D<rate>, GAP or FC<units>"
+_TOKENS = "CL<filters>[k<K>][s<S>][p<P>], MP<n>[c], AP<n>[c], MPk<K>[s<S>][p<P>][c], BN, D<rate>, GAP or FC<units>"
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Token:
     stride: int = 0
     padding: int = 0
     rate: float = 0.0  # dropout probability (D)
+    ceil: bool = False  # MP / AP: round the output size up (torch's ceil_mode), written with a trailing 'c'
+    dims: int = 2  # MP<n> / AP<n>: n = kernel ** dims (a 2×2 window divides an image's pixels by 4, a 1-D one by 2)
 
     def text(self) -> str:
         """The token in canonical form (defaults left out): CL32, CL64k3, MP4, MPk3s2, D0.5, FC10."""
@@ -32,9 +34,10 @@ class Token:
             same = self.kernel // 2 if self.kernel % 2 else None
             return text + (f"p{self.padding}" if self.padding != same else "")
         if self.kind in ("MP", "AP"):
+            c = "c" if self.ceil else ""
             if self.stride == self.kernel and self.padding == 0:
-                return f"{self.kind}{self.kernel**2}"
-            return f"{self.kind}k{self.kernel}s{self.stride}" + (f"p{self.padding}" if self.padding else "")
+                return f"{self.kind}{self.kernel**self.dims}{c}"
+            return f"{self.kind}k{self.kernel}s{self.stride}" + (f"p{self.padding}" if self.padding else "") + c
         if self.kind == "D":
             return f"D{self.rate:g}"
         if self.kind == "FC":
@@ -60,7 +63,7 @@ def located(text: str, index: int, message: str) -> ValueError:
     )
 
 
-def _parse_token(word: str, index: int) -> Token:
+def _parse_token(word: str, index: int, dims: int = 2) -> Token:
     if word in ("BN", "GAP"):
         return Token(word)
     if m := _CONV.fullmatch(word):
@@ -74,17 +77,21 @@ def _parse_token(word: str, index: int) -> Token:
             raise _Bad(index, f"filters, kernel and stride must be ≥ 1 in '{word}'")
         return Token("CL", filters, k, s, p)
     if m := _POOL.fullmatch(word):
-        kind, n, k, s, p = m.groups()
+        kind, n, k, s, p, c = m.groups()
+        if n is not None and dims == 1:
+            if int(n) < 2:
+                raise _Bad(index, f"{kind}{n}: a 1-D pool needs a window of 2 or more samples")
+            return Token(kind, kernel=int(n), stride=int(n), ceil=bool(c), dims=1)
         if n is not None:
             side = round(int(n) ** 0.5)
             if side < 2 or side * side != int(n):
                 raise _Bad(index, f"{kind}{n}: {n} is not a square ≥ 4 (MP4 = 2×2/2, MP9 = 3×3/3; or MPk3s2)")
-            return Token(kind, kernel=side, stride=side)
+            return Token(kind, kernel=side, stride=side, ceil=bool(c))
         k = int(k)
         s = k if s is None else int(s)
         if min(k, s) < 1 or 2 * int(p or 0) > k:
             raise _Bad(index, f"'{word}' needs kernel and stride ≥ 1 and padding at most half the kernel")
-        return Token(kind, kernel=k, stride=s, padding=int(p or 0))
+        return Token(kind, kernel=k, stride=s, padding=int(p or 0), ceil=bool(c), dims=dims)
     if m := _DROP.fullmatch(word):
         rate = float(m.group(1))
         if rate >= 1:
@@ -99,11 +106,16 @@ def _parse_token(word: str, index: int) -> Token:
     raise _Bad(index, f"unknown token '{word}'; expected {_TOKENS}")
 
 
-def parse(text: str) -> list[Token]:
-    """The tokens of a notation string; a ValueError with a caret under the first bad token otherwise."""
+def parse(text: str, dims: int = 2) -> list[Token]:
+    """The tokens of a notation string; a ValueError with a caret under the first bad token otherwise.
+
+    `dims` = 1 reads the string as a 1-D network (Conv1d, MaxPool1d): ``MP<n>`` is then a window of n samples.
+    """
+    if dims not in (1, 2):
+        raise ValueError(f"dims must be 1 (signals) or 2 (images), got {dims}")
     words = text.split("-")
     try:
-        tokens = [_parse_token(w, i) for i, w in enumerate(words)]
+        tokens = [_parse_token(w, i, dims) for i, w in enumerate(words)]
         flat_at = None  # index of the token after which the maps are flattened
         for i, tok in enumerate(tokens):
             if tok.kind in ("CL", "MP", "AP", "GAP") and flat_at is not None:
@@ -131,8 +143,18 @@ def is_token(word: str) -> bool:
     return True
 
 
+def pooled_side(side: int, kernel: int, stride: int, padding: int = 0, ceil: bool = False) -> int:
+    """torch's output side of a window: ⌊(side + 2p − k) / s⌋ + 1, or with ceil mode ⌈(side + 2p − k) / s⌉ + 1
+    less the last window when it would start in the right padding (7 → 4 for a 2×2/2 pool)."""
+    span = side + 2 * padding - kernel
+    if not ceil or span < 0:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    return out - 1 if (out - 1) * stride >= side + padding else out
+
+
 def out_side(side: int, tok: Token) -> int:
-    """Height (or width) after a CL / MP / AP token: ⌊(side + 2p − k) / s⌋ + 1 (floor mode, as in torch)."""
+    """Height (or width) after a CL / MP / AP token: ⌊(side + 2p − k) / s⌋ + 1 (rounded up for a ceil-mode pool)."""
     if tok.kind in ("CL", "MP", "AP"):
-        return (side + 2 * tok.padding - tok.kernel) // tok.stride + 1
+        return pooled_side(side, tok.kernel, tok.stride, tok.padding, tok.ceil)
     return 1 if tok.kind == "GAP" else side

@@ -47,13 +47,13 @@ def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
 
 
 def _square(value, what: str, name: str) -> int:
-    pair = value if isinstance(value, tuple) else (value, value)
+    pair = (value * 2 if len(value) == 1 else value) if isinstance(value, tuple) else (value, value)  # 1-D: (k,)
     if pair[0] != pair[1]:
         raise ValueError(f"'{name}' has a non-square {what} {pair[0]}×{pair[1]}")
     return int(pair[0])
 
 
-def _conv_token(name: str, m: nn.Conv2d) -> Token:
+def _conv_token(name: str, m: nn.Conv1d | nn.Conv2d) -> Token:
     if m.groups != 1 or _square(m.dilation, "dilation", name) != 1:
         raise ValueError(f"conv '{name}' is grouped or dilated, which CL cannot write")
     if m.bias is None or m.padding_mode != "zeros":
@@ -68,17 +68,18 @@ def _conv_token(name: str, m: nn.Conv2d) -> Token:
 
 
 def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
-    kind = "MP" if isinstance(m, nn.MaxPool2d) else "AP"
+    kind = "MP" if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)) else "AP"
+    dims = 1 if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d)) else 2
     if kind == "MP" and _square(m.dilation, "dilation", name) != 1:
         raise ValueError(f"pool '{name}' is dilated, which MP cannot write")
     if kind == "AP" and (not m.count_include_pad or m.divisor_override):
         raise ValueError(f"pool '{name}' averages without the padding, which AP cannot write")
     k = _square(m.kernel_size, "kernel", name)
     s = k if m.stride is None else _square(m.stride, "stride", name)
-    tok = Token(kind, kernel=k, stride=s, padding=_square(m.padding, "padding", name))
-    # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227)
+    tok = Token(kind, kernel=k, stride=s, padding=_square(m.padding, "padding", name), dims=dims)
+    # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227): written plain
     if m.ceil_mode and (sizes is None or out_side(sizes[0][0], tok) != sizes[1][0]):
-        raise ValueError(f"pool '{name}' rounds its output size up (ceil_mode) at this input size; MP rounds down")
+        tok = Token(kind, kernel=k, stride=s, padding=tok.padding, ceil=True, dims=dims)
     return tok
 
 
@@ -86,7 +87,7 @@ def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.M
     """(input H×W, output H×W) of every pooling module, from one dry run on `input_size`."""
     seen: dict[nn.Module, tuple] = {}
     pools = [m for m in model.modules() if isinstance(m, _POOLS)]
-    hooks = [p.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (tuple(i[0].shape[-2:]), tuple(o.shape[-2:]))))
+    hooks = [p.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (tuple(i[0].shape[2:]), tuple(o.shape[2:]))))
              for p in pools]  # fmt: skip
     was_training = model.training
     try:
@@ -99,7 +100,9 @@ def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.M
     return seen
 
 
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d,
+          nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)  # fmt: skip
+_ADAPTIVE = _POOLS[4:]
 
 
 def to_notation(model: nn.Module, input_size: tuple[int, int, int] | None = None, strict: bool = False) -> str | None:
@@ -122,15 +125,15 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
     # only what the notation does not write: no-op wrappers and the flatten it inserts itself
     leaves = [(n, m) for n, m in leaves if not isinstance(m, (nn.Identity, nn.Flatten))]
     sizes: dict[nn.Module, tuple] = {}
-    if any(isinstance(m, _POOLS[2:]) or getattr(m, "ceil_mode", False) for _, m in leaves):
+    if any(isinstance(m, _ADAPTIVE) or getattr(m, "ceil_mode", False) for _, m in leaves):
         sizes = _pool_sizes(model, input_size or tuple(model.default_cfg["input_size"]))
     tokens: list[Token] = []
     i = 0
     while i < len(leaves):
         name, m = leaves[i]
         i += 1
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
                 tokens.append(_conv_token(name, m))
             elif m.bias is None:
                 raise ValueError(f"linear '{name}' has no bias, which FC cannot write")
@@ -145,15 +148,19 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
             if after != "ReLU":
                 raise ValueError(f"'{name}' is followed by {after}; the notation puts a ReLU after every CL and FC")
             i += 1
-        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        elif isinstance(m, _POOLS[:4]):
             tokens.append(_pool_token(name, m, sizes.get(m)))
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             tokens.append(Token("BN"))
         elif type(m) is nn.Dropout:
             tokens.append(Token("D", rate=m.p))
-        elif isinstance(m, _POOLS[2:]):
+        elif isinstance(m, _ADAPTIVE):
             size_in, size_out = sizes.get(m, (None, None))
-            if size_out == (1, 1) and isinstance(m, nn.AdaptiveAvgPool2d):
+            if (
+                size_out is not None
+                and set(size_out) == {1}
+                and isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d))
+            ):
                 tokens.append(Token("GAP"))
             elif size_in is None or size_in != size_out:  # else a no-op at this size, as VGG's 7×7 pool at 224
                 raise ValueError(f"'{name}' pools adaptively to {size_out}, for which the notation has no token")

@@ -10,6 +10,9 @@ Grammar: tokens separated by ``-``; layer letters upper case, option letters low
                                    (m ≥ 2): an m×m window with stride m. MP4 = 2×2/2, MP9 = 3×3/3.
 ``MPk<K>[s<S>][p<P>]`` (``AP…``)   any other window, e.g. AlexNet's overlapping 3×3/2 pool ``MPk3s2``
                                    (stride defaults to K, padding to 0).
+``…c`` after a pool token          ceil mode: the output side is rounded up, ⌈(n + 2p − k)/s⌉ + 1, so a
+                                   partial window at the edge is kept: ``MP4c`` takes 7×7 to 4×4 (the
+                                   lectures' X/O example), ``MP4`` to 3×3.
 ``BN``                             batch norm. Right after a CL or a hidden FC it goes between that layer
                                    and its ReLU (conv → BN → ReLU, as in VGG-BN); elsewhere it stays where
                                    it is written (BatchNorm2d before the flatten, BatchNorm1d after).
@@ -18,8 +21,14 @@ Grammar: tokens separated by ``-``; layer letters upper case, option letters low
 ``FC<units>``                      fully connected, then ReLU (except the last FC).
 =================================  =====================================================================
 
-Rules. ReLU follows every CL and every hidden FC. The feature maps are flattened once: right after GAP, or else
-right before the first FC; no CL, MP, AP or GAP may come after that point. The string ends with an FC, the
+One dimension. ``dims=1`` (``--model-arg dims=1``) reads the same string as a network for signals of
+``in_chans``×``img_size`` samples: CL is a Conv1d, MP / AP a MaxPool1d / AvgPool1d, and ``MP<n>`` a window of
+n samples (it still divides the number of samples by n): ``create_model("CL8k5-MP4-CL16k5-MP4-GAP-FC3", dims=1,
+img_size=128)``.
+
+Rules. ReLU follows every CL and every hidden FC (the model argument ``act`` picks another nonlinearity:
+``create_model("CL16k3-GAP-FC10", act="sigmoid")``, ``--model-arg act=tanh``). The feature maps are flattened
+once: right after GAP, or else right before the first FC; no CL, MP, AP or GAP may come after that point. The string ends with an FC, the
 classifier, and the model's ``num_classes`` replaces the size written there: ``create_model("CL32-FC10",
 num_classes=5)`` has 5 outputs and `to_notation` writes it back as ``CL32-FC5``. (That way a model whose classifier
 was reset to 3 classes is rebuilt from its file by the same name.) Conv and FC layers have biases; weights are
@@ -59,10 +68,16 @@ def resolve_notation(name: str) -> Callable[..., nn.Module] | None:
         return None
     if not any(is_token(w) for w in name.split("-")):
         return None
-    parse(name)  # a ValueError with a caret line for a bad string, before any model is built
+    try:
+        parse(name)  # a ValueError with a caret line for a bad string, before any model is built
+    except ValueError:
+        parse(name, dims=1)  # …unless it is a valid 1-D network (MP2); `build` checks it again with its `dims`
     return functools.partial(_construct, name)
 
 
-def _construct(text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 28) -> nn.Module:
-    # the string is the whole architecture: create_model refuses any other argument (its signature lists them)
-    return build(text, num_classes, in_chans, img_size)
+def _construct(
+    text: str, num_classes: int = 10, in_chans: int = 1, img_size: int = 28, act: str = "relu", dims: int = 2
+) -> nn.Module:
+    # the string is the whole architecture (with `act` its nonlinearity and `dims` 1 for signals): create_model
+    # refuses any other argument
+    return build(text, num_classes, in_chans, img_size, act, dims)

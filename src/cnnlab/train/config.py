@@ -153,6 +153,14 @@ class TrainConfig:
         "torch.compile the training forward pass: off, default, reduce-overhead (CUDA graphs on a GPU) or "
         "max-autotune; on a CPU it was slower for the course's CNN, so measure first",
     )
+    sync_bn: bool = option(
+        False, "distributed runs (torchrun, --nproc): BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)"
+    )
+    stream: bool = option(
+        False,
+        "folder:PATH data: decode images from disk batch by batch with DataLoader workers instead of loading them "
+        "all into memory (automatic for folders over 2 GB of decoded images)",
+    )
     out: str | None = option(None, "run folder to create (default: runs/<model>-<data>-<time>)")
     overwrite: bool = option(False, "reuse an existing run folder")
     checkpoint_every: int | None = option(

@@ -12,6 +12,7 @@ from cnnlab import infer
 from cnnlab.data.loader import BatchLoader
 from cnnlab.models import main_output
 from cnnlab.runtime import autocast, compiled, resolve_device, resolve_precision, use_channels_last
+from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import Callback, CallbackList
 from cnnlab.train.losses import ClassificationLoss, hard_labels
 
@@ -32,6 +33,13 @@ def accumulation_plan(num_batches: int, batch_size: int, num_samples: int, per_u
     return plan
 
 
+def _shard_weight(local: int, i: int, batch_size: int, num_samples: int) -> float:
+    """Loss weight of a rank's share of global batch `i`: DDP averages the ranks' gradients, so each rank's mean
+    loss counts local × world / global — the gradient of the mean over the global batch, for any split."""
+    whole = min((i + 1) * batch_size, num_samples) - i * batch_size
+    return local * distributed.world_size() / whole
+
+
 class Trainer:
     """Train a classifier on batches of (x, y).
 
@@ -45,6 +53,10 @@ class Trainer:
         training forward pass; `model` itself stays the plain module (saved, evaluated and explained as it is).
     Ctrl-C stops `fit` after cleaning up: `interrupted` is set and `on_train_end` still runs. `stop(reason)` (from a
     callback) during an epoch stops at the next optimizer step; at an epoch's end, after that epoch.
+
+    Distributed (under torchrun, see train/distributed.py): the training forward pass is DDP-wrapped, every stop is
+    agreed by all ranks (`StopAgreement`), epoch metrics and `evaluate` are summed over ranks, and `state_dict()` is
+    a collective that also gathers every rank's streams. In one process none of this runs.
 
     Resume: `state_dict()` holds the weights, optimizer, position, history, running metrics, torch's RNG and the
     state of every tracked object — the training loader (tracked by `fit`), the callbacks, and whatever the caller
@@ -75,12 +87,15 @@ class Trainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = compiled(self.model, compile)  # the training forward pass
+        # the training forward pass: DDP-wrapped under torchrun (gradients averaged over ranks), maybe compiled
+        self.forward = compiled(distributed.wrap(self.model), compile)
         self.optimizer = optimizer
         self.loss_fn = loss_fn or ClassificationLoss()
         self.accumulate = accumulate
         self.grad_clip = grad_clip
         self.mix = mix
+        if distributed.active():  # every stop (NaN, time limit, early stopping, Ctrl-C) is one of all ranks
+            callbacks = [*callbacks, distributed.StopAgreement()]
         self.callbacks = CallbackList(list(callbacks))
         self.callbacks.set_trainer(self)
         self.tracked: dict = {}  # name → object with state_dict() / load_state_dict(), saved for resume
@@ -131,9 +146,17 @@ class Trainer:
         self._seen = 0
 
     def running_logs(self) -> dict:
-        """Mean loss and accuracy of the current epoch so far (synchronises with the device)."""
+        """Mean loss and accuracy of the current epoch so far (synchronises with the device); this rank's own in a
+        distributed run."""
         n = max(self._seen, 1)
         return {"loss": self._loss_sum.item() / n, "accuracy": self._correct.item() / n}
+
+    def _epoch_logs(self) -> dict:
+        """`running_logs` over all ranks (a collective in a distributed run; the same numbers in one process)."""
+        if not distributed.active():
+            return self.running_logs()
+        loss, correct, seen = distributed.all_sum([self._loss_sum.item(), self._correct.item(), self._seen])
+        return {"loss": loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
 
     # ---- training
     def train_step(self, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0, update: bool = True) -> torch.Tensor:
@@ -190,6 +213,8 @@ class Trainer:
                     if self.channels_last and x.ndim == 4:
                         x = x.contiguous(memory_format=torch.channels_last)
                     weight, update = plan[i]
+                    if distributed.active():  # this rank's share of the global batch (1.0 when split evenly)
+                        weight *= _shard_weight(y.shape[0], i, train.batch_size, train.num_samples)
                     loss = self.train_step(x, y, weight, update)
                     self.batch = i + 1
                     self.callbacks.on_batch_end(i, {"batch_size": y.shape[0], "loss": loss})
@@ -198,9 +223,10 @@ class Trainer:
                 if self.batch < len(train):  # stopped mid-epoch: no epoch end, the position stays for a resume
                     self.partial = self._partial_logs(epoch, start, seen_before)
                     break
-                logs = self.running_logs()
+                logs = self._epoch_logs()
                 seconds = time.perf_counter() - start
-                logs.update(seconds=seconds, samples_per_s=(self._seen - seen_before) / seconds, lr=self.last_lr)
+                seen = (self._seen - seen_before) * distributed.world_size()  # ranks see equal shares (± 1)
+                logs.update(seconds=seconds, samples_per_s=seen / seconds, lr=self.last_lr)
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 self.epoch, self.batch = epoch, 0
@@ -218,8 +244,8 @@ class Trainer:
     def _partial_logs(self, epoch: int, start: float | None, seen_before: int) -> dict:
         """The history row of an epoch cut short: fractional epoch, running loss/accuracy, rate, LR (no validation)."""
         seconds = time.perf_counter() - start if start is not None else 0.0
-        seen = self._seen - seen_before
-        logs = {"epoch": round(epoch + self.batch / max(self.steps_per_epoch, 1), 3), **self.running_logs()}
+        seen = (self._seen - seen_before) * distributed.world_size()
+        logs = {"epoch": round(epoch + self.batch / max(self.steps_per_epoch, 1), 3), **self._epoch_logs()}
         logs.update(seconds=seconds, samples_per_s=seen / seconds if seconds > 0 else None, lr=self.last_lr,
                     partial=True)  # fmt: skip
         return logs
@@ -239,6 +265,12 @@ class Trainer:
 
         logits = infer.run(self.model, inputs(), self.device, self.precision, fold_bn=False)
         y = torch.cat(labels).cpu() if labels else torch.zeros(0, dtype=torch.int64)
+        if distributed.active():  # each rank evaluated its shard: sums over ranks
+            f = torch.nn.functional
+            mine = [f.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0,
+                    (logits.argmax(1) == y).sum().item() if len(y) else 0, len(y)]  # fmt: skip
+            loss_sum, correct, n = distributed.all_sum(mine)
+            return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
         loss = torch.nn.functional.cross_entropy(logits, y).item()
         return {"loss": loss, "accuracy": (logits.argmax(1) == y).float().mean().item()}
 
@@ -249,7 +281,7 @@ class Trainer:
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
+        state = {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
@@ -260,6 +292,10 @@ class Trainer:
             "rng": rng,
             "tracked": {**self._pending, **{name: obj.state_dict() for name, obj in self.tracked.items()}},
         }
+        if distributed.active():  # a collective: every rank's own streams and running sums, in rank order
+            state["ranks"] = distributed.gather_objects({k: state[k] for k in ("running", "rng", "tracked")})
+            state["world_size"] = distributed.world_size()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()`; the next `fit` continues from the saved epoch and batch."""
@@ -268,6 +304,16 @@ class Trainer:
             if state["rng"].get("data") is not None:
                 legacy["loader"] = {"generator": state["rng"]["data"]}
             state = {**state, "tracked": legacy}
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) == distributed.world_size():  # the same N: each rank its own streams
+            state = {**state, **ranks[distributed.rank()]}
+        elif ranks is not None:  # another N (or one process): rank 0's streams, the epoch's running sums summed
+            run = {"loss_sum": sum(r["running"]["loss_sum"] for r in ranks),
+                   "correct": sum(r["running"]["correct"] for r in ranks),
+                   "seen": sum(r["running"]["seen"] for r in ranks) if distributed.is_main() else 0}  # fmt: skip
+            if not distributed.is_main():
+                run = {"loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64), "seen": 0}
+            state = {**state, "running": run}
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]

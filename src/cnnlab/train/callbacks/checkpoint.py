@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.io import save_checkpoint
+from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import ORDER_CHECKPOINT, Callback
 from cnnlab.train.monitor import Monitor
 
@@ -23,6 +24,7 @@ class Checkpoint(Callback):
     best_path: also save the model weights whenever `monitor` (val_loss, falling back to loss) improves; `mode`
         min / max / auto (from the name: accuracies rise, losses fall).
     log: called with one line per save (e.g. print) — None keeps quiet.
+    Distributed: it runs on every rank (the trainer's state gathers each rank's streams), rank 0 alone writes.
     """
 
     order = ORDER_CHECKPOINT
@@ -57,7 +59,11 @@ class Checkpoint(Callback):
         t = self.trainer
         if not self._finite():
             return False
-        save_checkpoint(self.path, {**t.state_dict(), **self.extra})
+        state = t.state_dict()  # a collective in a distributed run
+        if not distributed.is_main():
+            self.saved_step, self.saved_epochs = t.step, t.epoch + 1
+            return True
+        save_checkpoint(self.path, {**state, **self.extra})
         self.saved_step, self.saved_epochs = t.step, t.epoch + 1
         if self.log:
             if t.batch:
@@ -84,7 +90,7 @@ class Checkpoint(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.trainer.diverged:
             return
-        if self.best_path is not None and self.monitor.update(logs):
+        if self.best_path is not None and self.monitor.update(logs) and distributed.is_main():
             model = {k: v.detach().cpu() for k, v in self.trainer.model.state_dict().items()}
             save_checkpoint(self.best_path, {"model": model, "epoch": epoch + 1, "monitor": self.monitor.metric,
                                              "value": self.monitor.best})  # fmt: skip

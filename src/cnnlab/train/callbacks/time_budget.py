@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from cnnlab import infer
+from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
 
 # share of the measured rate that the plan counts on: steps slow down a little as the machine warms, caches churn
@@ -28,6 +29,10 @@ class TimeBudget(Callback):
     user asked for. `trainer.plan(steps)` then lays whole-run LR schedules out over exactly that many steps, and
     the run stops at that step. A hard stop at the deadline (less the final evaluation) keeps the budget even when
     the machine slows down. `plan` (a dict) says what was measured and decided; `log` gets it as one line.
+
+    Distributed: the plan is one plan of all ranks (LR schedules must stay identical): when to plan is agreed (any
+    rank ready), the slowest rank's step and inference times count (evaluation is split over the ranks), and the
+    fewest steps any rank's clock allows win. The hard stop is agreed like every stop (StopAgreement).
     """
 
     order = ORDER_SCHEDULE - 5  # the run's length is fixed before the LR schedule sets the next step's LR
@@ -63,7 +68,7 @@ class TimeBudget(Callback):
         if self.estimate_step_s:  # provisional: inference ≈ a third of a training step per sample
             per_sample = self.estimate_step_s / len(self.probe) / 3
             total, _ = self._fit(self.estimate_step_s, per_sample)
-            self.trainer.plan(min(total, self.cap))
+            self.trainer.plan(_agreed_min(min(total, self.cap)))
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         self.last = None  # the epoch's first step pays for the epoch's start: not timed
@@ -77,7 +82,7 @@ class TimeBudget(Callback):
             start = time.perf_counter()
             infer.run(t.model, [self.probe], t.device, t.precision, fold_bn=False)
             best = min(best, time.perf_counter() - start)
-        return best / len(self.probe)
+        return best / len(self.probe) / distributed.world_size()  # each rank evaluates its share
 
     def _fit(self, step_s: float, per_sample: float) -> tuple[int, float]:
         """(steps of the whole run that fit in the budget, seconds kept for the end) at these rates."""
@@ -94,9 +99,11 @@ class TimeBudget(Callback):
 
     def _make_plan(self) -> None:
         t = self.trainer
-        step_s = self.timed_s / self.timed_steps / SAFETY
-        per_sample = self._inference_seconds_per_sample()
+        step_s, per_sample = distributed.all_max(
+            [self.timed_s / max(self.timed_steps, 1) / SAFETY, self._inference_seconds_per_sample()]
+        )
         fit, self.post = self._fit(step_s, per_sample)
+        fit = _agreed_min(fit)
         total = min(fit, self.cap)
         self.plan = {
             "budget_s": self.seconds,
@@ -124,7 +131,8 @@ class TimeBudget(Callback):
                 self.timed_s += now - self.last
                 self.timed_steps += 1
             self.last = now
-            if self.timed_steps >= self.min_steps and self.timed_s >= self.min_seconds:
+            ready = self.timed_steps >= self.min_steps and self.timed_s >= self.min_seconds
+            if distributed.all_max([float(ready)])[0] > 0:  # one rank ready: all plan at this step
                 self._make_plan()
         if self.plan is not None and t.step >= self.plan["steps"]:
             t.stop(f"time budget: the {self.plan['steps']:,} planned steps are done")
@@ -140,6 +148,14 @@ class TimeBudget(Callback):
                          "ended_by": "epochs" if by_epochs else "budget"}  # fmt: skip
             if self.log and by_epochs:
                 self.log(f"time budget {self.seconds:g} s: --epochs ends first ({t.step:,} steps)")
+            elif self.log and t.stop_reason and t.stop_reason.startswith("time budget"):
+                self.log(f"time budget {self.seconds:g} s: used up after {t.step:,} step(s), before the training "
+                         "rate could be measured (start-up and the first steps took it all); give a larger budget")  # fmt: skip
 
     def state_dict(self) -> dict:
         return {}
+
+
+def _agreed_min(steps: int) -> int:
+    """The fewest steps of all ranks (`steps` itself in one process)."""
+    return int(-distributed.all_max([-float(steps)])[0])

@@ -1,0 +1,32 @@
+"""`cnnlab lab LESSON`: the lectures' demonstrations (numbers printed, one figure written)."""
+
+from __future__ import annotations
+
+import argparse
+
+LESSONS = ("conv", "xo", "invariance", "depth", "adversarial", "gd", "signal")  # cnnlab.lab.LESSONS, without torch
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from cnnlab.lab import LESSONS as described
+    from cnnlab.lab import run_lesson
+
+    if args.lesson == "list":
+        for name, text in described.items():
+            print(f"{name:<12}{text}")
+        return 0
+    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, data=args.data,
+                        gif=args.gif)  # fmt: skip
+    print(f"wrote {result['figure']}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("lab", help="the lectures' worked examples and experiments: numbers and one figure each")
+    p.add_argument("lesson", choices=(*LESSONS, "list"), help="the lesson to run (list: what each one shows)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and generated data: seconds, for a first look")
+    p.add_argument("--out", default=".", help="folder for the figure lab-LESSON.png (default: the current folder)")
+    p.add_argument("--data", help="dataset of the lessons that train (default: fashion-mnist; generated in --quick)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 with --quick, else torch's own)")
+    p.add_argument("--gif", action="store_true", help="conv: also write lab-conv.gif, the sliding window animated")
+    p.set_defaults(func=cmd_lab)
