@@ -10,6 +10,6 @@ fi
 # torch first and pinned: an open range would pull the newest CUDA build (gigabytes)
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 extra=""
-if [ "${1:-}" = "dev" ]; then extra="[dev]"; fi
+if [ "${1:-}" = "dev" ]; then extra="[dev,deploy]"; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import cnnlab, torch; print(f'cnnlab {cnnlab.__version__}, torch {torch.__version__}')"

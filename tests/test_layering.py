@@ -19,7 +19,7 @@ LAYERS = [
     ("io",),  # model files, run folders, checkpoints
     ("infer",),  # the one inference path
     ("train",),  # Trainer, callbacks, optimizers, schedules, config
-    ("evaluate", "predict", "inspect", "explain"),  # what is done with a (trained) model
+    ("evaluate", "predict", "inspect", "explain", "deploy"),  # what is done with a (trained) model
     ("pipeline", "recipes"),  # a whole run wired together
     ("cli", "__main__"),  # the command line, on top
 ]

@@ -10,10 +10,10 @@ import argparse
 import sys
 import warnings
 
-from cnnlab.cli import evaluate, explain, models, train
+from cnnlab.cli import deploy, evaluate, explain, models, train
 from cnnlab.cli._common import VerbParser
 
-VERB_GROUPS = (train, evaluate, models, explain)  # in the order `cnnlab --help` lists them
+VERB_GROUPS = (train, evaluate, models, explain, deploy)  # in the order `cnnlab --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,10 @@ from cnnlab.cli._common import print_notes
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.run.lower().endswith(".onnx"):  # an exported file runs through ONNX Runtime
+        from cnnlab.cli.deploy import cmd_evaluate_onnx
+
+        return cmd_evaluate_onnx(args)
     from cnnlab.data import load_dataset
     from cnnlab.data.images import channels_mode
     from cnnlab.evaluate import evaluate_model, format_report
@@ -36,6 +40,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.run.lower().endswith(".onnx"):  # an exported file runs through ONNX Runtime
+        from cnnlab.cli.deploy import cmd_predict_onnx
+
+        return cmd_predict_onnx(args)
     from cnnlab.io import load_model
     from cnnlab.predict import predict_files
 
@@ -53,7 +61,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
-    p.add_argument("run", help="run folder or model file")
+    p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
@@ -68,9 +76,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")
-    p.add_argument("run", help="run folder or model file")
+    p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top", type=int, default=3)
+    p.add_argument("--input", help="C,H,W of a foreign .onnx classifier (one without cnnlab's metadata)")
+    p.add_argument("--mean", help="per-channel mean (0–1 scale) for a foreign .onnx classifier, e.g. 0.5,0.5,0.5")
+    p.add_argument("--std", help="per-channel std (0–1 scale) for a foreign .onnx classifier")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
