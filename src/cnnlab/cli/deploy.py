@@ -113,7 +113,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batches = []
     if not batches or min(batches) < 1:
         raise ValueError(f"--batch wants batch sizes separated by commas, e.g. 1,256; got '{args.batch}'")
-    result = bench_run(args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images, log=_log)
+    result = bench_run(args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images,
+                       threads=args.threads, log=_log)  # fmt: skip
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
@@ -142,6 +143,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--accuracy-images", type=int, default=None, metavar="N",
                    help="test images to measure accuracy on (default: all)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads of every engine (default: torch's)")
     p.add_argument("--save", metavar="FILE.json", help="also write the result as JSON")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,7 +134,9 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
     _require_onnx()
     net = _Logits(fold_batchnorm(model).cpu().float()).eval()
     example = torch.zeros(2, *input_size)  # batch 2: torch.export specializes a batch of 1 to a constant
-    out = io.StringIO()
+    out, onnx_log = io.StringIO(), logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # no "torchvision is not installed" warnings
     try:
         with contextlib.redirect_stdout(out), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -146,6 +149,8 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
         where = _failing_module(e, net.net)
         where = f"module {where}" if where else "the model"
         raise ValueError(f"the ONNX exporter cannot trace {where}: {_root_message(e)}") from None
+    finally:
+        onnx_log.setLevel(level)
     return program.model_proto
 
 
