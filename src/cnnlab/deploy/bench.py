@@ -5,7 +5,8 @@ Engines (all given the same normalised float32 NCHW batches; the time is that of
 - `cnnlab evaluate path`: `infer.run` on the prepared model (BN folded, channels_last, bf16 where `auto` picks it);
 - `onnxruntime fp32` / `onnxruntime int8`: the exported file and its QDQ int8 quantization.
 
-Rounds interleave the engines (each round times every engine in turn), so that load from other jobs on a shared
+With several threads the process CPU time counts all of them: with `--threads 1` it is the work of one call
+without the time spent waiting for a core, the useful figure on a shared machine. Rounds interleave the engines (each round times every engine in turn), so that load from other jobs on a shared
 machine spreads over all rows instead of landing on one. Accuracy is measured without flip TTA in every row.
 """
 
@@ -83,19 +84,20 @@ def _batch(images: torch.Tensor, n: int) -> torch.Tensor:
     return images.repeat(reps, 1, 1, 1)[:n].contiguous() if reps > 1 else images[:n].contiguous()
 
 
-def _time_calls(fn: Callable, x: torch.Tensor, calls: int) -> list[float]:
+def _time_calls(fn: Callable, x: torch.Tensor, calls: int) -> list[tuple[float, float]]:
+    """(wall s, process CPU s) per call: on a shared machine the CPU time shows the work without the waiting."""
     times = []
     for _ in range(calls):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn(x)
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
     return times
 
 
-def _timings(engines: dict, x: torch.Tensor, rounds: int, calls: int, warmup: int) -> dict[str, list[float]]:
+def _timings(engines: dict, x: torch.Tensor, rounds: int, calls: int, warmup: int) -> dict[str, list]:
     for _, fn in engines.values():
         _time_calls(fn, x, warmup)
-    times: dict[str, list[float]] = {name: [] for name in engines}
+    times: dict[str, list] = {name: [] for name in engines}
     for _ in range(rounds):
         for name, (_, fn) in engines.items():
             times[name] += _time_calls(fn, x, calls)
@@ -153,9 +155,15 @@ def bench_run(
             else:
                 rounds, calls, warmup = (5, 40, 20) if b == 1 else (5, max(1, 512 // b), 2)
             for name, times in _timings(engines, x, rounds, calls, warmup).items():
-                ms = np.asarray(times) * 1e3
-                rows[name][f"b{b}"] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-                                       "samples_per_s": b / (statistics.median(times)), "calls": len(times)}  # fmt: skip
+                wall, cpu = (np.asarray(t) for t in zip(*times, strict=True))
+                rows[name][f"b{b}"] = {
+                    "p50_ms": float(np.percentile(wall, 50) * 1e3),
+                    "p99_ms": float(np.percentile(wall, 99) * 1e3),
+                    "samples_per_s": b / statistics.median(wall),
+                    "cpu_p50_ms": float(np.percentile(cpu, 50) * 1e3),
+                    "samples_per_cpu_s": b / max(statistics.median(cpu), 1e-9),
+                    "calls": len(wall),
+                }
     return {
         "run": str(run_path),
         "model": meta.get("model"),
@@ -189,15 +197,18 @@ def format_bench(result: dict) -> str:
     batches = result["batches"]
     base = result["rows"][0]
     head = ["engine", "precision", "accuracy"]
-    for b in batches:  # batch 1: latency; larger batches: throughput
-        head += [f"b{b} p50 ms", f"b{b} p99 ms"] if b == 1 else [f"b{b} samples/s"]
+    for b in batches:  # batch 1: latency; larger batches: throughput; both also per CPU time of the process
+        head += [f"b{b} p50 ms", f"b{b} p99 ms", f"b{b} CPU ms"] if b == 1 else [f"b{b} samples/s", f"b{b} /CPU-s"]
         head.append(f"b{b} vs eager")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         cells = [row["engine"], row["precision"], f"{row['accuracy']:.4f}"]
         for b in batches:
             t = row[f"b{b}"]
-            cells += [f"{t['p50_ms']:.3f}", f"{t['p99_ms']:.3f}"] if b == 1 else [f"{t['samples_per_s']:,.0f}"]
+            if b == 1:
+                cells += [f"{t['p50_ms']:.3f}", f"{t['p99_ms']:.3f}", f"{t['cpu_p50_ms']:.3f}"]
+            else:
+                cells += [f"{t['samples_per_s']:,.0f}", f"{t['samples_per_cpu_s']:,.0f}"]
             cells.append(f"{t['samples_per_s'] / base[f'b{b}']['samples_per_s']:.2f}×")
         lines.append("| " + " | ".join(cells) + " |")
     c, h, w = result["input_size"]
