@@ -54,9 +54,10 @@ def test_evaluate_reproduces_metrics_exactly(trained_run, fake_idx):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert result["accuracy"] == metrics["test_accuracy"]
     assert len(result["confusion"]) == 10 and sum(map(sum, result["confusion"])) == 200
+    assert set(result["macro_avg"]) == {"precision", "recall", "f1", "support"} and len(result["most_confused"]) <= 10
     assert (trained_run / "confusion.png").exists()
     text = cnnlab("evaluate", trained_run, "--data-dir", fake_idx).stdout
-    assert "confusion matrix" in text and "Ankle boot" in text and "precision" in text
+    assert "confusion matrix" in text and "Ankle boot" in text and "precision" in text and "macro avg" in text
 
 
 def test_predict_png_files(trained_run, fake_idx, tmp_path):

@@ -54,3 +54,14 @@ def test_cnn_codes_are_the_penultimate_layer():
     with torch.no_grad():
         ref = model.forward_head(model.forward_features(x), pre_logits=True).flatten(1)
     assert codes.shape == ref.shape and torch.allclose(codes, ref, atol=1e-5)
+
+
+def test_a_long_pass_reports_progress(monkeypatch):
+    import itertools
+
+    clock = itertools.count(0.0, 6.0)  # every look at the clock is 6 s later
+    monkeypatch.setattr(infer.time, "perf_counter", lambda: next(clock))
+    lines = []
+    model = create_model("lenet5", num_classes=10, in_chans=1)
+    infer.predict_logits(model, _images(12), [0.5], [0.25], "cpu", "fp32", batch_size=3, log=lines.append)
+    assert lines and all(line.startswith("inference: ") and "images/s, ETA" in line for line in lines)

@@ -20,7 +20,7 @@ LAYERS = [
     ("infer",),  # the one inference path
     ("train",),  # Trainer, callbacks, optimizers, schedules, config
     ("evaluate", "predict", "inspect", "explain", "deploy"),  # what is done with a (trained) model
-    ("pipeline", "recipes"),  # a whole run wired together
+    ("pipeline", "recipes", "serve"),  # a whole run wired together; the web page and API
     ("cli", "__main__"),  # the command line, on top
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

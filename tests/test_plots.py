@@ -82,3 +82,71 @@ def test_plots_write_pngs_of_the_figure_size(tmp_path):
     heat = np.random.default_rng(0).random((16, 16))
     png = plot_saliency(np.zeros((16, 16, 1)), {"gradient": heat, "gradcam": heat}, tmp_path / "s.png", "t")
     assert np.asarray(Image.open(png)).std() > 0  # something is drawn
+
+
+def test_long_titles_wrap_to_the_figure():
+    from cnnlab.plots import wrap_title
+
+    name = "CL16k3-BN-CL32k3-BN-MP4-CL32k3-BN-CL64k3-BN-MP4-CL64k3-BN-CL128k3-BN-MP4-GAP-FC10"
+    title = wrap_title(f"{name} on fashion-mnist (test): accuracy 0.9393", 6)
+    lines = title.splitlines()
+    assert 1 < len(lines) <= 3 and all(len(line) <= 60 for line in lines)
+    assert title.replace("\n", "").replace(" ", "") == f"{name}onfashion-mnist(test):accuracy0.9393"
+    assert len(wrap_title("x" * 1000, 6).splitlines()) == 3 and wrap_title("short", 6) == "short"
+
+
+def test_confusion_png_with_a_long_model_name(tmp_path):
+    name = "CL16k3-BN-CL32k3-BN-MP4-CL32k3-BN-CL64k3-BN-MP4-CL64k3-BN-CL128k3-BN-MP4-GAP-FC10"
+    png = plot_confusion(np.eye(10, dtype=int) * 9, [f"class {i}" for i in range(10)], tmp_path / "c.png",
+                         f"{name} on fashion-mnist (test): accuracy 0.9393")  # fmt: skip
+    with Image.open(png) as im:
+        top = np.asarray(im.convert("L"))[:60]
+    assert (top < 128).any(axis=1).sum() > 20  # the title takes more than one line of dark pixels
+
+
+def test_history_legend_notes_label_smoothing(tmp_path):
+    history = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5, "val_loss": 0.9 / e, "val_accuracy": 0.6} for e in (1, 2)]
+    with Image.open(plot_history(history, tmp_path / "a.png")) as im:
+        plain = np.asarray(im.convert("L"))
+    with Image.open(plot_history(history, tmp_path / "b.png", loss_note="includes label smoothing 0.1")) as im:
+        noted = np.asarray(im.convert("L"))
+    assert plain.shape == noted.shape and (plain != noted).sum() > 200  # the legend's note is drawn
+
+
+def test_lr_find_plot_stops_where_the_loss_diverges():
+    from cnnlab.plots import lr_find_view
+    from cnnlab.train.lr_find import smoothed
+
+    lrs = np.logspace(-7, 1, 100)
+    # exploding: falls, then rises steeply and turns inf
+    losses = np.where(lrs < 1e-2, 2.3 - 0.2 * np.log10(lrs / 1e-7), 1.3 + 40 * (lrs - 1e-2))
+    losses[95:] = np.inf
+    smooth = smoothed(losses)
+    end, (low, high) = lr_find_view(lrs, losses, smooth)
+    assert lrs[end - 1] < 10 and np.isfinite(losses[:end]).all()
+    assert smooth[end - 1] <= 4 * smooth[:end].min() and smooth[end] > smooth[:end].min()  # stops as it rises
+    assert low <= losses[:end].min() and high >= losses[:end].max()  # the raw curve is not clipped
+    # plateauing (Adam on a classifier): back near ln(10) with spikes, never 4× the minimum; the view ends where
+    # the smoothed loss has climbed back half its fall, before lr = 10, and the spike beyond is not drawn
+    rng = np.random.default_rng(0)
+    losses = np.where(lrs < 3e-3, 2.4 - 0.25 * np.log10(lrs / 1e-7) / 4.5, 1.2 + 0.6 * np.log10(lrs / 3e-3))
+    losses = losses + rng.normal(0, 0.05, 100)
+    losses[95] = 44.0
+    smooth = smoothed(losses)
+    assert smooth.max() < 4 * smooth.min()
+    end, (low, high) = lr_find_view(lrs, losses, smooth)
+    assert end < 95 and lrs[end - 1] < 10 and high >= losses[:end].max() and high < 10
+    flat = np.full(30, 1.0)
+    assert lr_find_view(lrs[:30], flat, flat)[0] == 30
+
+
+def test_augment_figure_names_classes_and_sides(tmp_path):
+    from cnnlab.plots import plot_augment
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (5, 1, 28, 28), dtype=np.uint8)
+    png = plot_augment(x, 255 - x, np.array([0, 1, 2, 1, 0]), ["boot", "bag", "shirt"], tmp_path / "a.png", "title")
+    with Image.open(png) as im:
+        assert im.size == (660, round((2 * 1.45 + 0.7) * 110))  # 3 × 2 tiles; the 6th is empty
+    rgb = rng.integers(0, 255, (2, 3, 32, 32), dtype=np.uint8)
+    assert plot_augment(rgb, rgb, np.array([0, 1]), ["a", "b"], tmp_path / "rgb.png").stat().st_size > 0

@@ -5,6 +5,8 @@ The logits come from `cnnlab.infer`, the one inference path (BN folded, the run'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -18,8 +20,19 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
     return np.bincount(labels * num_classes + preds, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
+def most_confused(confusion: np.ndarray, classes: list[str], top: int = 10, min_count: int = 1) -> list[dict]:
+    """The off-diagonal cells of the confusion matrix with the most samples, as fastai's `most_confused`:
+    [{"true", "predicted", "count"}] sorted by count (ties in row-major order), at most `top` of them."""
+    conf = np.asarray(confusion)
+    pairs = [(int(conf[i, j]), i, j) for i in range(len(conf)) for j in range(len(conf))
+             if i != j and conf[i, j] >= min_count]  # fmt: skip
+    pairs.sort(key=lambda t: -t[0])  # stable: ties keep row-major order
+    return [{"true": classes[i], "predicted": classes[j], "count": n} for n, i, j in pairs[:top]]
+
+
 def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:
-    """Accuracy, mean cross-entropy, per-class precision/recall/F1/support and the confusion matrix."""
+    """Accuracy, mean cross-entropy, per-class precision/recall/F1/support, their macro averages (the unweighted
+    mean over classes, as scikit-learn's classification_report), the most-confused pairs and the confusion matrix."""
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
     preds = logits.argmax(1).numpy()
     y = labels.numpy()
@@ -32,7 +45,10 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
         {"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for c, p, r, f, s in zip(classes, precision, recall, f1, conf.sum(1), strict=True)
     ]
+    macro = {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean()),
+             "support": int(conf.sum())}  # fmt: skip
     return {"accuracy": float((preds == y).mean()), "loss": loss, "n": int(len(y)), "per_class": per_class,
+            "macro_avg": macro, "most_confused": most_confused(conf, list(classes)),
             "confusion": conf.tolist()}  # fmt: skip
 
 
@@ -43,12 +59,16 @@ def evaluate_model(
     device: str = "auto",
     precision: str | None = None,
     tta: bool | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Evaluate `model` on `data` with the normalization (and, unless given, the precision and flip TTA) in `meta`."""
+    """Evaluate `model` on `data` with the normalization (and, unless given, the precision and flip TTA) in `meta`.
+
+    log: gets a progress line every 10 s of a long evaluation.
+    """
     check_compatible(meta, data.image_shape, len(data.classes))
     tta = meta.get("tta", False) if tta is None else tta
     logits = predict_logits(model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"],
-                            tta=tta)  # fmt: skip
+                            tta=tta, log=log)  # fmt: skip
     return metrics_from_logits(logits, data.labels, meta.get("classes") or data.classes)
 
 
@@ -66,13 +86,23 @@ def check_compatible(meta: dict, image_shape: tuple[int, int, int], num_classes:
 
 
 def format_report(result: dict, classes: list[str]) -> str:
-    """Accuracy, per-class table and confusion matrix as plain text."""
-    width = max(len(c) for c in classes) + 2
+    """Accuracy, per-class table with its macro average, the most-confused pairs and the confusion matrix as plain
+    text."""
+    width = max(len(c) for c in [*classes, "macro avg"]) + 2
     lines = [f"accuracy: {result['accuracy']:.4f} ({result['n']} samples)   loss: {result['loss']:.4f}", ""]
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for row in result["per_class"]:
         lines.append(f"{row['class']:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
                      f"{row['f1']:>10.4f}{row['support']:>10d}")  # fmt: skip
+    macro = result.get("macro_avg")
+    if macro:
+        lines.append(f"{'macro avg':<{width}}{macro['precision']:>10.4f}{macro['recall']:>10.4f}"
+                     f"{macro['f1']:>10.4f}{macro['support']:>10d}")  # fmt: skip
+    pairs = result.get("most_confused")
+    if pairs:
+        lines += ["", f"most confused (true → predicted: count), top {len(pairs)}"]
+        pw = max(len(p["true"]) for p in pairs)
+        lines += [f"  {p['true']:<{pw}} → {p['predicted']}: {p['count']}" for p in pairs]
     lines += ["", "confusion matrix (rows: true, columns: predicted)"]
     conf = np.asarray(result["confusion"])
     cell = max(5, len(str(conf.max())) + 1)

@@ -11,6 +11,7 @@ when the model must be folded, moved or converted), and the caller's images are 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -72,12 +73,15 @@ def run(
     fold_bn: bool = True,
     tta: bool = False,
     head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    progress: Callable[[int], None] | None = None,
+    every: float = 10.0,
 ) -> torch.Tensor:
     """Outputs (N, …) in float32 on the CPU for batches of float model input (B, C, H, W), concatenated in order.
 
     fold_bn: merge BatchNorm into the preceding conv/linear (on a copy) — the deployed form of the network.
     tta: flip test-time augmentation, the mean of each image's output and its left–right mirror's.
     head: what to compute from the module and a batch; default the main logits (auxiliary heads dropped).
+    progress: called with the samples done so far, at most every `every` seconds (a long pass is never silent).
     """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -85,6 +89,7 @@ def run(
     net = prepare(model, device, channels_last, fold_bn)
     head = head or (lambda m, x: main_output(m(x)))
     outs = []
+    done, last = 0, time.perf_counter()
     with eval_mode(net):
         for x in batches:
             x = x.to(device, non_blocking=True)
@@ -95,6 +100,10 @@ def run(
                 if tta:
                     out = (out + head(net, x.flip(3)).float()) / 2
             outs.append(out.cpu())
+            done += len(out)
+            if progress is not None and time.perf_counter() - last >= every:
+                progress(done)
+                last = time.perf_counter()
     return torch.cat(outs) if outs else torch.zeros(0, 0)
 
 
@@ -122,14 +131,23 @@ def predict_logits(
     tta: bool = False,
     fold_bn: bool = True,
     head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> torch.Tensor:
     """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
 
     head: what to compute instead of the logits (see `run`), e.g. `penultimate` for the CNN codes.
+    log: gets a progress line (done, rate, ETA) every 10 s of a long pass.
     """
     device = resolve_device(device)
     batches = normalized_batches(images, mean, std, batch_size, device)
-    return run(model, batches, device, precision, fold_bn=fold_bn, tta=tta, head=head)
+    start, n = time.perf_counter(), len(images)
+
+    def progress(done: int) -> None:
+        rate = done / (time.perf_counter() - start)
+        log(f"inference: {done:,}/{n:,} images, {rate:,.0f} images/s, ETA {(n - done) / rate:.0f} s")
+
+    return run(model, batches, device, precision, fold_bn=fold_bn, tta=tta, head=head,
+               progress=progress if log is not None else None)  # fmt: skip
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

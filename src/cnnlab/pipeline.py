@@ -3,8 +3,11 @@ learning-rate range test on the same set-up. It sits above train/ and evaluate (
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import platform
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,11 +20,29 @@ import cnnlab
 from cnnlab.data import Compose, DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.data.augment import Augment
 from cnnlab.evaluate import evaluate_model
-from cnnlab.io import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, prepare_run_dir, save_json, save_model
+from cnnlab.io import (
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    check_run_dir,
+    load_checkpoint,
+    prepare_run_dir,
+    remove_stale_temporaries,
+    save_json,
+    save_model,
+)
 from cnnlab.layers import init_weights
-from cnnlab.models import create_model
+from cnnlab.models import create_model, is_model
 from cnnlab.plots import plot_history, plot_lr_find
-from cnnlab.runtime import hardware_info
+from cnnlab.runtime import (
+    autocast,
+    choose_threads,
+    cpu_isa,
+    hardware_info,
+    precision_reason,
+    process_seconds,
+    resolve_device,
+    resolve_precision,
+)
 from cnnlab.train.callbacks import (
     Checkpoint,
     CSVLogger,
@@ -32,6 +53,8 @@ from cnnlab.train.callbacks import (
     TerminateOnNaN,
     TimeLimit,
 )
+from cnnlab.train.callbacks.time_budget import TimeBudget
+from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.losses import ClassificationLoss
 from cnnlab.train.lr_find import LRRangeTest, smoothed, suggest_lr
@@ -76,6 +99,9 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     splits = load_dataset(cfg.data, cfg.data_dir, cfg.val_split, cfg.seed, cfg.mode, cfg.image_size, cfg.strict)
     for note in splits.notes:
         log(note)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(splits.train):
+        splits.train = splits.train.subset(slice(0, cfg.max_train_samples))
+        log(f"training on the first {cfg.max_train_samples:,} training images (max_train_samples)")
     c, h, w = splits.image_shape
     mean, std = channel_stats(splits.train.images)
     log(f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
@@ -169,6 +195,63 @@ def _check_resumable(state: dict, setup: Setup, folder: Path) -> None:
         raise ValueError(f"{folder / CHECKPOINT_FILE} belongs to another run: {'; '.join(diffs)}")
 
 
+def _check_before_data(cfg: TrainConfig) -> None:
+    """What needs no data, checked before any is loaded and before a run folder exists: a failed start leaves
+    nothing behind."""
+    cfg.validate()
+    if not is_model(cfg.model):
+        create_model(cfg.model)  # raises the registry's error, with close names
+    resolve_precision(cfg.precision, resolve_device(cfg.device))
+
+
+def _choose_threads(cfg: TrainConfig, setup: Setup) -> tuple[str, float | None]:
+    """Set the CPU thread count: --threads, else measured (one training step of a copy at each candidate).
+
+    Returns what was chosen and why (one phrase), and the measured seconds per training step of a full batch
+    (a first estimate for a time budget), when it was measured."""
+    trainer = setup.trainer
+    if trainer.device.type != "cpu":
+        return f"threads {torch.get_num_threads()} (CPU side of a {trainer.device.type} run)", None
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+        return f"threads {cfg.threads} (asked for)", None
+    default = torch.get_num_threads()
+    candidates = [default, 1] if default > 1 else [1]
+    net = copy.deepcopy(setup.model).train()
+    x, y = _probe_batch(setup, 64)
+    loss_fn = trainer.loss_fn
+
+    def step() -> None:
+        with autocast(trainer.device, trainer.precision):
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        net.zero_grad(set_to_none=True)
+
+    chosen, times = choose_threads(step, candidates)
+    if len(times) == 1:
+        why = "one core"
+    else:
+        ms = ", ".join(f"{t * 1e3:.1f} ms with {n}" for n, t in times.items())
+        why = f"{'the fastest' if chosen == 1 else 'one per core'}; a training step took {ms}"
+    step_s = times[chosen] * cfg.batch_size / len(x) * 1.3  # the probe has no optimizer step and ≤ 64 samples
+    return f"threads {chosen} ({why})", step_s
+
+
+def _probe_batch(setup: Setup, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first training images as model input, for measurements: read without drawing from any random stream
+    (the loader's order and the augmentation stay exactly as an unmeasured run has them)."""
+    n = min(setup.cfg.batch_size, limit or setup.cfg.batch_size, len(setup.splits.train))
+    device = setup.trainer.device
+    x = Normalize(setup.meta["mean"], setup.meta["std"])(setup.splits.train.images[:n].to(device))
+    if setup.trainer.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, setup.splits.train.labels[:n].to(device)
+
+
+def _epochs_done(trainer: Trainer) -> float:
+    return round(trainer.epoch + 1 + trainer.batch / max(trainer.steps_per_epoch, 1), 3)
+
+
 def train_run(
     cfg: TrainConfig, callbacks: list | None = None, log=print, resume: str | Path | None = None
 ) -> RunResult:
@@ -177,14 +260,15 @@ def train_run(
     resume: a run folder whose checkpoint to continue from (exactly: same weights as a run never interrupted).
     """
     t0 = time.perf_counter()
-    cfg.validate()
+    _check_before_data(cfg)
     if resume is not None:
+        if cfg.time_budget is not None:
+            raise ValueError("a run with a time budget cannot be resumed: its schedule was laid out for its own time")
         out = Path(resume)
         state = load_checkpoint(out / CHECKPOINT_FILE)
     else:
-        out = prepare_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
+        out = check_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
         state = None
-    save_json(out / "config.json", cfg.to_dict())
 
     # each callback's `order` places it (stateful ones before the checkpoint, the CSV row after it), not this list
     cbs = [_schedule_callback(cfg), TerminateOnNaN()]
@@ -204,27 +288,65 @@ def train_run(
             warnings.warn(f"{e}; training without event files", stacklevel=2)
     setup = build(cfg, cbs, log)
     model, trainer = setup.model, setup.trainer
+    threads, step_estimate = _choose_threads(cfg, setup)
+    budget = None
+    if cfg.time_budget is not None:
+        budget = TimeBudget(parse_duration(cfg.time_budget), process_seconds,
+                            probe=_probe_batch(setup)[0],
+                            val_samples=len(setup.splits.val) if setup.val_loader is not None else 0,
+                            post_samples=_test_samples(setup) * (2 if cfg.tta else 1),
+                            estimate_step_s=step_estimate, log=log)  # fmt: skip
+        trainer.callbacks.add(budget)
+    created = resume is None and not out.exists()
+    replaced = None  # the folder --overwrite replaces: kept aside until the new run has trained (else put back)
+    if resume is None:
+        if out.exists() and any(out.iterdir()):
+            replaced = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+            out.rename(replaced)
+        prepare_run_dir(out, cfg.overwrite)
+    else:
+        remove_stale_temporaries(out)
     checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup)}
-    log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
-        f"{trainer.device}, precision {trainer.precision}")  # fmt: skip
+    log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {trainer.device}; "
+        f"precision {precision_reason(cfg.precision, trainer.device, trainer.precision)}; {threads}; "
+        f"CPU ISA {cpu_isa()}")  # fmt: skip
     if state is not None:
         _check_resumable(state, setup, out)
         trainer.load_state_dict(state)
         where = f"epoch {trainer.epoch + 2}, batch {trainer.batch}" if trainer.batch else f"epoch {trainer.epoch + 2}"
         log(f"resuming {out} at {where} (step {trainer.step})")
 
-    fit_start = time.perf_counter()
-    history = trainer.fit(setup.train_loader, cfg.epochs, setup.val_loader)
-    train_seconds = time.perf_counter() - fit_start
+    if state is not None and trainer.epoch + 1 >= cfg.max_epochs and trainer.batch == 0:
+        raise ValueError(f"{out} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
+                         "(give a larger --epochs to train on)")  # fmt: skip
+    save_json(out / "config.json", cfg.to_dict())  # after every refusal: a refused resume rewrites nothing
 
-    finished = trainer.epoch + 1
+    first_step = trainer.step
+    fit_start = time.perf_counter()
+    try:
+        history = trainer.fit(setup.train_loader, cfg.max_epochs, setup.val_loader)
+    except KeyboardInterrupt:
+        trainer.interrupted = True
+    except BaseException:
+        _settle_replaced(out, replaced, keep_new=(out / CHECKPOINT_FILE).exists() and trainer.step > first_step)
+        raise
+    train_seconds = time.perf_counter() - fit_start
+    if trainer.interrupted and trainer.step == first_step:  # Ctrl-C before a step finished: nothing to save
+        if created or replaced is not None:
+            shutil.rmtree(out, ignore_errors=True)
+        _settle_replaced(out, replaced, keep_new=False)
+        raise KeyboardInterrupt
+    _settle_replaced(out, replaced, keep_new=True)
+
+    done = _epochs_done(trainer)
+    rows = history + ([trainer.partial] if trainer.partial else [])
     if trainer.interrupted or trainer.diverged:
         # weights may be mid-step or not finite: go back to the last good checkpoint (written before the first step)
         ckpt = load_checkpoint(out / CHECKPOINT_FILE)
         model.load_state_dict(ckpt["model"])
-        finished = ckpt["epoch"] + 1
+        done = round(ckpt["epoch"] + 1 + ckpt["batch"] / max(trainer.steps_per_epoch, 1), 3)
         why = "interrupted" if trainer.interrupted else f"stopped: {trainer.stop_reason}"
-        log(f"{why}; keeping the weights of the last good checkpoint (epoch {finished}, step {ckpt['step']})")
+        log(f"{why}; keeping the weights of the last good checkpoint ({done:g} epochs, step {ckpt['step']})")
     elif trainer.stop_reason:
         log(f"stopped: {trainer.stop_reason}")
 
@@ -232,6 +354,8 @@ def train_run(
     test = setup.splits.test or setup.splits.val
     test_split = "test" if setup.splits.test is not None else "val"
     result = evaluate_model(model, test, meta, str(trainer.device)) if test is not None else None
+    trained = [r for r in rows if r.get("samples_per_s")]
+    rate = sum(r["samples_per_s"] * r["seconds"] for r in trained) / max(sum(r["seconds"] for r in trained), 1e-9)
     metrics = {
         "test_accuracy": result["accuracy"] if result else None,
         "test_loss": result["loss"] if result else None,
@@ -239,13 +363,15 @@ def train_run(
         "val_accuracy": history[-1].get("val_accuracy") if history else None,
         "train_seconds": round(train_seconds, 3),
         "total_seconds": round(time.perf_counter() - t0, 3),
-        "epochs": finished,
+        "process_seconds": None,  # filled below, once everything is written
+        "epochs": done,
         "epochs_requested": cfg.epochs,
         "steps": trainer.step,
         "interrupted": trainer.interrupted,
         "stop_reason": trainer.stop_reason,
         "resumed": state is not None,
-        "samples_per_s": round(sum(h["samples_per_s"] for h in history) / len(history), 1) if history else None,
+        "samples_per_s": round(rate, 1) if trained else None,
+        "time_budget": budget.plan if budget is not None else None,
         "model": cfg.model,
         "parameters": sum(p.numel() for p in model.parameters()),
         "dataset": setup.splits.name,
@@ -260,14 +386,32 @@ def train_run(
     }
     save_model(out / MODEL_FILE, model, {**meta, "metrics": {k: metrics[k] for k in
                ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")}})  # fmt: skip
+    if rows:
+        smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
+        plot_history(rows, out / "curves.png", f"{cfg.model} on {setup.splits.name}", loss_note=smoothing)
+    metrics["process_seconds"] = round(process_seconds(), 3)
     save_json(out / "metrics.json", metrics)
-    if history:
-        plot_history(history, out / "curves.png", f"{cfg.model} on {setup.splits.name}")
     if result:
         log(f"test accuracy: {result['accuracy']:.4f} ({test_split}, {result['n']:,} samples); "
-            f"training took {train_seconds:.1f} s for {finished} epoch(s)")  # fmt: skip
+            f"training took {train_seconds:.1f} s for {done:g} epochs ({trainer.step:,} steps)")  # fmt: skip
     log(f"run folder: {out}")
     return RunResult(out, metrics, history)
+
+
+def _settle_replaced(out: Path, replaced: Path | None, keep_new: bool) -> None:
+    """An --overwrite run that trained: drop the old folder; one that did not: put the old folder back whole."""
+    if replaced is None or not replaced.exists():
+        return
+    if keep_new:
+        shutil.rmtree(replaced, ignore_errors=True)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        replaced.rename(out)
+
+
+def _test_samples(setup: Setup) -> int:
+    test = setup.splits.test or setup.splits.val
+    return len(test) if test is not None else 0
 
 
 def lr_find(
@@ -275,7 +419,7 @@ def lr_find(
 ) -> dict:
     """Run the range test on `cfg`'s model and data; writes `out`/lr_find.png and returns lrs, losses, suggestion."""
     test = LRRangeTest(min_lr, max_lr, steps)
-    setup = build(cfg, [test], log)
+    setup = build(cfg, [test, ProgressBar(verbose=cfg.verbose)], log)
     setup.trainer.fit(setup.train_loader, epochs=steps)  # every epoch has ≥ 1 step; the test stops the run
     if len(test.losses) < 3:
         raise ValueError(f"lr-find stopped after {len(test.losses)} steps; lower --min-lr or use more data")

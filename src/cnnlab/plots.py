@@ -1,4 +1,4 @@
-"""Figures written by the verbs: training curves and confusion matrices.
+"""Figures written by the verbs: training curves, confusion matrices, the LR range test, augmentation samples.
 
 Built with matplotlib's object API (`matplotlib.figure.Figure`, drawn by its own Agg canvas when saved): no display
 is needed, nothing is registered with pyplot and the backend is never changed, so importing this module keeps a
@@ -7,21 +7,36 @@ notebook's inline plots working.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 
-def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train and validation, side by side."""
+def wrap_title(title: str, fig_width: float, fontsize: float = 12.0) -> str:
+    """`title` broken into lines that fit a figure `fig_width` inches wide (long words such as a model written in
+    the course notation are broken too, at hyphens first); at most 3 lines, the last one shortened with '…'."""
+    chars = max(20, int(fig_width * 72 / (0.6 * fontsize)))
+    lines = textwrap.wrap(title, chars, break_long_words=True, break_on_hyphens=True)
+    if len(lines) > 3:
+        lines = [*lines[:2], lines[2][: chars - 1] + "…"]
+    return "\n".join(lines)
+
+
+def plot_history(history: list[dict], path: str | Path, title: str = "", loss_note: str | None = None) -> Path:
+    """Loss and accuracy per epoch, train and validation, side by side.
+
+    loss_note: said in the legend next to the train loss, e.g. "includes label smoothing 0.1" (a smoothed loss
+    cannot fall to 0, so it sits above the validation loss)."""
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
-        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}")
-        if history and f"val_{key}" in history[0]:
-            ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label=f"validation {label}")
+        note = f"\n({loss_note})" if loss_note and key == "loss" else ""
+        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}{note}")
+        if history and f"val_{key}" in history[0]:  # an epoch cut short has no validation point
+            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "s-", label=f"validation {label}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -29,7 +44,7 @@ def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path
         if epochs:
             ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 10).round())
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_title(title, 10))
     fig.savefig(path, dpi=110)
     return Path(path)
 
@@ -53,26 +68,89 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
             for j in range(n):
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
-    ax.set_title(title or "confusion matrix")
+    ax.set_title(wrap_title(title or "confusion matrix", size))  # long model names (course notation) wrap
     fig.savefig(path, dpi=110)
     return Path(path)
 
 
-def plot_lr_find(lrs, losses, smooth, suggestion: float, path: str | Path, title: str = "") -> Path:
-    """Learning-rate range test: loss per step against the LR (log axis), smoothed, with the suggested LR marked."""
+def lr_find_view(lrs, losses, smooth, diverge: float = 4.0) -> tuple[int, tuple[float, float]]:
+    """What `plot_lr_find` shows: the number of steps drawn and the y range.
+
+    The curves stop before the first step where the smoothed loss
+    - is not finite, or exceeds `diverge` × its minimum so far (the range test's own stopping rule; it checks every
+      few steps, so a few more may have run), or
+    - after its minimum, has climbed back half of its fall from the start: larger LRs only train worse, and with
+      Adam a diverged classifier often plateaus near ln(classes) instead of exploding, so the 4× rule alone would
+      draw on to the last LR of the range.
+    The spike that ends a test therefore does not squash the rest, and the y range holds every raw and smoothed loss
+    drawn, so no part of the raw curve is clipped."""
+    losses, smooth = np.asarray(losses, dtype=float), np.asarray(smooth, dtype=float)
+    n = len(losses)
+    ok = np.isfinite(smooth) & np.isfinite(losses)
+    over = ~ok | (smooth > diverge * np.minimum.accumulate(np.where(ok, smooth, np.inf)))
+    if ok.any():
+        best = int(np.argmin(np.where(ok, smooth, np.inf)))
+        back = smooth[best] + 0.5 * max(smooth[0] - smooth[best], 0.0)
+        over[best + 1 :] |= smooth[best + 1 :] > back
+    end = max(int(np.argmax(over)), 2) if over.any() else n  # up to the last step within the limits
+    shown = np.concatenate([losses[:end], smooth[:end]])
+    shown = shown[np.isfinite(shown)] if np.isfinite(shown).any() else np.zeros(1)
+    low, high = float(shown.min()), float(shown.max())
+    pad = 0.05 * max(high - low, 1e-3)
+    return end, (max(low - pad, 0.0) if low >= 0 else low - pad, high + pad)
+
+
+def plot_lr_find(
+    lrs, losses, smooth, suggestion: float, path: str | Path, title: str = "", diverge: float = 4.0
+) -> Path:
+    """Learning-rate range test: loss per step against the LR (log axis), smoothed, with the suggested LR marked;
+    drawn up to where the smoothed loss diverges (`lr_find_view`), not on to the last LR of the range."""
+    end, ylim = lr_find_view(lrs, losses, smooth, diverge)
+    lrs, losses, smooth = (np.asarray(a, dtype=float)[:end] for a in (lrs, losses, smooth))
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.plot(lrs, losses, color="0.75", lw=1, label="loss per step")
+    ax.plot(lrs, losses, color="0.6", lw=1, label="loss per step")
     ax.plot(lrs, smooth, lw=2, label="smoothed")
     ax.axvline(suggestion, color="C3", ls="--", label=f"suggested lr {suggestion:.2g}")
-    finite = np.asarray(smooth)[np.isfinite(smooth)]
-    if finite.size:  # keep the diverging tail from squashing the interesting part
-        ax.set_ylim(max(finite.min() - 0.1 * abs(finite.min()), 0), min(finite.max(), 4 * finite[0]) * 1.05)
+    ax.set_ylim(*ylim)
     ax.set_xscale("log")
+    ax.set_xlim(lrs[0] / 1.5, lrs[-1] * 1.5)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(title or "learning-rate range test")
+    ax.set_title(wrap_title(title or "learning-rate range test", 7))
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def plot_augment(originals, augmented, labels, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """Each sample as a tile [original | augmented], titled with its class, under a title naming the spec.
+
+    originals, augmented: uint8 (N, C, H, W) arrays or tensors (C = 1 or 3); labels (N,)."""
+    originals, augmented = np.asarray(originals), np.asarray(augmented)
+    labels = np.asarray(labels)
+    n, c, h, w = originals.shape
+    cols = max(1, int(np.ceil(np.sqrt(n))))
+    rows = int(np.ceil(n / cols))
+    tile_w = 2.0 * max(1.0, w / h)
+    fig = Figure(figsize=(max(cols * tile_w, 6.0), rows * 1.45 + 0.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    gap = np.full((c, h, max(1, w // 14)), 255, dtype=np.uint8)
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        pair = np.concatenate([originals[i], gap, augmented[i]], axis=2).transpose(1, 2, 0)
+        if c == 1:
+            ax.imshow(pair[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(pair, interpolation="nearest")
+        ax.set_title(classes[int(labels[i])], fontsize=8, pad=2)
+        ax.set_xticks([w / 2 - 0.5, pair.shape[1] - w / 2 - 0.5], ["original", "augmented"], fontsize=6)
+        ax.tick_params(length=0, pad=1)
+    fig.suptitle(wrap_title(title or "augmented samples", fig.get_figwidth(), 11), fontsize=11)
     fig.savefig(path, dpi=110)
     return Path(path)

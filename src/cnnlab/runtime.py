@@ -166,9 +166,80 @@ def hardware_info(device: torch.device) -> dict:
     info = {
         "device": str(device),
         "cpu": cpu,
+        "isa": cpu_isa(),
         "threads": torch.get_num_threads(),
         "bf16_flags": list(cpu_bf16_flags()),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def cpu_isa() -> str:
+    """The vector instruction set torch's CPU kernels use (AVX2, AVX512, …), with oneDNN's cap when one is set."""
+    isa = torch.backends.cpu.get_cpu_capability()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{isa} (oneDNN capped at {cap})" if cap else isa
+
+
+def precision_reason(requested: str, device: torch.device, resolved: str) -> str:
+    """One line saying why `resolved` was chosen, e.g. 'fp32: this CPU has no bf16 instructions'."""
+    if requested != "auto":
+        return f"{resolved}: asked for"
+    if device.type == "cuda":
+        return f"{resolved}: the GPU {'does' if resolved == 'bf16' else 'does not do'} bf16"
+    flags = cpu_bf16_flags()
+    if not flags:
+        return f"{resolved}: this CPU has no bf16 instructions (AVX512-BF16 or AMX)"
+    check = bf16_check()
+    speed = f"probe step fp32 {check['fp32_ms']:.1f} ms, bf16 {check['bf16_ms']:.1f} ms"
+    if resolved == "bf16":
+        return f"bf16: {'/'.join(flags)}, measured faster than fp32 ({speed})"
+    return f"fp32: bf16 was not measured faster here ({speed})"
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (Linux: from /proc; elsewhere since cnnlab.runtime was imported)."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+        return float(Path("/proc/uptime").read_text().split()[0]) - start
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+_IMPORTED = time.perf_counter()
+
+
+def choose_threads(step, candidates: list[int], reps: int = 3) -> tuple[int, dict[int, float]]:
+    """Time `step()` (one training step, on a copy) at each CPU thread count; set and return the one to use.
+
+    The first candidate (normally one thread per core) is kept unless another is ≥ 10 % faster: on a busy machine,
+    OpenMP threads that wait for a core the OS gave to another process can make every step 10× slower, and one
+    thread then wins. The candidates are timed from the last (one thread: never collapses) to the first, and one
+    whose warm-up step already takes 3× the best time so far is not timed further (it would only waste the
+    seconds the measurement is meant to save). Runs under a forked RNG (dropout in the step does not move the
+    run's random stream). Returns (threads, {threads: best seconds per step}).
+    """
+    times: dict[int, float] = {}
+    with torch.random.fork_rng(devices=[]):
+        for n in reversed(candidates):
+            torch.set_num_threads(n)
+            start = time.perf_counter()
+            step()  # warm-up: kernels and primitives for this thread count
+            best = time.perf_counter() - start
+            if times and best > 3 * min(times.values()):
+                times[n] = best
+                continue
+            best = float("inf")
+            for _ in range(reps):
+                start = time.perf_counter()
+                step()
+                best = min(best, time.perf_counter() - start)
+            times[n] = best
+    chosen = candidates[0]
+    fastest = min(times, key=times.get)
+    if times[fastest] < 0.9 * times[chosen]:
+        chosen = fastest
+    torch.set_num_threads(chosen)
+    return chosen, times

@@ -48,7 +48,7 @@ def test_help_says_each_default_once(capsys):
             assert text.count("(default") <= 1, f"{verb} {flag}: {text}"
             assert "(default: None)" not in text, f"{verb} {flag}: {text}"
     options = _options(_help(capsys, "train"))
-    assert "(default: 5)" in options["--epochs"] and "(default: 5000 for the 60k sets" in options["--val-split"]
+    assert "(default: 5;" in options["--epochs"] and "(default: 5000 for the 60k sets" in options["--val-split"]
 
 
 def test_lr_find_takes_the_range_test_flags_only(capsys):
@@ -66,7 +66,7 @@ def test_one_coercer_for_files_and_flags(capsys):
     assert coerce("val_split", "100") == 100 and isinstance(coerce("val_split", 100.0), int)
     assert coerce("val_split", "0.1") == 0.1 and coerce("val_split", None) is None
     assert coerce("nesterov", "yes") is True and coerce("time_limit", 90) == "90"
-    for name, value in (("epochs", "2.5"), ("lr", "fast"), ("epochs", None), ("strict", "maybe")):
+    for name, value in (("epochs", "2.5"), ("lr", "fast"), ("batch_size", None), ("strict", "maybe")):
         with pytest.raises(ValueError, match=name):
             coerce(name, value)
     cfg = TrainConfig.from_dict({"lr": "3e-4", "epochs": "2", "val_split": 100.0, "grad_clip": 5})

@@ -62,3 +62,28 @@ def test_explain_help_as_a_subprocess(toy_run):
     assert proc.returncode == 0
     for method in ("filters", "featuremaps", "saliency", "maximize", "patches", "embedding", "top-losses", "edges"):
         assert method in proc.stdout
+
+
+def test_default_names_follow_the_content(toy_run, fake_idx, rgb_image, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(toy_run / "model.safetensors", run)
+    cases = [
+        (["filters"], "explain-filters.png"),
+        (["filters", "--layer", "features.3"], "explain-filters-features.3.png"),
+        (["maximize", "--layer", "features.4", "--channel", "0", "--steps", "2"], "explain-maximize-features.4.png"),
+        (["patches", "--layer", "features.4", "--channel", "1", "--top", "2", "--n", "50", "--data-dir", fake_idx],
+         "explain-patches-features.4-channel1.png"),
+        (["embedding", "--n", "40", "--data-dir", fake_idx], "explain-embedding.png"),
+        (["embedding", "--n", "40", "--thumbnails", "--data-dir", fake_idx], "explain-embedding-thumbnails.png"),
+    ]  # fmt: skip
+    for args, name in cases:
+        assert main(["explain", str(run), *map(str, args)]) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == str(run / name)
+    assert {p.name for p in run.glob("explain-*.png")} == {name for _, name in cases}
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", "edges", str(rgb_image)]) == 0
+    assert capsys.readouterr().out.strip().endswith("edges plot: explain-edges.png")
+    assert (tmp_path / "explain-edges.png").exists()

@@ -28,3 +28,19 @@ def test_top_patches_are_the_strongest_units(toy_lenet, tmp_path):
         assert p.crop.shape == (b - t, r - l, 1) and 0 <= p.crop.min() and p.crop.max() <= 1
     png = plot_patches(patches, tmp_path / "p.png", "top patches", test.classes, test.labels)
     assert png.stat().st_size > 0
+
+
+def test_crops_of_different_sizes_get_a_scale_note(tmp_path):
+    import numpy as np
+
+    from cnnlab.explain.patches import Patch, scale_note
+
+    rng = np.random.default_rng(0)
+    same = [Patch(i, (3, 3), 1.0 - i / 10, (4, 18, 4, 18), rng.random((14, 14, 1))) for i in range(4)]
+    assert scale_note(same) is None
+    mixed = [*same, Patch(7, (0, 9), 0.5, (0, 12, 16, 28), rng.random((12, 12, 1)))]
+    note = scale_note(mixed)
+    assert "12×12 to 14×14" in note and "different scales" in note
+    plain = plot_patches(same, tmp_path / "same.png", "same")
+    noted = plot_patches(mixed, tmp_path / "mixed.png", "mixed")
+    assert noted.stat().st_size > plain.stat().st_size > 0

@@ -33,8 +33,8 @@ def test_augment_grid_png(fake_idx, tmp_path):
     out = tmp_path / "grid.png"
     proc = cnnlab("augment", "--data-dir", fake_idx, "--n", 16, "--augment", "flip,rotate=20,cutout=8", "--out", out)
     assert "16 samples of fashion-mnist" in proc.stdout and "rotate=20" in proc.stdout
-    with Image.open(out) as im:  # 4 × 4 cells of [28 | 1 | 28] + 3 px frame, enlarged 4×
-        assert im.size == (4 * 63 * 4, 4 * 34 * 4)
+    with Image.open(out) as im:  # 4 × 4 tiles of [original | augmented], 2 × 1.45 inches each at 110 dpi
+        assert im.size == (880, round((4 * 1.45 + 0.7) * 110))
     assert "mixup=0.2" in cnnlab("augment", "--list").stdout
 
 

@@ -32,3 +32,19 @@ def test_config_file_and_flags_override_the_recipe(tmp_path):
     (tmp_path / "d.yaml").write_text("recipe: fast\nepochs: 3\n")
     values = _train_values(build_parser().parse_args(["train", "--config", str(tmp_path / "d.yaml")]))
     assert values["epochs"] == 3 and values["optimizer"] == "sgd" and "recipe" not in values
+
+
+def test_the_fast_recipe_has_an_fp32_variant(monkeypatch, capsys):
+    from cnnlab import runtime
+
+    base, fp32 = read_recipe("fast"), read_recipe("fast", "fp32")
+    assert "when_fp32" not in base and fp32["model"] != base["model"] and fp32["lr"] == base["lr"]
+    TrainConfig.from_dict(fp32).validate()
+    for precision, model in (("fp32", fp32["model"]), ("bf16", base["model"])):
+        monkeypatch.setattr(runtime, "resolve_precision", lambda p, d, r=precision: r)
+        values = _train_values(build_parser().parse_args(["train", "--recipe", "fast"]))
+        assert values["model"] == model
+    assert "its fp32 variant" in capsys.readouterr().out
+    # the user's own choice wins over the variant
+    values = _train_values(build_parser().parse_args(["train", "--recipe", "fast", "--model", "lenet5"]))
+    assert values["model"] == "lenet5"

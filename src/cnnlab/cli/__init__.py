@@ -10,14 +10,17 @@ import argparse
 import sys
 import warnings
 
-from cnnlab.cli import deploy, evaluate, explain, models, train
+from cnnlab.cli import deploy, evaluate, explain, models, serve, train
 from cnnlab.cli._common import VerbParser
 
-VERB_GROUPS = (train, evaluate, models, explain, deploy)  # in the order `cnnlab --help` lists them
+VERB_GROUPS = (train, evaluate, models, explain, deploy, serve)  # in the order `cnnlab --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cnnlab import __version__
+
     parser = argparse.ArgumentParser(prog="cnnlab", description="CNNs for image classification, end to end.")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=VerbParser)
     for group in VERB_GROUPS:
         group.add_parsers(sub)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cnnlab.cli._common import print_notes
 
@@ -27,7 +28,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = getattr(splits, args.split)
     if data is None:
         raise ValueError(f"{data_name} has no {args.split} split")
-    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta)
+    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta,
+                            log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     folder = resolve_model_path(args.run).parent
     png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png",
                          f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}")  # fmt: skip
@@ -63,25 +65,33 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
     p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data-dir")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--val-split", type=int, default=None, help="must match training to evaluate on 'val'")
-    p.add_argument("--seed", type=int, default=0, help="must match training to evaluate on 'val' / 'train'")
-    p.add_argument("--strict", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default=None, help="default: the precision the model was trained with")
+    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test",
+                   help="which split to evaluate on (default: test)")  # fmt: skip
+    p.add_argument("--val-split", type=int, default=None,
+                   help="validation samples carved from train; must match training to evaluate on 'val' / 'train' "
+                   "(default: as in training, 5000 for the 60k sets)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the validation split; must match training to evaluate on 'val' / 'train' "
+                   "(default: 0)")  # fmt: skip
+    p.add_argument("--strict", action="store_true",
+                   help="fail on unreadable image files instead of skipping them with a warning")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--precision", default=None,
+                   help="auto, fp32 or bf16 (default: the precision the model was trained with)")  # fmt: skip
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation on / off (default: as the run was trained)")  # fmt: skip
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics, most-confused pairs and confusion matrix as JSON")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")
     p.add_argument("run", help="run folder, model file or .onnx file")
-    p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--top", type=int, default=3)
+    p.add_argument("images", nargs="+", help="image files (converted to the model's mode and size, with a note)")
+    p.add_argument("--top", type=int, default=3, help="classes to show per image, most probable first (default: 3)")
     p.add_argument("--input", help="C,H,W of a foreign .onnx classifier (one without cnnlab's metadata)")
     p.add_argument("--mean", help="per-channel mean (0–1 scale) for a foreign .onnx classifier, e.g. 0.5,0.5,0.5")
     p.add_argument("--std", help="per-channel std (0–1 scale) for a foreign .onnx classifier")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_predict)

@@ -25,7 +25,7 @@ class Context:
     ex: Any
     model: Any = None
     meta: dict | None = None
-    out: Path | None = None  # --out, or explain-<method>.png in the run folder
+    out: Path | None = None  # --out, or default_name(opts) in the run folder
 
     @property
     def name(self) -> str:
@@ -189,7 +189,7 @@ def _edges(o, c: Context):
     print_notes(notes)
     gray = c.ex.edges.to_gray(image)
     print(c.ex.correlation_vs_convolution())
-    png = c.ex.edges.plot_edges(gray, c.ex.apply_edge_filters(gray), o.out or "edges.png")
+    png = c.ex.edges.plot_edges(gray, c.ex.apply_edge_filters(gray), o.out or default_name(o))
     print(f"\nedges plot: {png}")
 
 
@@ -224,12 +224,26 @@ METHODS: dict[str, Method] = {
 }
 
 
+def default_name(opts: argparse.Namespace) -> str:
+    """explain-<method>[-<layer>][-channel<K>][-thumbnails].png: the name says what the picture shows, so a second
+    layer or option does not overwrite the first (`filters --layer features.3` → explain-filters-features.3.png)."""
+    parts = [opts.method]
+    if getattr(opts, "layer", None):
+        parts.append(opts.layer)
+    if opts.method == "patches":
+        parts.append(f"channel{opts.channel}")
+    if getattr(opts, "thumbnails", False):
+        parts.append("thumbnails")
+    return "explain-" + "-".join(p.replace("/", "_") for p in parts) + ".png"
+
+
 def _explain_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab explain RUN", description="What the network learned, as PNGs.")
     sub = parser.add_subparsers(dest="method", required=True, metavar="METHOD")
     for name, method in METHODS.items():
         p = sub.add_parser(name, help=method.help, description=method.help)
-        p.add_argument("--out", help="PNG to write (default: explain-<method>.png in the run folder)")
+        p.add_argument("--out", help="PNG to write (default: explain-<method>[-<layer>].png in the run folder; "
+                       "explain-edges.png in the current folder for edges)")  # fmt: skip
         if method.data:
             p.add_argument("--data", help="dataset (default: the one the model was trained on)")
             p.add_argument("--data-dir")
@@ -254,7 +268,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from cnnlab.io import load_model, resolve_model_path
 
         context.model, context.meta = load_model(run)
-        context.out = Path(opts.out or resolve_model_path(run).parent / f"explain-{opts.method}.png")
+        context.out = Path(opts.out or resolve_model_path(run).parent / default_name(opts))
     png = method.run(opts, context)
     if png is not None:
         print(png)

@@ -1,4 +1,5 @@
-"""`cnnlab summary` (a model's layers, parameters, MACs, receptive fields) and `cnnlab datasets`."""
+"""`cnnlab models` (the registered names), `cnnlab summary` (a model's layers, parameters, MACs, receptive fields)
+and `cnnlab datasets` (where each dataset is, `get` to fetch one, `samples` to write a few of its images)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ def _parse_input(text: str) -> tuple[int, int, int]:
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValueError(f"--input expects C×H×W such as 1x28x28, got '{text}'")
-    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+    c, h, w = (int(p) for p in parts)
+    if not (1 <= c <= 16 and 1 <= h <= 4096 and 1 <= w <= 4096):
+        raise ValueError(f"--input {text}: C must be 1–16 and H, W 1–4096 pixels")
+    return c, h, w
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -28,9 +32,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
         model, meta = load_model(args.model)
         size, name = size or tuple(meta["input_size"]), meta["model"]
-    else:
-        kwargs = {"img_size": size[1]} if size else {}
-        model = create_model(args.model, num_classes=args.classes, in_chans=size[0] if size else 1, **kwargs)
+    else:  # only what the user gave: each family has its own defaults (ImageNet ones: 1000 classes, 3×224×224)
+        kwargs = {"in_chans": size[0], "img_size": size[1]} if size else {}
+        if args.classes is not None:
+            kwargs["num_classes"] = args.classes
+        model = create_model(args.model, **kwargs)
         size, name = size or tuple(model.default_cfg["input_size"]), args.model
     if args.notation:  # the string alone, or why the model has none
         try:
@@ -38,7 +44,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ValueError(f"{name} cannot be written in the course notation: {e}") from None
         return 0
-    info = summary(model, size, args.depth)
+    try:
+        info = summary(model, size, args.depth)
+    except RuntimeError as e:  # a shape the architecture cannot take (an FC layer sized for a square input, …)
+        first = str(e).splitlines()[0]
+        raise ValueError(
+            f"{name} cannot take a {'×'.join(map(str, size))} input ({first}); cnnlab builds its "
+            "fully connected layers for square inputs: give H = W"
+        ) from None
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -46,9 +59,37 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(name: str) -> str:
+    """The first line of a registered model's docstring, or ''."""
+    from cnnlab.models._registry import get_constructor
+
+    doc = (get_constructor(name).__doc__ or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else ""
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cnnlab.models import list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        raise ValueError(f"no registered model matches '{args.pattern}'; `cnnlab models` lists them all")
+    width = max(map(len, names)) + 2
+    for name in names:
+        print(f"{name:<{width}}{_describe(name)}".rstrip())
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from cnnlab.data import sources
 
+    if args.action == "samples":
+        from cnnlab.data.samples import write_samples
+
+        if not args.name:
+            raise ValueError("usage: cnnlab datasets samples NAME [--n 5] [--out DIR]")
+        for path, cls, index in write_samples(args.name, args.n, args.out, args.data_dir, args.split):
+            print(f"{path}  ({cls}, {args.split} image {index})")
+        return 0
     if args.action == "get":
         if not args.name:
             raise ValueError("usage: cnnlab datasets get NAME")
@@ -70,18 +111,28 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
+    p = sub.add_parser("models", help="list the registered models, optionally those matching a pattern")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'resnet*' (default: all)")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and receptive fields of a model")
     p.add_argument("model", nargs="?", help="model name, course notation (CL32-MP4-FC10), run folder or model file")
-    p.add_argument("--input", help="input size C×H×W, e.g. 1x28x28 (default: the model's)")
-    p.add_argument("--classes", type=int, default=10, help="output classes (default: 10)")
+    p.add_argument("--input", help="input size C×H×W, e.g. 1x28x28 (default: the model family's own)")
+    p.add_argument("--classes", type=int, help="output classes (default: the model family's own, e.g. 1000 for vgg16)")
     p.add_argument("--depth", type=int, help="show blocks nested deeper than N as one row (1 = top-level modules)")
     p.add_argument("--notation", action="store_true", help="print the model in the course notation, if it has one")
-    p.add_argument("--list", action="store_true", help="list registered models")
+    p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("datasets", help="list known datasets and where they are; `datasets get NAME` fetches one")
-    p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
-    p.add_argument("name", nargs="?")
-    p.add_argument("--data-dir")
+    p = sub.add_parser("datasets", help="list known datasets and where they are; `datasets get NAME` fetches one, "
+                       "`datasets samples NAME` writes a few of its test images as PNGs")  # fmt: skip
+    p.add_argument("action", nargs="?", choices=("list", "get", "samples"), default="list",
+                   help="list (default): where each dataset is; get: fetch NAME; samples: write images of NAME")  # fmt: skip
+    p.add_argument("name", nargs="?", help="dataset name, e.g. fashion-mnist (for get and samples)")
+    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
+    p.add_argument("--n", type=int, default=5, help="samples: how many images, one per class (default: 5)")
+    p.add_argument("--out", default="samples", help="samples: folder to write the PNGs in (default: samples)")
+    p.add_argument("--split", choices=("train", "test"), default="test", help="samples: split to take them from "
+                   "(default: test)")  # fmt: skip
     p.set_defaults(func=cmd_datasets)

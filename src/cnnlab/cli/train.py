@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+# CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
+# test of the same command, so a documented command can be run in seconds
+QUICK_ENV = "CNNLAB_QUICK"
+QUICK_CAPS = {"epochs": 1, "max_train_samples": 2000, "time_limit": "3s"}
 
 # the settings that change what a learning-rate range test measures: data, model, optimizer (without its LR,
 # which the test sweeps, nor a schedule), batch, loss, augmentation and execution; epochs, schedules, early
@@ -63,21 +69,41 @@ def _parse_value(text: str):
         return text
 
 
+def _recipe_for_this_machine(name: str, asked: dict) -> dict:
+    """The recipe's settings, with its variant for the precision this run will use (e.g. `when_fp32`)."""
+    from cnnlab.recipes import read_recipe, recipe_variants
+
+    if not recipe_variants(name):
+        return read_recipe(name)
+    from cnnlab.runtime import resolve_device, resolve_precision
+
+    base = read_recipe(name)
+    settings = {**base, **asked}
+    precision = resolve_precision(settings.get("precision", "auto"), resolve_device(settings.get("device", "auto")))
+    values = read_recipe(name, precision)
+    changed = {k: v for k, v in values.items() if base.get(k) != v and k not in asked}
+    if changed:
+        what = ", ".join(f"{k} {v}" for k, v in changed.items())
+        print(f"recipe {name}: its {precision} variant ({what}), for a run in {precision} on this machine")
+    return values
+
+
 def _train_values(args: argparse.Namespace) -> dict:
     """TrainConfig values: the recipe, then the --config file, then the flags given on the command line."""
     import dataclasses
 
-    from cnnlab.recipes import read_recipe
     from cnnlab.train.config import TrainConfig, read_config_file
 
     values = read_config_file(args.config) if args.config else {}
     recipe = getattr(args, "recipe", None) or values.pop("recipe", None)
-    if recipe:
-        values = {**read_recipe(recipe), **values}
+    asked = dict(values)  # what the user set (config file, flags), as opposed to the recipe's settings
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)  # None: not given (or not a flag of this verb)
         if v is not None and f.name != "model_args":
-            values[f.name] = v
+            asked[f.name] = v
+    values = {**(_recipe_for_this_machine(recipe, asked) if recipe else {}), **asked}
+    if values.get("time_budget") is not None and asked.get("epochs") is None:
+        values.pop("epochs", None)  # a recipe's epoch count yields to the budget; the user's own --epochs caps it
     if args.model_arg:
         model_args = dict(values.get("model_args") or {})
         for item in args.model_arg:
@@ -89,11 +115,36 @@ def _train_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def quick_mode() -> bool:
+    """Whether $CNNLAB_QUICK asks for capped training (anything but '', '0', 'no', 'false', 'off')."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "no", "false", "off")
+
+
+def apply_quick_caps(values: dict, resume: bool = False) -> dict:
+    """`values` with training capped for CNNLAB_QUICK: one epoch, the first 2,000 training images, 3 s of training
+    (whichever ends first; a resume keeps its data, so only the epochs and the time are capped there)."""
+
+    out = dict(values)
+    out["epochs"] = min(int(out.get("epochs") or QUICK_CAPS["epochs"]), QUICK_CAPS["epochs"])
+    out["time_limit"] = QUICK_CAPS["time_limit"]
+    if not resume:
+        given = out.get("max_train_samples")
+        out["max_train_samples"] = min(int(given), QUICK_CAPS["max_train_samples"]) if given else QUICK_CAPS[
+            "max_train_samples"]  # fmt: skip
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.pipeline import resume_config, train_run
     from cnnlab.train.config import TrainConfig
 
     values = _train_values(args)
+    if quick_mode():
+        values = apply_quick_caps(values, resume=bool(args.resume))
+        print(
+            f"quick mode ({QUICK_ENV}): training capped to {values['epochs']} epoch, {values['time_limit']}"
+            + (f", the first {values['max_train_samples']:,} training images" if not args.resume else "")
+        )
     if args.resume:
         train_run(resume_config(args.resume, values), resume=args.resume)
         return 0
@@ -116,18 +167,19 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 def cmd_augment(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
-    from cnnlab.data.augment import AUGMENTS, augment_grid
-    from cnnlab.data.images import tensor_to_image
+    from cnnlab.data.augment import AUGMENTS, augment_samples
+    from cnnlab.plots import plot_augment
 
     if args.list:
         for name, (default, what) in AUGMENTS.items():
             print(f"{name + '=' + format(default, 'g'):<16}{what}")
         return 0
     splits = load_dataset(args.data, args.data_dir, 0, args.seed)
-    grid, spec = augment_grid(splits.train, args.augment, args.n, args.seed)
+    originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
     out = Path(args.out or f"augment-{splits.name}.png")
-    tensor_to_image(grid).save(out)
-    print(f"{args.n} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
+    plot_augment(originals, augmented, labels, splits.classes, out,
+                 f"{splits.name}, --augment {args.augment}")  # fmt: skip
+    print(f"{len(labels)} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
     return 0
 
 
@@ -154,11 +206,11 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("augment", help="a PNG grid of augmented training samples, to see what an --augment spec does")
     p.add_argument("--data", default="fashion-mnist", help="dataset name or folder:PATH / npz:PATH / csv:PATH")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
     p.add_argument("--augment", default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
                    help="augmentation spec (default: %(default)s); --list shows the names")  # fmt: skip
     p.add_argument("--n", type=int, default=16, help="samples to show (default: 16)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
     p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")
     p.set_defaults(func=cmd_augment)

@@ -201,13 +201,12 @@ class Augment:
         return f"Augment({', '.join(f'{k}={v:g}' for k, v in self.ops.items())})"
 
 
-def augment_grid(
-    data: ImageSet, spec: str | dict | None, n: int = 16, seed: int = 0, zoom: int = 4
-) -> tuple[torch.Tensor, str]:
-    """uint8 image (C, H', W') of `n` random samples, each shown as [original | augmented], enlarged `zoom`×.
-
-    Returns the image and the spec as the Augment read it. Mixup / cutmix are shown mixed in pixel space.
-    """
+def augment_samples(
+    data: ImageSet, spec: str | dict | None, n: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """`n` random samples of `data` and their augmented versions: (originals, augmented) uint8 (n, C, H, W), the
+    labels (n,) and the spec as the Augment read it. Mixup / cutmix are shown mixed in pixel space (the label is
+    the original's)."""
     if n < 1:
         raise ValueError(f"--n must be ≥ 1, got {n}")
     aug = Augment(spec, len(data.classes), seed)
@@ -216,7 +215,18 @@ def augment_grid(
     shown = aug(x)
     if aug.mixes:
         shown, _ = aug.mix(shown, y)
-    shown = shown.round().clamp(0, 255).to(torch.uint8)
+    return x, shown.round().clamp(0, 255).to(torch.uint8), y, repr(aug)
+
+
+def augment_grid(
+    data: ImageSet, spec: str | dict | None, n: int = 16, seed: int = 0, zoom: int = 4
+) -> tuple[torch.Tensor, str]:
+    """uint8 image (C, H', W') of `n` random samples, each shown as [original | augmented], enlarged `zoom`×.
+
+    Returns the image and the spec as the Augment read it. Mixup / cutmix are shown mixed in pixel space.
+    (`cnnlab augment` draws the same samples with class names and labels: `cnnlab.plots.plot_augment`.)
+    """
+    x, shown, _, spec_text = augment_samples(data, spec, n, seed)
     b, c, h, w = x.shape
     white = torch.full((b, c, h, 1), 255, dtype=torch.uint8)
     cells = F.pad(torch.cat([x, white, shown], 3), (3, 3, 3, 3), value=128)  # (B, C, h+6, 2w+7), grey frame
@@ -226,4 +236,4 @@ def augment_grid(
     ch, cw = cells.shape[-2:]
     # (rows·cols, C, ch, cw) → (C, rows·ch, cols·cw)
     grid = cells.view(rows, cols, c, ch, cw).permute(2, 0, 3, 1, 4).reshape(c, rows * ch, cols * cw)
-    return grid.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2), repr(aug)
+    return grid.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2), spec_text

@@ -60,6 +60,13 @@ def read_image_folder(
         warnings.warn(msg, stacklevel=2)
     if not pics:
         raise ValueError(f"{root}: no readable images in {len(classes)} class folder(s)")
+    empty = [c for i, c in enumerate(classes) if i not in set(labels)]
+    if empty:
+        warnings.warn(f"{root}: {len(empty)} class folder(s) hold no readable image: {', '.join(empty[:10])}; "
+                      "they stay classes the model can predict but never sees", stacklevel=2)  # fmt: skip
+    cmyk = sum(im.mode == "CMYK" for im in pics)
+    if cmyk:
+        warnings.warn(f"{root}: {cmyk} CMYK image(s) converted to {mode or 'RGB'} (colours may shift)", stacklevel=2)
     if mode is None:
         mode = Counter(base_mode(im) for im in pics).most_common(1)[0][0]
     if size is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -17,11 +18,25 @@ class ImageReadError(ValueError):
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file; raise ImageReadError naming the file otherwise."""
+    """Open and fully decode an image file, upright (EXIF orientation applied, as a phone photo is meant to be seen);
+    raise ImageReadError naming the file otherwise.
+
+    Only regular files are read (a FIFO named .png would block forever); an image whose header claims more pixels
+    than pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS) is refused before it is decoded.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise ImageReadError(f"{path}: not a regular file (a folder, FIFO or device); give an image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, do not decode and warn
+            with Image.open(p) as im:
+                im.load()
+                return ImageOps.exif_transpose(im) or im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 

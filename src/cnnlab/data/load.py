@@ -4,6 +4,7 @@ test), converted to a colour mode and resized on request."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from cnnlab.data.arrays import read_csv, read_npz
 from cnnlab.data.catalog import get_spec
 from cnnlab.data.dataset import DataSplits, ImageSet, resolve_split_size, split_off
 from cnnlab.data.fetch import DatasetNotFound, download, how_to_get, locate
-from cnnlab.data.folder import read_image_folder
+from cnnlab.data.folder import class_folders, read_image_folder
 from cnnlab.data.images import channels_mode
 
 
@@ -85,6 +86,11 @@ def _read_source(
         train = read_image_folder(parts["train"], mode=mode, size=size, strict=strict)
         kw = dict(classes=train.classes, mode=channels_mode(train.images.shape[1]),
                   size=tuple(train.images.shape[2:]), strict=strict)  # fmt: skip
+        for split in ("test", "val"):
+            extra = sorted(set(class_folders(parts[split])) - set(train.classes)) if split in parts else []
+            if extra:
+                warnings.warn(f"{parts[split]}: class folder(s) {', '.join(extra)} are not in train/ and are left out "
+                              "(a model cannot learn a class it never sees in training)", stacklevel=2)  # fmt: skip
         test = read_image_folder(parts["test"], **kw) if "test" in parts else None
         val = read_image_folder(parts["val"], **kw) if "val" in parts else None
         return train, val, test
@@ -97,7 +103,12 @@ def _read_source(
         test_f = [f for f in files if "test" in f.name.lower()]
         if not train_f:
             raise ValueError(f"{spec}: no training CSV (a file without 'test' in its name)")
-        return read_csv(train_f[0]), None, read_csv(test_f[0]) if test_f else None
+        train = read_csv(train_f[0])
+        test = read_csv(test_f[0], classes=train.classes) if test_f else None
+        if test is not None and test.image_shape != train.image_shape:
+            raise ValueError(f"{test_f[0]}: test images are {'×'.join(map(str, test.image_shape))} but the training "
+                             f"file's are {'×'.join(map(str, train.image_shape))} (C×H×W)")  # fmt: skip
+        return train, None, test
     raise ValueError(f"unknown data source '{kind}:'; use folder:PATH, npz:PATH or csv:PATH")
 
 

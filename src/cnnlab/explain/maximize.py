@@ -23,12 +23,16 @@ from cnnlab.explain.plotting import save, show, tile_grid
 
 @dataclass
 class Maximized:
-    """Result of `maximize`: images (B, H, W, C) on 0–1, and the target activation before and after, (B,)."""
+    """Result of `maximize`: images (B, H, W, C) on 0–1, and the target activation before and after, (B,).
+
+    dead (B,): the targets no input raises: the gradient was zero at every step and the activation stayed at 0
+    (a channel whose ReLU never fires, for example); their image is just the decayed starting noise."""
 
     images: np.ndarray
     start: np.ndarray
     end: np.ndarray
     labels: list[str]
+    dead: np.ndarray | None = None
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -84,12 +88,14 @@ def maximize(
         x = torch.maximum(torch.minimum(x, hi), lo)
         with torch.no_grad():
             start = _activation(model, x, layer, target)
+        moved = torch.zeros(len(target), dtype=torch.bool)  # ever a non-zero gradient
         for step in range(steps):
             dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
             x.requires_grad_(True)
             a = _activation(model, torch.roll(x, (dy, dx), (2, 3)), layer, target)
             (grad,) = torch.autograd.grad(a.sum(), x)  # images are independent in eval mode: one backward for all
             with torch.no_grad():
+                moved |= grad.flatten(1).abs().amax(1) > 0
                 grad /= grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
                 x = x + lr * grad
                 x = x * (1 - decay)  # L2 decay towards the data mean (0 in input space)
@@ -100,22 +106,45 @@ def maximize(
             end = _activation(model, x, layer, target)
     names = meta["classes"] if layer is None else None
     labels = [names[i] if names else f"channel {i}" for i in target.tolist()]
-    return Maximized(to_pixels(x, meta), start.numpy(), end.numpy(), labels)
+    dead = (~moved & (end <= 0)).numpy()
+    return Maximized(to_pixels(x, meta), start.numpy(), end.numpy(), labels, dead)
+
+
+DEAD = "dead channel: no input raises it"
+
+
+def _dead(result: Maximized) -> np.ndarray:
+    return result.dead if result.dead is not None else np.zeros(len(result.labels), bool)
 
 
 def format_change(result: Maximized) -> str:
-    """One line per target: activation before → after (and the factor when the start is positive)."""
+    """One line per target: activation before → after (and the factor when the start is positive); a dead channel
+    says so."""
     lines = []
-    for label, s, e in zip(result.labels, result.start, result.end, strict=True):
+    for label, s, e, dead in zip(result.labels, result.start, result.end, _dead(result), strict=True):
         factor = f" ({e / s:.1f}×)" if s > 0 else ""
-        lines.append(f"{label}: activation {s:.4g} → {e:.4g}{factor}")
+        why = f" — {DEAD} (zero gradient at every step)" if dead else ""
+        lines.append(f"{label}: activation {s:.4g} → {e:.4g}{factor}{why}")
+    n_dead = int(_dead(result).sum())
+    if n_dead:
+        lines.append(f"{n_dead} of {len(result.labels)} dead: the layer's output is 0 for every input tried, so the "
+                     "gradient ascent cannot start (e.g. a ReLU whose input stays negative)")  # fmt: skip
     return "\n".join(lines)
 
 
 def plot_maximized(result: Maximized, path: str | Path, title: str = "") -> Path:
-    """Grid of the synthesised inputs, each titled with its target and final activation."""
+    """Grid of the synthesised inputs, each titled with its target and final activation; a dead channel's tile says
+    so instead of showing the grey starting noise."""
     fig, axes = tile_grid(len(result.labels), tile=1.6, title=title)
-    for ax, img, label, s, e in zip(axes, result.images, result.labels, result.start, result.end, strict=True):
+    rows = zip(axes, result.images, result.labels, result.start, result.end, _dead(result), strict=True)
+    for ax, img, label, s, e, dead in rows:
+        if dead:
+            ax.set_facecolor("0.93")
+            ax.set_box_aspect(1)  # square, as the image tiles
+            ax.text(0.5, 0.5, "dead channel:\nno input\nraises it", ha="center", va="center", fontsize=7,
+                    color="C3", transform=ax.transAxes)  # fmt: skip
+            ax.set_title(f"{label}\nalways 0", fontsize=7, pad=2)
+            continue
         show(ax, img)
         ax.set_title(f"{label}\n{s:.2g} → {e:.3g}", fontsize=7, pad=2)
     return save(fig, path)

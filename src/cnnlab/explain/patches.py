@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +73,29 @@ def top_patches(
     return patches
 
 
+def scale_note(patches: list[Patch]) -> str | None:
+    """A note for the figure when the crops differ in size (a field clipped at the image border is smaller, and
+    every crop is drawn to fill its tile, so the pixels of different tiles are drawn at different scales)."""
+    sizes = sorted({p.crop.shape[:2] for p in patches})
+    if len(sizes) < 2:
+        return None
+    (h0, w0), (h1, w1) = sizes[0], sizes[-1]
+    return (f"crops differ in size ({h0}×{w0} to {h1}×{w1} pixels: receptive fields clipped at the image border); "
+            "each fills its tile, so the tiles are at different scales (size under each)")  # fmt: skip
+
+
 def plot_patches(patches: list[Patch], path: str | Path, title: str = "", classes: list[str] | None = None,
                  labels: torch.Tensor | None = None) -> Path:  # fmt: skip
-    """Grid of the crops (aspect kept: a field clipped at the border stays narrower), titled with the activation (and class)."""
-    fig, axes = tile_grid(len(patches), tile=1.3, title=title)
+    """Grid of the crops (aspect kept: a field clipped at the border stays narrower), titled with the activation (and
+    class); when the crops differ in size, each tile gives its size and a note under the grid says so."""
+    note = scale_note(patches)
+    fig, axes = tile_grid(len(patches), tile=1.3, title=title, extra_height=0.4 if note else 0.0)
     for ax, p in zip(axes, patches, strict=True):
         show(ax, p.crop)
         name = f"\n{classes[int(labels[p.index])]}" if classes is not None and labels is not None else ""
         ax.set_title(f"#{p.index}: {p.activation:.3g}{name}", fontsize=7, pad=2)
+        if note:
+            ax.set_xlabel(f"{p.crop.shape[0]}×{p.crop.shape[1]}", fontsize=6, labelpad=1)
+    if note:
+        fig.supxlabel(textwrap.fill(note, 95), fontsize=7, color="0.3")
     return save(fig, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import tomllib
 import types
 import typing
@@ -22,6 +23,27 @@ import yaml
 def option(default: typing.Any = dataclasses.MISSING, help_: str = "", **kw) -> typing.Any:
     """A TrainConfig field with its help text (shown by `cnnlab train --help`; units belong in it)."""
     return field(default=default, metadata={"help": help_}, **kw)
+
+
+# value ranges of numeric options (None = unset is always fine): (lower test, upper test, what to say)
+_RANGES = {
+    "val_split": (lambda v: v >= 0, lambda v: True, "≥ 0 (a count of images, or a fraction below 1)"),
+    "image_size": (lambda v: v >= 1, lambda v: v <= 4096, "between 1 and 4096 pixels"),
+    "momentum": (lambda v: v >= 0, lambda v: v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, lambda v: True, "≥ 0"),
+    "grad_clip": (lambda v: v > 0, lambda v: True, "> 0"),
+    "warmup": (lambda v: v >= 0, lambda v: True, "≥ 0 schedule units"),
+    "lr_end": (lambda v: v >= 0, lambda v: True, "≥ 0"),
+    "decay_length": (lambda v: v >= 1, lambda v: True, "≥ 1 schedule units"),
+    "step_size": (lambda v: v >= 1, lambda v: True, "≥ 1 schedule units"),
+    "gamma": (lambda v: v > 0, lambda v: v <= 1, "in (0, 1] (the factor the LR is multiplied by)"),
+    "plateau_patience": (lambda v: v >= 1, lambda v: True, "≥ 1 epochs"),
+    "label_smoothing": (lambda v: v >= 0, lambda v: v < 1, "in [0, 1)"),
+    "patience": (lambda v: v >= 1, lambda v: True, "≥ 1 epochs"),
+    "checkpoint_every": (lambda v: v >= 1, lambda v: True, "≥ 1 steps"),
+}
+DEFAULT_EPOCHS = 5
+BUDGET_EPOCH_CAP = 10_000  # a time budget without --epochs: the budget, not this, ends the run
 
 
 @dataclass
@@ -39,9 +61,10 @@ class TrainConfig:
     image_size: int | None = option(None, "resize every image to SIZE×SIZE pixels (default: keep the data's size)")
     mode: str | None = option(None, "convert images to L (grayscale) or RGB (default: keep the data's own)")
     strict: bool = option(False, "fail on unreadable image files instead of skipping them with a warning")
+    max_train_samples: int | None = option(None, "train on the first N training images (quick trials)")
     # model
     model: str = option(
-        "lenet5", "model name (see `cnnlab summary --list`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
+        "lenet5", "model name (see `cnnlab models`) or course notation, e.g. CL32-MP4-CL64-MP4-FC512-FC10"
     )
     model_args: dict = option(
         help_="extra model constructor arguments, e.g. {drop_rate: 0.3}; on the command line --model-arg KEY=VALUE "
@@ -54,7 +77,9 @@ class TrainConfig:
         "(default: the model's own initialization)",
     )
     # optimization
-    epochs: int = option(5, "passes over the training set")
+    epochs: int | None = option(
+        None, "passes over the training set (default: 5; with --time-budget, as many as fit in the budget)"
+    )
     batch_size: int = option(128, "samples per batch (one optimizer step sees batch-size × accumulate samples)")
     optimizer: str = option("adam", "gd (full-batch gradient descent: one step per pass), sgd, adam, adamw or rmsprop")
     lr: float = option(1e-3, "learning rate per optimizer step (the schedule's peak)")
@@ -115,10 +140,27 @@ class TrainConfig:
     time_limit: str | None = option(
         None, "stop training after this long (90, 60s, 5m, 1.5h; a number is seconds), then evaluate and save as usual"
     )
+    time_budget: str | None = option(
+        None,
+        "finish the whole run, test evaluation included, within this wall time from process start (30s, 3m, 1h): "
+        "the step rate is measured in the first steps and whole-run LR schedules are laid out over the steps that "
+        "fit; with --epochs, whichever ends first",
+    )
+    threads: int | None = option(
+        None,
+        "CPU threads (default: measured at start — one per core, or one when another process keeps a core busy)",
+    )
     tensorboard: bool = option(
         False, "write TensorBoard event files to <run>/tensorboard (pip install 'cnnlab[tensorboard]')"
     )
     verbose: int = option(1, "0 silences the progress bar; 2 also logs each checkpoint")
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs to run at most: --epochs, else 5, else (with a time budget) as many as the budget allows."""
+        if self.epochs is not None:
+            return self.epochs
+        return BUDGET_EPOCH_CAP if self.time_budget is not None else DEFAULT_EPOCHS
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -150,13 +192,22 @@ class TrainConfig:
             raise ValueError(f"unknown --init '{self.init}'; choose from {', '.join(INIT_SCHEMES)}")
         parse_spec(self.augment)
         self.compile = compile_mode(self.compile)
-        if self.time_limit is not None:
-            parse_duration(self.time_limit)
-        for key in ("epochs", "batch_size", "accumulate"):
-            if getattr(self, key) < 1:
+        for key in ("time_limit", "time_budget"):
+            if getattr(self, key) is not None:
+                parse_duration(getattr(self, key))
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be ≥ 1, got {self.threads}")
+        for key in ("epochs", "batch_size", "accumulate", "max_train_samples"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        for key, (low, high, text) in _RANGES.items():
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and low(value) and high(value)):
+                raise ValueError(f"--{key.replace('_', '-')} must be {text}, got {value}")
+        if self.val_split is not None and not (0 <= self.val_split < 1 or float(self.val_split).is_integer()):
+            raise ValueError(f"--val-split is a count of images or a fraction in [0, 1), got {self.val_split}")
         if self.patience is not None and self.val_split == 0:
             raise ValueError("--patience watches the validation loss, but --val-split 0 leaves no validation data: "
                              "give --val-split (e.g. 5000 or 0.1) or drop --patience")  # fmt: skip
@@ -256,13 +307,25 @@ def help_text(f: dataclasses.Field) -> str:
 def read_config_file(path: str | Path) -> dict:
     """Read a YAML, TOML or JSON file of TrainConfig keys (dashes allowed instead of underscores)."""
     path = Path(path)
-    text = path.read_text()
-    if path.suffix == ".toml":
-        values = tomllib.loads(text)
-    elif path.suffix == ".json":
-        values = json.loads(text)
-    else:
-        values = yaml.safe_load(text) or {}
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (a YAML, TOML or JSON config is expected)") from None
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            values = yaml.safe_load(text) or {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: invalid TOML: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
     return {k.replace("-", "_"): v for k, v in values.items()}

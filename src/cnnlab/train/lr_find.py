@@ -30,6 +30,7 @@ class LRRangeTest(Callback):
             group["lr"] = self.lr_at(self.trainer.step)
 
     def on_train_begin(self, logs: dict) -> None:
+        self.trainer.plan(self.steps)  # the run is `steps` long (progress and its ETA count them)
         self._set_lr()
 
     def on_batch_end(self, batch: int, logs: dict) -> None:

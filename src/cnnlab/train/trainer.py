@@ -93,10 +93,12 @@ class Trainer:
         self.batch = 0  # batches done in the epoch after it (a resume continues from here)
         self.step = 0  # optimizer steps taken
         self.epochs = 0
+        self.total_steps = 0  # optimizer steps the whole run is planned for (epochs × updates, or a time budget's)
         self.steps_per_epoch = 0  # batches per epoch
         self.updates_per_epoch = 0  # optimizer steps per epoch (fewer than batches when accumulating)
         self.last_lr = optimizer.param_groups[0]["lr"]
         self.history: list[dict] = []
+        self.partial: dict | None = None  # logs of an epoch cut short by a stop (not in `history`: not resumable)
         self._reset_running()
 
     def stop(self, reason: str | None = None, diverged: bool = False) -> None:
@@ -107,6 +109,14 @@ class Trainer:
         if reason is not None and (self.stop_reason is None or (diverged and not self.diverged)):
             self.stop_reason = reason
         self.diverged = self.diverged or diverged
+
+    def plan(self, total_steps: int) -> None:
+        """Lay the run out over `total_steps` optimizer steps: `epochs` becomes the epochs they span, and every
+        callback hears it (`on_plan`: whole-run LR schedules re-lay themselves). Stopping at that step is the
+        planner's job (e.g. the time budget's)."""
+        self.total_steps = max(int(total_steps), 1)
+        self.epochs = -(-self.total_steps // max(self.updates_per_epoch, 1))
+        self.callbacks.on_plan(self.total_steps)
 
     def track(self, name: str, obj) -> None:
         """Save `obj`'s state_dict() in every checkpoint under `name`; restore it now if a loaded state has it."""
@@ -161,11 +171,14 @@ class Trainer:
         self.steps_per_epoch = len(train)
         per_update = self.accumulate or len(train)
         self.updates_per_epoch = -(-len(train) // per_update)
+        self.total_steps = epochs * self.updates_per_epoch
+        self.partial = None
         plan = accumulation_plan(len(train), train.batch_size, train.num_samples, per_update)
         self.stop_training, self.stop_reason, self.diverged, self.interrupted = False, None, False, False
         logs: dict = {}
         self.callbacks.on_train_begin(logs)
         self.track("callbacks", self.callbacks)  # after on_train_begin: a resumed run's callback state wins
+        start, seen_before = time.perf_counter(), self._seen
         try:
             for epoch in range(max(initial_epoch, self.epoch + 1), epochs):
                 self.model.train()
@@ -183,6 +196,7 @@ class Trainer:
                     if self.stop_training and update:
                         break
                 if self.batch < len(train):  # stopped mid-epoch: no epoch end, the position stays for a resume
+                    self.partial = self._partial_logs(epoch, start, seen_before)
                     break
                 logs = self.running_logs()
                 seconds = time.perf_counter() - start
@@ -196,8 +210,19 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             self.interrupted = True
-        self.callbacks.on_train_end({"interrupted": self.interrupted})
+            if self.batch > 0:  # Ctrl-C mid-epoch: what that epoch did so far
+                self.partial = self._partial_logs(self.epoch + 1, start, seen_before)
+        self.callbacks.on_train_end({"interrupted": self.interrupted, "partial": self.partial})
         return self.history
+
+    def _partial_logs(self, epoch: int, start: float | None, seen_before: int) -> dict:
+        """The history row of an epoch cut short: fractional epoch, running loss/accuracy, rate, LR (no validation)."""
+        seconds = time.perf_counter() - start if start is not None else 0.0
+        seen = self._seen - seen_before
+        logs = {"epoch": round(epoch + self.batch / max(self.steps_per_epoch, 1), 3), **self.running_logs()}
+        logs.update(seconds=seconds, samples_per_s=seen / seconds if seconds > 0 else None, lr=self.last_lr,
+                    partial=True)  # fmt: skip
+        return logs
 
     # ---- evaluation
     def evaluate(self, loader: BatchLoader) -> dict:

@@ -22,9 +22,11 @@ class Callback:
 
     The contract, one way in each direction:
     - callbacks run sorted by `order` (stable: equal orders keep their list position), whatever list they came in;
-    - they read the trainer's position (`epoch`, `batch`, `step`, `epochs`, `steps_per_epoch`, `updates_per_epoch`,
-      `last_lr`, `history`), its `model`, `optimizer` and `device`, `running_logs()` and `state_dict()`;
-    - they act on the run only through `trainer.stop(reason, diverged=False)` and the optimizer's LR;
+    - they read the trainer's position (`epoch`, `batch`, `step`, `epochs`, `total_steps`, `steps_per_epoch`,
+      `updates_per_epoch`, `last_lr`, `history`), its `model`, `optimizer` and `device`, `running_logs()` and
+      `state_dict()`;
+    - they act on the run only through `trainer.stop(reason, diverged=False)`, `trainer.plan(total_steps)` (a new
+      length for the run; every callback hears it in `on_plan`) and the optimizer's LR;
     - `logs` at epoch end holds loss, accuracy, val_loss, val_accuracy, lr, seconds, samples_per_s;
       `on_batch_end` gets only cheap logs: `batch_size` and `loss`, the batch's loss as a tensor still on the
       device (reading a device value synchronises with it, so do it only when you will show or store the value);
@@ -40,6 +42,9 @@ class Callback:
         self.trainer = trainer
 
     def on_train_begin(self, logs: dict) -> None: ...
+
+    def on_plan(self, total_steps: int) -> None:
+        """The run's length in optimizer steps is known or changed (`Trainer.plan`, e.g. by a time budget)."""
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
 
@@ -62,12 +67,23 @@ class CallbackList(Callback):
         self.callbacks = sorted(callbacks, key=lambda c: c.order)  # stable: equal orders keep their list order
 
     def set_trainer(self, trainer: Trainer) -> None:
+        self.trainer = trainer
         for c in self.callbacks:
             c.set_trainer(trainer)
+
+    def add(self, callback: Callback) -> None:
+        """Add a callback to a trainer's list (placed by its `order`)."""
+        self.callbacks = sorted([*self.callbacks, callback], key=lambda c: c.order)
+        if hasattr(self, "trainer"):
+            callback.set_trainer(self.trainer)
 
     def on_train_begin(self, logs: dict) -> None:
         for c in self.callbacks:
             c.on_train_begin(logs)
+
+    def on_plan(self, total_steps: int) -> None:
+        for c in self.callbacks:
+            c.on_plan(total_steps)
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         for c in self.callbacks:

@@ -9,7 +9,8 @@ from cnnlab.train.callbacks.base import ORDER_REPORT, Callback
 
 
 class CSVLogger(Callback):
-    """Append each epoch's logs to a CSV file; the columns are fixed by the first epoch.
+    """Append each epoch's logs to a CSV file; the columns are fixed by the first epoch. A run that stops mid-epoch
+    ends with that epoch's row, its `epoch` fractional (2.37 = 37 % of the third epoch) and without validation.
 
     Without `append` the file starts afresh, holding the trainer's history so far (the epochs a resumed run already
     has), so a run killed between writing a row and its checkpoint does not keep the row twice.
@@ -34,6 +35,11 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self._write({"epoch": epoch + 1, **logs})
+
+    def on_train_end(self, logs: dict) -> None:
+        # an epoch cut short (time limit or budget, Ctrl-C): its row, with a fractional epoch, closes the file
+        if logs.get("partial"):
+            self._write({k: v for k, v in logs["partial"].items() if k != "partial"})
 
     def _write(self, row: dict) -> None:
         new = self.fields is None

@@ -40,13 +40,22 @@ class LRScheduler(Callback):
 
     def on_train_begin(self, logs: dict) -> None:
         t = self.trainer
-        total = t.epochs * (t.updates_per_epoch if self.unit == "step" else 1)
-        self.schedule = make_schedule(self.name, max(total, 1), self.warmup, **self.schedule_kw)
+        self._build(t.total_steps)
         for group in t.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.scale, self.wait = 1.0, 0
         self.monitor.reset()
         self.applied_k = -1
+
+    def _build(self, total_steps: int) -> None:
+        """The schedule laid out over the run's length (optimizer steps, or the epochs they span)."""
+        t = self.trainer
+        total = total_steps if self.unit == "step" else -(-total_steps // max(t.updates_per_epoch, 1))
+        self.schedule = make_schedule(self.name, max(total, 1), self.warmup, **self.schedule_kw)
+
+    def on_plan(self, total_steps: int) -> None:
+        self._build(total_steps)  # e.g. a time budget fixed the run's length: one-cycle, cosine, linear re-lay
+        self.applied_k = -1  # apply the re-laid schedule at the next batch end
 
     def _apply(self) -> None:
         t = self.trainer

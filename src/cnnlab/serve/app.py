@@ -1,0 +1,404 @@
+"""The FastAPI application of `cnnlab serve`: the page (static/), and a JSON API under /api/.
+
+    GET  /api/health                      {"status": "ok", ...}
+    GET  /api/models                      the served models: classes, input size, test accuracy, data set
+    POST /api/predict                     multipart: image (file), model, top → the top-k classes
+    POST /api/explain                     multipart: image, model, method, target, format=png|array, features
+                                          → the input as the network sees it, the saliency map, feature maps
+    GET  /api/models/{id}/random          a random test image of the model's data set (PNG) and its true label
+
+Every model is loaded once at start. Prediction runs a BatchNorm-folded copy in inference mode through
+`cnnlab.infer.predict_logits`, without a lock, on Starlette's thread pool; explanations need gradients and forward
+hooks, so they run on a second copy of the model, one request at a time per model. Uploads are read into memory
+with a byte limit (`images.MAX_BYTES`) and parsed there; nothing a client sends becomes a path or a file.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+import cnnlab
+from cnnlab import explain as ex
+from cnnlab.data import load_dataset
+from cnnlab.data.images import channels_mode
+from cnnlab.infer import predict_logits, prepare
+from cnnlab.io import load_model, resolve_model_path
+from cnnlab.runtime import resolve_device, resolve_precision, use_channels_last
+from cnnlab.serve import images
+from cnnlab.serve.images import UploadError
+
+STATIC = files("cnnlab.serve") / "static"
+MAX_TOP = 20
+MAX_FEATURE_MAPS = 64
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields, on top of the image's byte limit
+
+
+@dataclass
+class Served:
+    """One model as the server holds it."""
+
+    id: str
+    path: Path
+    meta: dict
+    predictor: torch.nn.Module  # BN folded, channels_last, eval: run lock-free by predict_logits
+    explainer: torch.nn.Module  # the model as trained: gradients and hooks, one request at a time
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    data_dir: str | None = None
+    _test: Any = None  # the test ImageSet once loaded, or the reason it is not available (str)
+    _test_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def info(self) -> dict:
+        m = self.meta
+        metrics = m.get("metrics") or {}
+        return {
+            "id": self.id,
+            "model": m["model"],
+            "file": self.path.name,
+            "classes": m["classes"],
+            "input_size": m["input_size"],
+            "channels": m["input_size"][0],
+            "dataset": m.get("dataset"),
+            "test_accuracy": metrics.get("test_accuracy"),
+            "epochs": metrics.get("epochs"),
+            "precision": m.get("precision"),
+            "methods": list(ex.METHODS),
+        }
+
+    def test_set(self):
+        """The test split of the model's data set, loaded on first use (never downloaded); a str says why not."""
+        with self._test_lock:
+            if self._test is None:
+                c, h, w = self.meta["input_size"]
+                name = self.meta.get("dataset")
+                try:
+                    if not name:
+                        raise ValueError("the model file names no data set")
+                    splits = load_dataset(name, self.data_dir, 0, 0, channels_mode(c), (h, w), allow_download=False)
+                    if splits.test is None or len(splits.test) == 0:
+                        raise ValueError(f"{name} has no test split")
+                    self._test = splits.test
+                except Exception as e:  # not installed, unreadable, another shape: the page says so
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+                    self._test = (
+                        f"test images of {name} are not available on the server: {first} (cnnlab serve --data-dir)"
+                    )
+            return self._test
+
+
+def _model_id(path: Path, taken: set[str]) -> str:
+    p = resolve_model_path(path)
+    base = p.parent.name if p.name == "model.safetensors" else p.stem
+    base = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in base) or "model"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dict[str, Served]:
+    """Load every RUN (run folder or model file) once; an .onnx model is refused for now."""
+    if not paths:
+        raise ValueError("serve needs at least one run folder or model file")
+    served: dict[str, Served] = {}
+    device = resolve_device("cpu")
+    for raw in paths:
+        path = Path(raw)
+        if path.suffix.lower() == ".onnx":
+            raise ValueError(f"{path}: ONNX models: not supported yet by serve (serve a run folder or model file)")
+        model, meta = load_model(path)
+        precision = resolve_precision(meta.get("precision", "fp32"), device)
+        meta = {**meta, "precision": precision}
+        predictor = prepare(model, device, use_channels_last(device, precision), fold_bn=True).eval()
+        if predictor is model:
+            predictor = copy.deepcopy(model).eval()
+        sid = _model_id(path, set(served))
+        served[sid] = Served(sid, resolve_model_path(path), meta, predictor, model.eval(), data_dir=data_dir)
+    return served
+
+
+# ---- the work of each request (runs on the thread pool) ----
+
+
+def _top(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
+    values, indices = probs.topk(min(k, len(classes)))
+    return [{"class": classes[i], "index": i, "probability": round(p, 6)}
+            for p, i in zip(values.tolist(), indices.tolist(), strict=True)]  # fmt: skip
+
+
+def predict_image(s: Served, image: torch.Tensor, top: int) -> list[dict]:
+    m = s.meta
+    logits = predict_logits(s.predictor, image[None], m["mean"], m["std"], "cpu", m["precision"],
+                            tta=m.get("tta", False), fold_bn=False)  # fmt: skip
+    return _top(logits[0].softmax(0), m["classes"], top)
+
+
+def _colormap(values: np.ndarray, name: str) -> np.ndarray:
+    """Values on 0–1 (H, W) → uint8 RGB (H, W, 3) through a matplotlib colormap (no backend needed)."""
+    from matplotlib import colormaps
+
+    return (colormaps[name](np.clip(values, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
+def _overlay(pixels: np.ndarray, heat: np.ndarray, scale: int = 8, alpha: float = 0.55) -> np.ndarray:
+    """The heat map (inferno) blended over the image, upscaled `scale` × (image: nearest, heat: bilinear)."""
+    from PIL import Image
+
+    h, w = heat.shape
+    size = (w * scale, h * scale)
+    gray = pixels if pixels.ndim == 2 else pixels.mean(2).astype(np.uint8)
+    base = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.NEAREST).convert("RGB"), dtype=np.float32)
+    heat_big = np.asarray(Image.fromarray(heat.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR))
+    color = _colormap(heat_big, "inferno").astype(np.float32)
+    return ((1 - alpha) * base + alpha * color).clip(0, 255).astype(np.uint8)
+
+
+def explain_image(s: Served, image: torch.Tensor, method: str, target: int | None, fmt: str, features: bool,
+                  top: int) -> dict:  # fmt: skip
+    """Saliency of `target` (default: the predicted class) and the first conv layer's maps, as PNGs or arrays."""
+    with s.lock:
+        x = ex.to_input(image[None], s.meta)
+        heat, targets, probs = ex.saliency(s.explainer, s.meta, x, target, method)
+        layer, maps = ex.feature_maps(s.explainer, s.meta, image) if features else (None, None)
+    heat = heat[0].astype(np.float32)
+    pixels = images.tensor_pixels(image)
+    t = int(targets[0])
+    out: dict[str, Any] = {"model": s.id, "method": method, "target": {"class": s.meta["classes"][t], "index": t},
+                           "top": _top(probs[0], s.meta["classes"], top)}  # fmt: skip
+    if fmt == "array":
+        out["input"] = pixels.tolist()
+        out["saliency"] = np.round(heat, 4).tolist()
+        if features:
+            out["feature_maps"] = {"layer": layer, "maps": np.round(maps[:MAX_FEATURE_MAPS], 4).tolist()}
+        return out
+    out["input_png"] = images.data_url(images.png_bytes(pixels))
+    out["saliency_png"] = images.data_url(images.png_bytes(_colormap(heat, "inferno")))
+    out["overlay_png"] = images.data_url(images.png_bytes(_overlay(pixels, heat)))
+    if features:
+        shown = maps[:MAX_FEATURE_MAPS]
+        lo, hi = float(shown.min()), float(shown.max())
+        scaled = (shown - lo) / max(hi - lo, 1e-12)  # one scale for all maps, as `cnnlab explain featuremaps`
+        out["feature_maps"] = {"layer": layer, "count": int(maps.shape[0]), "shape": list(maps.shape[1:]),
+                               "range": [lo, hi],
+                               "pngs": [images.data_url(images.png_bytes(_colormap(m, "viridis"))) for m in scaled]}  # fmt: skip
+    return out
+
+
+def random_test_image(s: Served, seed: int | None) -> dict:
+    data = s.test_set()
+    if isinstance(data, str):
+        raise UploadError(404, data)
+    k = random.Random(seed).randrange(len(data)) if seed is not None else random.randrange(len(data))
+    image, label = data.images[k], int(data.labels[k])
+    return {"model": s.id, "index": k, "label": {"class": s.meta["classes"][label], "index": label},
+            "image_png": images.data_url(images.png_bytes(images.tensor_pixels(image)))}  # fmt: skip
+
+
+# ---- request parsing ----
+
+
+class _InMemoryParser(MultiPartParser):
+    """Starlette's multipart parser with its file spool kept in memory (the body is already capped in bytes)."""
+
+    spool_max_size = images.MAX_BYTES + FORM_OVERHEAD
+
+
+async def _capped(request: Request, limit: int) -> AsyncIterator[bytes]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"request of {int(declared):,} bytes exceeds the limit of {limit:,} bytes")
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise UploadError(413, f"request body exceeds the limit of {limit:,} bytes")
+        yield chunk
+
+
+async def _form(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The multipart form as {name: str or bytes}; query parameters fill fields the form does not have."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise UploadError(415, "send multipart/form-data with the image in the field 'image' (curl -F image=@file)")
+    parser = _InMemoryParser(request.headers, _capped(request, max_bytes + FORM_OVERHEAD), max_files=1, max_fields=16)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise UploadError(400, f"malformed multipart form: {e}") from None
+    out: dict[str, Any] = dict(request.query_params)
+    try:
+        for key, value in form.multi_items():
+            out[key] = await value.read() if hasattr(value, "read") else value
+    finally:
+        await form.close()
+    return out
+
+
+def _field_int(form: dict, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if not text.strip().lstrip("-").isdigit() or not lo <= int(text) <= hi:
+        raise UploadError(400, f"'{name}' must be an integer from {lo} to {hi}, got '{text[:40]}'")
+    return int(text)
+
+
+def _field_str(form: dict, name: str, default: str | None) -> str | None:
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+_FORM_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PNG, JPEG, BMP, GIF, TIFF, WebP",
+                        },
+                        "model": {"type": "string", "description": "model id from /api/models (default: the first)"},
+                        "top": {"type": "integer", "default": 5, "description": f"classes returned, 1–{MAX_TOP}"},
+                    },
+                }
+            }
+        },
+    }
+}
+_EXPLAIN_DOC = copy.deepcopy(_FORM_DOC)
+_EXPLAIN_DOC["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"].update({
+    "method": {"type": "string", "enum": list(ex.METHODS), "default": "gradient"},
+    "target": {"type": "string", "description": "class name or index (default: the predicted class)"},
+    "format": {"type": "string", "enum": ["png", "array"], "default": "png"},
+    "features": {"type": "boolean", "default": True, "description": "include the first conv layer's feature maps"},
+})  # fmt: skip
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def create_app(paths: Sequence[str | Path], data_dir: str | None = None, max_bytes: int = images.MAX_BYTES,
+               max_pixels: int = images.MAX_PIXELS) -> FastAPI:  # fmt: skip
+    """The FastAPI app serving the models of `paths` (run folders or model files), each loaded once here.
+
+    data_dir: where the models' data sets are (for random test images; default: the usual places, never a download).
+    max_bytes / max_pixels: the upload limits (bytes of the file; width × height read from its header).
+    """
+    served = load_served(paths, data_dir)
+    # FastAPI's /docs and /redoc with Swagger UI and ReDoc served by the app itself (fastapi-offline), not a CDN
+    app = FastAPIOffline(title="cnnlab serve", version=cnnlab.__version__, static_url="/static-docs",
+                         swagger_ui_parameters={"validatorUrl": None},
+                         description="Try trained cnnlab models: predict, explain (saliency, feature maps), random "
+                         "test images. Errors are JSON objects {\"error\": \"one line\"}.")  # fmt: skip
+    app.state.served = served
+
+    @app.exception_handler(UploadError)
+    async def _upload_error(request: Request, e: UploadError):
+        return _error(e.status, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, f"invalid request: {where} {first.get('msg', '')}".strip())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        return _error(e.status_code, e.detail)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, e: Exception):  # a bug answers 500; the server keeps running
+        return _error(500, f"internal error: {e.__class__.__name__}: {e}")
+
+    def model_of(form: dict) -> Served:
+        sid = _field_str(form, "model", None)
+        if sid is None:
+            return next(iter(served.values()))
+        if sid not in served:
+            raise UploadError(404, f"unknown model '{sid[:80]}'; served: {', '.join(served)}")
+        return served[sid]
+
+    async def image_of(form: dict, s: Served) -> tuple[torch.Tensor, list[str]]:
+        data = form.get("image")
+        if data is None:
+            raise UploadError(400, "no image: send the file in the form field 'image' (curl -F image=@file)")
+        if isinstance(data, str):
+            raise UploadError(400, "the field 'image' must be a file upload (curl -F image=@file)")
+        return await run_in_threadpool(images.read_upload, data, s.meta["input_size"], max_bytes, max_pixels)
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    @app.get("/api/health", summary="Liveness and what is served")
+    async def health():
+        return {"status": "ok", "version": cnnlab.__version__, "models": list(served)}
+
+    @app.get("/api/models", summary="The served models")
+    async def models():
+        return {"models": [s.info() for s in served.values()],
+                "limits": {"max_bytes": max_bytes, "max_pixels": max_pixels}}  # fmt: skip
+
+    @app.post("/api/predict", summary="Top-k classes of an uploaded image", openapi_extra=_FORM_DOC)
+    async def predict(request: Request):
+        form = await _form(request, max_bytes)
+        s = model_of(form)
+        top = _field_int(form, "top", 5, 1, MAX_TOP)
+        image, notes = await image_of(form, s)
+        result = await run_in_threadpool(predict_image, s, image, top)
+        return {"model": s.id, "top": result, "notes": notes}
+
+    @app.post("/api/explain", summary="Saliency map and feature maps of an uploaded image", openapi_extra=_EXPLAIN_DOC)
+    async def explain(request: Request):
+        form = await _form(request, max_bytes)
+        s = model_of(form)
+        top = _field_int(form, "top", 5, 1, MAX_TOP)
+        method = _field_str(form, "method", "gradient")
+        if method not in ex.METHODS:
+            raise UploadError(400, f"unknown method '{method[:40]}'; choose one of {', '.join(ex.METHODS)}")
+        fmt = _field_str(form, "format", "png")
+        if fmt not in ("png", "array"):
+            raise UploadError(400, f"format must be png or array, got '{fmt[:40]}'")
+        features = _field_str(form, "features", "true").lower() not in ("0", "false", "no", "off")
+        try:
+            target = ex.class_index(_field_str(form, "target", None), s.meta["classes"])
+        except ValueError as e:
+            raise UploadError(400, str(e)) from None
+        image, notes = await image_of(form, s)
+        out = await run_in_threadpool(explain_image, s, image, method, target, fmt, features, top)
+        return {**out, "notes": notes}
+
+    @app.get("/api/models/{model_id}/random", summary="A random test image of the model's data set, with its label")
+    async def random_image(model_id: str, seed: int | None = None):
+        if model_id not in served:
+            raise UploadError(404, f"unknown model '{model_id[:80]}'; served: {', '.join(served)}")
+        return await run_in_threadpool(random_test_image, served[model_id], seed)
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app

@@ -1,0 +1,145 @@
+"""Train for as long as fits in a wall-clock budget: measure the step rate, fix the run's length, stop on time."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+
+from cnnlab import infer
+from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
+
+# share of the measured rate that the plan counts on: steps slow down a little as the machine warms, caches churn
+SAFETY = 0.97
+
+
+class TimeBudget(Callback):
+    """Plan the run from its own measured speed so that it ends, test evaluation included, by `seconds`.
+
+    clock: seconds spent so far by the whole job (e.g. since process start), so the budget covers start-up too.
+    estimate_step_s: a first guess of the step time (e.g. from the thread probe): the run is laid out with it from
+    the first step, so the measured plan later moves the LR schedule only a little.
+    After `min_steps` optimizer steps and at least `min_seconds` spent in them (epoch ends not counted; the first
+    step of each epoch neither), the step time is measured, and so is the forward-only rate (a few inference passes over `probe`, a batch of model input). The
+    plan: steps that fit in what is left of the budget once the per-epoch validation (`val_samples`) and the final
+    evaluation (`post_samples`, plus `post_seconds` for saving and plotting) are paid for, capped by the epochs the
+    user asked for. `trainer.plan(steps)` then lays whole-run LR schedules out over exactly that many steps, and
+    the run stops at that step. A hard stop at the deadline (less the final evaluation) keeps the budget even when
+    the machine slows down. `plan` (a dict) says what was measured and decided; `log` gets it as one line.
+    """
+
+    order = ORDER_SCHEDULE - 5  # the run's length is fixed before the LR schedule sets the next step's LR
+
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float],
+        probe: torch.Tensor,
+        val_samples: int = 0,
+        post_samples: int = 0,
+        post_seconds: float = 2.0,
+        min_steps: int = 8,
+        min_seconds: float = 0.3,
+        estimate_step_s: float | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError(f"time budget must be > 0 s, got {seconds}")
+        self.seconds, self.clock, self.probe = seconds, clock, probe
+        self.val_samples, self.post_samples, self.post_seconds = val_samples, post_samples, post_seconds
+        self.min_steps, self.min_seconds = min_steps, min_seconds
+        self.estimate_step_s = estimate_step_s
+        self.log = log
+        self.plan: dict | None = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        self.plan = None
+        self.cap = self.trainer.total_steps  # what --epochs allows
+        self.last: float | None = None  # end of the previous batch of this epoch
+        self.timed_s, self.timed_steps = 0.0, 0
+        self.post = self.post_seconds  # until measured: what the end needs besides the test pass
+        if self.estimate_step_s:  # provisional: inference ≈ a third of a training step per sample
+            per_sample = self.estimate_step_s / len(self.probe) / 3
+            total, _ = self._fit(self.estimate_step_s, per_sample)
+            self.trainer.plan(min(total, self.cap))
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        self.last = None  # the epoch's first step pays for the epoch's start: not timed
+
+    def _inference_seconds_per_sample(self) -> float:
+        """Forward-only time per sample of the training model at its precision (best of 3 passes of the probe)."""
+        t = self.trainer
+        infer.run(t.model, [self.probe], t.device, t.precision, fold_bn=False)  # warm-up
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            infer.run(t.model, [self.probe], t.device, t.precision, fold_bn=False)
+            best = min(best, time.perf_counter() - start)
+        return best / len(self.probe)
+
+    def _fit(self, step_s: float, per_sample: float) -> tuple[int, float]:
+        """(steps of the whole run that fit in the budget, seconds kept for the end) at these rates."""
+        t = self.trainer
+        epoch_s = self.val_samples * per_sample + 0.05  # validation + the epoch-end checkpoint and CSV row
+        post = self.post_samples * per_sample + self.post_seconds
+        left = self.seconds - self.clock() - post
+        # steps n such that n × step_s plus the epoch ends they cross fit in `left`
+        n = max(int(left / step_s), 0)
+        for _ in range(3):
+            ends = (t.step + n) // t.updates_per_epoch - t.step // t.updates_per_epoch
+            n = max(int((left - ends * epoch_s) / step_s), 0)
+        return t.step + n, post
+
+    def _make_plan(self) -> None:
+        t = self.trainer
+        step_s = self.timed_s / self.timed_steps / SAFETY
+        per_sample = self._inference_seconds_per_sample()
+        fit, self.post = self._fit(step_s, per_sample)
+        total = min(fit, self.cap)
+        self.plan = {
+            "budget_s": self.seconds,
+            "steps": total,
+            "epochs": round(total / t.updates_per_epoch, 3),
+            "step_ms": round(step_s * 1e3, 3),
+            # the probe is one training batch; with accumulation a step is several batches
+            "samples_per_s": round(len(self.probe) * t.steps_per_epoch / t.updates_per_epoch / step_s, 1),
+            "inference_samples_per_s": round(1 / per_sample, 1),
+            "reserved_s": round(self.post, 2),
+            "ended_by": "budget" if fit <= self.cap else "epochs",
+        }
+        t.plan(total)
+        if self.log:
+            first = "the budget ends first" if fit <= self.cap else f"--epochs ends first ({self.cap} steps)"
+            self.log(f"time budget {self.seconds:g} s: {total:,} steps ({self.plan['epochs']:g} epochs) at "
+                     f"{step_s * 1e3:.1f} ms/step measured, {self.post:.1f} s kept for the final evaluation; "
+                     f"{first}")  # fmt: skip
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        t = self.trainer
+        now = time.perf_counter()
+        if self.plan is None:
+            if self.last is not None:  # time steps within an epoch only (epoch ends are planned for separately)
+                self.timed_s += now - self.last
+                self.timed_steps += 1
+            self.last = now
+            if self.timed_steps >= self.min_steps and self.timed_s >= self.min_seconds:
+                self._make_plan()
+        if self.plan is not None and t.step >= self.plan["steps"]:
+            t.stop(f"time budget: the {self.plan['steps']:,} planned steps are done")
+        elif self.clock() >= self.seconds - self.post:
+            t.stop(f"time budget of {self.seconds:g} s: stopped at step {t.step:,} to leave {self.post:.1f} s "
+                   "for the final evaluation")  # fmt: skip
+
+    def on_train_end(self, logs: dict) -> None:
+        t = self.trainer
+        if self.plan is None:  # the run ended before it could be measured: say what ended it
+            by_epochs = t.stop_reason is None and not t.interrupted
+            self.plan = {"budget_s": self.seconds, "steps": t.step, "epochs": round(t.step / t.updates_per_epoch, 3),
+                         "ended_by": "epochs" if by_epochs else "budget"}  # fmt: skip
+            if self.log and by_epochs:
+                self.log(f"time budget {self.seconds:g} s: --epochs ends first ({t.step:,} steps)")
+
+    def state_dict(self) -> dict:
+        return {}
