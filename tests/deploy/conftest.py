@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pytest
 
 pytest.importorskip("onnxruntime", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
@@ -19,3 +22,15 @@ def toy_run(fake_idx, tmp_path_factory):
                       seed=0, batch_size=32, lr=3e-3, val_split=100)  # fmt: skip
     train_run(cfg, log=lambda *a: None)
     return out
+
+
+def run_cli(*args, code: int = 0) -> tuple[str, str]:
+    """(stdout, stderr) of `cnnlab ARGS` run in this process: no interpreter and torch start-up per call, which keeps
+    the deploy tests light (tests/test_cli.py covers the real `python -m cnnlab` entry point)."""
+    from cnnlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    assert rc == code, f"cnnlab {' '.join(map(str, args))} returned {rc}, not {code}:\n{err.getvalue()}"
+    return out.getvalue(), err.getvalue()

@@ -15,7 +15,7 @@ from cnnlab.deploy.export import export_onnx, read_onnx_meta, to_onnx_proto
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
 from cnnlab.io import save_model
 from cnnlab.models import create_model, main_output
-from tests.test_cli import cnnlab
+from tests.deploy.conftest import run_cli
 
 
 def _meta(c: int, size: int, classes: int = 10) -> dict:
@@ -86,12 +86,13 @@ def test_untraceable_module_is_named():
 
 
 def test_unknown_input_size_asks_for_input(tmp_path):
-    model = create_model("lenet5", num_classes=10, in_chans=1)
+    # model files always record their input size now (save_model fills it in); a model handed over in Python may not
+    model = create_model("lenet5", num_classes=10, in_chans=1).eval()
     meta = {k: v for k, v in _meta(1, 28).items() if k != "input_size"}
-    save_model(tmp_path / "model.safetensors", model, meta)
-    proc = cnnlab("export", tmp_path / "model.safetensors", check=False)
-    assert proc.returncode == 2 and "--input C,H,W" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    cnnlab("export", tmp_path / "model.safetensors", "--input", "1,28,28", "--out", tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match=r"--input C,H,W"):
+        export_onnx(model, meta, tmp_path / "m.onnx")
+    save_model(tmp_path / "model.safetensors", model, _meta(1, 28))
+    run_cli("export", tmp_path / "model.safetensors", "--input", "1,28,28", "--out", tmp_path / "m.onnx")
     assert read_onnx_meta(tmp_path / "m.onnx")["input_size"] == [1, 28, 28]
 
 
@@ -101,19 +102,17 @@ def test_bad_onnx_files(tmp_path, fake_idx):
     Image.fromarray(np.full((28, 28), 200, np.uint8)).save(tmp_path / "a.png")
     junk = tmp_path / "junk.onnx"
     junk.write_text("not a model")
-    proc = cnnlab("predict", junk, tmp_path / "a.png", check=False)
-    assert proc.returncode == 2 and "not a valid ONNX model" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    _, err = run_cli("predict", junk, tmp_path / "a.png", code=2)
+    assert "not a valid ONNX model" in err and len(err.strip().splitlines()) == 1
 
     # a foreign classifier: no cnnlab metadata
     path = export_onnx(create_model("lenet5", num_classes=10, in_chans=1), _meta(1, 28), tmp_path / "m.onnx")
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     onnx.save(proto, str(tmp_path / "foreign.onnx"))
-    proc = cnnlab("evaluate", tmp_path / "foreign.onnx", "--data-dir", fake_idx, check=False)
-    assert proc.returncode == 2 and "without cnnlab metadata" in proc.stderr and "--input" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    proc = cnnlab("predict", tmp_path / "foreign.onnx", tmp_path / "a.png", "--input", "1,28,28", "--mean", "0.4",
-                  "--std", "0.3", "--json")  # fmt: skip
-    top = json.loads(proc.stdout)[0]["top"]
+    _, err = run_cli("evaluate", tmp_path / "foreign.onnx", "--data-dir", fake_idx, code=2)
+    assert "without cnnlab metadata" in err and "--input" in err and len(err.strip().splitlines()) == 1
+    stdout, _ = run_cli("predict", tmp_path / "foreign.onnx", tmp_path / "a.png", "--input", "1,28,28", "--mean",
+                        "0.4", "--std", "0.3", "--json")  # fmt: skip
+    top = json.loads(stdout)[0]["top"]
     assert len(top) == 3 and top[0]["class"] == str(top[0]["index"])
