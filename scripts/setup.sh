@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install torch 2.13.0 (CPU) first, then cnnlab; pass "dev" to add the test tools (and the serve extra).
+# Create .venv and install torch 2.13.0 (CPU) first, then cnnlab; pass "dev" to add the test tools (and the serve and deploy extras).
 # Sourced by main.sh and test.sh; safe to run again (pip skips what is installed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
