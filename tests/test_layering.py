@@ -19,7 +19,7 @@ LAYERS = [
     ("io",),  # model files, run folders, checkpoints
     ("infer",),  # the one inference path
     ("train",),  # Trainer, callbacks, optimizers, schedules, config
-    ("evaluate", "predict", "inspect", "explain", "features"),  # what is done with a (trained) model
+    ("evaluate", "predict", "inspect", "explain", "features", "deploy"),  # what is done with a (trained) model
     ("pipeline", "recipes", "serve", "lab"),  # a whole run wired together; the web page and API; the lectures' lessons
     ("cli", "__main__"),  # the command line, on top
 ]

@@ -50,6 +50,7 @@ QUICK_REWRITES = (
     (r"(cnnlab explain \S+ patches .*)", r"\1 --n 2000"),  # searches 10,000 test images by default
     (r"(cnnlab explain \S+ embedding .*)--n \d+", r"\1--n 100"),  # t-SNE of 2,000 codes
     (r"^(cnnlab lab (?!list)\S+)", r"\1 --quick"),  # the lessons that train take minutes on Fashion-MNIST
+    (r"(cnnlab bench .*)", r"\1 --quick"),  # hundreds of timed calls per engine and the whole test set
 )
 PYTHON_REWRITES = ((r"\bepochs=\d+", 'epochs=1, max_train_samples=2000, time_limit="3s"'),)
 

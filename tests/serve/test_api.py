@@ -196,7 +196,7 @@ def test_onnx_refused_with_a_clear_error(tmp_path):
     from cnnlab.serve.app import create_app
 
     (tmp_path / "m.onnx").write_bytes(b"\0")
-    with pytest.raises(ValueError, match="ONNX models: not supported yet by serve"):
+    with pytest.raises(ValueError, match="serve takes a run folder or a .safetensors model file, not an .onnx export"):
         create_app([tmp_path / "m.onnx"])
 
 

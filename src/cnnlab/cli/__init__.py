@@ -10,10 +10,19 @@ import argparse
 import sys
 import warnings
 
-from cnnlab.cli import evaluate, explain, features, lab, models, serve, train
+from cnnlab.cli import deploy, evaluate, explain, features, lab, models, serve, train
 from cnnlab.cli._common import VerbParser
 
-VERB_GROUPS = (train, evaluate, models, explain, features, lab, serve)  # in the order `cnnlab --help` lists them
+VERB_GROUPS = (
+    train,
+    evaluate,
+    models,
+    explain,
+    features,
+    deploy,
+    lab,
+    serve,
+)  # in the order `cnnlab --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

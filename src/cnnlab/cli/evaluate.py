@@ -11,41 +11,68 @@ from cnnlab.cli._common import print_notes
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.data import load_dataset
-    from cnnlab.data.images import channels_mode
-    from cnnlab.evaluate import evaluate_model, format_report
+    if args.run.lower().endswith(".onnx"):  # an exported file runs through ONNX Runtime
+        from cnnlab.cli.deploy import cmd_evaluate_onnx
+
+        return cmd_evaluate_onnx(args)
+    from cnnlab.evaluate import evaluate_model
     from cnnlab.io import load_model, resolve_model_path
-    from cnnlab.plots import plot_confusion
 
     model, meta = load_model(args.run)
+    data_name, data = load_split(args, meta)
+    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta,
+                            log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    title = f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
+    return report_evaluation(
+        args, result, meta["classes"], title, resolve_model_path(args.run).parent / "confusion.png"
+    )
+
+
+def load_split(args: argparse.Namespace, meta: dict):
+    """(data set name, the split `--split` asks for), read in the model's mode and size."""
+    from cnnlab.data import load_dataset
+    from cnnlab.data.images import channels_mode
+
     c, h, w = meta["input_size"]
     data_name = args.data or meta.get("dataset")
+    if not data_name:
+        raise ValueError(f"{args.run} does not record its data set; give it with --data")
     splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c),
                           (h, w), args.strict)  # fmt: skip
     data = getattr(splits, args.split)
     if data is None:
         raise ValueError(f"{data_name} has no {args.split} split")
-    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta,
-                            log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    if not args.json:  # the report first: a folder we cannot write to must not cost the user the numbers
-        print(format_report(result, meta["classes"]), flush=True)
-    folder = Path(args.out) if args.out else resolve_model_path(args.run).parent
-    title = f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
+    return data_name, data
+
+
+def report_evaluation(args: argparse.Namespace, result: dict, classes: list[str], title: str, png: Path) -> int:
+    """Print the report (JSON with --json), then draw the confusion matrix at `png` (in --out when given). The
+    report comes first: a folder that cannot take the plot must not cost the user the numbers."""
+    from cnnlab.evaluate import format_report
+    from cnnlab.plots import plot_confusion
+
+    if not args.json:
+        print(format_report(result, classes), flush=True)
+    folder = Path(args.out) if args.out else png.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        png = plot_confusion(result["confusion"], meta["classes"], folder / "confusion.png", title)
+        written = plot_confusion(result["confusion"], classes, folder / png.name, title)
     except OSError as e:
-        png = None
-        print(f"warning: confusion.png not written in {folder} ({e.strerror or e}); "
+        written = None
+        print(f"warning: {png.name} not written in {folder} ({e.strerror or e}); "
               "pass --out DIR to write the plot elsewhere", file=sys.stderr)  # fmt: skip
     if args.json:
-        print(json.dumps({**result, "confusion_png": str(png) if png else None}, indent=2))
-    elif png:
-        print(f"\nconfusion matrix plot: {png}")
+        print(json.dumps({**result, "confusion_png": str(written) if written else None}, indent=2))
+    elif written:
+        print(f"\nconfusion matrix plot: {written}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.run.lower().endswith(".onnx"):  # an exported file runs through ONNX Runtime
+        from cnnlab.cli.deploy import cmd_predict_onnx
+
+        return cmd_predict_onnx(args)
     from cnnlab.io import load_model
     from cnnlab.predict import predict_files
 
@@ -63,7 +90,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
-    p.add_argument("run", help="run folder or model file")
+    p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
     p.add_argument("--split", choices=("train", "val", "test"), default="test",
@@ -87,9 +114,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")
-    p.add_argument("run", help="run folder or model file")
+    p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("images", nargs="+", help="image files (converted to the model's mode and size, with a note)")
     p.add_argument("--top", type=int, default=3, help="classes to show per image, most probable first (default: 3)")
+    p.add_argument("--input", help="C,H,W of a foreign .onnx classifier (one without cnnlab's metadata)")
+    p.add_argument("--mean", help="per-channel mean (0–1 scale) for a foreign .onnx classifier, e.g. 0.5,0.5,0.5")
+    p.add_argument("--std", help="per-channel std (0–1 scale) for a foreign .onnx classifier")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_predict)

@@ -32,8 +32,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser("serve", help="a local web page to try models: draw or drop an image, see saliency",
                        description="Serve models on a local web page and a JSON API under /api/ (docs at /docs). "
-                       "RUN is a run folder or a model file (.onnx once deployment lands).")  # fmt: skip
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder or model file")
+                       "RUN is a run folder or a .safetensors model file (not an .onnx export).")  # fmt: skip
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder or .safetensors model file")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 exposes the server "

@@ -114,7 +114,7 @@ def _model_id(path: Path, taken: set[str]) -> str:
 
 
 def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dict[str, Served]:
-    """Load every RUN (run folder or model file) once; an .onnx model is refused for now."""
+    """Load every RUN (run folder or .safetensors model file) once; an .onnx export is refused in one line."""
     if not paths:
         raise ValueError("serve needs at least one run folder or model file")
     served: dict[str, Served] = {}
@@ -122,7 +122,9 @@ def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dic
     for raw in paths:
         path = Path(raw)
         if path.suffix.lower() == ".onnx":
-            raise ValueError(f"{path}: ONNX models: not supported yet by serve (serve a run folder or model file)")
+            # explanations need the torch model (gradients, hooks); the export is made from a run that has it
+            raise ValueError(f"{path}: serve takes a run folder or a .safetensors model file, not an .onnx export "
+                             "(saliency needs the torch model); serve the run it was exported from")  # fmt: skip
         model, meta = load_model(path)
         precision = resolve_precision(meta.get("precision", "fp32"), device)
         meta = {**meta, "precision": precision}

@@ -1,0 +1,227 @@
+"""`cnnlab bench RUN`: one table comparing inference engines on the CPU, on the run's own test images.
+
+Engines (all given the same normalised float32 NCHW batches; the time is that of the forward pass only):
+- `pytorch fp32 eager`: the model as trained, BN unfolded, NCHW, fp32 — the idiomatic PyTorch baseline;
+- `cnnlab evaluate path`: `infer.run` on the prepared model (BN folded, channels_last, bf16 where `auto` picks it);
+- `onnxruntime fp32` / `onnxruntime int8`: the exported file and its QDQ int8 quantization.
+
+With several threads the process CPU time counts all of them: with `--threads 1` it is the work of one call
+without the time spent waiting for a core, the useful figure on a shared machine. Rounds interleave the engines (each round times every engine in turn), so that load from other jobs on a shared
+machine spreads over all rows instead of landing on one. Accuracy is measured without flip TTA in every row.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import cnnlab
+from cnnlab.deploy.export import export_onnx
+from cnnlab.deploy.onnx_runtime import OnnxClassifier
+from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8, run_data
+from cnnlab.infer import EVAL_BATCH, prepare, run
+from cnnlab.io import load_model, resolve_model_path
+from cnnlab.models import main_output
+from cnnlab.runtime import hardware_info, resolve_precision, use_channels_last
+
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+PARITY_IMAGES = 256
+
+
+def cpu_flags() -> list[str]:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return []
+    return [f for f in ISA_FLAGS if f in flags]
+
+
+def versions() -> dict:
+    import os
+
+    out = {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version(),
+           "numpy": np.__version__}  # fmt: skip
+    for name in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        out["ONEDNN_MAX_CPU_ISA"] = os.environ["ONEDNN_MAX_CPU_ISA"]
+    return out
+
+
+def _engines(model: torch.nn.Module, fp32: OnnxClassifier, int8: OnnxClassifier) -> dict[str, tuple[str, Callable]]:
+    """name → (precision, forward(x float32 NCHW tensor) → logits ndarray)."""
+    cpu = torch.device("cpu")
+    precision = resolve_precision("auto", cpu)
+    net = prepare(model, cpu, use_channels_last(cpu, precision), fold_bn=True)  # once, as evaluate does per call
+
+    @torch.inference_mode()
+    def eager(x: torch.Tensor) -> np.ndarray:
+        return main_output(model(x)).float().numpy()
+
+    def cnnlab_path(x: torch.Tensor) -> np.ndarray:
+        return run(net, [x], cpu, precision).numpy()
+
+    return {
+        "pytorch fp32 eager NCHW": ("fp32", eager),
+        "cnnlab evaluate path": (f"{precision} NHWC, BN folded", cnnlab_path),
+        "onnxruntime fp32": ("fp32", lambda x: fp32.run(x.numpy())),
+        "onnxruntime int8": ("int8 QDQ", lambda x: int8.run(x.numpy())),
+    }
+
+
+def _batch(images: torch.Tensor, n: int) -> torch.Tensor:
+    reps = -(-n // len(images))
+    return images.repeat(reps, 1, 1, 1)[:n].contiguous() if reps > 1 else images[:n].contiguous()
+
+
+def _time_calls(fn: Callable, x: torch.Tensor, calls: int) -> list[tuple[float, float]]:
+    """(wall s, process CPU s) per call: on a shared machine the CPU time shows the work without the waiting."""
+    times = []
+    for _ in range(calls):
+        start, cpu = time.perf_counter(), time.process_time()
+        fn(x)
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    return times
+
+
+def _timings(engines: dict, x: torch.Tensor, rounds: int, calls: int, warmup: int) -> dict[str, list]:
+    for _, fn in engines.values():
+        _time_calls(fn, x, warmup)
+    times: dict[str, list] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, (_, fn) in engines.items():
+            times[name] += _time_calls(fn, x, calls)
+    return times
+
+
+def _accuracy(fn: Callable, x: torch.Tensor, labels: torch.Tensor) -> float:
+    preds = np.concatenate([fn(chunk).argmax(1) for chunk in x.split(EVAL_BATCH)])
+    return float((preds == labels.numpy()).mean())
+
+
+def bench_run(
+    run_path: str | Path,
+    batches: Sequence[int] = (1, 256),
+    quick: bool = False,
+    data: str | None = None,
+    data_dir: str | None = None,
+    accuracy_images: int | None = None,
+    calibration: int = CALIBRATION_IMAGES,
+    threads: int | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict:
+    """Latency (p50 / p99 ms) and throughput (samples/s) per batch size, and test accuracy, for each engine.
+
+    threads: intra-op threads of torch and ONNX Runtime alike (default: torch's, one per core).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    model, meta = load_model(run_path)
+    model.eval()
+    splits = run_data(meta, run_path, data, data_dir)
+    test = splits.test or splits.val
+    if test is None:
+        raise ValueError(f"{splits.name} has no test or validation split to measure accuracy on")
+    n_acc = min(len(test), accuracy_images or (200 if quick else len(test)))
+    with tempfile.TemporaryDirectory() as tmp:
+        log("exporting to ONNX and quantizing to int8 …")
+        fp32_path = export_onnx(model, meta, Path(tmp) / "model.onnx", str(resolve_model_path(run_path)))
+        calib, info = calibration_images(splits, 50 if quick else calibration)
+        int8_path = quantize_int8(fp32_path, Path(tmp) / "model.int8.onnx", calib, info)
+        threads = torch.get_num_threads()  # ORT as many intra-op threads as torch
+        fp32 = OnnxClassifier(fp32_path, threads=threads)
+        engines = _engines(model, fp32, OnnxClassifier(int8_path, threads=threads))
+        x_all = torch.from_numpy(fp32.normalize(test.images[:n_acc]))
+        rows = {name: {"engine": name, "precision": prec} for name, (prec, _) in engines.items()}
+        log(f"accuracy on {n_acc:,} test images …")
+        for name, (_, fn) in engines.items():
+            rows[name]["accuracy"] = _accuracy(fn, x_all, test.labels[:n_acc])
+        parity = _parity(engines, x_all[:PARITY_IMAGES])
+        for b in batches:
+            log(f"timing batch {b} …")
+            x = _batch(x_all, b)
+            if quick:
+                rounds, calls, warmup = 1, 2, 1
+            else:
+                rounds, calls, warmup = (5, 40, 20) if b == 1 else (5, max(1, 512 // b), 2)
+            for name, times in _timings(engines, x, rounds, calls, warmup).items():
+                wall, cpu = (np.asarray(t) for t in zip(*times, strict=True))
+                rows[name][f"b{b}"] = {
+                    "p50_ms": float(np.percentile(wall, 50) * 1e3),
+                    "p99_ms": float(np.percentile(wall, 99) * 1e3),
+                    "samples_per_s": b / statistics.median(wall),
+                    "cpu_p50_ms": float(np.percentile(cpu, 50) * 1e3),
+                    "samples_per_cpu_s": b / max(statistics.median(cpu), 1e-9),
+                    "calls": len(wall),
+                }
+    return {
+        "run": str(run_path),
+        "model": meta.get("model"),
+        "input_size": meta["input_size"],
+        "dataset": splits.name,
+        "accuracy_images": n_acc,
+        "batches": list(batches),
+        "quick": quick,
+        "rows": list(rows.values()),
+        "parity": parity,
+        "calibration": info,
+        "hardware": {**hardware_info(torch.device("cpu")), "isa": cpu_flags()},
+        "versions": versions(),
+    }
+
+
+def _parity(engines: dict, x: torch.Tensor) -> dict:
+    """Max |logit difference| and argmax agreement of each engine against PyTorch fp32 eager."""
+    names = list(engines)
+    ref = engines[names[0]][1](x)
+    out = {}
+    for name in names[1:]:
+        got = engines[name][1](x)
+        out[name] = {"max_abs": float(np.abs(got - ref).max()),
+                     "argmax_agree": float((got.argmax(1) == ref.argmax(1)).mean()), "images": len(x)}  # fmt: skip
+    return out
+
+
+def format_bench(result: dict) -> str:
+    """The bench table (markdown), then parity, hardware and versions."""
+    batches = result["batches"]
+    base = result["rows"][0]
+    head = ["engine", "precision", "accuracy"]
+    for b in batches:  # batch 1: latency; larger batches: throughput; both also per CPU time of the process
+        head += [f"b{b} p50 ms", f"b{b} p99 ms", f"b{b} CPU ms"] if b == 1 else [f"b{b} samples/s", f"b{b} /CPU-s"]
+        head.append(f"b{b} vs eager")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result["rows"]:
+        cells = [row["engine"], row["precision"], f"{row['accuracy']:.4f}"]
+        for b in batches:
+            t = row[f"b{b}"]
+            if b == 1:
+                cells += [f"{t['p50_ms']:.3f}", f"{t['p99_ms']:.3f}", f"{t['cpu_p50_ms']:.3f}"]
+            else:
+                cells += [f"{t['samples_per_s']:,.0f}", f"{t['samples_per_cpu_s']:,.0f}"]
+            cells.append(f"{t['samples_per_s'] / base[f'b{b}']['samples_per_s']:.2f}×")
+        lines.append("| " + " | ".join(cells) + " |")
+    c, h, w = result["input_size"]
+    hw, v = result["hardware"], result["versions"]
+    lines += [
+        "",
+        f"{result['model']} {c}×{h}×{w} on {result['dataset']}; accuracy on {result['accuracy_images']:,} test "
+        f"images, no TTA; int8 calibrated on {result['calibration']['images']} training images"
+        + (" (quick mode: too few calls for reliable timings)" if result["quick"] else ""),
+    ]
+    for name, p in result["parity"].items():
+        lines.append(f"parity vs eager, {name}: max |Δlogit| {p['max_abs']:.2e}, argmax agrees on "
+                     f"{p['argmax_agree']:.2%} of {p['images']} images")  # fmt: skip
+    lines.append(f"hardware: {hw['cpu']}, {hw['threads']} threads, ISA {' '.join(hw['isa']) or 'unknown'}")
+    lines.append("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""`cnnlab export --int8`, evaluate / predict on .onnx files, the standalone example without torch, `bench --quick`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab.data import load_dataset
+from tests.deploy.conftest import run_cli
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onnx_predict.py"
+
+
+@pytest.fixture(scope="module")
+def exported(toy_run, fake_idx, tmp_path_factory):
+    """(fp32 path, int8 path, the int8 export's stdout) of the toy run."""
+    folder = tmp_path_factory.mktemp("onnx")
+    run_cli("export", toy_run, "--out", folder / "toy.onnx")
+    stdout, _ = run_cli("export", toy_run, "--int8", "--calibration", 200, "--out", folder / "toy.int8.onnx")
+    return folder / "toy.onnx", folder / "toy.int8.onnx", stdout
+
+
+@pytest.fixture(scope="module")
+def image_files(fake_idx, tmp_path_factory):
+    test = load_dataset("fashion-mnist", fake_idx, val_split=0).test
+    folder = tmp_path_factory.mktemp("pngs")
+    files = []
+    for i in range(4):
+        files.append(folder / f"{i}.png")
+        Image.fromarray(test.images[i, 0].numpy()).save(files[-1])
+    return files
+
+
+def test_int8_keeps_accuracy_on_held_out_set(exported, toy_run, fake_idx):
+    _, int8, stdout = exported
+    fp32_acc, int8_acc = map(float, re.search(r"fp32 ([\d.]+)\s+int8 ([\d.]+)", stdout).groups())
+    assert fp32_acc > 0.9 and abs(int8_acc - fp32_acc) <= 0.01, stdout
+    run_acc = json.loads((toy_run / "metrics.json").read_text())["test_accuracy"]
+    assert fp32_acc == pytest.approx(run_acc, abs=0.006)  # ONNX fp32 = the run's own test evaluation (≤ 1 image)
+    result = json.loads(run_cli("evaluate", int8, "--data-dir", fake_idx, "--json")[0])
+    assert result["accuracy"] == pytest.approx(int8_acc) and result["n"] == 200
+    meta = json.loads(subprocess_props(int8)["cnnlab"])
+    assert meta["precision"] == "int8" and meta["quantization"]["calibration"]["images"] == 200
+
+
+def subprocess_props(path: Path) -> dict:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+
+
+def test_evaluate_and_predict_onnx_match_the_run(exported, toy_run, fake_idx, image_files):
+    fp32, _, _ = exported
+    run_report = run_cli("evaluate", toy_run, "--data-dir", fake_idx)[0]
+    onnx_report = run_cli("evaluate", fp32, "--data-dir", fake_idx)[0]
+    # same format; per-class lines equal (fp32 logits within 1e-4 give the same predictions here)
+    assert run_report.splitlines()[2:-1] == onnx_report.splitlines()[2:-1]
+    assert (fp32.parent / "toy.confusion.png").exists()
+    run_pred = json.loads(run_cli("predict", toy_run, *image_files, "--json")[0])
+    onnx_pred = json.loads(run_cli("predict", fp32, *image_files, "--json")[0])
+    for a, b in zip(run_pred, onnx_pred, strict=True):
+        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
+        assert np.allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1e-4)
+    assert run_cli("predict", fp32, *image_files)[0].count("%") == 3 * len(image_files)
+
+
+def test_standalone_example_without_torch(exported, image_files, tmp_path):
+    fp32, _, _ = exported
+    blocked = tmp_path / "blocked"
+    for name in ("torch", "cnnlab"):  # importing either fails in the example's process
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not available here')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocked)}
+    proc = subprocess.run([sys.executable, str(EXAMPLE), str(fp32), *map(str, image_files)], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    want = run_cli("predict", fp32, *image_files)[0]
+    assert proc.stdout.splitlines() == want.splitlines()
+    assert len(EXAMPLE.read_text().splitlines()) <= 60
+
+
+def test_bench_quick(toy_run):
+    stdout, _ = run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", toy_run / "bench.json")
+    rows = [line for line in stdout.splitlines() if line.startswith("| ") and "engine" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["pytorch fp32 eager NCHW", "cnnlab evaluate path",
+                                                         "onnxruntime fp32", "onnxruntime int8"]  # fmt: skip
+    result = json.loads((toy_run / "bench.json").read_text())
+    assert result["parity"]["onnxruntime fp32"]["max_abs"] < 1e-4
+    assert all(row["b8"]["samples_per_s"] > 0 and 0 <= row["accuracy"] <= 1 for row in result["rows"])
+    assert "onnxruntime" in result["versions"] and "hardware:" in stdout
+
+
+def test_serve_refuses_an_onnx_file_in_one_line(exported):
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    fp32, _, _ = exported
+    _, err = run_cli("serve", fp32, code=2)
+    assert "serve takes a run folder or a .safetensors model file" in err and len(err.strip().splitlines()) == 1
