@@ -6,9 +6,10 @@
 
 Each row runs `cnnlab train --data fashion-mnist ARGS --time-budget B --seed S` in a fresh process and reports test
 accuracy (mean ± std over the seeds), the wall time from process start over the budget, the planned steps and
-epochs, and the samples/s the run measured. `--isa avx2` sets ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN then runs as on an
-AVX2-only CPU: no AVX-512, no bf16, so precision auto picks fp32); `native` leaves the CPU as it is. The report names
-the CPU, the ISA flags and the versions; paste it into BENCHMARKS.md.
+epochs, and the samples/s the run measured. `--isa avx2` sets ONEDNN_MAX_CPU_ISA=AVX2 and ATEN_CPU_CAPABILITY=avx2
+(oneDNN and torch's own kernels then run as on an AVX2-only CPU: no AVX-512, no bf16, so precision auto picks
+fp32); `native` leaves the CPU as it is. The report names the CPU, the ISA flags and the versions; paste it into
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 import torch
 from _common import ROOT, fmt
 
-ISAS = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
+# AVX2: oneDNN (convolutions, matmuls) capped by ONEDNN_MAX_CPU_ISA and torch's own kernels (element-wise, pooling,
+# BN, the optimizer) by ATEN_CPU_CAPABILITY, so the whole step runs as on an AVX2-only CPU
+ISAS = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 
 
 def cpu_description() -> str:

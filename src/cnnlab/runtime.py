@@ -117,9 +117,11 @@ def check_file() -> Path | None:
 def bf16_check() -> dict:
     """Whether bf16 autocast trains faster than fp32 on this CPU: measured once (≈ 0.3 s), cached per machine.
 
-    The cache (see `check_file`) is keyed by CPU model, thread count and torch version.
+    The cache (see `check_file`) is keyed by CPU model, instruction set (with oneDNN's cap: ONEDNN_MAX_CPU_ISA=AVX2
+    makes the same CPU another machine), thread count and torch version.
     """
-    key = f"{hardware_info(torch.device('cpu'))['cpu']}|{torch.get_num_threads()} threads|torch {torch.__version__}"
+    key = (f"{hardware_info(torch.device('cpu'))['cpu']}|{cpu_isa()}|{torch.get_num_threads()} threads|"
+           f"torch {torch.__version__}")  # fmt: skip
     path = check_file()
     cached: dict = {}
     if path is not None:
