@@ -325,3 +325,13 @@ def test_float_labels_get_a_note(tmp_path):
 
     with pytest.warns(UserWarning, match="stores labels as float32"):
         load_dataset(f"npz:{_tiny_npz(tmp_path / 'd.npz', labels_dtype=np.float32)}", val_split=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [(["predict", "RUN", "IMG", "--top", "0"], "--top"), (["predict", "RUN", "IMG", "--top", "-1"], "--top"),
+     (["summary", "lenet5", "--classes", "0"], "--classes")],
+)  # fmt: skip
+def test_counts_below_one_are_refused_with_the_range(model_file, png, args, flag):
+    args = [{"RUN": model_file, "IMG": png}.get(a, a) for a in args]
+    refused(cnnlab(*args), flag, "≥ 1")

@@ -37,3 +37,17 @@ def print_notes(notes: Iterable[str]) -> None:
     """What the library changed about an input (converted, resized, …), one line each on stderr."""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+
+
+def count(text: str) -> int:
+    """argparse `type=` for a count that must be ≥ 1 (--top, --classes, --n): 0 or −1 is refused with the range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+count.__name__ = "count"

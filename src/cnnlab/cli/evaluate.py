@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import print_notes
+from cnnlab.cli._common import count, print_notes
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -116,7 +116,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("predict", help="top classes for image files")
     p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("images", nargs="+", help="image files (converted to the model's mode and size, with a note)")
-    p.add_argument("--top", type=int, default=3, help="classes to show per image, most probable first (default: 3)")
+    p.add_argument("--top", type=count, default=3, help="classes to show per image, most probable first (default: 3)")
     p.add_argument("--input", help="C,H,W of a foreign .onnx classifier (one without cnnlab's metadata)")
     p.add_argument("--mean", help="per-channel mean (0–1 scale) for a foreign .onnx classifier, e.g. 0.5,0.5,0.5")
     p.add_argument("--std", help="per-channel std (0–1 scale) for a foreign .onnx classifier")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli._common import print_notes
+from cnnlab.cli._common import count, print_notes
 
 _USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
        cnnlab explain edges IMAGE"""
@@ -81,7 +81,7 @@ def _layers(o, c: Context):
 
 def _filters_flags(p):
     p.add_argument("--layer", help="conv layer (default: the first)")
-    p.add_argument("--max", type=int, default=64, help="show at most this many filters (default: 64)")
+    p.add_argument("--max", type=count, default=64, help="show at most this many filters (default: 64)")
 
 
 def _filters(o, c: Context):
@@ -92,7 +92,7 @@ def _filters(o, c: Context):
 def _featuremaps_flags(p):
     p.add_argument("--image", required=True)
     p.add_argument("--layer", help="module name (default: the first conv); see `layers`")
-    p.add_argument("--max", type=int, default=64, help="show at most this many maps (default: 64)")
+    p.add_argument("--max", type=count, default=64, help="show at most this many maps (default: 64)")
 
 
 def _featuremaps(o, c: Context):
@@ -127,7 +127,7 @@ def _maximize_flags(p):
     p.add_argument("--layer", help="module name whose channels (or neurons) to maximise")
     p.add_argument("--channel", type=_int_list, help="channel(s): 3, 0,4,7 or 0-7 (default: 0-7)")
     p.add_argument("--class", dest="classes", type=_int_list, help="class logit(s) instead of a layer, e.g. 0-9")
-    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--steps", type=count, default=256)
     p.add_argument("--lr", type=float, default=0.1, help="step per iteration in normalised input units")
     p.add_argument("--seed", type=int, default=0)
 
@@ -148,8 +148,8 @@ def _maximize(o, c: Context):
 def _patches_flags(p):
     p.add_argument("--layer", required=True)
     p.add_argument("--channel", type=int, required=True)
-    p.add_argument("--top", type=int, default=16)
-    p.add_argument("--n", type=int, default=10000, help="search the first N images of the split")
+    p.add_argument("--top", type=count, default=16)
+    p.add_argument("--n", type=count, default=10000, help="search the first N images of the split")
 
 
 def _patches(o, c: Context):
@@ -163,7 +163,7 @@ def _patches(o, c: Context):
 
 
 def _embedding_flags(p):
-    p.add_argument("--n", type=int, default=2000, help="images drawn at random from the split")
+    p.add_argument("--n", type=count, default=2000, help="images drawn at random from the split")
     p.add_argument("--thumbnails", action="store_true", help="draw the images themselves (first 300)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -212,7 +212,7 @@ METHODS: dict[str, Method] = {
     "top-losses": Method(
         "the images the model gets most confidently wrong",
         _top_losses,
-        lambda p: p.add_argument("--top", type=int, default=16),
+        lambda p: p.add_argument("--top", type=count, default=16),
         data=True,
     ),  # fmt: skip
     "edges": Method(

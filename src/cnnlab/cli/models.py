@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cnnlab.cli._common import count
+
 
 def _parse_input(text: str) -> tuple[int, ...]:
     parts = text.lower().replace("×", "x").split("x")
@@ -147,7 +149,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and receptive fields of a model")
     p.add_argument("model", nargs="?", help="model name, course notation (CL32-MP4-FC10), run folder or model file")
     p.add_argument("--input", help="input size C×H×W, e.g. 1x28x28 (default: the model family's own)")
-    p.add_argument("--classes", type=int, help="output classes (default: the model family's own, e.g. 1000 for vgg16)")
+    p.add_argument(
+        "--classes", type=count, help="output classes (default: the model family's own, e.g. 1000 for vgg16)"
+    )
     p.add_argument("--depth", type=int, help="show blocks nested deeper than N as one row (1 = top-level modules)")
     p.add_argument("--notation", action="store_true", help="print the model in the course notation, if it has one")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",

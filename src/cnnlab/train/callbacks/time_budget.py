@@ -14,6 +14,7 @@ from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
 
 # share of the measured rate that the plan counts on: steps slow down a little as the machine warms, caches churn
 SAFETY = 0.97
+MAX_REPLANS = 2  # the plan is measured again a third of the way and halfway through the rest
 
 
 class TimeBudget(Callback):
@@ -23,12 +24,15 @@ class TimeBudget(Callback):
     estimate_step_s: a first guess of the step time (e.g. from the thread probe): the run is laid out with it from
     the first step, so the measured plan later moves the LR schedule only a little.
     After `min_steps` optimizer steps and at least `min_seconds` spent in them (epoch ends not counted; the first
-    step of each epoch neither), the step time is measured, and so is the forward-only rate (a few inference passes over `probe`, a batch of model input). The
-    plan: steps that fit in what is left of the budget once the per-epoch validation (`val_samples`) and the final
-    evaluation (`post_samples`, plus `post_seconds` for saving and plotting) are paid for, capped by the epochs the
-    user asked for. `trainer.plan(steps)` then lays whole-run LR schedules out over exactly that many steps, and
-    the run stops at that step. A hard stop at the deadline (less the final evaluation) keeps the budget even when
-    the machine slows down. `plan` (a dict) says what was measured and decided; `log` gets it as one line.
+    step of each epoch neither), the step time is measured, and so is the forward-only rate (a few inference passes
+    over `probe`, a batch of model input). The plan: steps that fit in what is left of the budget once the per-epoch
+    validation (`val_samples`) and the final evaluation (`post_samples`, plus `post_seconds` for saving and
+    plotting) are paid for, capped by the epochs the user asked for. `trainer.plan(steps)` then lays whole-run LR
+    schedules out over exactly that many steps, and the run stops at that step. The step time is measured again a
+    third of the way through the plan and halfway through the rest (the first steps are often slower than the
+    steady rate), and the plan, with the schedule's end, moves to match. A hard stop at the deadline (less the
+    final evaluation) keeps the budget even when the machine slows down. `plan` (a dict) says what was measured and
+    decided; `log` gets it as one line.
 
     Distributed: the plan is one plan of all ranks (LR schedules must stay identical): when to plan is agreed (any
     rank ready), the slowest rank's step and inference times count (evaluation is split over the ranks), and the
@@ -64,6 +68,7 @@ class TimeBudget(Callback):
         self.cap = self.trainer.total_steps  # what --epochs allows
         self.last: float | None = None  # end of the previous batch of this epoch
         self.timed_s, self.timed_steps = 0.0, 0
+        self.replans, self.replan_at, self.per_sample = 0, 0, 0.0
         self.post = self.post_seconds  # until measured: what the end needs besides the test pass
         if self.estimate_step_s:  # provisional: inference ≈ a third of a training step per sample
             per_sample = self.estimate_step_s / len(self.probe) / 3
@@ -99,12 +104,30 @@ class TimeBudget(Callback):
 
     def _make_plan(self) -> None:
         t = self.trainer
-        step_s, per_sample = distributed.all_max(
-            [self.timed_s / max(self.timed_steps, 1) / SAFETY, self._inference_seconds_per_sample()]
-        )
+        replan = self.plan is not None
+        measured = self.timed_s / max(self.timed_steps, 1) / SAFETY
+        if replan:  # the steady rate since the last plan; inference was measured then
+            step_s, per_sample = distributed.all_max([measured])[0], self.per_sample
+        else:
+            step_s, per_sample = distributed.all_max([measured, self._inference_seconds_per_sample()])
+        self.per_sample = per_sample
+        self.timed_s, self.timed_steps = 0.0, 0
         fit, self.post = self._fit(step_s, per_sample)
         fit = _agreed_min(fit)
         total = min(fit, self.cap)
+        # measure again over the next part of the run (the first steps are often slower than the steady rate):
+        # a third of the way, then halfway through what is left
+        self.replan_at = t.step + max((total - t.step) // (2 if replan else 3), self.min_steps)
+        if replan:
+            self.replans += 1
+            if self.log and total != self.plan["steps"]:
+                self.log(f"time budget {self.seconds:g} s: {total:,} steps at {step_s * 1e3:.1f} ms/step measured "
+                         f"since step {self.plan['planned_at']:,} (was {self.plan['steps']:,})")  # fmt: skip
+            self.plan.update(steps=total, epochs=round(total / t.updates_per_epoch, 3), planned_at=t.step,
+                             step_ms=round(step_s * 1e3, 3), replans=self.replans,
+                             ended_by="budget" if fit <= self.cap else "epochs")  # fmt: skip
+            t.plan(total)
+            return
         self.plan = {
             "budget_s": self.seconds,
             "steps": total,
@@ -115,6 +138,8 @@ class TimeBudget(Callback):
             "inference_samples_per_s": round(1 / per_sample, 1),
             "reserved_s": round(self.post, 2),
             "ended_by": "budget" if fit <= self.cap else "epochs",
+            "planned_at": t.step,
+            "replans": 0,
         }
         t.plan(total)
         if self.log:
@@ -126,14 +151,16 @@ class TimeBudget(Callback):
     def on_batch_end(self, batch: int, logs: dict) -> None:
         t = self.trainer
         now = time.perf_counter()
+        if self.last is not None:  # time steps within an epoch only (epoch ends are planned for separately)
+            self.timed_s += now - self.last
+            self.timed_steps += 1
+        self.last = now
         if self.plan is None:
-            if self.last is not None:  # time steps within an epoch only (epoch ends are planned for separately)
-                self.timed_s += now - self.last
-                self.timed_steps += 1
-            self.last = now
             ready = self.timed_steps >= self.min_steps and self.timed_s >= self.min_seconds
             if distributed.all_max([float(ready)])[0] > 0:  # one rank ready: all plan at this step
                 self._make_plan()
+        elif self.replans < MAX_REPLANS and t.step >= self.replan_at and self.timed_steps >= self.min_steps:
+            self._make_plan()  # the same step on every rank: replan_at and the step count are the same everywhere
         if self.plan is not None and t.step >= self.plan["steps"]:
             t.stop(f"time budget: the {self.plan['steps']:,} planned steps are done")
         elif self.clock() >= self.seconds - self.post:
