@@ -8,31 +8,35 @@ from torch import nn
 
 from cnnlab.layers import get_act, init_weights
 from cnnlab.models._base import SequentialClassifier, default_cfg
-from cnnlab.models._notation_parse import Token, located, out_side, parse
+from cnnlab.models._notation_parse import Token, axes, located, out_sides, parse
 
 
 def _check_size(text: str, tokens: list[Token], sides: tuple[int, ...]) -> None:
     """Refuse an input size that some token shrinks to nothing, naming that token."""
     for i, tok in enumerate(tokens):
-        new = tuple(out_side(side, tok) for side in sides)
+        new = out_sides(sides, tok)
         if min(new) < 1:
-            window = "×".join([str(tok.kernel)] * len(sides))
+            window = "×".join(map(str, axes(tok.kernel, len(sides))))
             raise located(text, i, f"a {'×'.join(map(str, sides))} map is too small for this {window} window "
                                     "(input too small for this model)")  # fmt: skip
         sides = new
 
 
-def _min_side(tokens: list[Token], img_size: int) -> int:
-    """The smallest square input side length every token accepts (output sizes only grow with the input)."""
-    for side in range(1, img_size + 1):
-        s = side
+def _min_sides(tokens: list[Token], sides: tuple[int, ...]) -> tuple[int, ...]:
+    """The smallest input every token accepts, axis by axis (an axis' output size depends on that axis' input
+    alone and only grows with it); `sides`, an input they accept, bounds the search."""
+
+    def fits(probe: tuple[int, ...]) -> bool:
         for tok in tokens:
-            s = out_side(s, tok)
-            if s < 1:
-                break
-        else:
-            return side
-    return img_size
+            probe = out_sides(probe, tok)
+            if min(probe) < 1:
+                return False
+        return True
+
+    return tuple(
+        next((n for n in range(1, limit + 1) if fits((*sides[:axis], n, *sides[axis + 1 :]))), limit)
+        for axis, limit in enumerate(sides)
+    )
 
 
 def build(
@@ -45,7 +49,8 @@ def build(
 ) -> SequentialClassifier:
     """The model a notation string describes, for `in_chans`×`img_size`×`img_size` inputs and `num_classes` outputs.
 
-    `img_size` may be (H, W) for a non-square input: the flatten before the first FC is sized for it.
+    `img_size` may be (H, W) for a non-square input: the flatten before the first FC is sized for it (and a
+    rectangular kernel, stride or padding shrinks each side by its own numbers).
 
     `act`: the nonlinearity after every CL and hidden FC (relu, the notation's; or sigmoid, tanh, … for the
     lectures' vanishing-gradient experiments — such a model has no notation string of its own to write back).
@@ -94,9 +99,9 @@ def build(
             last = i == len(tokens) - 1
             layers.append(nn.Linear(chans, num_classes if last else tok.size))
             chans, relu_due = tok.size, not last
-        sides = tuple(out_side(side, tok) for side in sides)
+        sides = out_sides(sides, tok)
     size = (in_chans, *input_sides)
-    min_side = _min_side(tokens, max(input_sides))
-    cfg = default_cfg(size, f"classifier.{len(classifier) - 1}", (in_chans,) + (min_side,) * dims, notation=text)
+    min_size = (in_chans, *_min_sides(tokens, input_sides))
+    cfg = default_cfg(size, f"classifier.{len(classifier) - 1}", min_size, notation=text)
     model = SequentialClassifier(nn.Sequential(*features), nn.Sequential(*classifier), cfg)
     return init_weights(model, "glorot_uniform")

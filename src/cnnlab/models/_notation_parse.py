@@ -6,43 +6,84 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_CONV = re.compile(r"CL(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?")
-_POOL = re.compile(r"(MP|AP)(?:(\d+)|k(\d+)(?:s(\d+))?(?:p(\d+))?)(c?)")
+# a size is one number (a square window) or KHxKW, height first like torch's (kH, kW); [\dx]+ also takes a bad one
+# ('3x', 'x3') so that the error can name it
+_SIZE = r"([\dx]+)"
+_CONV = re.compile(rf"CL(\d+)(?:k{_SIZE})?(?:s{_SIZE})?(?:p{_SIZE})?")
+_POOL = re.compile(rf"(MP|AP)(?:{_SIZE}|k{_SIZE}(?:s{_SIZE})?(?:p{_SIZE})?)(c?)")
 _DROP = re.compile(r"D(\d*\.?\d+)")
 _FC = re.compile(r"FC(\d+)")
-_TOKENS = "CL<filters>[k<K>][s<S>][p<P>], MP<n>[c], AP<n>[c], MPk<K>[s<S>][p<P>][c], BN, D<rate>, GAP or FC<units>"
+_TOKENS = (
+    "CL<filters>[k<K>][s<S>][p<P>], MP<n>[c], AP<n>[c], MPk<K>[s<S>][p<P>][c], BN, D<rate>, GAP or FC<units> "
+    "(K, S, P: one number or HxW, e.g. k3x5)"
+)
+
+Size = int | tuple[int, int]  # one side for a square window (and 1-D), or (height, width)
+
+
+def axes(value: Size, dims: int = 2) -> tuple[int, ...]:
+    """`value` along each of `dims` axes: 3 → (3, 3), (3, 5) → (3, 5); 3 → (3,) in 1-D."""
+    return value if isinstance(value, tuple) else (value,) * dims
+
+
+def _short(value: Size | tuple[int, ...] | list[int]) -> Size:
+    """A pair with equal sides as one number (the square window the notation writes as one): (3, 3) → 3; torch's
+    1-D (k,) → k."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]) if len(set(value)) == 1 else (int(value[0]), int(value[1]))
+    return int(value)
+
+
+def _written(value: Size) -> str:
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 @dataclass(frozen=True)
 class Token:
-    """One layer of the notation: `kind` (CL, MP, AP, BN, D, GAP, FC) and its numbers."""
+    """One layer of the notation: `kind` (CL, MP, AP, BN, D, GAP, FC) and its numbers.
+
+    `kernel`, `stride` and `padding` are one number for a square window (and in 1-D), else (height, width);
+    a pair with equal sides is stored as one number, so that CL8k3x3 and CL8k3 are the same token.
+    """
 
     kind: str
     size: int = 0  # filters (CL) or units (FC)
-    kernel: int = 0
-    stride: int = 0
-    padding: int = 0
+    kernel: Size = 0
+    stride: Size = 0
+    padding: Size = 0
     rate: float = 0.0  # dropout probability (D)
     ceil: bool = False  # MP / AP: round the output size up (torch's ceil_mode), written with a trailing 'c'
     dims: int = 2  # MP<n> / AP<n>: n = kernel ** dims (a 2×2 window divides an image's pixels by 4, a 1-D one by 2)
 
+    def __post_init__(self) -> None:
+        for name in ("kernel", "stride", "padding"):
+            object.__setattr__(self, name, _short(getattr(self, name)))
+
     def text(self) -> str:
-        """The token in canonical form (defaults left out): CL32, CL64k3, MP4, MPk3s2, D0.5, FC10."""
+        """The token in canonical form (defaults left out): CL32, CL64k3, CL8k3x5, MP4, MPk3s2, MPk3x2, D0.5, FC10."""
         if self.kind == "CL":
-            text = f"CL{self.size}" + (f"k{self.kernel}" if self.kernel != 5 else "")
-            text += f"s{self.stride}" if self.stride != 1 else ""
-            same = self.kernel // 2 if self.kernel % 2 else None
-            return text + (f"p{self.padding}" if self.padding != same else "")
+            text = f"CL{self.size}" + (f"k{_written(self.kernel)}" if self.kernel != 5 else "")
+            text += f"s{_written(self.stride)}" if self.stride != 1 else ""
+            return text + (f"p{_written(self.padding)}" if self.padding != same_padding(self.kernel) else "")
         if self.kind in ("MP", "AP"):
             c = "c" if self.ceil else ""
             if self.stride == self.kernel and self.padding == 0:
-                return f"{self.kind}{self.kernel**self.dims}{c}"
-            return f"{self.kind}k{self.kernel}s{self.stride}" + (f"p{self.padding}" if self.padding else "") + c
+                if isinstance(self.kernel, int):
+                    return f"{self.kind}{self.kernel**self.dims}{c}"
+                return f"{self.kind}k{_written(self.kernel)}{c}"  # no MP<n> for a rectangle; the stride is K's
+            text = f"{self.kind}k{_written(self.kernel)}s{_written(self.stride)}"
+            return text + (f"p{_written(self.padding)}" if self.padding != 0 else "") + c
         if self.kind == "D":
             return f"D{self.rate:g}"
         if self.kind == "FC":
             return f"FC{self.size}"
         return self.kind  # BN, GAP
+
+
+def same_padding(kernel: Size) -> Size | None:
+    """The 'same' padding of a conv, K // 2 along each axis; None when a side is even (no symmetric one)."""
+    sides = axes(kernel)
+    return None if any(k % 2 == 0 for k in sides) else _short(tuple(k // 2 for k in sides))
 
 
 class _Bad(ValueError):
@@ -63,21 +104,38 @@ def located(text: str, index: int, message: str) -> ValueError:
     )
 
 
+def _size(text: str | None, word: str, index: int, dims: int) -> Size | None:
+    """A size as written in `word` ('3' or '3x5'), None where it is left out."""
+    if text is None:
+        return None
+    parts = text.split("x")
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise _Bad(index, f"'{text}' in '{word}' is not a size: one number, or HxW such as 3x5 (height × width)")
+    if len(parts) == 2 and dims == 1:
+        raise _Bad(index, f"'{text}' in '{word}': a 1-D network's windows have one side, not height × width")
+    return _short(tuple(int(p) for p in parts))
+
+
 def _parse_token(word: str, index: int, dims: int = 2) -> Token:
     if word in ("BN", "GAP"):
         return Token(word)
     if m := _CONV.fullmatch(word):
-        filters, k, s, p = (int(v) if v is not None else None for v in m.groups())
+        filters = int(m.group(1))
+        k, s, p = (_size(v, word, index, dims) for v in m.groups()[1:])
         k, s = 5 if k is None else k, 1 if s is None else s
-        if p is None:
-            if k % 2 == 0:
-                raise _Bad(index, f"an even kernel ({k}×{k}) has no symmetric 'same' padding: add p, e.g. {word}p0")
-            p = k // 2
-        if min(filters, k, s) < 1:
+        if min(filters, *axes(k), *axes(s)) < 1:
             raise _Bad(index, f"filters, kernel and stride must be ≥ 1 in '{word}'")
+        if p is None:
+            p = same_padding(k)
+            if p is None:
+                window = "×".join(map(str, axes(k)))
+                raise _Bad(index, f"an even kernel ({window}) has no symmetric 'same' padding: add p, e.g. {word}p0")
         return Token("CL", filters, k, s, p)
     if m := _POOL.fullmatch(word):
         kind, n, k, s, p, c = m.groups()
+        if n is not None and "x" in n:
+            _size(n, word, index, dims)  # a malformed size, or a 1-D network's, says so
+            raise _Bad(index, f"{kind}<n> counts the pixels a window covers (MP4 = 2×2/2); a {n} window is {kind}k{n}")
         if n is not None and dims == 1:
             if int(n) < 2:
                 raise _Bad(index, f"{kind}{n}: a 1-D pool needs a window of 2 or more samples")
@@ -87,11 +145,12 @@ def _parse_token(word: str, index: int, dims: int = 2) -> Token:
             if side < 2 or side * side != int(n):
                 raise _Bad(index, f"{kind}{n}: {n} is not a square ≥ 4 (MP4 = 2×2/2, MP9 = 3×3/3; or MPk3s2)")
             return Token(kind, kernel=side, stride=side, ceil=bool(c))
-        k = int(k)
-        s = k if s is None else int(s)
-        if min(k, s) < 1 or 2 * int(p or 0) > k:
+        k = _size(k, word, index, dims)
+        s = k if s is None else _size(s, word, index, dims)
+        p = _size(p, word, index, dims) or 0
+        if min(*axes(k), *axes(s)) < 1 or any(2 * pa > ka for ka, pa in zip(axes(k), axes(p), strict=True)):
             raise _Bad(index, f"'{word}' needs kernel and stride ≥ 1 and padding at most half the kernel")
-        return Token(kind, kernel=k, stride=s, padding=int(p or 0), ceil=bool(c), dims=dims)
+        return Token(kind, kernel=k, stride=s, padding=p, ceil=bool(c), dims=dims)
     if m := _DROP.fullmatch(word):
         rate = float(m.group(1))
         if rate >= 1:
@@ -153,8 +212,10 @@ def pooled_side(side: int, kernel: int, stride: int, padding: int = 0, ceil: boo
     return out - 1 if (out - 1) * stride >= side + padding else out
 
 
-def out_side(side: int, tok: Token) -> int:
-    """Height (or width) after a CL / MP / AP token: ⌊(side + 2p − k) / s⌋ + 1 (rounded up for a ceil-mode pool)."""
+def out_sides(sides: tuple[int, ...], tok: Token) -> tuple[int, ...]:
+    """The map's sides (H, W; or L) after a token: ⌊(n + 2p − k) / s⌋ + 1 along each axis with that axis' kernel,
+    stride and padding for a CL / MP / AP (rounded up for a ceil-mode pool); 1 after GAP."""
     if tok.kind in ("CL", "MP", "AP"):
-        return pooled_side(side, tok.kernel, tok.stride, tok.padding, tok.ceil)
-    return 1 if tok.kind == "GAP" else side
+        per_axis = (axes(v, len(sides)) for v in (tok.kernel, tok.stride, tok.padding))
+        return tuple(pooled_side(n, k, s, p, tok.ceil) for n, k, s, p in zip(sides, *per_axis, strict=True))
+    return (1,) * len(sides) if tok.kind == "GAP" else sides

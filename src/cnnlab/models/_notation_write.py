@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from cnnlab.models._base import SequentialClassifier
-from cnnlab.models._notation_parse import Token, format_notation, out_side
+from cnnlab.models._notation_parse import Token, format_notation, out_sides
 
 
 def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -58,13 +60,12 @@ def _conv_token(name: str, m: nn.Conv1d | nn.Conv2d) -> Token:
         raise ValueError(f"conv '{name}' is grouped or dilated, which CL cannot write")
     if m.bias is None or m.padding_mode != "zeros":
         raise ValueError(f"conv '{name}' has no bias or pads with {m.padding_mode}; CL has a bias and pads zeros")
-    k, s = _square(m.kernel_size, "kernel", name), _square(m.stride, "stride", name)
-    pad = m.padding
+    pad = m.padding  # torch keeps kernel_size, stride and padding as tuples, (kH, kW) or (k,)
     if isinstance(pad, str):  # 'valid' or 'same' (torch allows 'same' only at stride 1)
-        if pad == "same" and k % 2 == 0:
+        if pad == "same" and any(k % 2 == 0 for k in m.kernel_size):
             raise ValueError(f"conv '{name}' pads an even kernel 'same', asymmetrically")
-        pad = 0 if pad == "valid" else k // 2
-    return Token("CL", m.out_channels, k, s, _square(pad, "padding", name))
+        pad = tuple(0 if pad == "valid" else k // 2 for k in m.kernel_size)
+    return Token("CL", m.out_channels, m.kernel_size, m.stride, pad)  # Token writes (3, 3) as 3
 
 
 def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
@@ -74,12 +75,11 @@ def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
         raise ValueError(f"pool '{name}' is dilated, which MP cannot write")
     if kind == "AP" and (not m.count_include_pad or m.divisor_override):
         raise ValueError(f"pool '{name}' averages without the padding, which AP cannot write")
-    k = _square(m.kernel_size, "kernel", name)
-    s = k if m.stride is None else _square(m.stride, "stride", name)
-    tok = Token(kind, kernel=k, stride=s, padding=_square(m.padding, "padding", name), dims=dims)
+    # a pool keeps kernel_size, stride and padding as given: an int, or (kH, kW) / (k,); no stride: the kernel's
+    tok = Token(kind, kernel=m.kernel_size, stride=m.stride or m.kernel_size, padding=m.padding, dims=dims)
     # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227): written plain
-    if m.ceil_mode and (sizes is None or out_side(sizes[0][0], tok) != sizes[1][0]):
-        tok = Token(kind, kernel=k, stride=s, padding=tok.padding, ceil=True, dims=dims)
+    if m.ceil_mode and (sizes is None or out_sides(sizes[0], tok) != sizes[1]):
+        tok = replace(tok, ceil=True)
     return tok
 
 

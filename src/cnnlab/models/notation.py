@@ -10,6 +10,11 @@ Grammar: tokens separated by ``-``; layer letters upper case, option letters low
                                    (m ≥ 2): an m×m window with stride m. MP4 = 2×2/2, MP9 = 3×3/3.
 ``MPk<K>[s<S>][p<P>]`` (``AP…``)   any other window, e.g. AlexNet's overlapping 3×3/2 pool ``MPk3s2``
                                    (stride defaults to K, padding to 0).
+``k<KH>x<KW>``, ``s<SH>x<SW>``,    a rectangular kernel, stride or padding in a CL / MP / AP token, height
+``p<PH>x<PW>``                     first like torch's (kH, kW): ``CL32k3x5`` is a 3×5 kernel whose "same"
+                                   padding is (KH // 2, KW // 2) = 1×2 (an even side needs ``p``);
+                                   ``CL32k3x5s1x2``, ``MPk3x2s2x1``. Equal sides are written as one number
+                                   (``k3x3`` is ``k3``). Not in 1-D networks, whose windows have one side.
 ``…c`` after a pool token          ceil mode: the output side is rounded up, ⌈(n + 2p − k)/s⌉ + 1, so a
                                    partial window at the edge is kept: ``MP4c`` takes 7×7 to 4×4 (the
                                    lectures' X/O example), ``MP4`` to 3×3.
@@ -70,8 +75,11 @@ def resolve_notation(name: str) -> Callable[..., nn.Module] | None:
         return None
     try:
         parse(name)  # a ValueError with a caret line for a bad string, before any model is built
-    except ValueError:
-        parse(name, dims=1)  # …unless it is a valid 1-D network (MP2); `build` checks it again with its `dims`
+    except ValueError as error:
+        try:
+            parse(name, dims=1)  # …unless it is a valid 1-D network (MP2); `build` checks it again with its `dims`
+        except ValueError:
+            raise error from None  # bad either way: the image network's error (CL8k3x is no 1-D question)
     return functools.partial(_construct, name)
 
 
