@@ -8,8 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import print_notes
-
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
@@ -73,18 +71,11 @@ def cmd_evaluate_onnx(args: argparse.Namespace) -> int:
 
 def cmd_predict_onnx(args: argparse.Namespace) -> int:
     """`cnnlab predict MODEL.onnx images…`: a run folder's output, computed by ONNX Runtime."""
+    from cnnlab.cli.evaluate import print_predictions
     from cnnlab.deploy.onnx_runtime import OnnxClassifier, predict_onnx_files
 
     model = OnnxClassifier(args.run, args.input, args.mean, args.std)
-    results = predict_onnx_files(model, args.images, args.top)
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    for r in results:
-        print_notes(r["notes"])
-        best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
-        print(f"{r['file']}: {best}")
-    return 0
+    return print_predictions(args, predict_onnx_files(model, args.images, args.top))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -77,7 +77,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.predict import predict_files
 
     model, meta = load_model(args.run)
-    results = predict_files(model, meta, args.images, args.top, args.device)
+    return print_predictions(args, predict_files(model, meta, args.images, args.top, args.device))
+
+
+def print_predictions(args: argparse.Namespace, results: list[dict]) -> int:
+    """One line per image (its top classes with probabilities; conversion notes on stderr), or JSON with --json."""
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -91,13 +91,19 @@ def load_image(path: str | Path, mode: str, size: tuple[int, int] | None = None)
 
     Returns the tensor and notes that say what was converted, for the user to read.
     """
-    im = open_image(path)
+    image, notes = conform(open_image(path), mode, size)
+    return image, [f"{path}: {note}" for note in notes]
+
+
+def conform(im: Image.Image, mode: str, size: Sequence[int] | None = None) -> tuple[torch.Tensor, list[str]]:
+    """A decoded image as a model reads it: uint8 (C, H, W) in `mode` ('L' / 'RGB'), resized (bilinear) to `size`
+    (H, W) if given; and a note for each conversion made."""
     notes = []
     if base_mode(im) != mode:
         kind = {"L": "grayscale", "RGB": "RGB"}
-        notes.append(f"{path}: converted {kind[base_mode(im)]} image to {kind[mode]} as the model expects")
+        notes.append(f"converted {kind[base_mode(im)]} image to {kind[mode]} as the model expects")
     im = to_mode(im, mode)
     if size is not None and (im.height, im.width) != tuple(size):
-        notes.append(f"{path}: resized {im.width}×{im.height} to {size[1]}×{size[0]}")
+        notes.append(f"resized {im.width}×{im.height} to {size[1]}×{size[0]}")
         im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
     return image_to_tensor(im), notes

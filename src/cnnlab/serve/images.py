@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnlab.data.images import base_mode, channels_mode, image_to_tensor, to_mode
+from cnnlab.data.images import channels_mode, conform
 
 MAX_BYTES = 10 * 1024 * 1024  # an upload larger than this is refused (413)
 MAX_PIXELS = 4096 * 4096  # width × height from the header; larger is refused before decoding (413)
@@ -64,16 +64,7 @@ def decode_image(data: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_
 def model_input(im: Image.Image, input_size: Sequence[int]) -> tuple[torch.Tensor, list[str]]:
     """A decoded image as a model with `input_size` (C, H, W) reads it: uint8 (C, H, W), and notes on conversions."""
     c, h, w = input_size
-    mode = channels_mode(c)
-    notes = []
-    if base_mode(im) != mode:
-        kind = {"L": "grayscale", "RGB": "RGB"}
-        notes.append(f"converted {kind[base_mode(im)]} image to {kind[mode]} as the model expects")
-    im = to_mode(im, mode)
-    if (im.height, im.width) != (h, w):
-        notes.append(f"resized {im.width}×{im.height} to {w}×{h}")
-        im = im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
-    return image_to_tensor(im), notes
+    return conform(im, channels_mode(c), (h, w))
 
 
 def read_upload(
