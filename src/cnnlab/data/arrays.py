@@ -117,7 +117,9 @@ def read_csv(path: str | Path, channels: int = 1, classes: list[str] | None = No
         first = f.readline()
     skip = 0 if first.split(",")[0].strip().lstrip("-").isdigit() else 1
     try:
-        data = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # an empty file: numpy warns, then the check below says it in our words
+            warnings.simplefilter("ignore", UserWarning)
+            data = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=np.float64, ndmin=2)
     except ValueError as e:
         raise ValueError(f"{path}: not a CSV of numbers ({e})") from None
     if data.size == 0 or data.shape[1] < 2:
