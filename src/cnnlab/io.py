@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,13 +33,14 @@ def _atomic_write(path: Path, write) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(
-            e.errno, f"{path} could not be written ({e.strerror}); the previous file, if any, is kept"
-        ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        # torch.save reports a full disk as a RuntimeError from its zip writer ("unexpected pos …"): say what it is
+        full = isinstance(e, RuntimeError) and shutil.disk_usage(path.parent).free < 2**20
+        if isinstance(e, OSError) or full:
+            reason = "No space left on device" if full else e.strerror
+            raise OSError(errno.ENOSPC if full else e.errno,
+                          f"{path} could not be written ({reason}); the previous file, if any, is kept") from None  # fmt: skip
         raise
 
 

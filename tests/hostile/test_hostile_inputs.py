@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -336,3 +337,23 @@ def test_float_labels_get_a_note(tmp_path):
 def test_counts_below_one_are_refused_with_the_range(model_file, png, args, flag):
     args = [{"RUN": model_file, "IMG": png}.get(a, a) for a in args]
     refused(cnnlab(*args), flag, "≥ 1")
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    from cnnlab import io
+
+    path = tmp_path / "checkpoint.pt"
+    io.save_checkpoint(path, {"model": {}, "step": 1})
+
+    def full_disk_save(obj, f, *a, **k):  # what torch.save does on a full disk: a RuntimeError from its zip writer
+        Path(f).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: SimpleNamespace(free=0))
+    with pytest.raises(OSError, match="could not be written \\(No space left on device\\); the previous file") as e:
+        io.save_checkpoint(path, {"model": {}, "step": 2})
+    assert e.value.errno == errno.ENOSPC
+    assert io.load_checkpoint(path)["step"] == 1 and not list(tmp_path.glob(".*.tmp"))
