@@ -71,6 +71,18 @@ def write_fake_idx(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool
     return write_idx_task(folder, make_images, n_train, n_test, gz)
 
 
+def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
+    """A LeNet-5 run folder trained on the generated task of `write_fake_idx` (seconds; the serve and deploy tests'
+    model)."""
+    from cnnlab.pipeline import train_run
+    from cnnlab.train.config import TrainConfig
+
+    cfg = TrainConfig(data="fashion-mnist", data_dir=str(data_dir), model="lenet5", epochs=epochs, out=str(out),
+                      verbose=0, seed=0, batch_size=32, lr=3e-3, val_split=100)  # fmt: skip
+    train_run(cfg, log=lambda *a: None)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's cache or the network from tests."""

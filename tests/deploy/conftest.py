@@ -7,6 +7,8 @@ import io
 
 import pytest
 
+from tests.conftest import train_toy_run
+
 pytest.importorskip("onnxruntime", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
 pytest.importorskip("onnxscript", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
 
@@ -14,14 +16,7 @@ pytest.importorskip("onnxscript", reason="the deploy extra is not installed: pip
 @pytest.fixture(scope="session")
 def toy_run(fake_idx, tmp_path_factory):
     """Run folder of LeNet-5 trained on the generated task (class k: a bright square at a class-specific place)."""
-    from cnnlab.pipeline import train_run
-    from cnnlab.train.config import TrainConfig
-
-    out = tmp_path_factory.mktemp("deploy") / "toy"
-    cfg = TrainConfig(data="fashion-mnist", data_dir=str(fake_idx), model="lenet5", epochs=3, out=str(out), verbose=0,
-                      seed=0, batch_size=32, lr=3e-3, val_split=100)  # fmt: skip
-    train_run(cfg, log=lambda *a: None)
-    return out
+    return train_toy_run(tmp_path_factory.mktemp("deploy") / "toy", fake_idx, epochs=3)
 
 
 def run_cli(*args, code: int = 0) -> tuple[str, str]:

@@ -8,20 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import train_toy_run
+
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'cnnlab[serve]'")
 
 
 @pytest.fixture(scope="session")
 def serve_run(fake_idx, tmp_path_factory):
     """Run folder of LeNet-5 trained two epochs on the generated task (class k: a bright square at place k)."""
-    from cnnlab.pipeline import train_run
-    from cnnlab.train.config import TrainConfig
-
-    out = tmp_path_factory.mktemp("serve") / "toy-lenet"
-    cfg = TrainConfig(data="fashion-mnist", data_dir=str(fake_idx), model="lenet5", epochs=2, out=str(out), verbose=0,
-                      seed=0, batch_size=32, lr=3e-3, val_split=100)  # fmt: skip
-    train_run(cfg, log=lambda *a: None)
-    return out
+    return train_toy_run(tmp_path_factory.mktemp("serve") / "toy-lenet", fake_idx, epochs=2)
 
 
 @pytest.fixture(scope="session")
