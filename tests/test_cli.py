@@ -122,6 +122,8 @@ def test_ctrl_c_keeps_last_finished_epoch(fake_idx, tmp_path):
         [sys.executable, "-m", "cnnlab", "train", "--data-dir", fake_idx, "--model", "lecture_cnn",
          "--epochs", "200", "--batch-size", "16", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a suite started in the background of a script (`cmd &`) passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until one epoch has finished
