@@ -55,14 +55,82 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False, world: int = 1
     return full + (0 < rest and not drop_last and rest >= world)
 
 
-class InMemoryLoader:
-    """Iterate (x, y) batches of an ImageSet that lives on `device` as uint8.
+class ShardedBatches:
+    """What every cnnlab loader shares: the epoch's seeded order, its rank's share of each global batch, the
+    on-device finish of a batch (transform, channels_last) and the resume state. A subclass sets how many samples
+    there are (`n`) and yields its batches from `batches(start)` through `_epoch(start)` and `_finish(x)`.
 
-    transform: batched callable applied on the device to each uint8 batch (e.g. Normalize + augmentation).
     shuffle: a new seeded permutation each epoch; `state_dict()` holds the generator as at the start of the epoch
     in progress (or of the next one), so a resumed run draws the same order.
     rank, world: a distributed run's shard — every rank draws the same order and yields its part of each global
     batch of `batch_size` (see `shard_bounds`); `len()` and `num_samples` stay those of the global batches.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+        seed: int,
+        drop_last: bool,
+        channels_last: bool,
+        rank: int,
+        world: int,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch size must be ≥ 1, got {batch_size}")
+        self.n = n
+        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
+        self.drop_last, self.channels_last = drop_last, channels_last
+        self.rank, self.world = rank, world
+        self.generator = torch.Generator().manual_seed(seed)
+        self._epoch_start: torch.Tensor | None = None  # generator state the epoch in progress drew its order from
+
+    def __len__(self) -> int:
+        return num_batches(self.n, self.batch_size, self.drop_last, self.world)
+
+    @property
+    def num_samples(self) -> int:
+        return min(len(self) * self.batch_size, self.n)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches()
+
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def _epoch(self, start: int) -> tuple[torch.Tensor | None, list[tuple[int, int]]]:
+        """Draw the epoch's order (None without shuffle: the stored order) and this rank's [a, b) positions in it
+        of the batches from `start` on. The generator's state before the draw is kept for `state_dict`."""
+        self._epoch_start = self.generator.get_state()
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
+        bounds = [shard_bounds(i, self.batch_size, self.n, self.rank, self.world) for i in range(start, len(self))]
+        return order, bounds
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch as the model takes it: transformed on the device, in channels_last when asked."""
+        if self.transform is not None:
+            x = self.transform(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _epoch_done(self) -> None:
+        self._epoch_start = None  # the epoch is whole: the generator now holds the next epoch's start
+
+    def state_dict(self) -> dict:
+        """The order's random state: the start of the epoch in progress, else of the next epoch."""
+        return {"generator": self._epoch_start if self._epoch_start is not None else self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._epoch_start = None
+
+
+class InMemoryLoader(ShardedBatches):
+    """Iterate (x, y) batches of an ImageSet that lives on `device` as uint8.
+
+    transform: batched callable applied on the device to each uint8 batch (e.g. Normalize + augmentation).
+    Order, shards and resume state: `ShardedBatches`.
     """
 
     def __init__(
@@ -78,30 +146,13 @@ class InMemoryLoader:
         rank: int = 0,
         world: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be ≥ 1, got {batch_size}")
+        super().__init__(
+            data.images.shape[0], batch_size, shuffle, transform, seed, drop_last, channels_last, rank, world
+        )
         self.device = torch.device(device)
         self.images = data.images.to(self.device, non_blocking=True)
         self.labels = data.labels.to(self.device, non_blocking=True)
         self.classes = data.classes
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.transform = transform
-        self.drop_last = drop_last
-        self.channels_last = channels_last
-        self.rank, self.world = rank, world
-        self.generator = torch.Generator().manual_seed(seed)
-        self._epoch_start: torch.Tensor | None = None  # generator state the epoch in progress drew its order from
-
-    def __len__(self) -> int:
-        return num_batches(self.images.shape[0], self.batch_size, self.drop_last, self.world)
-
-    @property
-    def num_samples(self) -> int:
-        return min(len(self) * self.batch_size, self.images.shape[0])
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches()
 
     def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch's batches from batch `start` on: the epoch's order is drawn whole, the first `start` skipped.
@@ -109,27 +160,13 @@ class InMemoryLoader:
         With the generator set back to its state at the start of an epoch, this replays the rest of that epoch
         (exact resume), without transforming the skipped batches.
         """
-        n = self.images.shape[0]
-        self._epoch_start = self.generator.get_state()
-        order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
-        for i in range(start, len(self)):
-            a, b = shard_bounds(i, self.batch_size, n, self.rank, self.world)
+        order, bounds = self._epoch(start)
+        order = order.to(self.device) if order is not None else None
+        for a, b in bounds:
             if order is None:
                 x, y = self.images[a:b], self.labels[a:b]
             else:
                 idx = order[a:b]
                 x, y = self.images[idx], self.labels[idx]
-            if self.transform is not None:
-                x = self.transform(x)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y
-        self._epoch_start = None  # the epoch is whole: the generator now holds the next epoch's start
-
-    def state_dict(self) -> dict:
-        """The order's random state: the start of the epoch in progress, else of the next epoch."""
-        return {"generator": self._epoch_start if self._epoch_start is not None else self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self._epoch_start = None
+            yield self._finish(x), y
+        self._epoch_done()

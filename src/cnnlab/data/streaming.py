@@ -22,7 +22,7 @@ from cnnlab.data.dataset import DataSplits, ImageSet
 from cnnlab.data.folder import class_folders, decode, image_files, read_image_folder
 from cnnlab.data.images import IMAGE_SUFFIXES, ImageReadError, base_mode, open_image
 from cnnlab.data.load import _default_val
-from cnnlab.data.loader import num_batches, shard_bounds
+from cnnlab.data.loader import ShardedBatches
 
 STREAM_ABOVE_BYTES = 2 * 1024**3  # decoded uint8 size above which folder:PATH streams on its own
 SAMPLE = 1024  # images decoded up front: channel statistics, colour mode, thread and time probes
@@ -118,11 +118,11 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-class StreamingFolderLoader:
+class StreamingFolderLoader(ShardedBatches):
     """(x, y) batches of a FileSet decoded by `workers` DataLoader processes (0: in this process).
 
-    The same members and the same order as `InMemoryLoader` (shuffle, seed, drop_last, rank/world shards,
-    transform on the device, channels_last), so the Trainer, augmentation and resume work unchanged.
+    The same order, shards, on-device finish and resume state as `InMemoryLoader` (both are `ShardedBatches`), so
+    the Trainer, augmentation and resume work unchanged.
     """
 
     def __init__(
@@ -139,58 +139,27 @@ class StreamingFolderLoader:
         world: int = 1,
         workers: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be ≥ 1, got {batch_size}")
         self.dataset = data.dataset() if isinstance(data, FileSet) else data
+        super().__init__(len(self.dataset), batch_size, shuffle, transform, seed, drop_last, channels_last, rank,
+                         world)  # fmt: skip
         self.classes = getattr(data, "classes", None)
         self.device = torch.device(device)
-        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
-        self.drop_last, self.channels_last = drop_last, channels_last
-        self.rank, self.world = rank, world
         self.workers = default_workers() if workers is None else workers
-        self.generator = torch.Generator().manual_seed(seed)
-        self._epoch_start: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return num_batches(len(self.dataset), self.batch_size, self.drop_last, self.world)
-
-    @property
-    def num_samples(self) -> int:
-        return min(len(self) * self.batch_size, len(self.dataset))
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.batches()
 
     def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch's batches from batch `start` on, in the order `InMemoryLoader` would draw."""
-        n = len(self.dataset)
-        self._epoch_start = self.generator.get_state()
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        plan = []
-        for i in range(start, len(self)):
-            a, b = shard_bounds(i, self.batch_size, n, self.rank, self.world)
-            plan.append(order[a:b].tolist())
+        order, bounds = self._epoch(start)
+        order = torch.arange(self.n) if order is None else order
+        plan = [order[a:b].tolist() for a, b in bounds]
         loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.workers, collate_fn=_collate,
                             pin_memory=self.device.type == "cuda", persistent_workers=False,
                             prefetch_factor=4 if self.workers else None)  # fmt: skip
         try:
             for x, y in loader:
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                if self.transform is not None:
-                    x = self.transform(x)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                yield x, y
+                yield self._finish(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
         except ImageReadError as e:
             raise ImageReadError(f"while streaming: {e}") from None
-        self._epoch_start = None
-
-    def state_dict(self) -> dict:
-        return {"generator": self._epoch_start if self._epoch_start is not None else self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self._epoch_start = None
+        self._epoch_done()
 
 
 def load_streaming(
