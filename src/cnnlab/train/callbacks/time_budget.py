@@ -67,6 +67,7 @@ class TimeBudget(Callback):
         self.plan = None
         self.cap = self.trainer.total_steps  # what --epochs allows
         self.last: float | None = None  # end of the previous batch of this epoch
+        self.last_step = 0  # the trainer's step count then
         self.timed_s, self.timed_steps = 0.0, 0
         self.replans, self.replan_at, self.per_sample = 0, 0, 0.0
         self.post = self.post_seconds  # until measured: what the end needs besides the test pass
@@ -118,43 +119,38 @@ class TimeBudget(Callback):
         # measure again over the next part of the run (the first steps are often slower than the steady rate):
         # a third of the way, then halfway through what is left
         self.replan_at = t.step + max((total - t.step) // (2 if replan else 3), self.min_steps)
-        if replan:
-            self.replans += 1
-            if self.log and total != self.plan["steps"]:
-                self.log(f"time budget {self.seconds:g} s: {total:,} steps at {step_s * 1e3:.1f} ms/step measured "
-                         f"since step {self.plan['planned_at']:,} (was {self.plan['steps']:,})")  # fmt: skip
-            self.plan.update(steps=total, epochs=round(total / t.updates_per_epoch, 3), planned_at=t.step,
-                             step_ms=round(step_s * 1e3, 3), replans=self.replans,
-                             ended_by="budget" if fit <= self.cap else "epochs")  # fmt: skip
-            t.plan(total)
-            return
-        self.plan = {
-            "budget_s": self.seconds,
+        decided = {
             "steps": total,
             "epochs": round(total / t.updates_per_epoch, 3),
             "step_ms": round(step_s * 1e3, 3),
             # the probe is one training batch; with accumulation a step is several batches
             "samples_per_s": round(len(self.probe) * t.steps_per_epoch / t.updates_per_epoch / step_s, 1),
-            "inference_samples_per_s": round(1 / per_sample, 1),
-            "reserved_s": round(self.post, 2),
             "ended_by": "budget" if fit <= self.cap else "epochs",
             "planned_at": t.step,
-            "replans": 0,
         }
+        if replan:
+            self.replans += 1
+            if self.log and total != self.plan["steps"]:
+                self.log(f"time budget {self.seconds:g} s: {total:,} steps at {step_s * 1e3:.1f} ms/step measured "
+                         f"since step {self.plan['planned_at']:,} (was {self.plan['steps']:,})")  # fmt: skip
+            self.plan.update(decided, replans=self.replans)
+        else:
+            self.plan = {"budget_s": self.seconds, **decided, "inference_samples_per_s": round(1 / per_sample, 1),
+                         "reserved_s": round(self.post, 2), "replans": 0}  # fmt: skip
+            if self.log:
+                first = "the budget ends first" if fit <= self.cap else f"--epochs ends first ({self.cap} steps)"
+                self.log(f"time budget {self.seconds:g} s: {total:,} steps ({self.plan['epochs']:g} epochs) at "
+                         f"{step_s * 1e3:.1f} ms/step measured, {self.post:.1f} s kept for the final evaluation; "
+                         f"{first}")  # fmt: skip
         t.plan(total)
-        if self.log:
-            first = "the budget ends first" if fit <= self.cap else f"--epochs ends first ({self.cap} steps)"
-            self.log(f"time budget {self.seconds:g} s: {total:,} steps ({self.plan['epochs']:g} epochs) at "
-                     f"{step_s * 1e3:.1f} ms/step measured, {self.post:.1f} s kept for the final evaluation; "
-                     f"{first}")  # fmt: skip
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
         t = self.trainer
         now = time.perf_counter()
         if self.last is not None:  # time steps within an epoch only (epoch ends are planned for separately)
             self.timed_s += now - self.last
-            self.timed_steps += 1
-        self.last = now
+            self.timed_steps += t.step - self.last_step  # optimizer steps: several batches each with accumulation
+        self.last, self.last_step = now, t.step
         if self.plan is None:
             ready = self.timed_steps >= self.min_steps and self.timed_s >= self.min_seconds
             if distributed.all_max([float(ready)])[0] > 0:  # one rank ready: all plan at this step
