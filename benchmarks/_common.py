@@ -85,10 +85,17 @@ def cnnlab_train_rate(
     data = fashion(seed).train.subset(slice(0, samples))
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=10, in_chans=1, **kw)
-    trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), device=device, precision=precision,
-                      compile=compile)  # fmt: skip
-    loader = InMemoryLoader(data, batch_size, shuffle=True, transform=Normalize(*channel_stats(data.images)),
-                            device=trainer.device, seed=seed)  # fmt: skip
+    trainer = Trainer(
+        model, build_optimizer("adam", model.parameters(), 1e-3), device=device, precision=precision, compile=compile
+    )
+    loader = InMemoryLoader(
+        data,
+        batch_size,
+        shuffle=True,
+        transform=Normalize(*channel_stats(data.images)),
+        device=trainer.device,
+        seed=seed,
+    )
     return trainer.fit(loader, epochs)[-1]["samples_per_s"]
 
 
@@ -111,5 +118,7 @@ def cli_row(label: str, args: list[str], seeds: list[int], log) -> str:
     acc = [100 * r["test_accuracy"] for r in res]
     wall = fmt([r["wall_s"] for r in res], 1)
     log(f"{label}: test accuracy {fmt(acc, 2)} %, wall {wall} s")
-    return (f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, seeds))} | {fmt(acc, 2)} % | {wall} "
-            f"| {fmt([r['train_seconds'] for r in res], 1)} |")  # fmt: skip
+    return (
+        f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, seeds))} | {fmt(acc, 2)} % | {wall} "
+        f"| {fmt([r['train_seconds'] for r in res], 1)} |"
+    )

@@ -31,16 +31,41 @@ def write_subset(n: int, folder: Path) -> str:
     """The first n training images (and 2,000 test images) as an npz data source."""
     s = load_dataset("fashion-mnist", val_split=0)
     path = folder / "subset.npz"
-    np.savez(path, x_train=s.train.images[:n, 0].numpy(), y_train=s.train.labels[:n].numpy(),
-             x_test=s.test.images[:2000, 0].numpy(), y_test=s.test.labels[:2000].numpy(),
-             class_names=np.array(s.classes))  # fmt: skip
+    np.savez(
+        path,
+        x_train=s.train.images[:n, 0].numpy(),
+        y_train=s.train.labels[:n].numpy(),
+        x_test=s.test.images[:2000, 0].numpy(),
+        y_test=s.test.labels[:2000].numpy(),
+        class_names=np.array(s.classes),
+    )
     return f"npz:{path}"
 
 
 def rate(data: str, model: str, threads: str | None, busy: bool, seed: int, out: Path) -> tuple[float, int]:
-    cmd = [sys.executable, "-m", "cnnlab", "train", "--data", data, "--model", model, "--epochs", "1",
-           "--precision", "fp32", "--val-split", "0", "--seed", str(seed), "--out", str(out), "--overwrite",
-           "--verbose", "0"] + (["--threads", threads] if threads else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "--data",
+        data,
+        "--model",
+        model,
+        "--epochs",
+        "1",
+        "--precision",
+        "fp32",
+        "--val-split",
+        "0",
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--verbose",
+        "0",
+    ] + (["--threads", threads] if threads else [])
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -58,8 +83,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     a = p.parse_args()
     print(f"CPU: {cpu_description()}; torch {torch.__version__}, Python {platform.python_version()}")
-    print(f"\n`cnnlab train --model {a.model} --epochs 1 --precision fp32` on {a.images:,} Fashion-MNIST images, "
-          f"seeds 0–{a.seeds - 1}\n")  # fmt: skip
+    print(
+        f"\n`cnnlab train --model {a.model} --epochs 1 --precision fp32` on {a.images:,} Fashion-MNIST images, "
+        f"seeds 0–{a.seeds - 1}\n"
+    )
     print("| machine | threads | samples/s | threads used |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         data = write_subset(a.images, Path(tmp))

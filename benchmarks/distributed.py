@@ -52,10 +52,26 @@ def main() -> None:
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cnnlab-dist-bench-"))
     data = write_fake_idx(tmp / "data", a.samples + 256, 256)
-    base = ["--data", "fashion-mnist", "--data-dir", str(data), "--model", a.model, "--epochs", "2", "--val-split",
-            "256", "--batch-size", str(a.batch_size), "--precision", "fp32"]  # fmt: skip
-    print(f"CPU ISA {cpu_isa()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; "
-          f"torch {torch.__version__}, Python {platform.python_version()}")  # fmt: skip
+    base = [
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        str(data),
+        "--model",
+        a.model,
+        "--epochs",
+        "2",
+        "--val-split",
+        "256",
+        "--batch-size",
+        str(a.batch_size),
+        "--precision",
+        "fp32",
+    ]
+    print(
+        f"CPU ISA {cpu_isa()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"torch {torch.__version__}, Python {platform.python_version()}"
+    )
     results: dict[str, list] = {"1 process × 2 threads": [], "2 processes × 1 thread": []}
     for rep in range(a.reps):
         for label, nproc, threads in (("1 process × 2 threads", 1, 2), ("2 processes × 1 thread", 2, 1)):
@@ -66,20 +82,42 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, rows in results.items():
         rates = [r for r, _ in rows]
-        print(f"| {label} | {', '.join(f'{r:,.0f}' for r in rates)} | {sum(rates) / len(rates):,.0f} | "
-              f"{', '.join(f'{w:.1f}' for _, w in rows)} |")  # fmt: skip
+        print(
+            f"| {label} | {', '.join(f'{r:,.0f}' for r in rates)} | {sum(rates) / len(rates):,.0f} | "
+            f"{', '.join(f'{w:.1f}' for _, w in rows)} |"
+        )
 
     # equivalence: 20 steps of lenet5, fp32, SGD; 2 × 32 against 1 × 64
     eq = write_fake_idx(tmp / "eq", 704, 100)
-    common = ["--data", "fashion-mnist", "--data-dir", str(eq), "--model", "lenet5", "--epochs", "2", "--val-split",
-              "64", "--batch-size", "64", "--precision", "fp32", "--optimizer", "sgd", "--lr", "0.05"]  # fmt: skip
+    common = [
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        str(eq),
+        "--model",
+        "lenet5",
+        "--epochs",
+        "2",
+        "--val-split",
+        "64",
+        "--batch-size",
+        "64",
+        "--precision",
+        "fp32",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+    ]
     run([*common, "--out", str(tmp / "eq1")], 1, 1)
     run([*common, "--out", str(tmp / "eq2")], 2, 1)
     w1, w2 = load_file(tmp / "eq1" / "model.safetensors"), load_file(tmp / "eq2" / "model.safetensors")
     diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
     m1, m2 = (json.loads((tmp / r / "metrics.json").read_text()) for r in ("eq1", "eq2"))
-    print(f"equivalence (lenet5, fp32, 20 SGD steps): max |w(2 × 32) − w(1 × 64)| = {diff:.3g}; "
-          f"test accuracy {m1['test_accuracy']:.4f} vs {m2['test_accuracy']:.4f}")  # fmt: skip
+    print(
+        f"equivalence (lenet5, fp32, 20 SGD steps): max |w(2 × 32) − w(1 × 64)| = {diff:.3g}; "
+        f"test accuracy {m1['test_accuracy']:.4f} vs {m2['test_accuracy']:.4f}"
+    )
 
 
 if __name__ == "__main__":

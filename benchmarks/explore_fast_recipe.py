@@ -47,10 +47,19 @@ def main() -> None:
     x, y, xt, yt = s.train.images, s.train.labels, s.test.images, s.test.labels
     norm = Normalize(*channel_stats(x))
     net = nn.Sequential(
-        *cbr(1, w[0]), *cbr(w[0], w[1]), nn.MaxPool2d(2), *cbr(w[1], w[1]),
-        *cbr(w[1], w[2]), nn.MaxPool2d(2), *cbr(w[2], w[2]), *cbr(w[2], w[3]), nn.MaxPool2d(2),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w[3], 10),
-    ).to(memory_format=torch.channels_last)  # fmt: skip
+        *cbr(1, w[0]),
+        *cbr(w[0], w[1]),
+        nn.MaxPool2d(2),
+        *cbr(w[1], w[1]),
+        *cbr(w[1], w[2]),
+        nn.MaxPool2d(2),
+        *cbr(w[2], w[2]),
+        *cbr(w[2], w[3]),
+        nn.MaxPool2d(2),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(w[3], 10),
+    ).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = args.epochs * (len(x) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(

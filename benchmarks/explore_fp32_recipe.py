@@ -85,8 +85,9 @@ class StopAt(Callback):
             self.trainer.stop("planned steps done")
 
 
-def accuracy(names: list[str], rates: dict[str, float], budgets: list[float], overhead: float, seeds: int,
-             batch: int, lr: float) -> None:  # fmt: skip
+def accuracy(
+    names: list[str], rates: dict[str, float], budgets: list[float], overhead: float, seeds: int, batch: int, lr: float
+) -> None:
     """Test accuracy (flip TTA) after the steps each candidate's rate allows in each budget."""
     splits = load_dataset("fashion-mnist", val_split=0)
     mean, std = channel_stats(splits.train.images)
@@ -101,14 +102,18 @@ def accuracy(names: list[str], rates: dict[str, float], budgets: list[float], ov
                 t.callbacks.add(StopAt(steps))
                 aug = Augment("flip", 10, seed=seed + 2)
                 t.track("augment", aug)
-                loader = InMemoryLoader(splits.train, batch, shuffle=True, transform=Compose([aug, Normalize(mean, std)]),
-                                        seed=seed + 1)  # fmt: skip
+                loader = InMemoryLoader(
+                    splits.train, batch, shuffle=True, transform=Compose([aug, Normalize(mean, std)]), seed=seed + 1
+                )
                 t.fit(loader, 10_000)
                 logits = predict_logits(t.model, splits.test.images, mean, std, "cpu", "fp32", tta=True)
                 accs.append(100 * (logits.argmax(1) == splits.test.labels).float().mean().item())
             spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            print(f"budget {budget:g} s, {n}: {steps} steps ({steps * batch / len(splits.train):.2f} epochs) "
-                  f"→ {statistics.fmean(accs):.2f} ± {spread:.2f} %", flush=True)  # fmt: skip
+            print(
+                f"budget {budget:g} s, {n}: {steps} steps ({steps * batch / len(splits.train):.2f} epochs) "
+                f"→ {statistics.fmean(accs):.2f} ± {spread:.2f} %",
+                flush=True,
+            )
 
 
 def main() -> None:

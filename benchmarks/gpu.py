@@ -27,20 +27,31 @@ FAST_GPU = [  # the fast recipe on the GPU; more epochs than the CPU's 2, since 
 
 def cuda_train_rate(model_name: str, compile_mode: str, seed: int, device: str = "cuda") -> float:
     """samples/s of cnnlab's Trainer on the GPU: batch 256, third epoch over 20,000 images."""
-    return cnnlab_train_rate(model_name, 20_000, seed, "auto", 256, device, compile_mode, epochs=3,
-                             **MODELS[model_name])  # fmt: skip
+    return cnnlab_train_rate(
+        model_name, 20_000, seed, "auto", 256, device, compile_mode, epochs=3, **MODELS[model_name]
+    )
 
 
 def gpu_section(seeds: list[int], full: bool, log) -> list[str]:
     """The report's Markdown lines for the GPU, or one line saying that there is none."""
     if not torch.cuda.is_available():
         log("no CUDA GPU: the GPU rows (target 5) are not measured on this machine")
-        return ["", "## GPU", "No CUDA GPU on this machine (`torch.cuda.is_available()` is False): nothing measured. "
-                "Run `python benchmarks/run.py` on a GPU machine for these rows."]  # fmt: skip
-    md = ["", f"## GPU: {torch.cuda.get_device_name()}", "",
-          "Training samples/s, Fashion-MNIST on the GPU, bf16 autocast, Adam, batch 256, third epoch over 20,000 "
-          "images (the first two warm up and compile).", "",
-          "| model | eager | torch.compile | torch.compile + CUDA graphs (reduce-overhead) |", "|---|---|---|---|"]  # fmt: skip
+        return [
+            "",
+            "## GPU",
+            "No CUDA GPU on this machine (`torch.cuda.is_available()` is False): nothing measured. "
+            "Run `python benchmarks/run.py` on a GPU machine for these rows.",
+        ]
+    md = [
+        "",
+        f"## GPU: {torch.cuda.get_device_name()}",
+        "",
+        "Training samples/s, Fashion-MNIST on the GPU, bf16 autocast, Adam, batch 256, third epoch over 20,000 "
+        "images (the first two warm up and compile).",
+        "",
+        "| model | eager | torch.compile | torch.compile + CUDA graphs (reduce-overhead) |",
+        "|---|---|---|---|",
+    ]
     for name in MODELS:
         rates = {mode: [cuda_train_rate(name, mode, s) for s in seeds] for mode in COMPILE}
         log(f"GPU {name}: " + ", ".join(f"{m} {fmt(r)}" for m, r in rates.items()))

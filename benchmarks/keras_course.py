@@ -39,16 +39,25 @@ def main() -> None:
     mean, std = x_train.mean(), x_train.std()
     x_train, x_valid = ((x_train - mean) / std)[..., None], ((x_valid - mean) / std)[..., None]
 
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(64, 7, activation="relu", padding="same"), layers.MaxPooling2D(2),
-        layers.Conv2D(128, 3, activation="relu", padding="same"),
-        layers.Conv2D(128, 3, activation="relu", padding="same"), layers.MaxPooling2D(2),
-        layers.Conv2D(256, 3, activation="relu", padding="same"),
-        layers.Conv2D(256, 3, activation="relu", padding="same"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.5),
-        layers.Dense(64, activation="relu"), layers.Dropout(0.5), layers.Dense(10, activation="softmax"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(64, 7, activation="relu", padding="same"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(128, 3, activation="relu", padding="same"),
+            layers.Conv2D(128, 3, activation="relu", padding="same"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(256, 3, activation="relu", padding="same"),
+            layers.Conv2D(256, 3, activation="relu", padding="same"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(64, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     rates = []
 
@@ -65,10 +74,16 @@ def main() -> None:
             rates.append(steps * 32 / (time.perf_counter() - self.t1))
 
     validation = (x_valid, y_valid) if not args.samples else None
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, validation_data=validation, verbose=0,
-              callbacks=[Timer()])  # fmt: skip
-    result = {"samples_per_s": rates, "wall_s": time.perf_counter() - T0, "keras": keras.__version__,
-              "tensorflow": tf.__version__, "params": model.count_params()}  # fmt: skip
+    model.fit(
+        x_train, y_train, epochs=args.epochs, batch_size=32, validation_data=validation, verbose=0, callbacks=[Timer()]
+    )
+    result = {
+        "samples_per_s": rates,
+        "wall_s": time.perf_counter() - T0,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "params": model.count_params(),
+    }
     if args.test:
         xt = (read_idx("t10k-images-idx3-ubyte").astype(np.float32) / 255.0 - mean) / std
         yt = read_idx("t10k-labels-idx1-ubyte").astype(np.int64)

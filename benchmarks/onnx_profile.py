@@ -66,8 +66,10 @@ def main() -> None:
     args = p.parse_args()
     nodes, wall_ms, shape = profile(args.onnx, args.batch, args.calls, args.threads)
     total = sum(us for _, us in nodes.values())
-    print(f"{args.onnx}, input {shape}, {args.threads or 'default'} threads: {wall_ms:.2f} ms per call (median "
-          f"wall), nodes {total / 1e3:.2f} ms")  # fmt: skip
+    print(
+        f"{args.onnx}, input {shape}, {args.threads or 'default'} threads: {wall_ms:.2f} ms per call (median "
+        f"wall), nodes {total / 1e3:.2f} ms"
+    )
     print("\n| node | op | ms per call | share |\n|---|---|---|---|")
     for name, (op, us) in sorted(nodes.items(), key=lambda kv: -kv[1][1])[: args.top]:
         print(f"| {name} | {op} | {us / 1e3:.3f} | {us / total:.1%} |")

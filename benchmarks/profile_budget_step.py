@@ -61,12 +61,16 @@ def main() -> None:
     ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ops)
     peak = max(matmul_peak(torch.bfloat16 if precision == "bf16" else torch.float32, n=2048).values())
-    print(f"CPU: {cpu_description()}; ISA {runtime.cpu_isa()}; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads\n")  # fmt: skip
+    print(
+        f"CPU: {cpu_description()}; ISA {runtime.cpu_isa()}; torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads\n"
+    )
     print(f"`fast` recipe, {precision} variant: `{recipe['model']}`, batch {batch}, channels_last")
-    print(f"step {step_s * 1e3:.1f} ms = {batch / step_s:,.0f} samples/s; {flops / 1e9:.2f} GFLOP per step → "
-          f"{flops / step_s / 1e9:.0f} GFLOP/s, {flops / step_s / 1e9 / peak:.0%} of the {precision} matrix-product "
-          f"peak ({peak:.0f} GFLOP/s)\n")  # fmt: skip
+    print(
+        f"step {step_s * 1e3:.1f} ms = {batch / step_s:,.0f} samples/s; {flops / 1e9:.2f} GFLOP per step → "
+        f"{flops / step_s / 1e9:.0f} GFLOP/s, {flops / step_s / 1e9 / peak:.0%} of the {precision} matrix-product "
+        f"peak ({peak:.0f} GFLOP/s)\n"
+    )
     print("| operator | share of profiled CPU time |\n|---|---|")
     for e in ops[: a.top]:
         print(f"| `{e.key}` | {e.self_cpu_time_total / total:.1%} |")

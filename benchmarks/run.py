@@ -87,8 +87,13 @@ def keras_python() -> tuple[str | None, str]:
         print("creating the Keras venv (pip install tensorflow-cpu keras; ~1.5 GB, a few minutes)…", flush=True)
         try:
             subprocess.run([sys.executable, "-m", "venv", str(KERAS_VENV)], check=True)
-            subprocess.run([str(py), "-m", "pip", "install", "-q", "tensorflow-cpu", "keras"], check=True,
-                           capture_output=True, text=True, timeout=1800)  # fmt: skip
+            subprocess.run(
+                [str(py), "-m", "pip", "install", "-q", "tensorflow-cpu", "keras"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
         except (subprocess.SubprocessError, OSError) as e:
             return None, f"Keras/TensorFlow could not be installed ({e.__class__.__name__}); Keras peer skipped"
     check = subprocess.run([str(py), "-c", "import keras, tensorflow"], capture_output=True, text=True)
@@ -169,16 +174,21 @@ def main() -> None:
     log(f"cnnlab lecture_cnn ({precision}): {fmt(ours)} samples/s")
     ours_fp32 = [cnnlab_train_rate("lecture_cnn", n, s, "fp32", 128) for s in seeds]
     log(f"cnnlab lecture_cnn (fp32): {fmt(ours_fp32)} samples/s")
-    torch_idiom = [run_json([sys.executable, str(HERE / "torch_idiomatic.py"), "--samples", str(n), "--seed", str(s)])
-                   ["samples_per_s"][-1] for s in seeds]  # fmt: skip
+    torch_idiom = [
+        run_json([sys.executable, str(HERE / "torch_idiomatic.py"), "--samples", str(n), "--seed", str(s)])[
+            "samples_per_s"
+        ][-1]
+        for s in seeds
+    ]
     log(f"idiomatic PyTorch: {fmt(torch_idiom)} samples/s")
     keras_rates, keras_note, keras_info, py = [], "", {}, None
     if not args.no_keras:
         py, keras_note = keras_python()
         if py:
             for s in seeds:
-                keras_info = run_json([py, str(HERE / "keras_course.py"), "--samples", str(n), "--epochs", "2",
-                                       "--seed", str(s)])  # fmt: skip
+                keras_info = run_json(
+                    [py, str(HERE / "keras_course.py"), "--samples", str(n), "--epochs", "2", "--seed", str(s)]
+                )
                 keras_rates.append(keras_info["samples_per_s"][-1])
             log(f"Keras {keras_info['keras']} / TF {keras_info['tensorflow']}: {fmt(keras_rates)} samples/s")
         else:
@@ -259,8 +269,10 @@ def main() -> None:
         f"{mean_std(inf_lecture['cnnlab'])[0] / mean_std(inf_lecture['fp32 eager'])[0]:.1f}× |",
     ]
     if inf_resnet:
-        md.append(f"| resnet18 small_input 32×32 | {fmt(inf_resnet['fp32 eager'])} | {fmt(inf_resnet['cnnlab'])} | "
-                  f"{mean_std(inf_resnet['cnnlab'])[0] / mean_std(inf_resnet['fp32 eager'])[0]:.1f}× |")  # fmt: skip
+        md.append(
+            f"| resnet18 small_input 32×32 | {fmt(inf_resnet['fp32 eager'])} | {fmt(inf_resnet['cnnlab'])} | "
+            f"{mean_std(inf_resnet['cnnlab'])[0] / mean_std(inf_resnet['fp32 eager'])[0]:.1f}× |"
+        )
     md += full_md + gpu_md
     md += ["", "## Commands", "```", f"python benchmarks/run.py {'--full' if args.full else '--quick'}", "```", ""]
     Path(args.out).write_text("\n".join(md))

@@ -60,8 +60,14 @@ def default_png(run: str) -> bytes:
 
 def multipart(png: bytes) -> tuple[bytes, str]:
     boundary = "cnnlab-load-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -91,8 +97,9 @@ def load(port: int, body: bytes, ctype: str, clients: int, seconds: float) -> di
     errors: list[str] = []
     start = time.perf_counter()
     until = start + seconds
-    threads = [threading.Thread(target=client, args=(port, body, ctype, until, latencies, errors))
-               for _ in range(clients)]  # fmt: skip
+    threads = [
+        threading.Thread(target=client, args=(port, body, ctype, until, latencies, errors)) for _ in range(clients)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -100,9 +107,16 @@ def load(port: int, body: bytes, ctype: str, clients: int, seconds: float) -> di
     elapsed = time.perf_counter() - start
     lat = sorted(latencies)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
-    return {"clients": clients, "requests": len(lat), "errors": len(errors), "seconds": round(elapsed, 1),
-            "rps": len(lat) / elapsed, "p50_ms": 1000 * q[49], "p99_ms": 1000 * q[98],
-            "first_error": errors[0] if errors else None}  # fmt: skip
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "errors": len(errors),
+        "seconds": round(elapsed, 1),
+        "rps": len(lat) / elapsed,
+        "p50_ms": 1000 * q[49],
+        "p99_ms": 1000 * q[98],
+        "first_error": errors[0] if errors else None,
+    }
 
 
 def cpu_model() -> str:
@@ -128,8 +142,13 @@ def main() -> int:
     body, ctype = multipart(Path(args.image).read_bytes() if args.image else default_png(args.run))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    server = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", args.run, "--host", HOST, "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "serve", args.run, "--host", HOST, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(600):
             if server.poll() is not None:
@@ -167,8 +186,10 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['clients']} | {r['requests']:,} | {r['rps']:,.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-                     f"| {r['errors']} |")  # fmt: skip
+        lines.append(
+            f"| {r['clients']} | {r['requests']:,} | {r['rps']:,.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['errors']} |"
+        )
     text = "\n".join(lines)
     print(text)
     print(json.dumps(rows, indent=2), file=sys.stderr)

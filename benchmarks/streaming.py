@@ -53,9 +53,31 @@ def epoch_rate(loader) -> float:
 
 def train_rate(folder: Path, out: Path, stream: bool, limit: str | None = None) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CNNLAB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "cnnlab", "train", "--data", f"folder:{folder}", "--model", "lenet5", "--epochs", "1",
-           "--batch-size", "256", "--precision", "fp32", "--threads", "1", "--verbose", "0", "--out", str(out),
-           "--overwrite", *(["--stream"] if stream else []), *(["--time-limit", limit] if limit else [])]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "--data",
+        f"folder:{folder}",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--precision",
+        "fp32",
+        "--threads",
+        "1",
+        "--verbose",
+        "0",
+        "--out",
+        str(out),
+        "--overwrite",
+        *(["--stream"] if stream else []),
+        *(["--time-limit", limit] if limit else []),
+    ]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -73,8 +95,10 @@ def main() -> None:
     p.add_argument("--train-limit", help="--time-limit of each training run (its partial epoch's rate is reported)")
     a = p.parse_args()
     torch.set_num_threads(1)
-    print(f"CPU ISA {cpu_isa()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; "
-          f"torch {torch.__version__}")  # fmt: skip
+    print(
+        f"CPU ISA {cpu_isa()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"torch {torch.__version__}"
+    )
     folder = Path(a.folder) if a.folder else Path(tempfile.mkdtemp(prefix="cnnlab-jpegs-")) / "jpegs"
     if not folder.exists():
         t = time.perf_counter()
@@ -99,8 +123,10 @@ def main() -> None:
     memory = read_image_folder(folder)
     read_s = time.perf_counter() - t
     rate = epoch_rate(InMemoryLoader(memory, 256, shuffle=True, transform=norm))
-    print(f"in memory: reading the folder took {read_s:.1f} s ({len(memory) / read_s:,.0f} images/s), then an "
-          f"epoch of InMemoryLoader {rate:,.0f} images/s")  # fmt: skip
+    print(
+        f"in memory: reading the folder took {read_s:.1f} s ({len(memory) / read_s:,.0f} images/s), then an "
+        f"epoch of InMemoryLoader {rate:,.0f} images/s"
+    )
     if not a.no_train:
         train_runs(folder, tmp, a.train_limit)
 
@@ -108,9 +134,11 @@ def main() -> None:
 def train_runs(folder: Path, tmp: Path, limit: str | None) -> None:
     for stream in (False, True):
         rate, wall = train_rate(folder, tmp / f"run-{stream}", stream, limit)
-        print(f"cnnlab train lenet5 1 epoch{f' (--time-limit {limit})' if limit else ''} "
-              f"{'--stream' if stream else 'in memory'}: {rate:,.0f} samples/s training, {wall:.1f} s for the "
-              f"whole command; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(
+            f"cnnlab train lenet5 1 epoch{f' (--time-limit {limit})' if limit else ''} "
+            f"{'--stream' if stream else 'in memory'}: {rate:,.0f} samples/s training, {wall:.1f} s for the "
+            f"whole command; load average {os.getloadavg()[0]:.1f}"
+        )
 
 
 if __name__ == "__main__":

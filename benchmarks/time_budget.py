@@ -43,8 +43,24 @@ def cpu_description() -> str:
 def run(args: list[str], budget: str, seed: int, isa: str, out: Path, busy: bool = False) -> dict:
     """One `cnnlab train` process; returns its metrics.json plus the wall time measured from outside."""
     env = {**os.environ, **ISAS[isa], "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "cnnlab", "train", "--data", "fashion-mnist", *args, "--time-budget", budget,
-           "--seed", str(seed), "--out", str(out), "--overwrite", "--verbose", "0"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "--data",
+        "fashion-mnist",
+        *args,
+        "--time-budget",
+        budget,
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--verbose",
+        "0",
+    ]
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         start = time.perf_counter()
@@ -71,15 +87,20 @@ def main() -> None:
     opts = p.parse_args()
     args = shlex.split(opts.args)
     print(f"CPU: {cpu_description()}; torch {torch.__version__}, Python {platform.python_version()}", flush=True)
-    print("\n| ISA | command | seeds | test accuracy | wall / budget | planned steps (epochs) | samples/s | precision, "
-          "threads |\n|---|---|---|---|---|---|---|---|", flush=True)  # fmt: skip
+    print(
+        "\n| ISA | command | seeds | test accuracy | wall / budget | planned steps (epochs) | samples/s | precision, "
+        "threads |\n|---|---|---|---|---|---|---|---|",
+        flush=True,
+    )
     rows = [(isa, b, False) for isa in opts.isa.split(",") for b in opts.budgets.split(",")]
     if opts.busy:
         rows += [(isa, opts.budgets.split(",")[0], True) for isa in opts.isa.split(",")]
     for isa, budget, busy in rows:
         label = f"{isa}-{budget}{'-busy' if busy else ''}"
-        runs = [run(args, budget, s, isa, ROOT / "runs" / "benchmark" / f"budget-{label}-{s}", busy)
-                for s in range(opts.seeds)]  # fmt: skip
+        runs = [
+            run(args, budget, s, isa, ROOT / "runs" / "benchmark" / f"budget-{label}-{s}", busy)
+            for s in range(opts.seeds)
+        ]
         acc = [100 * r["test_accuracy"] for r in runs]
         secs = {"s": 1, "m": 60, "h": 3600}[budget[-1]] * float(budget[:-1]) if budget[-1] in "smh" else float(budget)
         ratio = [r["wall_s"] / secs for r in runs]
@@ -89,9 +110,12 @@ def main() -> None:
         how = f"{runs[0]['precision']}, {runs[0]['hardware']['threads']} thread(s)" + (
             ", one core busy" if busy else ""
         )
-        print(f"| {runs[0]['hardware']['isa']} | `cnnlab train {opts.args} --time-budget {budget}` | "
-              f"{', '.join(map(str, range(opts.seeds)))} | {fmt(acc, 2)} % | {fmt(ratio, 3)} | {fmt(steps)} "
-              f"({fmt(epochs, 2)}) | {fmt(rate)} | {how} |", flush=True)  # fmt: skip
+        print(
+            f"| {runs[0]['hardware']['isa']} | `cnnlab train {opts.args} --time-budget {budget}` | "
+            f"{', '.join(map(str, range(opts.seeds)))} | {fmt(acc, 2)} % | {fmt(ratio, 3)} | {fmt(steps)} "
+            f"({fmt(epochs, 2)}) | {fmt(rate)} | {how} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -88,13 +88,22 @@ def per_class(data: ImageSet, n: int, seed: int) -> ImageSet:
 
 def meta_for(data: ImageSet, precision: str, dataset: str) -> dict:
     mean, std = channel_stats(data.images)
-    return {"classes": data.classes, "input_size": list(data.image_shape), "mean": mean, "std": std,
-            "precision": precision, "dataset": dataset, "mode": "L", "tta": False}  # fmt: skip
+    return {
+        "classes": data.classes,
+        "input_size": list(data.image_shape),
+        "mean": mean,
+        "std": std,
+        "precision": precision,
+        "dataset": dataset,
+        "mode": "L",
+        "tta": False,
+    }
 
 
 def fit(model, params, data: ImageSet, epochs: int, seed: int, callbacks=(), batch: int = BATCH, lr=LR) -> dict:
-    trainer = Trainer(model, build_optimizer("adam", params, lr), device="cpu", precision="auto",
-                      callbacks=list(callbacks))  # fmt: skip
+    trainer = Trainer(
+        model, build_optimizer("adam", params, lr), device="cpu", precision="auto", callbacks=list(callbacks)
+    )
     meta = meta_for(data, trainer.precision, "")
     loader = InMemoryLoader(data, batch, shuffle=True, transform=Normalize(meta["mean"], meta["std"]), seed=seed + 1)
     t = time.perf_counter()
@@ -115,8 +124,10 @@ def train_a(name: str, cfg: dict, a_train: ImageSet, a_test: ImageSet, log) -> P
     acc = evaluate_model(model, a_test, meta, "cpu")["accuracy"]
     meta["metrics"] = {"test_accuracy": acc, "train_images": len(data), "epochs": cfg["a_epochs"]}
     save_model(path, model, meta)
-    log(f"A: {name} on {len(data):,} images of classes 0–4, {cfg['a_epochs']} epoch(s), {res['train_s']:.0f} s: "
-        f"test accuracy {acc:.4f} on A's 5,000 test images → {path}")  # fmt: skip
+    log(
+        f"A: {name} on {len(data):,} images of classes 0–4, {cfg['a_epochs']} epoch(s), {res['train_s']:.0f} s: "
+        f"test accuracy {acc:.4f} on A's 5,000 test images → {path}"
+    )
     return path
 
 
@@ -140,8 +151,11 @@ def load_results() -> list[dict]:
 
 
 def save_result(row: dict) -> None:
-    rows = [r for r in load_results() if (r["model"], r["strategy"], r["n"], r["seed"]) !=
-            (row["model"], row["strategy"], row["n"], row["seed"])]  # fmt: skip
+    rows = [
+        r
+        for r in load_results()
+        if (r["model"], r["strategy"], r["n"], r["seed"]) != (row["model"], row["strategy"], row["n"], row["seed"])
+    ]
     RESULTS.write_text(json.dumps([*rows, row], indent=1) + "\n")
 
 
@@ -162,14 +176,26 @@ def experiment(name: str, seeds: list[int], sizes: list[int], strategies: list[s
                     if test_codes is None:
                         test_codes = split_codes(a_model, a_meta, b_test)
                     train_codes = split_codes(a_model, a_meta, data)
-                    codes = {"train_codes": train_codes[0], "train_labels": train_codes[1],
-                             "test_codes": test_codes[0], "test_labels": test_codes[1]}  # fmt: skip
+                    codes = {
+                        "train_codes": train_codes[0],
+                        "train_labels": train_codes[1],
+                        "test_codes": test_codes[0],
+                        "test_labels": test_codes[1],
+                    }
                     acc, train_s = linear_probe(codes, seed=seed)["test_accuracy"], 0.0
                 else:
                     acc, train_s = run_b(strategy, name, cfg, a_path, data, b_test, n, seed)
-                row = {"model": name, "strategy": strategy, "n": n, "seed": seed, "accuracy": acc,
-                       "epochs": 0 if strategy == "probe" else cfg["epochs"][n], "train_s": round(train_s, 1),
-                       "wall_s": round(time.perf_counter() - t, 1), "a": a_meta["metrics"]}  # fmt: skip
+                row = {
+                    "model": name,
+                    "strategy": strategy,
+                    "n": n,
+                    "seed": seed,
+                    "accuracy": acc,
+                    "epochs": 0 if strategy == "probe" else cfg["epochs"][n],
+                    "train_s": round(train_s, 1),
+                    "wall_s": round(time.perf_counter() - t, 1),
+                    "a": a_meta["metrics"],
+                }
                 save_result(row)
                 log(f"{name} {n:>3}/class seed {seed} {strategy:<9} accuracy {acc:.4f} ({row['wall_s']:.0f} s)")
 
@@ -179,8 +205,10 @@ def report(log=print) -> str:
 
     rows = load_results()
     models = [m for m in MODELS if any(r["model"] == m for r in rows)]
-    lines = ["| model | images / class | scratch | head only | fine-tune | linear probe | seeds | B epochs |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | images / class | scratch | head only | fine-tune | linear probe | seeds | B epochs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     fig = Figure(figsize=(5 * len(models), 4), layout="constrained")
     axes = fig.subplots(1, len(models), squeeze=False)[0]
     for ax, m in zip(axes, models, strict=True):
@@ -227,8 +255,12 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=SIZES)
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     p.add_argument("--report", action="store_true", help="write the table and the plot from the saved results")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: on a shared 2-core CPU, 2 threads ran 20× slower than 1)")  # fmt: skip
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core CPU, 2 threads ran 20× slower than 1)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.model:

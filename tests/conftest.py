@@ -77,8 +77,18 @@ def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
     from cnnlab.pipeline import train_run
     from cnnlab.train.config import TrainConfig
 
-    cfg = TrainConfig(data="fashion-mnist", data_dir=str(data_dir), model="lenet5", epochs=epochs, out=str(out),
-                      verbose=0, seed=0, batch_size=32, lr=3e-3, val_split=100)  # fmt: skip
+    cfg = TrainConfig(
+        data="fashion-mnist",
+        data_dir=str(data_dir),
+        model="lenet5",
+        epochs=epochs,
+        out=str(out),
+        verbose=0,
+        seed=0,
+        batch_size=32,
+        lr=3e-3,
+        val_split=100,
+    )
     train_run(cfg, log=lambda *a: None)
     return out
 

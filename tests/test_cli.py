@@ -18,8 +18,9 @@ from cnnlab.data.images import tensor_to_image
 
 def cnnlab(*args, check=True, env_extra=None, timeout=300):
     env = {**os.environ, **(env_extra or {})}
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"cnnlab {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
@@ -28,8 +29,25 @@ def cnnlab(*args, check=True, env_extra=None, timeout=300):
 @pytest.fixture(scope="module")
 def trained_run(fake_idx, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "toy"
-    proc = cnnlab("train", "--data", "fashion-mnist", "--data-dir", fake_idx, "--model", "lenet5", "--epochs", 3,
-                  "--batch-size", 32, "--lr", 3e-3, "--val-split", 100, "--out", out)  # fmt: skip
+    proc = cnnlab(
+        "train",
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        fake_idx,
+        "--model",
+        "lenet5",
+        "--epochs",
+        3,
+        "--batch-size",
+        32,
+        "--lr",
+        3e-3,
+        "--val-split",
+        100,
+        "--out",
+        out,
+    )
     assert "test accuracy" in proc.stdout and str(out) in proc.stdout
     return out
 
@@ -110,8 +128,19 @@ def test_datasets_listing(fake_idx):
 
 def test_config_file_and_flags(fake_idx, tmp_path):
     (tmp_path / "recipe.yaml").write_text("model: lenet5\nepochs: 3\nbatch-size: 64\noptimizer: sgd\nlr: 0.05\n")
-    cnnlab("train", "--config", tmp_path / "recipe.yaml", "--epochs", 1, "--data-dir", fake_idx, "--out",
-           tmp_path / "r", "--precision", "fp32")  # fmt: skip
+    cnnlab(
+        "train",
+        "--config",
+        tmp_path / "recipe.yaml",
+        "--epochs",
+        1,
+        "--data-dir",
+        fake_idx,
+        "--out",
+        tmp_path / "r",
+        "--precision",
+        "fp32",
+    )
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["epochs"] == 1 and cfg["optimizer"] == "sgd" and cfg["batch_size"] == 64
 
@@ -119,12 +148,28 @@ def test_config_file_and_flags(fake_idx, tmp_path):
 def test_ctrl_c_keeps_last_finished_epoch(fake_idx, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", "train", "--data-dir", fake_idx, "--model", "lecture_cnn",
-         "--epochs", "200", "--batch-size", "16", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "train",
+            "--data-dir",
+            fake_idx,
+            "--model",
+            "lecture_cnn",
+            "--epochs",
+            "200",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # as from a terminal: a suite started in the background of a script (`cmd &`) passes SIGINT on ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until one epoch has finished
         hist = out / "history.csv"

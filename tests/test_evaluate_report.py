@@ -30,7 +30,11 @@ def test_most_confused_pairs_sorted_by_count():
     conf = np.array([[5, 3, 0], [7, 2, 3], [1, 0, 9]])
     pairs = most_confused(conf, ["a", "b", "c"])
     assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [
-        ("b", "a", 7), ("a", "b", 3), ("b", "c", 3), ("c", "a", 1)]  # fmt: skip
+        ("b", "a", 7),
+        ("a", "b", 3),
+        ("b", "c", 3),
+        ("c", "a", 1),
+    ]
     assert len(most_confused(conf, ["a", "b", "c"], top=2)) == 2
     result, _, _ = _result()
     assert len(result["most_confused"]) == 10

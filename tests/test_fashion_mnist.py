@@ -19,8 +19,15 @@ def test_real_files_read(fashion_dir):
 
 
 def test_lenet5_one_epoch(fashion_dir, tmp_path):
-    cfg = TrainConfig(data="fashion-mnist", data_dir=str(fashion_dir), model="lenet5", epochs=1, batch_size=128,
-                      out=str(tmp_path / "run"), verbose=0)  # fmt: skip
+    cfg = TrainConfig(
+        data="fashion-mnist",
+        data_dir=str(fashion_dir),
+        model="lenet5",
+        epochs=1,
+        batch_size=128,
+        out=str(tmp_path / "run"),
+        verbose=0,
+    )
     res = train_run(cfg, log=lambda *_: None)
     metrics = json.loads((res.out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.80  # one epoch of LeNet-5 on 55k images

@@ -111,8 +111,12 @@ class _Branches(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.a, self.b, self.skip, self.wide = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1), \
-            nn.Conv2d(1, 2, 1), nn.Conv2d(1, 2, 5, padding=2)  # fmt: skip
+        self.a, self.b, self.skip, self.wide = (
+            nn.Conv2d(1, 2, 3, padding=1),
+            nn.Conv2d(2, 2, 3, padding=1),
+            nn.Conv2d(1, 2, 1),
+            nn.Conv2d(1, 2, 5, padding=2),
+        )
         self.unused = nn.Linear(3, 3)
 
     def forward(self, x):
@@ -131,8 +135,10 @@ def test_field_across_branches_and_unused_params():
 
 
 def test_table_fits_110_columns(resnet50_info):
-    for text in (format_summary(resnet50_info, "resnet50"),
-                 format_summary(summary(create_model("googlenet", num_classes=1000, in_chans=3), (3, 96, 96)))):  # fmt: skip
+    for text in (
+        format_summary(resnet50_info, "resnet50"),
+        format_summary(summary(create_model("googlenet", num_classes=1000, in_chans=3), (3, 96, 96))),
+    ):
         assert max(map(len, text.splitlines())) <= 110
     text = format_summary(resnet50_info)
     assert "4,089,184,256" in text or f"{resnet50_info['macs']:,}" in text
@@ -174,8 +180,11 @@ def test_record_stops_clones_and_always_removes_its_hooks():
     assert (rec.output("0") < 0).any() and rec.input("0") is x
     with record(model) as rec:
         model(x)
-    assert [(c.name, c.parent) for c in sorted(rec.calls, key=lambda c: c.index)] == [("0", None), ("1", None),
-                                                                                      ("2", None)]  # fmt: skip
+    assert [(c.name, c.parent) for c in sorted(rec.calls, key=lambda c: c.index)] == [
+        ("0", None),
+        ("1", None),
+        ("2", None),
+    ]
     with pytest.raises(RuntimeError), record(model):
         model(torch.zeros(1, 3, 8, 8))  # wrong channel count: the forward raises
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())

@@ -45,8 +45,9 @@ def _draw(tmp_path: Path, backend: str | None) -> dict:
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     if backend is not None:
         env["MPLBACKEND"] = backend
-    proc = subprocess.run([sys.executable, "-c", DRAW, str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", DRAW, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -67,8 +68,10 @@ def test_plotting_does_not_choose_a_backend(tmp_path):
 
 
 def test_plots_write_pngs_of_the_figure_size(tmp_path):
-    history = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 1 / (e + 1), "val_loss": 1.1 / e,
-                "val_accuracy": 1 - 1.2 / (e + 1)} for e in range(1, 6)]  # fmt: skip
+    history = [
+        {"epoch": e, "loss": 1 / e, "accuracy": 1 - 1 / (e + 1), "val_loss": 1.1 / e, "val_accuracy": 1 - 1.2 / (e + 1)}
+        for e in range(1, 6)
+    ]
     with Image.open(plot_history(history, tmp_path / "h.png", "title")) as im:
         assert im.size == (1100, 440)  # 10 × 4 inches at 110 dpi
     with Image.open(plot_confusion(np.eye(3, dtype=int) * 4, list("abc"), tmp_path / "c.png")) as im:
@@ -97,8 +100,12 @@ def test_long_titles_wrap_to_the_figure():
 
 def test_confusion_png_with_a_long_model_name(tmp_path):
     name = "CL16k3-BN-CL32k3-BN-MP4-CL32k3-BN-CL64k3-BN-MP4-CL64k3-BN-CL128k3-BN-MP4-GAP-FC10"
-    png = plot_confusion(np.eye(10, dtype=int) * 9, [f"class {i}" for i in range(10)], tmp_path / "c.png",
-                         f"{name} on fashion-mnist (test): accuracy 0.9393")  # fmt: skip
+    png = plot_confusion(
+        np.eye(10, dtype=int) * 9,
+        [f"class {i}" for i in range(10)],
+        tmp_path / "c.png",
+        f"{name} on fashion-mnist (test): accuracy 0.9393",
+    )
     with Image.open(png) as im:
         top = np.asarray(im.convert("L"))[:60]
     assert (top < 128).any(axis=1).sum() > 20  # the title takes more than one line of dark pixels

@@ -151,30 +151,37 @@ def quick(cmd: Command) -> str:
 
 
 def test_extractor_reads_blocks_comments_and_continuations():
-    text = "\n".join([
-        "```bash",
-        "source .venv/bin/activate",
-        "cnnlab train --epochs 5 \\",
-        "    --out runs/x        # trains",
-        "cnnlab explain runs/x filters [--layer features.3]",
-        "cnnlab serve runs/x",
-        "```",
-        "```",
-        "cnnlab summary: error: not a command",
-        "```",
-        "```python",
-        "cfg = TrainConfig(epochs=5)",
-        "```",
-        "<!-- readme-test: skip (starts a server) -->",
-        "",
-        "```bash",
-        "cnnlab train --out runs/y",
-        "```",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            "```bash",
+            "source .venv/bin/activate",
+            "cnnlab train --epochs 5 \\",
+            "    --out runs/x        # trains",
+            "cnnlab explain runs/x filters [--layer features.3]",
+            "cnnlab serve runs/x",
+            "```",
+            "```",
+            "cnnlab summary: error: not a command",
+            "```",
+            "```python",
+            "cfg = TrainConfig(epochs=5)",
+            "```",
+            "<!-- readme-test: skip (starts a server) -->",
+            "",
+            "```bash",
+            "cnnlab train --out runs/y",
+            "```",
+        ]
+    )
     cmds = readme_commands(text)
-    assert [c.text for c in cmds] == ["source .venv/bin/activate", "cnnlab train --epochs 5 --out runs/x",
-                                      "cnnlab explain runs/x filters --layer features.3", "cnnlab serve runs/x",
-                                      "cfg = TrainConfig(epochs=5)", "cnnlab train --out runs/y"]  # fmt: skip
+    assert [c.text for c in cmds] == [
+        "source .venv/bin/activate",
+        "cnnlab train --epochs 5 --out runs/x",
+        "cnnlab explain runs/x filters --layer features.3",
+        "cnnlab serve runs/x",
+        "cfg = TrainConfig(epochs=5)",
+        "cnnlab train --out runs/y",
+    ]
     assert [c.line for c in cmds] == [2, 3, 5, 6, 12, 17]
     assert quick(cmds[2]) == "cnnlab explain runs/x filters --layer features.3"
     assert "max_train_samples=2000" in quick(cmds[4])

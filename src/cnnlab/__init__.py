@@ -24,8 +24,19 @@ _EXPORTS = {
     "unfreeze": "cnnlab.train.transfer",
 }
 
-__all__ = ["ImageSet", "Trainer", "create_model", "freeze", "list_models", "load_dataset", "load_model",
-           "load_pretrained", "register_model", "save_model", "unfreeze"]  # fmt: skip
+__all__ = [
+    "ImageSet",
+    "Trainer",
+    "create_model",
+    "freeze",
+    "list_models",
+    "load_dataset",
+    "load_model",
+    "load_pretrained",
+    "register_model",
+    "save_model",
+    "unfreeze",
+]
 
 
 def __getattr__(name: str):

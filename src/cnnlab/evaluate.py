@@ -24,8 +24,12 @@ def most_confused(confusion: np.ndarray, classes: list[str], top: int = 10, min_
     """The off-diagonal cells of the confusion matrix with the most samples, as fastai's `most_confused`:
     [{"true", "predicted", "count"}] sorted by count (ties in row-major order), at most `top` of them."""
     conf = np.asarray(confusion)
-    pairs = [(int(conf[i, j]), i, j) for i in range(len(conf)) for j in range(len(conf))
-             if i != j and conf[i, j] >= min_count]  # fmt: skip
+    pairs = [
+        (int(conf[i, j]), i, j)
+        for i in range(len(conf))
+        for j in range(len(conf))
+        if i != j and conf[i, j] >= min_count
+    ]
     pairs.sort(key=lambda t: -t[0])  # stable: ties keep row-major order
     return [{"true": classes[i], "predicted": classes[j], "count": n} for n, i, j in pairs[:top]]
 
@@ -45,11 +49,21 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
         {"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for c, p, r, f, s in zip(classes, precision, recall, f1, conf.sum(1), strict=True)
     ]
-    macro = {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean()),
-             "support": int(conf.sum())}  # fmt: skip
-    return {"accuracy": float((preds == y).mean()), "loss": loss, "n": int(len(y)), "per_class": per_class,
-            "macro_avg": macro, "most_confused": most_confused(conf, list(classes)),
-            "confusion": conf.tolist()}  # fmt: skip
+    macro = {
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+        "support": int(conf.sum()),
+    }
+    return {
+        "accuracy": float((preds == y).mean()),
+        "loss": loss,
+        "n": int(len(y)),
+        "per_class": per_class,
+        "macro_avg": macro,
+        "most_confused": most_confused(conf, list(classes)),
+        "confusion": conf.tolist(),
+    }
 
 
 def evaluate_model(
@@ -67,8 +81,9 @@ def evaluate_model(
     """
     check_compatible(meta, data.image_shape, len(data.classes))
     tta = meta.get("tta", False) if tta is None else tta
-    logits = predict_logits(model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"],
-                            tta=tta, log=log)  # fmt: skip
+    logits = predict_logits(
+        model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"], tta=tta, log=log
+    )
     return metrics_from_logits(logits, data.labels, meta.get("classes") or data.classes)
 
 
@@ -92,12 +107,16 @@ def format_report(result: dict, classes: list[str]) -> str:
     lines = [f"accuracy: {result['accuracy']:.4f} ({result['n']} samples)   loss: {result['loss']:.4f}", ""]
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for row in result["per_class"]:
-        lines.append(f"{row['class']:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
-                     f"{row['f1']:>10.4f}{row['support']:>10d}")  # fmt: skip
+        lines.append(
+            f"{row['class']:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+            f"{row['f1']:>10.4f}{row['support']:>10d}"
+        )
     macro = result.get("macro_avg")
     if macro:
-        lines.append(f"{'macro avg':<{width}}{macro['precision']:>10.4f}{macro['recall']:>10.4f}"
-                     f"{macro['f1']:>10.4f}{macro['support']:>10d}")  # fmt: skip
+        lines.append(
+            f"{'macro avg':<{width}}{macro['precision']:>10.4f}{macro['recall']:>10.4f}"
+            f"{macro['f1']:>10.4f}{macro['support']:>10d}"
+        )
     pairs = result.get("most_confused")
     if pairs:
         lines += ["", f"most confused (true → predicted: count), top {len(pairs)}"]

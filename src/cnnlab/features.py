@@ -21,8 +21,9 @@ SPLITS = ("train", "val", "test")
 def split_codes(model: nn.Module, meta: dict, data: ImageSet, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(codes (N, D) float32, labels (N,) int64) of one split, normalized with the model's training mean / std."""
     if tuple(data.image_shape) != tuple(meta["input_size"]) and data.image_shape[0] != meta["input_size"][0]:
-        raise ValueError(f"the model takes {meta['input_size'][0]}-channel images, the data has "
-                         f"{data.image_shape[0]} channels")  # fmt: skip
+        raise ValueError(
+            f"the model takes {meta['input_size'][0]}-channel images, the data has {data.image_shape[0]} channels"
+        )
     codes = cnn_codes(model, data.images, meta["mean"], meta["std"], device=device)
     return codes.numpy(), data.labels.numpy()
 

@@ -108,9 +108,12 @@ def run(
 
 
 def normalized_batches(
-    images: torch.Tensor, mean: Sequence[float], std: Sequence[float], batch_size: int = EVAL_BATCH,
+    images: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = EVAL_BATCH,
     device: str | torch.device = "cpu",
-) -> Iterator[torch.Tensor]:  # fmt: skip
+) -> Iterator[torch.Tensor]:
     """uint8 images (N, C, H, W) → normalised float batches, converted on `device` one batch at a time."""
     if batch_size < 1:
         raise ValueError(f"batch size must be ≥ 1, got {batch_size}")
@@ -146,8 +149,16 @@ def predict_logits(
         rate = done / (time.perf_counter() - start)
         log(f"inference: {done:,}/{n:,} images, {rate:,.0f} images/s, ETA {(n - done) / rate:.0f} s")
 
-    return run(model, batches, device, precision, fold_bn=fold_bn, tta=tta, head=head,
-               progress=progress if log is not None else None)  # fmt: skip
+    return run(
+        model,
+        batches,
+        device,
+        precision,
+        fold_bn=fold_bn,
+        tta=tta,
+        head=head,
+        progress=progress if log is not None else None,
+    )
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

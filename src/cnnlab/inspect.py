@@ -41,8 +41,21 @@ _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Conv1d, nn.MaxPool1d, nn.
 _ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)
 _1D = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)
 # a row, in this order; kernel … ceil_mode only for convs and pools
-_ROW_KEYS = ("name", "type", "depth", "kernel", "stride", "padding", "dilation", "ceil_mode", "output", "params",
-             "macs", "rf", "jump")  # fmt: skip
+_ROW_KEYS = (
+    "name",
+    "type",
+    "depth",
+    "kernel",
+    "stride",
+    "padding",
+    "dilation",
+    "ceil_mode",
+    "output",
+    "params",
+    "macs",
+    "rf",
+    "jump",
+)
 
 
 def _pair(value) -> tuple[int, int]:
@@ -107,8 +120,11 @@ def _merge(inputs: list[tuple], out: torch.Tensor) -> Field | None:
         return None
     start = tuple(min(f.start[a] for f in same) for a in (0, 1))
     end = tuple(max(f.start[a] + f.size[a] for f in same) for a in (0, 1))
-    return Field(start, tuple(e - s for s, e in zip(start, end, strict=True)),  # type: ignore[arg-type]
-                 tuple(max(f.jump[a] for f in same) for a in (0, 1)))  # type: ignore[arg-type]  # fmt: skip
+    return Field(
+        start,
+        tuple(e - s for s, e in zip(start, end, strict=True)),  # type: ignore[arg-type]
+        tuple(max(f.jump[a] for f in same) for a in (0, 1)),
+    )  # type: ignore[arg-type]
 
 
 def _window_field(m: nn.Module, field: Field | None, x: torch.Tensor, out: torch.Tensor) -> Field | None:
@@ -120,9 +136,11 @@ def _window_field(m: nn.Module, field: Field | None, x: torch.Tensor, out: torch
         return field if out.shape[2:] == x.shape[2:] else None
     g = _geometry(m)
     k, s, p, d = ((g[key] * 2)[:2] for key in ("kernel", "stride", "padding", "dilation"))  # 1-D: both axes
-    return Field(tuple(field.start[a] - p[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
-                 tuple(field.size[a] + (k[a] - 1) * d[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
-                 tuple(field.jump[a] * s[a] for a in (0, 1)))  # type: ignore[arg-type]  # fmt: skip
+    return Field(
+        tuple(field.start[a] - p[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
+        tuple(field.size[a] + (k[a] - 1) * d[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
+        tuple(field.jump[a] * s[a] for a in (0, 1)),
+    )  # type: ignore[arg-type]
 
 
 class FieldTrace:
@@ -176,11 +194,18 @@ def _geometry(m: nn.Module) -> dict:
         return {}
     pair = (lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)) if isinstance(m, _1D) else _pair
     k, d = pair(m.kernel_size), pair(getattr(m, "dilation", 1))
-    pad = m.padding if not isinstance(m.padding, str) else [0 if m.padding == "valid" else d[a] * (k[a] - 1) // 2
-                                                              for a in range(len(k))]  # fmt: skip
-    return {"kernel": list(k), "stride": list(pair(m.stride or m.kernel_size)), "padding": list(pair(pad)),
-            "dilation": list(d),
-            "ceil_mode": bool(getattr(m, "ceil_mode", False))}  # fmt: skip
+    pad = (
+        m.padding
+        if not isinstance(m.padding, str)
+        else [0 if m.padding == "valid" else d[a] * (k[a] - 1) // 2 for a in range(len(k))]
+    )
+    return {
+        "kernel": list(k),
+        "stride": list(pair(m.stride or m.kernel_size)),
+        "padding": list(pair(pad)),
+        "dilation": list(d),
+        "ceil_mode": bool(getattr(m, "ceil_mode", False)),
+    }
 
 
 def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | None = None) -> dict:
@@ -214,10 +239,22 @@ def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | Non
         params = sum(p.numel() for p in c.module.parameters(recurse=not c.leaf)) if c.module not in counted else 0
         counted.add(c.module)
         field = trace.fields[c.index]
-        rows.append({"name": c.name, "type": type(c.module).__name__, "depth": c.name.count(".") + 1, "leaf": c.leaf,
-                     **_geometry(c.module), "output": list(c.out.shape[1:]), "params": params, "macs": macs[c.index],
-                     "rf": field.size[0] if field else None, "jump": field.jump[0] if field else None,
-                     "order": c.index, "module": c.module})  # fmt: skip
+        rows.append(
+            {
+                "name": c.name,
+                "type": type(c.module).__name__,
+                "depth": c.name.count(".") + 1,
+                "leaf": c.leaf,
+                **_geometry(c.module),
+                "output": list(c.out.shape[1:]),
+                "params": params,
+                "macs": macs[c.index],
+                "rf": field.size[0] if field else None,
+                "jump": field.jump[0] if field else None,
+                "order": c.index,
+                "module": c.module,
+            }
+        )
     rows.sort(key=lambda r: r["order"])
     shown = [r for r in rows if (r["leaf"] and (depth is None or r["depth"] <= depth)) or r["depth"] == depth]
     ran = {r["module"] for r in rows}
@@ -225,13 +262,23 @@ def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | Non
     storages = {c.out.untyped_storage().data_ptr(): c.out.untyped_storage().nbytes() for c in calls}
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    not_run = sum(p.numel() for m in model.modules() if m not in ran and m is not model
-                  for p in m.parameters(recurse=False))  # fmt: skip
+    not_run = sum(
+        p.numel() for m in model.modules() if m not in ran and m is not model for p in m.parameters(recurse=False)
+    )
     layers = [{k: r[k] for k in _ROW_KEYS if k in r} for r in shown]
-    return {"input": list(input_size), "depth": depth, "layers": layers, "output": list(out.shape[1:]),
-            "params": total, "trainable": trainable, "frozen": total - trainable, "params_not_run": not_run,
-            "macs": sum(r["macs"] for r in rows if r["leaf"]), "activation_bytes": sum(storages.values()),
-            "notation": to_notation(model, tuple(input_size))}  # fmt: skip
+    return {
+        "input": list(input_size),
+        "depth": depth,
+        "layers": layers,
+        "output": list(out.shape[1:]),
+        "params": total,
+        "trainable": trainable,
+        "frozen": total - trainable,
+        "params_not_run": not_run,
+        "macs": sum(r["macs"] for r in rows if r["leaf"]),
+        "activation_bytes": sum(storages.values()),
+        "notation": to_notation(model, tuple(input_size)),
+    }
 
 
 def _si(n: float, unit: str = "") -> str:
@@ -256,8 +303,19 @@ def format_summary(info: dict, title: str = "") -> str:
     """The summary as a text table (fits 110 columns for the registered models)."""
     shape = lambda s: "×".join(map(str, s))  # noqa: E731
     dash = lambda v: "—" if v is None else str(v)  # noqa: E731
-    rows = [[r["name"], r["type"], _ksp(r), shape(r["output"]), f"{r['params']:,}", f"{r['macs']:,}",
-             dash(r["rf"]), dash(r["jump"])] for r in info["layers"]]  # fmt: skip
+    rows = [
+        [
+            r["name"],
+            r["type"],
+            _ksp(r),
+            shape(r["output"]),
+            f"{r['params']:,}",
+            f"{r['macs']:,}",
+            dash(r["rf"]),
+            dash(r["jump"]),
+        ]
+        for r in info["layers"]
+    ]
     head = ["layer", "type", "k/s/p", "output", "params", "MACs", "RF", "jump"]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *rows, strict=True)]
     left = 2  # name and type left-aligned, numbers right-aligned

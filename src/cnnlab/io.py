@@ -39,8 +39,10 @@ def _atomic_write(path: Path, write) -> None:
         full = isinstance(e, RuntimeError) and shutil.disk_usage(path.parent).free < 2**20
         if isinstance(e, OSError) or full:
             reason = "No space left on device" if full else e.strerror
-            raise OSError(errno.ENOSPC if full else e.errno,
-                          f"{path} could not be written ({reason}); the previous file, if any, is kept") from None  # fmt: skip
+            raise OSError(
+                errno.ENOSPC if full else e.errno,
+                f"{path} could not be written ({reason}); the previous file, if any, is kept",
+            ) from None
         raise
 
 
@@ -132,8 +134,9 @@ def check_meta(meta: object, path: str | Path) -> None:
     if not isinstance(meta["model"], str) or not isinstance(meta["model_args"], dict):
         raise bad("'model' must be a name and 'model_args' a mapping")
     size = meta["input_size"]
-    if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                               for v in size)):  # fmt: skip
+    if not (
+        isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+    ):
         raise bad(f"'input_size' {size!r} is not [C, H, W]")
     c, h, w = size
     if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
@@ -174,15 +177,20 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in tensors]
     problems += [f"unexpected {k}" for k in tensors if k not in expected]
-    problems += [f"{k} has shape {tuple(v.shape)}, the model needs {tuple(expected[k].shape)}"
-                 for k, v in tensors.items() if k in expected and v.shape != expected[k].shape]  # fmt: skip
+    problems += [
+        f"{k} has shape {tuple(v.shape)}, the model needs {tuple(expected[k].shape)}"
+        for k, v in tensors.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ValueError(f"{path}: the weights do not fit {meta['model']}: {'; '.join(problems[:3])}{more}")
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise ValueError(f"{path}: non-finite weights (nan or inf) in {', '.join(bad[:3])}; "
-                         "this model cannot be used (retrain, or use the run's best.pt / last good checkpoint)")  # fmt: skip
+        raise ValueError(
+            f"{path}: non-finite weights (nan or inf) in {', '.join(bad[:3])}; "
+            "this model cannot be used (retrain, or use the run's best.pt / last good checkpoint)"
+        )
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), meta
 

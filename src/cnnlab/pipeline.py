@@ -113,9 +113,11 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
         log(f"training on the first {cfg.max_train_samples:,} training images (max_train_samples)")
     c, h, w = splits.image_shape
     mean, std = channel_stats(splits.train.images)  # a streamed set: of its decoded sample
-    log(f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
+    log(
+        f"data: {splits.name} from {splits.source} — train {len(splits.train):,}, "
         f"val {len(splits.val) if splits.val else 0:,}, test {len(splits.test) if splits.test else 0:,}; "
-        f"{c}×{h}×{w}, {len(splits.classes)} classes")  # fmt: skip
+        f"{c}×{h}×{w}, {len(splits.classes)} classes"
+    )
     if cfg.patience is not None and splits.val is None:
         raise ValueError("--patience needs validation data: set --val-split above 0")
 
@@ -138,12 +140,21 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     params, init_from = model, None
     if cfg.init_from is not None:  # transfer learning: trained weights, a new head, the backbone at a lower LR
         params, init_from, callbacks = _init_from(cfg, model, splits.classes, list(callbacks or []), log)
-    optimizer = build_optimizer(cfg.optimizer, params, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
-                                cfg.decay_all)  # fmt: skip
+    optimizer = build_optimizer(
+        cfg.optimizer, params, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.decay_all
+    )
     accumulate = 0 if cfg.optimizer in FULL_BATCH else cfg.accumulate  # 0: the whole epoch per step
-    trainer = Trainer(model, optimizer, ClassificationLoss(cfg.label_smoothing), device, cfg.precision,
-                      list(callbacks or []), accumulate=accumulate, grad_clip=cfg.grad_clip,
-                      compile=cfg.compile)  # fmt: skip
+    trainer = Trainer(
+        model,
+        optimizer,
+        ClassificationLoss(cfg.label_smoothing),
+        device,
+        cfg.precision,
+        list(callbacks or []),
+        accumulate=accumulate,
+        grad_clip=cfg.grad_clip,
+        compile=cfg.compile,
+    )
     augment = None
     if cfg.augment:
         # each rank its own augmentation stream (rank 0's is the single process's)
@@ -156,15 +167,29 @@ def build(cfg: TrainConfig, callbacks: list | None = None, log=print) -> Setup:
     # data order stream, separate from the init stream (seed) and the augmentation stream (seed + 2)
     # distributed: the same order on every rank, each rank its share of every global batch of --batch-size
     source = StreamingFolderLoader if isinstance(splits.train, FileSet) else InMemoryLoader
-    train_loader = source(splits.train, cfg.batch_size, shuffle=True, transform=transform,
-                          device=trainer.device, seed=cfg.seed + 1, rank=rank, world=world)  # fmt: skip
+    train_loader = source(
+        splits.train,
+        cfg.batch_size,
+        shuffle=True,
+        transform=transform,
+        device=trainer.device,
+        seed=cfg.seed + 1,
+        rank=rank,
+        world=world,
+    )
     val_loader = None
     if splits.val is not None:
-        val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device, rank=rank,
-                                    world=world)  # fmt: skip
-    meta = {"classes": splits.classes, "input_size": [c, h, w], "mean": mean, "std": std,
-            "precision": trainer.precision, "dataset": splits.name, "mode": splits.mode,
-            "tta": cfg.tta}  # fmt: skip
+        val_loader = InMemoryLoader(splits.val, 500, transform=normalize, device=trainer.device, rank=rank, world=world)
+    meta = {
+        "classes": splits.classes,
+        "input_size": [c, h, w],
+        "mean": mean,
+        "std": std,
+        "precision": trainer.precision,
+        "dataset": splits.name,
+        "mode": splits.mode,
+        "tta": cfg.tta,
+    }
     if init_from is not None:
         meta["init_from"] = init_from
     return Setup(cfg, splits, model, trainer, train_loader, val_loader, augment, meta)
@@ -179,22 +204,38 @@ def _init_from(cfg: TrainConfig, model: torch.nn.Module, classes: list[str], cal
     freeze = cfg.freeze or "features"
     if cfg.freeze_epochs > 0 and freeze != "none":
         callbacks = [*callbacks, FreezeSchedule(freeze, cfg.freeze_epochs, log)]
-    info = {**source.describe(), "freeze": freeze, "freeze_epochs": cfg.freeze_epochs,
-            "backbone_lr_mult": cfg.backbone_lr_mult, "report": report.to_dict()}  # fmt: skip
+    info = {
+        **source.describe(),
+        "freeze": freeze,
+        "freeze_epochs": cfg.freeze_epochs,
+        "backbone_lr_mult": cfg.backbone_lr_mult,
+        "report": report.to_dict(),
+    }
     return groups, info, callbacks
 
 
 def _schedule_callback(cfg: TrainConfig) -> LRScheduler:
     end_ratio = cfg.lr_end / cfg.lr if cfg.lr_end is not None else None
-    return LRScheduler(cfg.schedule, cfg.schedule_unit, cfg.warmup, patience=cfg.plateau_patience,
-                       end_ratio=end_ratio, decay_length=cfg.decay_length, step_size=cfg.step_size,
-                       gamma=cfg.gamma)  # fmt: skip
+    return LRScheduler(
+        cfg.schedule,
+        cfg.schedule_unit,
+        cfg.warmup,
+        patience=cfg.plateau_patience,
+        end_ratio=end_ratio,
+        decay_length=cfg.decay_length,
+        step_size=cfg.step_size,
+        gamma=cfg.gamma,
+    )
 
 
 def _data_identity(setup: Setup) -> dict:
     train = setup.splits.train
-    return {"dataset": setup.splits.name, "train_images": len(train), "classes": setup.splits.classes,
-            "input_size": setup.meta["input_size"]}  # fmt: skip
+    return {
+        "dataset": setup.splits.name,
+        "train_images": len(train),
+        "classes": setup.splits.classes,
+        "input_size": setup.meta["input_size"],
+    }
 
 
 def resume_config(folder: str | Path, asked: dict) -> TrainConfig:
@@ -204,11 +245,16 @@ def resume_config(folder: str | Path, asked: dict) -> TrainConfig:
     if not (folder / CHECKPOINT_FILE).exists():
         raise FileNotFoundError(f"{folder}: no {CHECKPOINT_FILE} to resume from (is it a cnnlab run folder?)")
     saved = json.loads((folder / "config.json").read_text())
-    diffs = [f"{k}={saved.get(k)!r} there, {v!r} here" for k, v in asked.items()
-             if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != v]  # fmt: skip
+    diffs = [
+        f"{k}={saved.get(k)!r} there, {v!r} here"
+        for k, v in asked.items()
+        if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != v
+    ]
     if diffs:
-        raise ValueError(f"cannot resume {folder} with other settings: {'; '.join(diffs)} "
-                         f"(only {', '.join(RESUME_MAY_CHANGE)} may change; start a new run instead)")  # fmt: skip
+        raise ValueError(
+            f"cannot resume {folder} with other settings: {'; '.join(diffs)} "
+            f"(only {', '.join(RESUME_MAY_CHANGE)} may change; start a new run instead)"
+        )
     return TrainConfig.from_dict({**saved, **asked, "out": str(folder)})
 
 
@@ -223,8 +269,10 @@ def _check_resumable(state: dict, setup: Setup, folder: Path) -> None:
         if key in state.get("data", {}) and state["data"][key] != value:
             diffs.append(f"{key} {state['data'][key]!r} (checkpoint) vs {value!r} (now)")
     if state.get("world_size", 1) != distributed.world_size() and (state.get("batch") or 0) > 0:
-        diffs.append(f"{state.get('world_size', 1)} process(es) (checkpoint, stopped mid-epoch) vs "
-                     f"{distributed.world_size()} (now): resume with the same number of processes")  # fmt: skip
+        diffs.append(
+            f"{state.get('world_size', 1)} process(es) (checkpoint, stopped mid-epoch) vs "
+            f"{distributed.world_size()} (now): resume with the same number of processes"
+        )
     missing = set(state["model"]) ^ set(setup.model.state_dict())
     if missing and not diffs:
         diffs.append(f"the weights do not fit this model ({', '.join(sorted(missing)[:3])} …)")
@@ -318,8 +366,9 @@ def train_run(
     if cfg.time_limit is not None:
         cbs.append(TimeLimit(cfg.time_limit))
     cbs += list(callbacks or [])
-    cbs.append(Checkpoint(out / CHECKPOINT_FILE, cfg.checkpoint_every, out / BEST_FILE,
-                          log=log if cfg.verbose >= 2 else None))  # fmt: skip
+    cbs.append(
+        Checkpoint(out / CHECKPOINT_FILE, cfg.checkpoint_every, out / BEST_FILE, log=log if cfg.verbose >= 2 else None)
+    )
     checkpoint = cbs[-1]
     if main:
         cbs += [ProgressBar(verbose=cfg.verbose), CSVLogger(out / "history.csv")]
@@ -333,11 +382,15 @@ def train_run(
     threads, step_estimate = _choose_threads(cfg, setup)
     budget = None
     if cfg.time_budget is not None:
-        budget = TimeBudget(parse_duration(cfg.time_budget), process_seconds,
-                            probe=_probe_batch(setup)[0],
-                            val_samples=len(setup.splits.val) if setup.val_loader is not None else 0,
-                            post_samples=_test_samples(setup) * (2 if cfg.tta else 1),
-                            estimate_step_s=step_estimate, log=log)  # fmt: skip
+        budget = TimeBudget(
+            parse_duration(cfg.time_budget),
+            process_seconds,
+            probe=_probe_batch(setup)[0],
+            val_samples=len(setup.splits.val) if setup.val_loader is not None else 0,
+            post_samples=_test_samples(setup) * (2 if cfg.tta else 1),
+            estimate_step_s=step_estimate,
+            log=log,
+        )
         trainer.callbacks.add(budget)
     created = main and resume is None and not out.exists()
     replaced = None  # the folder --overwrite replaces: kept aside until the new run has trained (else put back)
@@ -349,9 +402,11 @@ def train_run(
     elif main:
         remove_stale_temporaries(out)
     checkpoint.extra = {"config": cfg.to_dict(), "data": _data_identity(setup), "world_size": distributed.world_size()}
-    log(f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {trainer.device}; "
+    log(
+        f"model: {cfg.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on {trainer.device}; "
         f"precision {precision_reason(cfg.precision, trainer.device, trainer.precision)}; {threads}; "
-        f"CPU ISA {cpu_isa()}")  # fmt: skip
+        f"CPU ISA {cpu_isa()}"
+    )
     if state is not None:
         _check_resumable(state, setup, out)
         trainer.load_state_dict(state)
@@ -359,8 +414,10 @@ def train_run(
         log(f"resuming {out} at {where} (step {trainer.step})")
 
     if state is not None and trainer.epoch + 1 >= cfg.max_epochs and trainer.batch == 0:
-        raise ValueError(f"{out} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
-                         "(give a larger --epochs to train on)")  # fmt: skip
+        raise ValueError(
+            f"{out} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
+            "(give a larger --epochs to train on)"
+        )
     if main:
         save_json(out / "config.json", cfg.to_dict())  # after every refusal: a refused resume rewrites nothing
 
@@ -435,16 +492,26 @@ def train_run(
         },
         "hardware": hardware_info(trainer.device),
     }
-    save_model(out / MODEL_FILE, model, {**meta, "metrics": {k: metrics[k] for k in
-               ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")}})  # fmt: skip
+    save_model(
+        out / MODEL_FILE,
+        model,
+        {
+            **meta,
+            "metrics": {
+                k: metrics[k] for k in ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")
+            },
+        },
+    )
     if rows:
         smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
         plot_history(rows, out / "curves.png", f"{cfg.model} on {setup.splits.name}", loss_note=smoothing)
     metrics["process_seconds"] = round(process_seconds(), 3)
     save_json(out / "metrics.json", metrics)
     if result:
-        log(f"test accuracy: {result['accuracy']:.4f} ({test_split}, {result['n']:,} samples); "
-            f"training took {train_seconds:.1f} s for {done:g} epochs ({trainer.step:,} steps)")  # fmt: skip
+        log(
+            f"test accuracy: {result['accuracy']:.4f} ({test_split}, {result['n']:,} samples); "
+            f"training took {train_seconds:.1f} s for {done:g} epochs ({trainer.step:,} steps)"
+        )
     log(f"run folder: {out}")
     return RunResult(out, metrics, history)
 

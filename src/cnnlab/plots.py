@@ -66,8 +66,15 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
     if n <= 30:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     ax.set_title(wrap_title(title or "confusion matrix", size))  # long model names (course notation) wrap
     fig.savefig(path, dpi=110)
     return Path(path)

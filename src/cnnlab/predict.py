@@ -20,8 +20,9 @@ def predict_files(
         x, n = load_model_input(f, meta["input_size"])
         images.append(x)
         notes.append(n)
-    logits = predict_logits(model, torch.stack(images), meta["mean"], meta["std"], device, meta["precision"],
-                            tta=meta.get("tta", False))  # fmt: skip
+    logits = predict_logits(
+        model, torch.stack(images), meta["mean"], meta["std"], device, meta["precision"], tta=meta.get("tta", False)
+    )
     probs = logits.softmax(1)
     k = min(top, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
@@ -33,6 +34,6 @@ def predict_files(
                 for p, i in zip(vals.tolist(), idx.tolist(), strict=True)
             ],
             "notes": n,
-        }  # fmt: skip
+        }
         for f, vals, idx, n in zip(files, values, indices, notes, strict=True)
     ]

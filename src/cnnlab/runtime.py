@@ -83,9 +83,14 @@ def _step_ms(precision: str, reps: int = 4) -> float:
 
 def _time_probe_step(precision: str, reps: int) -> float:
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64 * 49, 10),
-    )  # fmt: skip
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(64, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64 * 49, 10),
+    )
     # both in channels_last, as cnnlab runs them on a CPU (see use_channels_last)
     net = net.to(memory_format=torch.channels_last)
     x = torch.randn(64, 32, 14, 14).contiguous(memory_format=torch.channels_last)
@@ -120,8 +125,10 @@ def bf16_check() -> dict:
     The cache (see `check_file`) is keyed by CPU model, instruction set (with oneDNN's cap: ONEDNN_MAX_CPU_ISA=AVX2
     makes the same CPU another machine), thread count and torch version.
     """
-    key = (f"{hardware_info(torch.device('cpu'))['cpu']}|{cpu_isa()}|{torch.get_num_threads()} threads|"
-           f"torch {torch.__version__}")  # fmt: skip
+    key = (
+        f"{hardware_info(torch.device('cpu'))['cpu']}|{cpu_isa()}|{torch.get_num_threads()} threads|"
+        f"torch {torch.__version__}"
+    )
     path = check_file()
     cached: dict = {}
     if path is not None:

@@ -15,8 +15,9 @@ from tests.cli.test_options import _help, _options
 
 
 def cnnlab(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_version(capsys):
@@ -35,7 +36,12 @@ def test_models_lists_with_a_pattern_and_a_description(capsys):
     assert any(line.startswith("lenet5 ") and "LeNet-5" in line for line in lines)
     assert main(["models", "resnet*"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [
-        "resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]  # fmt: skip
+        "resnet101",
+        "resnet152",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+    ]
     assert main(["models", "nosuch*"]) == 2
     assert "no registered model matches 'nosuch*'" in capsys.readouterr().err
     assert main(["summary", "--list"]) == 0 and "vgg16" in capsys.readouterr().out.split()
@@ -115,8 +121,20 @@ def test_quick_mode_train_run(fake_idx, tmp_path):
     import os
 
     out = tmp_path / "run"
-    proc = cnnlab("train", "--data-dir", fake_idx, "--epochs", 4, "--batch-size", 32, "--val-split", 100, "--out",
-                  out, env={**os.environ, "CNNLAB_QUICK": "1"})  # fmt: skip
+    proc = cnnlab(
+        "train",
+        "--data-dir",
+        fake_idx,
+        "--epochs",
+        4,
+        "--batch-size",
+        32,
+        "--val-split",
+        100,
+        "--out",
+        out,
+        env={**os.environ, "CNNLAB_QUICK": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "quick mode" in proc.stdout
     config = json.loads((out / "config.json").read_text())

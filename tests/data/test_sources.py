@@ -10,8 +10,18 @@ from tests.conftest import make_images, write_fake_idx
 
 
 def test_fashion_classes_in_official_order():
-    assert list(FASHION_CLASSES) == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                     "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+    assert list(FASHION_CLASSES) == [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
 
 
 def test_idx_dataset_from_data_dir(fake_idx):
@@ -85,8 +95,14 @@ def test_cifar_corrupt(tmp_path):
 
 def test_npz_keras_layout(tmp_path):
     x, y = make_images(50, size=16, channels=3)
-    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10],
-             class_names=np.array([f"c{i}" for i in range(10)]))  # fmt: skip
+    np.savez(
+        tmp_path / "d.npz",
+        x_train=x,
+        y_train=y,
+        x_test=x[:10],
+        y_test=y[:10],
+        class_names=np.array([f"c{i}" for i in range(10)]),
+    )
     s = load_dataset(f"npz:{tmp_path / 'd.npz'}", val_split=5)
     assert s.train.images.shape == (45, 3, 16, 16) and s.classes[3] == "c3"
     # NHWC → NCHW keeps pixels where they were
@@ -103,8 +119,14 @@ def test_npz_missing_keys(tmp_path):
 def test_csv(tmp_path):
     x, y = make_images(30, size=8)
     rows = np.concatenate([y[:, None], x.reshape(30, -1)], 1)
-    np.savetxt(tmp_path / "train.csv", rows, fmt="%d", delimiter=",",
-               header="label," + ",".join(f"p{i}" for i in range(64)), comments="")  # fmt: skip
+    np.savetxt(
+        tmp_path / "train.csv",
+        rows,
+        fmt="%d",
+        delimiter=",",
+        header="label," + ",".join(f"p{i}" for i in range(64)),
+        comments="",
+    )
     s = load_dataset(f"csv:{tmp_path / 'train.csv'}", val_split=0)
     assert s.train.images.shape == (30, 1, 8, 8)
     np.testing.assert_array_equal(s.train.images[:, 0].numpy(), x)

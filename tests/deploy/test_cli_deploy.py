@@ -79,8 +79,13 @@ def test_standalone_example_without_torch(exported, image_files, tmp_path):
         (blocked / name).mkdir(parents=True)
         (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not available here')\n")
     env = {**os.environ, "PYTHONPATH": str(blocked)}
-    proc = subprocess.run([sys.executable, str(EXAMPLE), str(fp32), *map(str, image_files)], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), str(fp32), *map(str, image_files)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     want = run_cli("predict", fp32, *image_files)[0]
     assert proc.stdout.splitlines() == want.splitlines()
@@ -90,8 +95,12 @@ def test_standalone_example_without_torch(exported, image_files, tmp_path):
 def test_bench_quick(toy_run):
     stdout, _ = run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", toy_run / "bench.json")
     rows = [line for line in stdout.splitlines() if line.startswith("| ") and "engine" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["pytorch fp32 eager NCHW", "cnnlab evaluate path",
-                                                         "onnxruntime fp32", "onnxruntime int8"]  # fmt: skip
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "pytorch fp32 eager NCHW",
+        "cnnlab evaluate path",
+        "onnxruntime fp32",
+        "onnxruntime int8",
+    ]
     result = json.loads((toy_run / "bench.json").read_text())
     assert result["parity"]["onnxruntime fp32"]["max_abs"] < 1e-4
     assert all(row["b8"]["samples_per_s"] > 0 and 0 <= row["accuracy"] <= 1 for row in result["rows"])

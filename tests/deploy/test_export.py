@@ -19,9 +19,16 @@ from tests.deploy.conftest import run_cli
 
 
 def _meta(c: int, size: int, classes: int = 10) -> dict:
-    return {"classes": [f"class {i}" for i in range(classes)], "input_size": [c, size, size], "mean": [0.4] * c,
-            "std": [0.3] * c, "mode": "L" if c == 1 else "RGB", "dataset": "fashion-mnist", "tta": False,
-            "precision": "fp32"}  # fmt: skip
+    return {
+        "classes": [f"class {i}" for i in range(classes)],
+        "input_size": [c, size, size],
+        "mean": [0.4] * c,
+        "std": [0.3] * c,
+        "mode": "L" if c == 1 else "RGB",
+        "dataset": "fashion-mnist",
+        "tta": False,
+        "precision": "fp32",
+    }
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:
@@ -38,9 +45,13 @@ def _randomize_bn(model: nn.Module) -> nn.Module:
 
 @pytest.mark.parametrize(
     "name, kwargs, c, size",
-    [("lenet5", {}, 1, 28), ("lecture_cnn", {}, 1, 28), ("resnet18", {"small_input": True}, 1, 32),
-     ("googlenet", {}, 3, 32)],
-)  # fmt: skip
+    [
+        ("lenet5", {}, 1, 28),
+        ("lecture_cnn", {}, 1, 28),
+        ("resnet18", {"small_input": True}, 1, 32),
+        ("googlenet", {}, 3, 32),
+    ],
+)
 def test_onnx_parity(name, kwargs, c, size, tmp_path):
     model = _randomize_bn(create_model(name, num_classes=10, in_chans=c, **kwargs))
     path = export_onnx(model, {"model": name, "model_args": kwargs, **_meta(c, size)}, tmp_path / "m.onnx")
@@ -112,7 +123,17 @@ def test_bad_onnx_files(tmp_path, fake_idx):
     onnx.save(proto, str(tmp_path / "foreign.onnx"))
     _, err = run_cli("evaluate", tmp_path / "foreign.onnx", "--data-dir", fake_idx, code=2)
     assert "without cnnlab metadata" in err and "--input" in err and len(err.strip().splitlines()) == 1
-    stdout, _ = run_cli("predict", tmp_path / "foreign.onnx", tmp_path / "a.png", "--input", "1,28,28", "--mean",
-                        "0.4", "--std", "0.3", "--json")  # fmt: skip
+    stdout, _ = run_cli(
+        "predict",
+        tmp_path / "foreign.onnx",
+        tmp_path / "a.png",
+        "--input",
+        "1,28,28",
+        "--mean",
+        "0.4",
+        "--std",
+        "0.3",
+        "--json",
+    )
     top = json.loads(stdout)[0]["top"]
     assert len(top) == 3 and top[0]["class"] == str(top[0]["index"])

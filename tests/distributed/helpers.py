@@ -13,8 +13,13 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
 def env(**extra: str) -> dict:
-    e = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
-         "CNNLAB_OFFLINE": "1", "CNNLAB_DIST_TIMEOUT": "20"}  # fmt: skip
+    e = {
+        **os.environ,
+        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+        "CNNLAB_OFFLINE": "1",
+        "CNNLAB_DIST_TIMEOUT": "20",
+    }
     e.update(extra)
     return e
 
@@ -26,8 +31,26 @@ def free_port() -> int:
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["-m", "cnnlab", "train", "--data", "fashion-mnist", "--data-dir", str(data), "--model", "lenet5",
-            "--precision", "fp32", "--threads", "1", "--verbose", "0", "--out", str(out), *extra]  # fmt: skip
+    return [
+        "-m",
+        "cnnlab",
+        "train",
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        str(data),
+        "--model",
+        "lenet5",
+        "--precision",
+        "fp32",
+        "--threads",
+        "1",
+        "--verbose",
+        "0",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def torchrun(nproc: int, args: list[str], timeout: float = 240, **popen) -> subprocess.CompletedProcess:

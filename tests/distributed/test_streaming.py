@@ -52,8 +52,17 @@ def test_resume_mid_epoch_replays_the_rest_of_the_epoch(folder):
 
 
 def test_stream_flag_trains_like_the_in_memory_run(folder, tmp_path):
-    common = dict(data=f"folder:{folder}", model="lenet5", epochs=2, batch_size=32, precision="fp32", threads=1,
-                  verbose=0, image_size=28, mode="L")  # fmt: skip
+    common = dict(
+        data=f"folder:{folder}",
+        model="lenet5",
+        epochs=2,
+        batch_size=32,
+        precision="fp32",
+        threads=1,
+        verbose=0,
+        image_size=28,
+        mode="L",
+    )
     a = train_run(TrainConfig(**common, out=str(tmp_path / "memory")), log=lambda *_: None)
     b = train_run(TrainConfig(**common, stream=True, out=str(tmp_path / "stream")), log=lambda *_: None)
     for ra, rb in zip(a.history, b.history, strict=True):

@@ -41,8 +41,16 @@ def _two_nodes(args: list[str]) -> list[tuple[subprocess.Popen, str]]:
     port = free_port()
     jobs = []
     for node in (0, 1):
-        cmd = [*TORCHRUN, "--nnodes=2", "--nproc-per-node=1", f"--node-rank={node}", "--rdzv-backend=c10d",
-               f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=cnnlab-test", *args]  # fmt: skip
+        cmd = [
+            *TORCHRUN,
+            "--nnodes=2",
+            "--nproc-per-node=1",
+            f"--node-rank={node}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint=127.0.0.1:{port}",
+            "--rdzv-id=cnnlab-test",
+            *args,
+        ]
         jobs.append(subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return [(j, j.communicate(timeout=240)[1]) for j in jobs]
 
@@ -53,8 +61,19 @@ def test_two_nodes_of_32_equal_one_process_of_64(data, tmp_path):
     common = dict(epochs=2, batch_size=64, val_split=64, optimizer="sgd", lr=0.05)
     threads = torch.get_num_threads()
     try:  # the reference in this process: one interpreter less to start
-        train_run(TrainConfig(data="fashion-mnist", data_dir=str(data), model="lenet5", precision="fp32", threads=1,
-                              verbose=0, out=str(tmp_path / "one"), **common), log=lambda *_: None)  # fmt: skip
+        train_run(
+            TrainConfig(
+                data="fashion-mnist",
+                data_dir=str(data),
+                model="lenet5",
+                precision="fp32",
+                threads=1,
+                verbose=0,
+                out=str(tmp_path / "one"),
+                **common,
+            ),
+            log=lambda *_: None,
+        )
     finally:
         torch.set_num_threads(threads)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in common.items()]
@@ -79,8 +98,23 @@ def test_a_time_budget_is_one_plan_and_one_stop_for_every_rank(data, tmp_path):
     """The budget's plan (when, how many steps) is agreed, so the LR schedule is the same on every rank and every
     rank stops at the planned step; the hard stop by the clock is agreed like every stop."""
     out = tmp_path / "run"
-    r = torchrun(2, train_args(data, out, "--batch-size", "32", "--time-budget", "12s", "--optimizer", "sgd",
-                               "--lr", "0.05", "--schedule", "onecycle"))  # fmt: skip
+    r = torchrun(
+        2,
+        train_args(
+            data,
+            out,
+            "--batch-size",
+            "32",
+            "--time-budget",
+            "12s",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "onecycle",
+        ),
+    )
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and "time budget" in metrics["stop_reason"]
@@ -107,8 +141,12 @@ def _rank_pid(parent: int, rank: int) -> int | None:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_a_killed_rank_stops_the_others_within_seconds_and_resume_finishes(data, tmp_path):
     out = tmp_path / "run"
-    cmd = [*TORCHRUN, "--standalone", "--nproc-per-node=2",
-           *train_args(data, out, "--epochs", "400", "--batch-size", "32", "--checkpoint-every", "5")]  # fmt: skip
+    cmd = [
+        *TORCHRUN,
+        "--standalone",
+        "--nproc-per-node=2",
+        *train_args(data, out, "--epochs", "400", "--batch-size", "32", "--checkpoint-every", "5"),
+    ]
     job = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -132,8 +170,13 @@ def test_a_killed_rank_stops_the_others_within_seconds_and_resume_finishes(data,
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] > 0
     done = state["epoch"] + 2  # finish the epoch in progress and one more
-    r = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--resume", str(out), "--epochs", str(done),
-                        "--nproc", "2"], env=env(), capture_output=True, text=True, timeout=240)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "train", "--resume", str(out), "--epochs", str(done), "--nproc", "2"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed"] and metrics["epochs"] == done and metrics["world_size"] == 2
@@ -144,8 +187,9 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_rank_0_saves(data, tmp_path):
     of that step, and rank 0's run folder."""
     out = tmp_path / "run"
     cmd = [*TORCHRUN, "--standalone", "--nproc-per-node=2", *train_args(data, out, "--epochs", "400")]
-    job = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)  # fmt: skip
+    job = subprocess.Popen(
+        cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         deadline = time.time() + 120
         while not (out / "history.csv").exists() or (out / "history.csv").read_text().count("\n") < 2:

@@ -12,8 +12,16 @@ from tests.conftest import make_shape_images, write_idx_task
 
 
 def _train(data_dir, out, epochs: int, **kw) -> tuple:
-    cfg = TrainConfig(data="fashion-mnist", data_dir=str(data_dir), model="lenet5", epochs=epochs, out=str(out),
-                      verbose=0, seed=0, **kw)  # fmt: skip
+    cfg = TrainConfig(
+        data="fashion-mnist",
+        data_dir=str(data_dir),
+        model="lenet5",
+        epochs=epochs,
+        out=str(out),
+        verbose=0,
+        seed=0,
+        **kw,
+    )
     train_run(cfg, log=lambda *a: None)
     model, meta = load_model(out)
     return model, meta, load_dataset("fashion-mnist", data_dir, val_split=0).test

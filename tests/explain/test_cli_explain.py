@@ -57,8 +57,9 @@ def test_layers_and_edges_and_errors(toy_run, rgb_image, tmp_path, capsys):
 
 
 def test_explain_help_as_a_subprocess(toy_run):
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "explain", str(toy_run), "-h"], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "explain", str(toy_run), "-h"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0
     for method in ("filters", "featuremaps", "saliency", "maximize", "patches", "embedding", "top-losses", "edges"):
         assert method in proc.stdout
@@ -74,11 +75,13 @@ def test_default_names_follow_the_content(toy_run, fake_idx, rgb_image, tmp_path
         (["filters"], "explain-filters.png"),
         (["filters", "--layer", "features.3"], "explain-filters-features.3.png"),
         (["maximize", "--layer", "features.4", "--channel", "0", "--steps", "2"], "explain-maximize-features.4.png"),
-        (["patches", "--layer", "features.4", "--channel", "1", "--top", "2", "--n", "50", "--data-dir", fake_idx],
-         "explain-patches-features.4-channel1.png"),
+        (
+            ["patches", "--layer", "features.4", "--channel", "1", "--top", "2", "--n", "50", "--data-dir", fake_idx],
+            "explain-patches-features.4-channel1.png",
+        ),
         (["embedding", "--n", "40", "--data-dir", fake_idx], "explain-embedding.png"),
         (["embedding", "--n", "40", "--thumbnails", "--data-dir", fake_idx], "explain-embedding-thumbnails.png"),
-    ]  # fmt: skip
+    ]
     for args, name in cases:
         assert main(["explain", str(run), *map(str, args)]) == 0
         assert capsys.readouterr().out.strip().splitlines()[-1] == str(run / name)

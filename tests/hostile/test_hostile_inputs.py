@@ -18,8 +18,15 @@ from safetensors.torch import save_file
 from cnnlab.io import save_model
 from cnnlab.models import create_model
 
-META = {"classes": [str(i) for i in range(10)], "input_size": [1, 28, 28], "mean": [0.3], "std": [0.3],
-        "precision": "fp32", "dataset": "fashion-mnist", "mode": "L"}  # fmt: skip
+META = {
+    "classes": [str(i) for i in range(10)],
+    "input_size": [1, 28, 28],
+    "mean": [0.3],
+    "std": [0.3],
+    "precision": "fp32",
+    "dataset": "fashion-mnist",
+    "mode": "L",
+}
 
 
 def cnnlab(*args, cwd=None, memory_gb: float | None = None) -> subprocess.CompletedProcess:
@@ -28,8 +35,14 @@ def cnnlab(*args, cwd=None, memory_gb: float | None = None) -> subprocess.Comple
             size = int(memory_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
-    return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300, preexec_fn=limit)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        preexec_fn=limit,
+    )
 
 
 def refused(proc: subprocess.CompletedProcess, *names: str) -> str:
@@ -73,9 +86,13 @@ def test_huge_input_size_in_metadata_is_refused_before_allocating(tmp_path, png)
 
 @pytest.mark.parametrize(
     ("change", "word"),
-    [({"std": [0.0]}, "std"), ({"classes": []}, "classes"), ({"mean": [float("nan")]}, "mean"),
-     ({"model_args": {"num_classes": 10**9}}, "num_classes")],
-)  # fmt: skip
+    [
+        ({"std": [0.0]}, "std"),
+        ({"classes": []}, "classes"),
+        ({"mean": [float("nan")]}, "mean"),
+        ({"model_args": {"num_classes": 10**9}}, "num_classes"),
+    ],
+)
 def test_odd_metadata_names_the_key(tmp_path, png, change, word):
     path = _with_meta(tmp_path, **change)
     refused(cnnlab("predict", path, png), path, word)
@@ -132,8 +149,12 @@ def test_labels_out_of_range_do_not_grow_the_model(tmp_path, labels):
 
 
 def test_test_labels_are_checked_against_the_class_names(tmp_path):
-    path = _npz(tmp_path, class_names=np.array(list("abcd")), x_test=np.zeros((5, 8, 8), np.uint8),
-                y_test=np.array([0, 1, 2, 3, 7]))  # fmt: skip
+    path = _npz(
+        tmp_path,
+        class_names=np.array(list("abcd")),
+        x_test=np.zeros((5, 8, 8), np.uint8),
+        y_test=np.array([0, 1, 2, 3, 7]),
+    )
     refused(cnnlab("train", "--data", f"npz:{path}", "--out", tmp_path / "run"), path, "y_test", "label 7")
 
 
@@ -146,10 +167,15 @@ def test_a_header_only_csv(tmp_path):
 
 @pytest.mark.parametrize(
     ("flags", "flag"),
-    [(["--gamma", "-1", "--schedule", "step"], "--gamma"), (["--step-size", "0", "--schedule", "step"], "--step-size"),
-     (["--val-split", "1.5"], "--val-split"), (["--val-split", "nan"], "--val-split"),
-     (["--image-size", "0"], "--image-size"), (["--image-size", "100000"], "--image-size")],
-)  # fmt: skip
+    [
+        (["--gamma", "-1", "--schedule", "step"], "--gamma"),
+        (["--step-size", "0", "--schedule", "step"], "--step-size"),
+        (["--val-split", "1.5"], "--val-split"),
+        (["--val-split", "nan"], "--val-split"),
+        (["--image-size", "0"], "--image-size"),
+        (["--image-size", "100000"], "--image-size"),
+    ],
+)
 def test_flag_ranges_are_refused_before_any_work(tmp_path, flags, flag):
     proc = cnnlab("train", "--data-dir", tmp_path / "nothing-here", *flags, "--out", tmp_path / "run")
     refused(proc, flag)
@@ -213,8 +239,18 @@ def test_overwrite_then_a_failing_run_keeps_the_old_folder_whole(tmp_path, fake_
     assert cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0").returncode == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     # the same folder, --overwrite, and a model that cannot take the data: fails after the data are read
-    proc = cnnlab("train", "--data-dir", fake_idx, "--model", "CL8k3-MP4-MP4-MP4-MP4-MP4-FC10", "--out", run,
-                  "--overwrite", "--verbose", "0")  # fmt: skip
+    proc = cnnlab(
+        "train",
+        "--data-dir",
+        fake_idx,
+        "--model",
+        "CL8k3-MP4-MP4-MP4-MP4-MP4-FC10",
+        "--out",
+        run,
+        "--overwrite",
+        "--verbose",
+        "0",
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing half-made left beside it
@@ -251,9 +287,12 @@ def test_a_run_that_fails_after_the_swap_puts_the_old_folder_back(tmp_path, fake
 
 @pytest.mark.parametrize(
     ("name", "text", "words"),
-    [("c.yaml", "lr: [1, 2\n", ["invalid YAML at line 2"]), ("c.toml", "lr = \n", ["invalid TOML"]),
-     ("c.json", "{bad json", ["invalid JSON at line 1"])],
-)  # fmt: skip
+    [
+        ("c.yaml", "lr: [1, 2\n", ["invalid YAML at line 2"]),
+        ("c.toml", "lr = \n", ["invalid TOML"]),
+        ("c.json", "{bad json", ["invalid JSON at line 1"]),
+    ],
+)
 def test_broken_config_files_name_the_file_and_line(tmp_path, name, text, words):
     path = tmp_path / name
     path.write_text(text)
@@ -268,10 +307,13 @@ def test_a_text_file_given_as_npz(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "words"),
-    [(["lenet5", "--input", "0x28x28"], ["--input 0x28x28"]), (["lenet5", "--input", "1x100000x100000"], ["4096"]),
-     (["lenet5", "--input", "1x28x32"], ["cannot take a 1×28×32 input", "H = W"]),
-     (["CL8k5-MP4-FC3", "--input", "1x128"], ["--model-arg dims=1"])],
-)  # fmt: skip
+    [
+        (["lenet5", "--input", "0x28x28"], ["--input 0x28x28"]),
+        (["lenet5", "--input", "1x100000x100000"], ["4096"]),
+        (["lenet5", "--input", "1x28x32"], ["cannot take a 1×28×32 input", "H = W"]),
+        (["CL8k5-MP4-FC3", "--input", "1x128"], ["--model-arg dims=1"]),
+    ],
+)
 def test_summary_inputs_it_cannot_take(args, words):
     refused(cnnlab("summary", *args), *words)
 
@@ -331,9 +373,12 @@ def test_float_labels_get_a_note(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "flag"),
-    [(["predict", "RUN", "IMG", "--top", "0"], "--top"), (["predict", "RUN", "IMG", "--top", "-1"], "--top"),
-     (["summary", "lenet5", "--classes", "0"], "--classes")],
-)  # fmt: skip
+    [
+        (["predict", "RUN", "IMG", "--top", "0"], "--top"),
+        (["predict", "RUN", "IMG", "--top", "-1"], "--top"),
+        (["summary", "lenet5", "--classes", "0"], "--classes"),
+    ],
+)
 def test_counts_below_one_are_refused_with_the_range(model_file, png, args, flag):
     args = [{"RUN": model_file, "IMG": png}.get(a, a) for a in args]
     refused(cnnlab(*args), flag, "≥ 1")

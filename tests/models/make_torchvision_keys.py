@@ -102,11 +102,17 @@ def googlenet() -> list:
     basic("conv1", 3, 64, 7)
     basic("conv2", 64, 64, 1)
     basic("conv3", 64, 192, 3)
-    table = [("3a", 192, 64, 96, 128, 16, 32, 32), ("3b", 256, 128, 128, 192, 32, 96, 64),
-             ("4a", 480, 192, 96, 208, 16, 48, 64), ("4b", 512, 160, 112, 224, 24, 64, 64),
-             ("4c", 512, 128, 128, 256, 24, 64, 64), ("4d", 512, 112, 144, 288, 32, 64, 64),
-             ("4e", 528, 256, 160, 320, 32, 128, 128), ("5a", 832, 256, 160, 320, 32, 128, 128),
-             ("5b", 832, 384, 192, 384, 48, 128, 128)]  # fmt: skip
+    table = [
+        ("3a", 192, 64, 96, 128, 16, 32, 32),
+        ("3b", 256, 128, 128, 192, 32, 96, 64),
+        ("4a", 480, 192, 96, 208, 16, 48, 64),
+        ("4b", 512, 160, 112, 224, 24, 64, 64),
+        ("4c", 512, 128, 128, 256, 24, 64, 64),
+        ("4d", 512, 112, 144, 288, 32, 64, 64),
+        ("4e", 528, 256, 160, 320, 32, 128, 128),
+        ("5a", 832, 256, 160, 320, 32, 128, 128),
+        ("5b", 832, 384, 192, 384, 48, 128, 128),
+    ]
     for name, c_in, c1, c3r, c3, c5r, c5, pp in table:
         p = f"inception{name}"
         basic(f"{p}.branch1", c_in, c1, 1)
@@ -124,15 +130,23 @@ def googlenet() -> list:
 
 
 def from_source() -> dict:
-    return {"resnet18": resnet((2, 2, 2, 2), False), "resnet50": resnet((3, 4, 6, 3), True),
-            "vgg16_bn": vgg16_bn(), "googlenet": googlenet()}  # fmt: skip
+    return {
+        "resnet18": resnet((2, 2, 2, 2), False),
+        "resnet50": resnet((3, 4, 6, 3), True),
+        "vgg16_bn": vgg16_bn(),
+        "googlenet": googlenet(),
+    }
 
 
 def from_torchvision() -> dict:
     import torchvision.models as tvm  # only on a machine where torchvision loads
 
-    models = {"resnet18": tvm.resnet18(), "resnet50": tvm.resnet50(), "vgg16_bn": tvm.vgg16_bn(),
-              "googlenet": tvm.googlenet(aux_logits=True, init_weights=False)}  # fmt: skip
+    models = {
+        "resnet18": tvm.resnet18(),
+        "resnet50": tvm.resnet50(),
+        "vgg16_bn": tvm.vgg16_bn(),
+        "googlenet": tvm.googlenet(aux_logits=True, init_weights=False),
+    }
     return {n: [(k, list(v.shape)) for k, v in m.state_dict().items()] for n, m in models.items()}
 
 

@@ -155,8 +155,9 @@ def test_variants_that_forward_kwargs_list_the_options_of_their_builder():
     with pytest.raises(ValueError) as err:
         create_model("resnet18", stem="deep")
     taken = str(err.value).split("it takes: ")[1].split(", ")
-    assert taken == sorted(["act", "drop_rate", "img_size", "in_chans", "norm", "num_classes", "small_input",
-                            "zero_init_residual"])  # fmt: skip
+    assert taken == sorted(
+        ["act", "drop_rate", "img_size", "in_chans", "norm", "num_classes", "small_input", "zero_init_residual"]
+    )
     with pytest.raises(TypeError, match="register_model\\(takes=...\\)"):
         model_params(lambda **kwargs: None)  # a **kwargs constructor must say where its arguments go
 
@@ -260,9 +261,17 @@ def test_googlenet_block_table_and_aux_heads():
     m = create_model("googlenet", num_classes=5, in_chans=3, img_size=64, aux_logits=True)
     # output channels of each Inception block = #1×1 + #3×3 + #5×5 + pool proj (the paper's table 1)
     widths = {n: blk.out_chs for n, blk in m.named_children() if n.startswith("inception")}
-    assert widths == {"inception3a": 256, "inception3b": 480, "inception4a": 512, "inception4b": 512,
-                      "inception4c": 512, "inception4d": 528, "inception4e": 832, "inception5a": 832,
-                      "inception5b": 1024}  # fmt: skip
+    assert widths == {
+        "inception3a": 256,
+        "inception3b": 480,
+        "inception4a": 512,
+        "inception4b": 512,
+        "inception4c": 512,
+        "inception4d": 528,
+        "inception4e": 832,
+        "inception5a": 832,
+        "inception5b": 1024,
+    }
     x = torch.randn(2, 3, 64, 64)
     y = torch.tensor([1, 4])
     out = m(x)  # training: (main, aux2, aux1), torchvision's order

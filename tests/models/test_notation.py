@@ -137,8 +137,9 @@ def test_models_without_notation_say_why():
 
 
 def test_plain_sequential_to_notation():
-    seq = nn.Sequential(nn.Conv2d(3, 8, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(3), nn.Flatten(),
-                        nn.Linear(8 * 10 * 10, 5))  # fmt: skip
+    seq = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(8 * 10 * 10, 5)
+    )
     assert to_notation(seq, (3, 30, 30)) == "CL8k3-MP9-FC5"
     seq[0] = nn.Conv2d(3, 8, 3, bias=False)
     with pytest.raises(ValueError, match="no bias"):
@@ -191,8 +192,17 @@ def test_train_run_with_notation_model(fake_idx, tmp_path):
     from cnnlab.pipeline import train_run
     from cnnlab.train.config import TrainConfig
 
-    cfg = TrainConfig(model="CL8-MP4-CL16-MP4-FC32-FC10", data="fashion-mnist", data_dir=str(fake_idx), epochs=2,
-                      batch_size=32, lr=3e-3, val_split=100, out=str(tmp_path / "run"), verbose=0)  # fmt: skip
+    cfg = TrainConfig(
+        model="CL8-MP4-CL16-MP4-FC32-FC10",
+        data="fashion-mnist",
+        data_dir=str(fake_idx),
+        epochs=2,
+        batch_size=32,
+        lr=3e-3,
+        val_split=100,
+        out=str(tmp_path / "run"),
+        verbose=0,
+    )
     result = train_run(cfg, log=lambda *a: None)
     assert result.metrics["test_accuracy"] > 0.5  # the toy task is learnable; chance is 0.1
     model, meta = load_model(tmp_path / "run")

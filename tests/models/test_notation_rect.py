@@ -60,8 +60,13 @@ def test_output_size_is_the_formula_and_torchs(h, w):
     # by hand, axis by axis: conv 3×5/1×2/0×1, pool 3×2/2×1, conv 1×3 ("same": 0×1, keeps the size)
     oh = _side(_side(h, 3, 1, 0), 3, 2, 0)
     ow = _side(_side(w, 5, 2, 1), 2, 1, 0)
-    ref = nn.Sequential(nn.Conv2d(1, 6, (3, 5), (1, 2), (0, 1)), nn.ReLU(), nn.MaxPool2d((3, 2), (2, 1)),
-                        nn.Conv2d(6, 4, (1, 3), padding=(0, 1)), nn.ReLU())  # fmt: skip
+    ref = nn.Sequential(
+        nn.Conv2d(1, 6, (3, 5), (1, 2), (0, 1)),
+        nn.ReLU(),
+        nn.MaxPool2d((3, 2), (2, 1)),
+        nn.Conv2d(6, 4, (1, 3), padding=(0, 1)),
+        nn.ReLU(),
+    )
     x = torch.randn(2, 1, h, w)
     assert model.forward_features(x).shape == ref(x).shape == (2, 4, oh, ow)
     assert model.classifier[0].in_features == 4 * oh * ow
@@ -95,9 +100,16 @@ def test_to_notation_round_trip(text):
 
 
 def test_hand_built_rectangles_written_back():
-    seq = nn.Sequential(nn.Conv2d(1, 8, (3, 5), stride=(1, 2), padding=(1, 2)), nn.ReLU(), nn.MaxPool2d((3, 2), (2, 1)),
-                        nn.Conv2d(8, 4, (1, 7), padding="same"), nn.ReLU(), nn.AvgPool2d((2, 1)), nn.Flatten(),
-                        nn.Linear(4 * 6 * 9, 5))  # fmt: skip
+    seq = nn.Sequential(
+        nn.Conv2d(1, 8, (3, 5), stride=(1, 2), padding=(1, 2)),
+        nn.ReLU(),
+        nn.MaxPool2d((3, 2), (2, 1)),
+        nn.Conv2d(8, 4, (1, 7), padding="same"),
+        nn.ReLU(),
+        nn.AvgPool2d((2, 1)),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 9, 5),
+    )
     assert seq(torch.zeros(1, 1, 28, 20)).shape == (1, 5)
     assert to_notation(seq, (1, 28, 20)) == "CL8k3x5s1x2-MPk3x2s2x1-CL4k1x7-APk2x1-FC5"
     seq[0] = nn.Conv2d(1, 8, (3, 5), dilation=(1, 2))
@@ -108,8 +120,13 @@ def test_hand_built_rectangles_written_back():
 def test_summary_of_a_rectangular_notation_model():
     src = str(Path(cnnlab.__file__).parents[1])  # this checkout's cnnlab, not another one installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "summary", "CL8k3x5-MPk2x1-FC10", "--input", "1x28x20"],
-                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "summary", "CL8k3x5-MPk2x1-FC10", "--input", "1x28x20"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {
         line.split()[0]: line.split()
@@ -117,8 +134,16 @@ def test_summary_of_a_rectangular_notation_model():
         if line.startswith(("features", "classifier"))
     }
     # name, type, k/s/p, output, params, MACs, RF (along the height), jump
-    assert rows["features.0"] == ["features.0", "Conv2d", "3×5/1/1×2", "8×28×20", "128", f"{8 * 15 * 28 * 20:,}",
-                                  "3", "1"]  # fmt: skip
+    assert rows["features.0"] == [
+        "features.0",
+        "Conv2d",
+        "3×5/1/1×2",
+        "8×28×20",
+        "128",
+        f"{8 * 15 * 28 * 20:,}",
+        "3",
+        "1",
+    ]
     assert rows["features.2"][2:4] == ["2×1/2×1/0", "8×14×20"] and rows["features.2"][-2:] == ["4", "2"]
     assert rows["classifier.0"][1:5] == ["Linear", "10", f"{8 * 14 * 20 * 10 + 10:,}", f"{8 * 14 * 20 * 10:,}"]
     assert "notation: CL8k3x5-MPk2x1-FC10" in proc.stdout

@@ -49,8 +49,10 @@ def test_torchvision_state_dict_loads_strict(name):
     kwargs = {"aux_logits": True} if name == "googlenet" else {}
     with torch.device("meta"):
         model = create_model(name, num_classes=1000, in_chans=3, **kwargs)
-        state = {k: torch.empty(shape, dtype=torch.long if k.endswith("num_batches_tracked") else torch.float32)
-                 for k, shape in REFERENCE[name]}  # fmt: skip
+        state = {
+            k: torch.empty(shape, dtype=torch.long if k.endswith("num_batches_tracked") else torch.float32)
+            for k, shape in REFERENCE[name]
+        }
     result = model.load_state_dict(state, strict=True, assign=True)
     assert not result.missing_keys and not result.unexpected_keys
 

@@ -70,8 +70,11 @@ def test_explain_pngs(client, method):
 
 
 def test_explain_arrays_and_target(client):
-    r = client.post("/api/explain", files={"image": ("x.png", square_png(1), "image/png")},
-                    data={"format": "array", "target": "3", "features": "false"})  # fmt: skip
+    r = client.post(
+        "/api/explain",
+        files={"image": ("x.png", square_png(1), "image/png")},
+        data={"format": "array", "target": "3", "features": "false"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     heat = np.array(body["saliency"])

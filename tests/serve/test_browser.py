@@ -21,8 +21,15 @@ import pytest
 from tests.serve.conftest import square_png
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 if CHROMIUM is None:
     pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does as root)", allow_module_level=True)
@@ -38,7 +45,10 @@ def _free_port() -> int:
 @pytest.fixture
 def server(serve_run, fake_idx):
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     cmd = [sys.executable, "-m", "cnnlab", "serve", str(serve_run), "--port", str(port), "--data-dir", str(fake_idx)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

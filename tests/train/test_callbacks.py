@@ -16,8 +16,16 @@ from tests.train.helpers import loaders, make_trainer, toy_set
 
 
 def _cfg(fake_idx, tmp_path, **kw):
-    base = {"data_dir": str(fake_idx), "batch_size": 32, "val_split": 100, "precision": "fp32", "epochs": 2,
-            "lr": 3e-3, "verbose": 0, "out": str(tmp_path / "run")}  # fmt: skip
+    base = {
+        "data_dir": str(fake_idx),
+        "batch_size": 32,
+        "val_split": 100,
+        "precision": "fp32",
+        "epochs": 2,
+        "lr": 3e-3,
+        "verbose": 0,
+        "out": str(tmp_path / "run"),
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -78,8 +86,14 @@ def _dropout_run(tmp_path, extra=(), state=None):
     aug = Augment("flip,translate=2,erase=0.5,mixup", num_classes=10, seed=3)
     train = InMemoryLoader(toy_set(200), 16, shuffle=True, transform=Compose([aug, Normalize([0.2], [0.3])]), seed=1)
     ckpt = Checkpoint(tmp_path / "ckpt.pt", every_steps=4)
-    trainer = Trainer(model, build_optimizer("sgd", model, 0.01), device="cpu", precision="fp32",
-                      callbacks=[ckpt, *extra], mix=aug.mix)  # fmt: skip
+    trainer = Trainer(
+        model,
+        build_optimizer("sgd", model, 0.01),
+        device="cpu",
+        precision="fp32",
+        callbacks=[ckpt, *extra],
+        mix=aug.mix,
+    )
     trainer.track("augment", aug)
     if state is not None:
         trainer.load_state_dict(state)
@@ -102,8 +116,9 @@ def test_resume_mid_epoch_is_exact_with_dropout_and_augmentation(tmp_path):
 
 def test_seed_makes_runs_reproducible(fake_idx, tmp_path):
     kw = {"epochs": 1, "augment": "flip,translate=2,cutmix", "label_smoothing": 0.1, "schedule": "onecycle"}
-    runs = [train_run(_cfg(fake_idx, tmp_path / str(i), seed=s, **kw), log=lambda s: None) for i, s in
-            enumerate((7, 7, 8))]  # fmt: skip
+    runs = [
+        train_run(_cfg(fake_idx, tmp_path / str(i), seed=s, **kw), log=lambda s: None) for i, s in enumerate((7, 7, 8))
+    ]
     weights = [load_checkpoint(r.out / "checkpoint.pt")["model"] for r in runs]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])

@@ -13,16 +13,32 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def cnnlab(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True, env=ENV,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"cnnlab {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
 
 
 def test_lr_find_writes_plot_and_suggests(fake_idx, tmp_path):
-    proc = cnnlab("lr-find", "--data-dir", fake_idx, "--batch-size", 32, "--precision", "fp32", "--steps", 40,
-                  "--min-lr", 1e-5, "--max-lr", 1, "--out", tmp_path)  # fmt: skip
+    proc = cnnlab(
+        "lr-find",
+        "--data-dir",
+        fake_idx,
+        "--batch-size",
+        32,
+        "--precision",
+        "fp32",
+        "--steps",
+        40,
+        "--min-lr",
+        1e-5,
+        "--max-lr",
+        1,
+        "--out",
+        tmp_path,
+    )
     lr = float(proc.stdout.split("suggested learning rate: ")[1].split()[0])
     assert 1e-5 < lr < 1
     with Image.open(tmp_path / "lr_find.png") as im:
@@ -43,8 +59,21 @@ def test_training_flags_and_config_file(fake_idx, tmp_path):
         "model: lenet5\nepochs: 2\noptimizer: sgd\nlr: 0.05\nschedule: linear\nlr-end: 0.005\nschedule-unit: epoch\ndecay-length: 2\n"
         "augment: flip,translate=2\nlabel-smoothing: 0.1\ngrad-clip: 5\naccumulate: 2\nweight-decay: 1e-4\n"
     )
-    cnnlab("train", "--config", tmp_path / "recipe.yaml", "--data-dir", fake_idx, "--out", tmp_path / "r",
-           "--precision", "fp32", "--batch-size", 32, "--epochs", 3)  # fmt: skip
+    cnnlab(
+        "train",
+        "--config",
+        tmp_path / "recipe.yaml",
+        "--data-dir",
+        fake_idx,
+        "--out",
+        tmp_path / "r",
+        "--precision",
+        "fp32",
+        "--batch-size",
+        32,
+        "--epochs",
+        3,
+    )
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["epochs"] == 3 and cfg["schedule"] == "linear" and cfg["accumulate"] == 2
     rows = (tmp_path / "r" / "history.csv").read_text().splitlines()

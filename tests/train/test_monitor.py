@@ -39,8 +39,9 @@ def test_missing_metric_falls_back_or_says_what_is_logged():
 
 def _trainer(callbacks):
     model = create_model("lenet5", num_classes=10, in_chans=1)
-    return Trainer(model, build_optimizer("sgd", model.parameters(), 0.1), device="cpu", precision="fp32",
-                   callbacks=callbacks)  # fmt: skip
+    return Trainer(
+        model, build_optimizer("sgd", model.parameters(), 0.1), device="cpu", precision="fp32", callbacks=callbacks
+    )
 
 
 def test_best_checkpoint_on_accuracy_keeps_the_highest_epoch(tmp_path):

@@ -52,8 +52,9 @@ def test_gradient_clipping_bounds_the_step():
     data = toy_set(32)
     model = create_model("lenet5")
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = Trainer(model, build_optimizer("sgd", model, 1.0, momentum=0), device="cpu", precision="fp32",
-                      grad_clip=0.01)  # fmt: skip
+    trainer = Trainer(
+        model, build_optimizer("sgd", model, 1.0, momentum=0), device="cpu", precision="fp32", grad_clip=0.01
+    )
     trainer.fit(InMemoryLoader(data, 32, transform=NORM), 1)
     step = torch.cat([(p.detach() - q).flatten() for p, q in zip(model.parameters(), before, strict=True)])
     assert step.norm().item() == pytest.approx(0.01, rel=1e-3)  # lr 1 × gradient clipped to norm 0.01
@@ -80,8 +81,7 @@ def test_each_optimizer_learns(name):
     data = toy_set(200)
     model = create_model("lenet5")
     lr = {"sgd": 0.05, "rmsprop": 1e-4}.get(name, 3e-3)
-    trainer = Trainer(model, build_optimizer(name, model, lr, nesterov=name == "sgd"), device="cpu",
-                      precision="fp32")  # fmt: skip
+    trainer = Trainer(model, build_optimizer(name, model, lr, nesterov=name == "sgd"), device="cpu", precision="fp32")
     history = trainer.fit(InMemoryLoader(data, 32, shuffle=True, transform=NORM), 3)
     assert history[-1]["loss"] < history[0]["loss"]
 

@@ -18,10 +18,42 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _args(fake_idx, out):
-    return [sys.executable, "-m", "cnnlab", "train", "--data-dir", str(fake_idx), "--model", "lenet5", "--epochs", "3",
-            "--batch-size", "8", "--val-split", "100", "--precision", "fp32", "--seed", "3", "--lr", "3e-3",
-            "--schedule", "cosine", "--warmup", "5", "--augment", "flip,translate=2,erase=0.5,mixup,cutmix",
-            "--label-smoothing", "0.1", "--patience", "3", "--checkpoint-every", "5", "--out", str(out)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "--data-dir",
+        str(fake_idx),
+        "--model",
+        "lenet5",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--val-split",
+        "100",
+        "--precision",
+        "fp32",
+        "--seed",
+        "3",
+        "--lr",
+        "3e-3",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "5",
+        "--augment",
+        "flip,translate=2,erase=0.5,mixup,cutmix",
+        "--label-smoothing",
+        "0.1",
+        "--patience",
+        "3",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        str(out),
+    ]
 
 
 def _run(args, **kw):
@@ -35,8 +67,13 @@ def killed_and_resumed(fake_idx, tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
     _run(_args(fake_idx, root / "whole"))
     # 500 training images / batch 8 = 63 steps per epoch; kill at the first step checkpoint of the second epoch
-    proc = subprocess.Popen(_args(fake_idx, root / "killed") + ["--verbose", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    proc = subprocess.Popen(
+        _args(fake_idx, root / "killed") + ["--verbose", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     deadline = time.time() + 120
     for line in proc.stdout:
         if line.startswith("checkpoint: epoch 2 batch") or time.time() > deadline:

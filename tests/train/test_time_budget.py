@@ -25,9 +25,28 @@ def budget_data(tmp_path_factory):
 def test_a_10_s_budget_is_kept_and_the_schedule_reaches_its_end(budget_data, tmp_path):
     # as a user runs it: a new process, wall time from its start (the budget counts start-up too)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cnnlab", "train", "--data-dir", str(budget_data), "--model", "lenet5",
-           "--time-budget", "10s", "--optimizer", "sgd", "--lr", "0.05", "--schedule", "onecycle",
-           "--precision", "fp32", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "--data-dir",
+        str(budget_data),
+        "--model",
+        "lenet5",
+        "--time-budget",
+        "10s",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "onecycle",
+        "--precision",
+        "fp32",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
@@ -41,8 +60,15 @@ def test_a_10_s_budget_is_kept_and_the_schedule_reaches_its_end(budget_data, tmp
 
 
 def test_epochs_and_budget_whichever_ends_first(budget_data, tmp_path):
-    cfg = TrainConfig(data_dir=str(budget_data), model="lenet5", epochs=1, time_budget="10m", precision="fp32",
-                      verbose=0, out=str(tmp_path / "run"))  # fmt: skip
+    cfg = TrainConfig(
+        data_dir=str(budget_data),
+        model="lenet5",
+        epochs=1,
+        time_budget="10m",
+        precision="fp32",
+        verbose=0,
+        out=str(tmp_path / "run"),
+    )
     lines = []
     result = train_run(cfg, log=lines.append)
     assert result.metrics["time_budget"]["ended_by"] == "epochs" and result.metrics["epochs"] == 1
@@ -82,8 +108,9 @@ def test_explicit_threads_and_startup_line(fake_idx, tmp_path):
     before = torch.get_num_threads()
     lines = []
     try:
-        cfg = TrainConfig(data_dir=str(fake_idx), epochs=1, threads=1, precision="fp32", verbose=0,
-                          out=str(tmp_path / "run"))  # fmt: skip
+        cfg = TrainConfig(
+            data_dir=str(fake_idx), epochs=1, threads=1, precision="fp32", verbose=0, out=str(tmp_path / "run")
+        )
         train_run(cfg, log=lines.append)
     finally:
         torch.set_num_threads(before)
@@ -97,8 +124,15 @@ def test_a_stop_mid_epoch_writes_its_fractional_row(fake_idx, tmp_path):
             if self.trainer.epoch == 0 and batch == 4:  # the 5th batch of the 2nd epoch
                 self.trainer.stop("enough")
 
-    cfg = TrainConfig(data_dir=str(fake_idx), epochs=3, batch_size=32, precision="fp32", verbose=0, val_split=100,
-                      out=str(tmp_path / "run"))  # fmt: skip
+    cfg = TrainConfig(
+        data_dir=str(fake_idx),
+        epochs=3,
+        batch_size=32,
+        precision="fp32",
+        verbose=0,
+        val_split=100,
+        out=str(tmp_path / "run"),
+    )
     result = train_run(cfg, callbacks=[StopAt()], log=lambda s: None)
     rows = list(csv.DictReader(open(result.out / "history.csv")))
     steps_per_epoch = -(-500 // 32)
@@ -122,8 +156,11 @@ def test_ctrl_c_before_the_first_step_saves_nothing(fake_idx, tmp_path):
 
 def test_a_failed_start_leaves_no_folder(tmp_path):
     missing = tmp_path / "nowhere"
-    for bad in ({"model": "lenet_5"}, {"device": "cuda:7"} if not torch.cuda.is_available() else {"model": "x"},
-                {"data_dir": str(missing), "data": "mnist"}):  # fmt: skip
+    for bad in (
+        {"model": "lenet_5"},
+        {"device": "cuda:7"} if not torch.cuda.is_available() else {"model": "x"},
+        {"data_dir": str(missing), "data": "mnist"},
+    ):
         cfg = TrainConfig(**{"out": str(tmp_path / "run"), "verbose": 0, **bad})
         with pytest.raises((ValueError, FileNotFoundError)):
             train_run(cfg, log=lambda s: None)

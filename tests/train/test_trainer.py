@@ -17,8 +17,9 @@ def _loaders(n=400):
 
 def _trainer(callbacks=(), lr=3e-3, precision="fp32"):
     model = create_model("lenet5")
-    return Trainer(model, build_optimizer("adam", model.parameters(), lr), device="cpu", precision=precision,
-                   callbacks=callbacks)  # fmt: skip
+    return Trainer(
+        model, build_optimizer("adam", model.parameters(), lr), device="cpu", precision=precision, callbacks=callbacks
+    )
 
 
 class Recorder(Callback):
@@ -192,8 +193,9 @@ def test_compiled_forward_trains_the_plain_module(monkeypatch):
     for mode in ("off", "reduce-overhead"):
         torch.manual_seed(0)
         model = create_model("lenet5")
-        trainer = Trainer(model, build_optimizer("sgd", model.parameters(), 0.05), device="cpu", precision="fp32",
-                          compile=mode)  # fmt: skip
+        trainer = Trainer(
+            model, build_optimizer("sgd", model.parameters(), 0.05), device="cpu", precision="fp32", compile=mode
+        )
         losses[mode] = [trainer.train_step(x, y).item() for _ in range(3)]
         assert trainer.model is model and all(not k.startswith("_orig_mod") for k in trainer.state_dict()["model"])
     assert modes == ["reduce-overhead"]

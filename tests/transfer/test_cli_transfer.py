@@ -26,8 +26,10 @@ def _one_thread():
 def run_a(fake_idx, tmp_path_factory):
     """Network A: lenet5 trained one epoch on the 10-class toy data (Fashion-MNIST file names)."""
     out = tmp_path_factory.mktemp("a") / "run"
-    assert main(["train", "--data-dir", str(fake_idx), "--epochs", "1", "--val-split", "100", "--out", str(out),
-                 *FAST]) == 0  # fmt: skip
+    assert (
+        main(["train", "--data-dir", str(fake_idx), "--epochs", "1", "--val-split", "100", "--out", str(out), *FAST])
+        == 0
+    )
     return out
 
 
@@ -43,8 +45,26 @@ def shapes_npz(tmp_path_factory):
 
 def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shapes_npz, tmp_path, capsys):
     out = tmp_path / "b"
-    code = main(["train", "--data", f"npz:{shapes_npz}", "--init-from", str(run_a), "--epochs", "2",
-                 "--freeze-epochs", "1", "--lr", "3e-3", "--val-split", "0", "--out", str(out), *FAST])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            f"npz:{shapes_npz}",
+            "--init-from",
+            str(run_a),
+            "--epochs",
+            "2",
+            "--freeze-epochs",
+            "1",
+            "--lr",
+            "3e-3",
+            "--val-split",
+            "0",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     assert code == 0
     log = capsys.readouterr().out
     assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log
@@ -86,14 +106,40 @@ def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path, capsys):
         str(tmp_path / "wrong.pth"): "the weights do not fit lenet5: only 0 of its 8 backbone tensors match",
     }
     for source, message in cases.items():
-        code = main(["train", "--data-dir", str(fake_idx), "--init-from", source, "--model", "lenet5",
-                     "--out", str(tmp_path / "x"), "--overwrite", *FAST])  # fmt: skip
+        code = main(
+            [
+                "train",
+                "--data-dir",
+                str(fake_idx),
+                "--init-from",
+                source,
+                "--model",
+                "lenet5",
+                "--out",
+                str(tmp_path / "x"),
+                "--overwrite",
+                *FAST,
+            ]
+        )
         err = capsys.readouterr().err.strip()
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "pwned").exists()
     # --init-strict: a new input size changes lenet5's first Linear → an error naming the shapes
-    code = main(["train", "--data-dir", str(fake_idx), "--image-size", "32", "--init-from", str(run_a),
-                 "--init-strict", "--out", str(tmp_path / "y"), *FAST])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(fake_idx),
+            "--image-size",
+            "32",
+            "--init-from",
+            str(run_a),
+            "--init-strict",
+            "--out",
+            str(tmp_path / "y"),
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert (
         code == 2

@@ -57,8 +57,13 @@ def test_freeze_schedule_unfreezes_and_the_backbone_trains_at_the_lower_lr():
     groups = param_groups(model, 1e-2, backbone_lr_mult=0.1)
     assert [g["name"] for g in groups] == ["head", "head.no_decay", "backbone", "backbone.no_decay"]
     assert [g["lr"] for g in groups] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3])
-    trainer = Trainer(model, build_optimizer("adam", groups, 1e-2), device="cpu", precision="fp32",
-                      callbacks=[FreezeSchedule("features", 1)])  # fmt: skip
+    trainer = Trainer(
+        model,
+        build_optimizer("adam", groups, 1e-2),
+        device="cpu",
+        precision="fp32",
+        callbacks=[FreezeSchedule("features", 1)],
+    )
     trainer.fit(loader(toy_data()), 2)
     assert not torch.equal(conv, model.conv1.weight)
     assert model.bn1.training and not model.bn1._forward_pre_hooks  # BN follows the model's mode again
@@ -185,8 +190,13 @@ def test_bad_sources_say_one_thing_each(tmp_path):
 def run_frozen(epochs_then, state=None):
     torch.manual_seed(0)
     model = small_resnet()
-    trainer = Trainer(model, build_optimizer("adam", param_groups(model, 1e-2, backbone_lr_mult=0.1), 1e-2),
-                      device="cpu", precision="fp32", callbacks=[FreezeSchedule("features", 2)])  # fmt: skip
+    trainer = Trainer(
+        model,
+        build_optimizer("adam", param_groups(model, 1e-2, backbone_lr_mult=0.1), 1e-2),
+        device="cpu",
+        precision="fp32",
+        callbacks=[FreezeSchedule("features", 2)],
+    )
     if state is not None:
         trainer.load_state_dict(state)
     trainer.fit(loader(toy_data(32)), epochs_then)

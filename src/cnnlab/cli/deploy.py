@@ -48,8 +48,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         fp32_acc = evaluate_onnx(OnnxClassifier(fp32_path), test)["accuracy"]
         int8_acc = evaluate_onnx(OnnxClassifier(path), test)["accuracy"]
     split = "test" if splits.test is not None else "val"
-    print(f"test accuracy ({splits.name} {split}, {len(test):,} images{', flip TTA' if tta else ''}):"
-          f"  fp32 {fp32_acc:.4f}   int8 {int8_acc:.4f}   ({(int8_acc - fp32_acc) * 100:+.2f} points)")  # fmt: skip
+    print(
+        f"test accuracy ({splits.name} {split}, {len(test):,} images{', flip TTA' if tta else ''}):"
+        f"  fp32 {fp32_acc:.4f}   int8 {int8_acc:.4f}   ({(int8_acc - fp32_acc) * 100:+.2f} points)"
+    )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): int8 QDQ, per-channel weights, BN folded")
     return 0
 
@@ -63,10 +65,12 @@ def cmd_evaluate_onnx(args: argparse.Namespace) -> int:
     data_name, data = load_split(args, model.meta)
     result = evaluate_onnx(model, data, args.tta)
     path = Path(args.run)
-    title = (f"{model.meta.get('model', path.name)} (ONNX) on {data_name} ({args.split}): "
-             f"accuracy {result['accuracy']:.4f}")  # fmt: skip
-    return report_evaluation(args, result, model.classes or data.classes, title,
-                             path.with_name(f"{path.stem}.confusion.png"))  # fmt: skip
+    title = (
+        f"{model.meta.get('model', path.name)} (ONNX) on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
+    )
+    return report_evaluation(
+        args, result, model.classes or data.classes, title, path.with_name(f"{path.stem}.confusion.png")
+    )
 
 
 def cmd_predict_onnx(args: argparse.Namespace) -> int:
@@ -87,8 +91,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batches = []
     if not batches or min(batches) < 1:
         raise ValueError(f"--batch wants batch sizes separated by commas, e.g. 1,256; got '{args.batch}'")
-    result = bench_run(args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images,
-                       threads=args.threads, log=_log)  # fmt: skip
+    result = bench_run(
+        args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images, threads=args.threads, log=_log
+    )
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
@@ -99,8 +104,11 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("export", help="export a run to ONNX (BN folded, dynamic batch), optionally int8")
     p.add_argument("run", help="run folder or model file")
     p.add_argument("--format", default="onnx", help="onnx (the only format)")
-    p.add_argument("--int8", action="store_true",
-                   help="static int8 quantization (QDQ, per-channel weights), calibrated on training images")  # fmt: skip
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="static int8 quantization (QDQ, per-channel weights), calibrated on training images",
+    )
     p.add_argument("--out", help="file to write (default: RUN/model.onnx, or RUN/model.int8.onnx with --int8)")
     p.add_argument("--input", help="input size C,H,W when the model file does not record it, e.g. 1,28,28")
     p.add_argument("--data", help="data set to calibrate on and test with (default: the run's)")
@@ -115,8 +123,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--quick", action="store_true", help="a few calls and 200 test images: checks that it runs")
     p.add_argument("--data", help="data set (default: the run's)")
     p.add_argument("--data-dir")
-    p.add_argument("--accuracy-images", type=int, default=None, metavar="N",
-                   help="test images to measure accuracy on (default: all)")  # fmt: skip
+    p.add_argument(
+        "--accuracy-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="test images to measure accuracy on (default: all)",
+    )
     p.add_argument("--threads", type=int, default=None, help="intra-op threads of every engine (default: torch's)")
     p.add_argument("--save", metavar="FILE.json", help="also write the result as JSON")
     p.add_argument("--json", action="store_true")

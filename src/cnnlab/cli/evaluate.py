@@ -20,8 +20,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model, meta = load_model(args.run)
     data_name, data = load_split(args, meta)
-    result = evaluate_model(model, data, meta, args.device, args.precision, args.tta,
-                            log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    result = evaluate_model(
+        model,
+        data,
+        meta,
+        args.device,
+        args.precision,
+        args.tta,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     title = f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
     return report_evaluation(
         args, result, meta["classes"], title, resolve_model_path(args.run).parent / "confusion.png"
@@ -37,8 +44,7 @@ def load_split(args: argparse.Namespace, meta: dict):
     data_name = args.data or meta.get("dataset")
     if not data_name:
         raise ValueError(f"{args.run} does not record its data set; give it with --data")
-    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c),
-                          (h, w), args.strict)  # fmt: skip
+    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c), (h, w), args.strict)
     data = getattr(splits, args.split)
     if data is None:
         raise ValueError(f"{data_name} has no {args.split} split")
@@ -59,8 +65,11 @@ def report_evaluation(args: argparse.Namespace, result: dict, classes: list[str]
         written = plot_confusion(result["confusion"], classes, folder / png.name, title)
     except OSError as e:
         written = None
-        print(f"warning: {png.name} not written in {folder} ({e.strerror or e}); "
-              "pass --out DIR to write the plot elsewhere", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: {png.name} not written in {folder} ({e.strerror or e}); "
+            "pass --out DIR to write the plot elsewhere",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps({**result, "confusion_png": str(written) if written else None}, indent=2))
     elif written:
@@ -97,23 +106,38 @@ def add_parsers(sub) -> None:
     p.add_argument("run", help="run folder, model file or .onnx file")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test",
-                   help="which split to evaluate on (default: test)")  # fmt: skip
-    p.add_argument("--val-split", type=int, default=None,
-                   help="validation samples carved from train; must match training to evaluate on 'val' / 'train' "
-                   "(default: as in training, 5000 for the 60k sets)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the validation split; must match training to evaluate on 'val' / 'train' "
-                   "(default: 0)")  # fmt: skip
-    p.add_argument("--strict", action="store_true",
-                   help="fail on unreadable image files instead of skipping them with a warning")  # fmt: skip
+    p.add_argument(
+        "--split", choices=("train", "val", "test"), default="test", help="which split to evaluate on (default: test)"
+    )
+    p.add_argument(
+        "--val-split",
+        type=int,
+        default=None,
+        help="validation samples carved from train; must match training to evaluate on 'val' / 'train' "
+        "(default: as in training, 5000 for the 60k sets)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the validation split; must match training to evaluate on 'val' / 'train' (default: 0)",
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="fail on unreadable image files instead of skipping them with a warning"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--precision", default=None,
-                   help="auto, fp32 or bf16 (default: the precision the model was trained with)")  # fmt: skip
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip test-time augmentation on / off (default: as the run was trained)")  # fmt: skip
-    p.add_argument("--json", action="store_true",
-                   help="print the metrics, most-confused pairs and confusion matrix as JSON")  # fmt: skip
+    p.add_argument(
+        "--precision", default=None, help="auto, fp32 or bf16 (default: the precision the model was trained with)"
+    )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip test-time augmentation on / off (default: as the run was trained)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the metrics, most-confused pairs and confusion matrix as JSON"
+    )
     p.add_argument("--out", help="folder for confusion.png (default: the run folder)")
     p.set_defaults(func=cmd_evaluate)
 

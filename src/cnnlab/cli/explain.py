@@ -104,8 +104,12 @@ def _featuremaps(o, c: Context):
 def _saliency_flags(p):
     p.add_argument("--image", required=True)
     p.add_argument("--target", help="class name or index (default: the predicted class)")
-    p.add_argument("--method", dest="kinds", default="gradient",
-                   help="gradient, smoothgrad, integrated-gradients, gradcam, a comma list, or all (default: gradient)")  # fmt: skip
+    p.add_argument(
+        "--method",
+        dest="kinds",
+        default="gradient",
+        help="gradient, smoothgrad, integrated-gradients, gradcam, a comma list, or all (default: gradient)",
+    )
 
 
 def _saliency(o, c: Context):
@@ -118,8 +122,7 @@ def _saliency(o, c: Context):
         heat, targets, probs = ex.saliency(c.model, c.meta, ex.to_input(image[None], c.meta), target, m.strip())
         heats[m.strip()] = heat[0]
     pred = int(probs[0].argmax())
-    title = (f"{c.name}: predicted {classes[pred]} ({probs[0, pred]:.1%}), "
-             f"saliency of class {classes[int(targets[0])]}")  # fmt: skip
+    title = f"{c.name}: predicted {classes[pred]} ({probs[0, pred]:.1%}), saliency of class {classes[int(targets[0])]}"
     return ex.plot_saliency(_pixels(image), heats, c.out, title)
 
 
@@ -157,8 +160,10 @@ def _patches(o, c: Context):
     images, labels = data.images[: o.n], data.labels[: o.n]
     patches = c.ex.top_patches(c.model, c.meta, images, o.layer, o.channel, o.top)
     t, b, l, r = patches[0].box
-    title = (f"{c.name} {o.layer} channel {o.channel}: top {len(patches)} of {len(images)} images\n"
-             f"crops = the unit's receptive field ({b - t}×{r - l} for the first)")  # fmt: skip
+    title = (
+        f"{c.name} {o.layer} channel {o.channel}: top {len(patches)} of {len(images)} images\n"
+        f"crops = the unit's receptive field ({b - t}×{r - l} for the first)"
+    )
     return c.ex.plot_patches(patches, c.out, title, c.meta["classes"], labels)
 
 
@@ -197,30 +202,28 @@ METHODS: dict[str, Method] = {
     "layers": Method("list the model's layers (module names) with output shapes", _layers),
     "filters": Method("the learned kernels of a conv layer, normalised per kernel", _filters, _filters_flags),
     "featuremaps": Method("a layer's activation maps for one image", _featuremaps, _featuremaps_flags),
-    "saliency": Method(
-        "which pixels the class score depends on, blended over the image", _saliency, _saliency_flags
-    ),  # fmt: skip
+    "saliency": Method("which pixels the class score depends on, blended over the image", _saliency, _saliency_flags),
     "maximize": Method(
         "synthesise the input that maximises channels of a layer or class logits", _maximize, _maximize_flags
-    ),  # fmt: skip
+    ),
     "patches": Method(
         "the dataset crops (receptive fields) that activate a channel most", _patches, _patches_flags, data=True
-    ),  # fmt: skip
+    ),
     "embedding": Method(
         "t-SNE of the penultimate-layer codes, coloured by class", _embedding, _embedding_flags, data=True
-    ),  # fmt: skip
+    ),
     "top-losses": Method(
         "the images the model gets most confidently wrong",
         _top_losses,
         lambda p: p.add_argument("--top", type=count, default=16),
         data=True,
-    ),  # fmt: skip
+    ),
     "edges": Method(
         "the course's fixed edge filters by cross-correlation (needs no model)",
         _edges,
         lambda p: p.add_argument("image"),
         model=False,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -242,8 +245,11 @@ def _explain_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="method", required=True, metavar="METHOD")
     for name, method in METHODS.items():
         p = sub.add_parser(name, help=method.help, description=method.help)
-        p.add_argument("--out", help="PNG to write (default: explain-<method>[-<layer>].png in the run folder; "
-                       "explain-edges.png in the current folder for edges)")  # fmt: skip
+        p.add_argument(
+            "--out",
+            help="PNG to write (default: explain-<method>[-<layer>].png in the run folder; "
+            "explain-edges.png in the current folder for edges)",
+        )
         if method.data:
             p.add_argument("--data", help="dataset (default: the one the model was trained on)")
             p.add_argument("--data-dir")
@@ -276,8 +282,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("explain", help="what the network learned: filters, feature maps, saliency, … as PNGs",
-                       usage=_USAGE, description=f"Methods: {', '.join(METHODS)}. `cnnlab explain RUN -h` "
-                       "describes them.")  # fmt: skip
+    p = sub.add_parser(
+        "explain",
+        help="what the network learned: filters, feature maps, saliency, … as PNGs",
+        usage=_USAGE,
+        description=f"Methods: {', '.join(METHODS)}. `cnnlab explain RUN -h` describes them.",
+    )
     p.add_argument("args", nargs=argparse.REMAINDER, help="RUN METHOD [options], or edges IMAGE")
     p.set_defaults(func=cmd_explain)

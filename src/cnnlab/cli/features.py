@@ -26,8 +26,10 @@ def cmd_features(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{meta['model']} codes of {data_name}: {result['dim']} features; {sizes}"
-          + (f" → {result['out']}" if result["out"] else ""))  # fmt: skip
+    print(
+        f"{meta['model']} codes of {data_name}: {result['dim']} features; {sizes}"
+        + (f" → {result['out']}" if result["out"] else "")
+    )
     if args.probe:
         p = result["probe"]
         accs = ", ".join(f"{s} {p[f'{s}_accuracy']:.4f}" for s in ("train", "val", "test") if f"{s}_accuracy" in p)
@@ -44,8 +46,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strict", action="store_true")
     p.add_argument("--out", help=".npz file for the codes: train_codes, train_labels, val_…, test_…, classes")
-    p.add_argument("--probe", action="store_true",
-                   help="fit a logistic regression on the training codes and report its accuracy (scikit-learn)")  # fmt: skip
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="fit a logistic regression on the training codes and report its accuracy (scikit-learn)",
+    )
     p.add_argument("--probe-c", type=float, default=1.0, help="inverse L2 strength of the probe (default: 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")

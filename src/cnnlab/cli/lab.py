@@ -15,8 +15,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         for name, text in described.items():
             print(f"{name:<12}{text}")
         return 0
-    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, data=args.data,
-                        gif=args.gif)  # fmt: skip
+    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, data=args.data, gif=args.gif)
     print(f"wrote {result['figure']}")
     return 0
 

@@ -154,20 +154,34 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--depth", type=int, help="show blocks nested deeper than N as one row (1 = top-level modules)")
     p.add_argument("--notation", action="store_true", help="print the model in the course notation, if it has one")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3")  # fmt: skip
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3",
+    )
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("datasets", help="list known datasets and where they are; `datasets get NAME` fetches one, "
-                       "`datasets samples NAME` writes a few of its test images as PNGs")  # fmt: skip
-    p.add_argument("action", nargs="?", choices=("list", "get", "samples"), default="list",
-                   help="list (default): where each dataset is; get: fetch NAME; samples: write images of NAME")  # fmt: skip
+    p = sub.add_parser(
+        "datasets",
+        help="list known datasets and where they are; `datasets get NAME` fetches one, "
+        "`datasets samples NAME` writes a few of its test images as PNGs",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "get", "samples"),
+        default="list",
+        help="list (default): where each dataset is; get: fetch NAME; samples: write images of NAME",
+    )
     p.add_argument("name", nargs="?", help="dataset name, e.g. fashion-mnist (for get and samples)")
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
     p.add_argument("--n", type=int, default=5, help="samples: how many images, one per class (default: 5)")
     p.add_argument("--out", default="samples", help="samples: folder to write the PNGs in (default: samples)")
-    p.add_argument("--split", choices=("train", "test"), default="test", help="samples: split to take them from "
-                   "(default: test)")  # fmt: skip
+    p.add_argument(
+        "--split", choices=("train", "test"), default="test", help="samples: split to take them from (default: test)"
+    )
     p.set_defaults(func=cmd_datasets)

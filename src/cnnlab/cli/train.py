@@ -21,12 +21,30 @@ QUICK_CAPS = {"epochs": 1, "max_train_samples": 2000, "time_limit": "3s"}
 # which the test sweeps, nor a schedule), batch, loss, augmentation and execution; epochs, schedules, early
 # stopping, checkpoints and evaluation do not apply
 LR_FIND_FIELDS = (
-    "data", "data_dir", "val_split", "image_size", "mode", "strict",
-    "model", "init",
-    "optimizer", "momentum", "nesterov", "weight_decay", "decay_all", "grad_clip", "batch_size", "accumulate",
-    "label_smoothing", "augment",
-    "seed", "device", "precision", "compile", "out",
-)  # fmt: skip
+    "data",
+    "data_dir",
+    "val_split",
+    "image_size",
+    "mode",
+    "strict",
+    "model",
+    "init",
+    "optimizer",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "decay_all",
+    "grad_clip",
+    "batch_size",
+    "accumulate",
+    "label_smoothing",
+    "augment",
+    "seed",
+    "device",
+    "precision",
+    "compile",
+    "out",
+)
 LR_FIND_HELP = {"out": "folder to write lr_find.png in (default: the current folder)"}
 
 
@@ -51,8 +69,13 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
         "--recipe", help="a named set of settings shipped with cnnlab (fast, course); --config and flags override it"
     )
     p.add_argument("--config", help="YAML, TOML or JSON file of settings; flags override it")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra model constructor argument (repeatable), e.g. drop_rate=0.3")  # fmt: skip
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra model constructor argument (repeatable), e.g. drop_rate=0.3",
+    )
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in names or tuple(fields):
         if name == "model_args":  # --model-arg above
@@ -133,8 +156,9 @@ def apply_quick_caps(values: dict, resume: bool = False) -> dict:
     out["time_limit"] = QUICK_CAPS["time_limit"]
     if not resume:
         given = out.get("max_train_samples")
-        out["max_train_samples"] = min(int(given), QUICK_CAPS["max_train_samples"]) if given else QUICK_CAPS[
-            "max_train_samples"]  # fmt: skip
+        out["max_train_samples"] = (
+            min(int(given), QUICK_CAPS["max_train_samples"]) if given else QUICK_CAPS["max_train_samples"]
+        )
     return out
 
 
@@ -142,8 +166,17 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node)."""
     if nproc < 1:
         raise ValueError(f"--nproc must be ≥ 1, got {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "cnnlab", "train", *argv]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "cnnlab",
+        "train",
+        *argv,
+    ]
     return subprocess.call(cmd)
 
 
@@ -201,8 +234,10 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     values = _train_values(args)
     out = values.pop("out", None) or "."
     result = lr_find(TrainConfig.from_dict(values), args.min_lr, args.max_lr, args.steps, out)
-    print(f"suggested learning rate: {result['suggested_lr']:.3g} (steepest fall of the smoothed loss; "
-          f"{len(result['losses'])} steps from {args.min_lr:g})")  # fmt: skip
+    print(
+        f"suggested learning rate: {result['suggested_lr']:.3g} (steepest fall of the smoothed loss; "
+        f"{len(result['losses'])} steps from {args.min_lr:g})"
+    )
     print(f"plot: {result['png']}")
     return 0
 
@@ -223,12 +258,15 @@ def cmd_augment(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be 1–{MAX_AUGMENT_TILES} (samples shown in one figure), got {args.n}")
     splits = load_dataset(args.data, args.data_dir, 0, args.seed)
     if args.n > len(splits.train):
-        print_notes([f"--n {args.n} is more than the {len(splits.train)} training samples of {splits.name}; "
-                     f"showing all {len(splits.train)}"])  # fmt: skip
+        print_notes(
+            [
+                f"--n {args.n} is more than the {len(splits.train)} training samples of {splits.name}; "
+                f"showing all {len(splits.train)}"
+            ]
+        )
     originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
     out = Path(args.out or f"augment-{splits.name}.png")
-    plot_augment(originals, augmented, labels, splits.classes, out,
-                 f"{splits.name}, --augment {args.augment}")  # fmt: skip
+    plot_augment(originals, augmented, labels, splits.classes, out, f"{splits.name}, --augment {args.augment}")
     print(f"{len(labels)} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
     return 0
 
@@ -236,9 +274,13 @@ def cmd_augment(args: argparse.Namespace) -> int:
 def _train_flags(p: argparse.ArgumentParser) -> None:
     add_config_flags(p)
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
-    p.add_argument("--nproc", type=int, metavar="N",
-                   help="data-parallel training in N processes on this machine (starts torchrun; one per GPU, or "
-                        "CPU processes with gloo); --batch-size stays the global batch")  # fmt: skip
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="data-parallel training in N processes on this machine (starts torchrun; one per GPU, or "
+        "CPU processes with gloo); --batch-size stays the global batch",
+    )
 
 
 def _lr_find_flags(p: argparse.ArgumentParser) -> None:
@@ -253,15 +295,21 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a model and write a run folder", populate=_train_flags)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("lr-find", help="learning-rate range test: loss against LR (lr_find.png) and a suggested LR",
-                       populate=_lr_find_flags)  # fmt: skip
+    p = sub.add_parser(
+        "lr-find",
+        help="learning-rate range test: loss against LR (lr_find.png) and a suggested LR",
+        populate=_lr_find_flags,
+    )
     p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("augment", help="a PNG grid of augmented training samples, to see what an --augment spec does")
     p.add_argument("--data", default="fashion-mnist", help="dataset name or folder:PATH / npz:PATH / csv:PATH")
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
-    p.add_argument("--augment", default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
-                   help="augmentation spec (default: %(default)s); --list shows the names")  # fmt: skip
+    p.add_argument(
+        "--augment",
+        default="flip,translate=2,rotate=10,scale=0.1,erase=0.5",
+        help="augmentation spec (default: %(default)s); --list shows the names",
+    )
     p.add_argument("--n", type=int, default=16, help=f"samples to show, 1–{MAX_AUGMENT_TILES} (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")

@@ -46,11 +46,14 @@ def check_labels(
         raise ValueError(f"{path}: '{key}' is empty")
     if np.issubdtype(labels.dtype, np.floating):
         if not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
-            raise ValueError(f"{path}: '{key}' holds non-integer labels (e.g. {labels.flat[0]!r}); labels are class "
-                             "indices 0, 1, 2, …")  # fmt: skip
+            raise ValueError(
+                f"{path}: '{key}' holds non-integer labels (e.g. {labels.flat[0]!r}); labels are class "
+                "indices 0, 1, 2, …"
+            )
         if note_floats:
-            warnings.warn(f"{path}: '{key}' stores labels as {labels.dtype}; read as class indices 0, 1, 2, …",
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"{path}: '{key}' stores labels as {labels.dtype}; read as class indices 0, 1, 2, …", stacklevel=2
+            )
     elif not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: '{key}' holds {labels.dtype} values; labels are class indices 0, 1, 2, …")
     labels = labels.astype(np.int64).reshape(-1)
@@ -58,16 +61,19 @@ def check_labels(
     if classes is not None:
         if low < 0 or high >= len(classes):
             bad = int(labels[(labels < 0) | (labels >= len(classes))][0])
-            raise ValueError(f"{path}: '{key}' has label {bad}, outside the {len(classes)} classes (0–"
-                             f"{len(classes) - 1})")  # fmt: skip
+            raise ValueError(
+                f"{path}: '{key}' has label {bad}, outside the {len(classes)} classes (0–{len(classes) - 1})"
+            )
         return labels
     if low < 0:
         raise ValueError(f"{path}: '{key}' has the negative label {low}; labels are class indices 0, 1, 2, …")
     distinct = len(np.unique(labels))
     if high + 1 > 2 * distinct + 10:  # label 255 among 2 classes would build a 256-class model: say so instead
-        raise ValueError(f"{path}: '{key}' runs to label {high} but only {distinct} distinct labels appear, so "
-                         f"{high + 1 - distinct} classes would have no sample; relabel them 0…K−1 or give class "
-                         "names")  # fmt: skip
+        raise ValueError(
+            f"{path}: '{key}' runs to label {high} but only {distinct} distinct labels appear, so "
+            f"{high + 1 - distinct} classes would have no sample; relabel them 0…K−1 or give class "
+            "names"
+        )
     return labels
 
 
@@ -97,8 +103,10 @@ def read_npz(path: str | Path) -> tuple[ImageSet, ImageSet | None]:
             test = ImageSet(_to_nchw(z["x_test"], path, "x_test"), y_test, classes)
             _check_count(test, path, "test")
             if test.image_shape != train.image_shape:
-                raise ValueError(f"{path}: test images are {'×'.join(map(str, test.image_shape))} but train images "
-                                 f"{'×'.join(map(str, train.image_shape))} (C×H×W)")  # fmt: skip
+                raise ValueError(
+                    f"{path}: test images are {'×'.join(map(str, test.image_shape))} but train images "
+                    f"{'×'.join(map(str, train.image_shape))} (C×H×W)"
+                )
     return train, test
 
 

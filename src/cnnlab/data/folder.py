@@ -75,8 +75,11 @@ def read_image_folder(
         raise ValueError(f"{root}: no readable images in {len(classes)} class folder(s)")
     empty = [c for i, c in enumerate(classes) if i not in set(labels)]
     if empty:
-        warnings.warn(f"{root}: {len(empty)} class folder(s) hold no readable image: {', '.join(empty[:10])}; "
-                      "they stay classes the model can predict but never sees", stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{root}: {len(empty)} class folder(s) hold no readable image: {', '.join(empty[:10])}; "
+            "they stay classes the model can predict but never sees",
+            stacklevel=2,
+        )
     cmyk = sum(im.mode == "CMYK" for im in pics)
     if cmyk:
         warnings.warn(f"{root}: {cmyk} CMYK image(s) converted to {mode or 'RGB'} (colours may shift)", stacklevel=2)

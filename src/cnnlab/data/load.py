@@ -84,13 +84,20 @@ def _read_source(
         if "train" not in parts:
             return read_image_folder(source, mode=mode, size=size, strict=strict), None, None
         train = read_image_folder(parts["train"], mode=mode, size=size, strict=strict)
-        kw = dict(classes=train.classes, mode=channels_mode(train.images.shape[1]),
-                  size=tuple(train.images.shape[2:]), strict=strict)  # fmt: skip
+        kw = dict(
+            classes=train.classes,
+            mode=channels_mode(train.images.shape[1]),
+            size=tuple(train.images.shape[2:]),
+            strict=strict,
+        )
         for split in ("test", "val"):
             extra = sorted(set(class_folders(parts[split])) - set(train.classes)) if split in parts else []
             if extra:
-                warnings.warn(f"{parts[split]}: class folder(s) {', '.join(extra)} are not in train/ and are left out "
-                              "(a model cannot learn a class it never sees in training)", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"{parts[split]}: class folder(s) {', '.join(extra)} are not in train/ and are left out "
+                    "(a model cannot learn a class it never sees in training)",
+                    stacklevel=2,
+                )
         test = read_image_folder(parts["test"], **kw) if "test" in parts else None
         val = read_image_folder(parts["val"], **kw) if "val" in parts else None
         return train, val, test
@@ -106,8 +113,10 @@ def _read_source(
         train = read_csv(train_f[0])
         test = read_csv(test_f[0], classes=train.classes) if test_f else None
         if test is not None and test.image_shape != train.image_shape:
-            raise ValueError(f"{test_f[0]}: test images are {'×'.join(map(str, test.image_shape))} but the training "
-                             f"file's are {'×'.join(map(str, train.image_shape))} (C×H×W)")  # fmt: skip
+            raise ValueError(
+                f"{test_f[0]}: test images are {'×'.join(map(str, test.image_shape))} but the training "
+                f"file's are {'×'.join(map(str, train.image_shape))} (C×H×W)"
+            )
         return train, None, test
     raise ValueError(f"unknown data source '{kind}:'; use folder:PATH, npz:PATH or csv:PATH")
 

@@ -140,8 +140,7 @@ class StreamingFolderLoader(ShardedBatches):
         workers: int | None = None,
     ) -> None:
         self.dataset = data.dataset() if isinstance(data, FileSet) else data
-        super().__init__(len(self.dataset), batch_size, shuffle, transform, seed, drop_last, channels_last, rank,
-                         world)  # fmt: skip
+        super().__init__(len(self.dataset), batch_size, shuffle, transform, seed, drop_last, channels_last, rank, world)
         self.classes = getattr(data, "classes", None)
         self.device = torch.device(device)
         self.workers = default_workers() if workers is None else workers
@@ -151,9 +150,15 @@ class StreamingFolderLoader(ShardedBatches):
         order, bounds = self._epoch(start)
         order = torch.arange(self.n) if order is None else order
         plan = [order[a:b].tolist() for a, b in bounds]
-        loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.workers, collate_fn=_collate,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False,
-                            prefetch_factor=4 if self.workers else None)  # fmt: skip
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=plan,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if self.workers else None,
+        )
         try:
             for x, y in loader:
                 yield self._finish(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
@@ -187,12 +192,19 @@ def load_streaming(
             perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
             keep, held = perm[n:].sort().values.tolist(), perm[:n].sort().values.tolist()
             data = train.dataset()
-            val = ImageSet(torch.stack([data[i][0] for i in held]), torch.tensor([data.labels[i] for i in held]),
-                           train.classes)  # fmt: skip
+            val = ImageSet(
+                torch.stack([data[i][0] for i in held]), torch.tensor([data.labels[i] for i in held]), train.classes
+            )
             kept = set(keep)  # the sample's training images only: statistics of the training split, as in memory
             mine = torch.tensor([j for j, i in enumerate(train.sample_index) if i in kept], dtype=torch.int64)
-            train = FileSet([train.files[i] for i in keep], [train.file_labels[i] for i in keep], train.classes,
-                            train.mode, train.size, train.sample.subset(mine))  # fmt: skip
+            train = FileSet(
+                [train.files[i] for i in keep],
+                [train.file_labels[i] for i in keep],
+                train.classes,
+                train.mode,
+                train.size,
+                train.sample.subset(mine),
+            )
     note = f"streaming {len(train):,} training images from {train_root} (decoded by DataLoader workers)"
     return DataSplits(spec, train, val, test, train.classes, str(root), [note])  # type: ignore[arg-type]
 

@@ -46,8 +46,12 @@ def cpu_flags() -> list[str]:
 def versions() -> dict:
     import os
 
-    out = {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version(),
-           "numpy": np.__version__}  # fmt: skip
+    out = {
+        "cnnlab": cnnlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
     for name in ("onnx", "onnxruntime", "onnxscript"):
         try:
             out[name] = __import__(name).__version__
@@ -187,8 +191,11 @@ def _parity(engines: dict, x: torch.Tensor) -> dict:
     out = {}
     for name in names[1:]:
         got = engines[name][1](x)
-        out[name] = {"max_abs": float(np.abs(got - ref).max()),
-                     "argmax_agree": float((got.argmax(1) == ref.argmax(1)).mean()), "images": len(x)}  # fmt: skip
+        out[name] = {
+            "max_abs": float(np.abs(got - ref).max()),
+            "argmax_agree": float((got.argmax(1) == ref.argmax(1)).mean()),
+            "images": len(x),
+        }
     return out
 
 
@@ -220,8 +227,10 @@ def format_bench(result: dict) -> str:
         + (" (quick mode: too few calls for reliable timings)" if result["quick"] else ""),
     ]
     for name, p in result["parity"].items():
-        lines.append(f"parity vs eager, {name}: max |Δlogit| {p['max_abs']:.2e}, argmax agrees on "
-                     f"{p['argmax_agree']:.2%} of {p['images']} images")  # fmt: skip
+        lines.append(
+            f"parity vs eager, {name}: max |Δlogit| {p['max_abs']:.2e}, argmax agrees on "
+            f"{p['argmax_agree']:.2%} of {p['images']} images"
+        )
     lines.append(f"hardware: {hw['cpu']}, {hw['threads']} threads, ISA {' '.join(hw['isa']) or 'unknown'}")
     lines.append("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     return "\n".join(lines)

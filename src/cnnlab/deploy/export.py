@@ -140,9 +140,17 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
     try:
         with contextlib.redirect_stdout(out), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(net, (example,), None, dynamo=True, input_names=[INPUT_NAME],
-                                        output_names=[OUTPUT_NAME], opset_version=opset,
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)  # fmt: skip
+            program = torch.onnx.export(
+                net,
+                (example,),
+                None,
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
     except ImportError as e:
         raise ValueError(f"ONNX export needs onnxscript ({e}); pip install 'cnnlab[deploy]'") from None
     except Exception as e:

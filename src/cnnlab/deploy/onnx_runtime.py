@@ -131,7 +131,7 @@ def predict_onnx_files(model: OnnxClassifier, files: list[str | Path], top: int 
             "top": [
                 {"class": classes[i], "index": int(i), "probability": float(p)}
                 for p, i in zip(vals.tolist(), idx.tolist(), strict=True)
-            ],  # fmt: skip
+            ],
             "notes": n,
         }
         for f, vals, idx, n in zip(files, values, indices, notes, strict=True)

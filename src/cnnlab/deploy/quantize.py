@@ -24,8 +24,13 @@ CALIBRATION_IMAGES = 300
 CALIBRATION_BATCH = 50
 
 
-def run_data(meta: dict, run: str | Path | None = None, data: str | None = None, data_dir: str | None = None,
-             seed: int | None = None) -> DataSplits:  # fmt: skip
+def run_data(
+    meta: dict,
+    run: str | Path | None = None,
+    data: str | None = None,
+    data_dir: str | None = None,
+    seed: int | None = None,
+) -> DataSplits:
     """The splits a run was trained on, as its config.json describes them (the data source, directory, validation
     split, seed and image size), converted to the model's input mode and size."""
     cfg: dict = {}
@@ -86,8 +91,15 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, images: torch.Ten
     batches = [fp32.normalize(chunk) for chunk in images.split(CALIBRATION_BATCH)]
     props = onnx_props(fp32_path)
     record = json.loads(props["cnnlab"])
-    record.update(precision="int8", quantization={"format": "QDQ", "weights": "int8 per channel",
-                                                  "activations": "int8 per tensor", "calibration": calibration})  # fmt: skip
+    record.update(
+        precision="int8",
+        quantization={
+            "format": "QDQ",
+            "weights": "int8 per channel",
+            "activations": "int8 per tensor",
+            "calibration": calibration,
+        },
+    )
     props["cnnlab"] = json.dumps(record)
     props["precision"] = "int8"
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +109,14 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, images: torch.Ten
         except Exception:
             prepared = Path(fp32_path)
         raw = Path(tmp) / "int8.onnx"
-        quantize_static(str(prepared), str(raw), _Reader(fp32.input_name, batches), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)  # fmt: skip
+        quantize_static(
+            str(prepared),
+            str(raw),
+            _Reader(fp32.input_name, batches),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
         return save_onnx(onnx.load(str(raw)), out_path, props)

@@ -84,8 +84,10 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     names = layer_names(model)
     close = difflib.get_close_matches(name, names, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"no layer named '{name}'; {hint}valid layers: {', '.join(names)} "
-                     "(`cnnlab explain RUN layers` lists them with output shapes)")  # fmt: skip
+    raise ValueError(
+        f"no layer named '{name}'; {hint}valid layers: {', '.join(names)} "
+        "(`cnnlab explain RUN layers` lists them with output shapes)"
+    )
 
 
 def capture(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
@@ -101,8 +103,10 @@ def spatial_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tenso
     """Output (N, C, H, W) of `layer`; a layer without a spatial map (a fully connected one) is an error."""
     out = capture(model, layer, x)
     if out.ndim != 4:
-        raise ValueError(f"layer '{layer}' outputs {'×'.join(map(str, out.shape[1:]))} values per image, no spatial "
-                         "map; choose a convolutional layer (`cnnlab explain RUN layers` lists the output shapes)")  # fmt: skip
+        raise ValueError(
+            f"layer '{layer}' outputs {'×'.join(map(str, out.shape[1:]))} values per image, no spatial "
+            "map; choose a convolutional layer (`cnnlab explain RUN layers` lists the output shapes)"
+        )
     return out
 
 

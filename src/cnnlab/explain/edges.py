@@ -55,8 +55,10 @@ def correlation_vs_convolution() -> str:
     lines = block("image (6×6, bright left half):", image) + block("kernel (vertical edges):", kernel)
     lines += block("cross-correlation (what nn.Conv2d / F.conv2d compute; the kernel as written):", corr)
     lines += block("convolution (kernel flipped in both axes first):", conv)
-    lines.append("Same magnitude, opposite sign: flipping this kernel negates it. Conv layers learn their kernels, so "
-                 "the flip makes no difference to what they can learn, and deep-learning libraries skip it.")  # fmt: skip
+    lines.append(
+        "Same magnitude, opposite sign: flipping this kernel negates it. Conv layers learn their kernels, so "
+        "the flip makes no difference to what they can learn, and deep-learning libraries skip it."
+    )
     return "\n".join(lines)
 
 

@@ -51,9 +51,13 @@ def embedding(model: nn.Module, meta: dict, data: ImageSet, n: int = 2000, seed:
 
 
 def plot_embedding(
-    emb: Embedding, classes: list[str], path: str | Path, title: str = "", images: torch.Tensor | None = None,
+    emb: Embedding,
+    classes: list[str],
+    path: str | Path,
+    title: str = "",
+    images: torch.Tensor | None = None,
     thumbnails: int = 300,
-) -> Path:  # fmt: skip
+) -> Path:
     """Points coloured by true class with a legend; with `images` (uint8 N×C×H×W of the same points), also the
     first `thumbnails` images themselves, framed in their class colour."""
     cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
@@ -66,8 +70,15 @@ def plot_embedding(
         for i in range(min(thumbnails, len(images))):
             img = images[i].permute(1, 2, 0).numpy()
             box = OffsetImage(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", zoom=0.6)
-            ax.add_artist(AnnotationBbox(box, emb.points[i], frameon=True, pad=0.1,
-                                         bboxprops={"edgecolor": cmap(int(emb.labels[i]) % cmap.N), "lw": 1.5}))  # fmt: skip
+            ax.add_artist(
+                AnnotationBbox(
+                    box,
+                    emb.points[i],
+                    frameon=True,
+                    pad=0.1,
+                    bboxprops={"edgecolor": cmap(int(emb.labels[i]) % cmap.N), "lw": 1.5},
+                )
+            )
     ax.set_aspect("equal", "datalim")
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")

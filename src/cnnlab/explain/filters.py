@@ -22,8 +22,10 @@ def conv_filters(model: nn.Module, layer: str | None = None) -> tuple[str, np.nd
     w = getattr(find_layer(model, layer), "weight", None)
     if not isinstance(w, torch.Tensor) or w.ndim != 4:
         shape = "×".join(map(str, w.shape)) if isinstance(w, torch.Tensor) else "none"
-        raise ValueError(f"layer '{layer}' is not a 2-D convolution (weight shape {shape}); pass a conv layer "
-                         f"such as '{first_conv(model)}'")  # fmt: skip
+        raise ValueError(
+            f"layer '{layer}' is not a 2-D convolution (weight shape {shape}); pass a conv layer "
+            f"such as '{first_conv(model)}'"
+        )
     return layer, scale01(w.detach().float().cpu().numpy(), axis=(1, 2, 3))
 
 
@@ -45,8 +47,9 @@ def plot_filters(
     else:
         cols = min(in_c, max_channels)
         chans = f"first {cols} of {in_c}" if cols < in_c else f"all {in_c}"
-        fig, axes = tile_grid(n * cols, cols=cols, tile=0.8,
-                              title=f"{head}{shown} filters × {chans} input channels ({kh}×{kw}){tail}")  # fmt: skip
+        fig, axes = tile_grid(
+            n * cols, cols=cols, tile=0.8, title=f"{head}{shown} filters × {chans} input channels ({kh}×{kw}){tail}"
+        )
         for i in range(n):
             for j in range(cols):
                 ax = axes[i * cols + j]

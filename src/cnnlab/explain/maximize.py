@@ -53,8 +53,10 @@ def _activation(model: nn.Module, x: torch.Tensor, layer: str | None, index: tor
         out = capture(model, layer, x)
     out = out.float()
     if index.max() >= out.shape[1]:
-        raise ValueError(f"{'class' if layer is None else 'channel'} {int(index.max())} is out of range: "
-                         f"{'the model' if layer is None else repr(layer)} has {out.shape[1]}")  # fmt: skip
+        raise ValueError(
+            f"{'class' if layer is None else 'channel'} {int(index.max())} is out of range: "
+            f"{'the model' if layer is None else repr(layer)} has {out.shape[1]}"
+        )
     picked = out.gather(1, index.view(-1, *([1] * (out.ndim - 1))).expand(-1, 1, *out.shape[2:]))
     return picked.flatten(1).mean(1)  # (B,): a conv channel's mean over positions, a neuron itself
 
@@ -127,8 +129,10 @@ def format_change(result: Maximized) -> str:
         lines.append(f"{label}: activation {s:.4g} → {e:.4g}{factor}{why}")
     n_dead = int(_dead(result).sum())
     if n_dead:
-        lines.append(f"{n_dead} of {len(result.labels)} dead: the layer's output is 0 for every input tried, so the "
-                     "gradient ascent cannot start (e.g. a ReLU whose input stays negative)")  # fmt: skip
+        lines.append(
+            f"{n_dead} of {len(result.labels)} dead: the layer's output is 0 for every input tried, so the "
+            "gradient ascent cannot start (e.g. a ReLU whose input stays negative)"
+        )
     return "\n".join(lines)
 
 
@@ -141,8 +145,16 @@ def plot_maximized(result: Maximized, path: str | Path, title: str = "") -> Path
         if dead:
             ax.set_facecolor("0.93")
             ax.set_box_aspect(1)  # square, as the image tiles
-            ax.text(0.5, 0.5, "dead channel:\nno input\nraises it", ha="center", va="center", fontsize=7,
-                    color="C3", transform=ax.transAxes)  # fmt: skip
+            ax.text(
+                0.5,
+                0.5,
+                "dead channel:\nno input\nraises it",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="C3",
+                transform=ax.transAxes,
+            )
             ax.set_title(f"{label}\nalways 0", fontsize=7, pad=2)
             continue
         show(ax, img)

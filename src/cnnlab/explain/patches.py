@@ -80,12 +80,19 @@ def scale_note(patches: list[Patch]) -> str | None:
     if len(sizes) < 2:
         return None
     (h0, w0), (h1, w1) = sizes[0], sizes[-1]
-    return (f"crops differ in size ({h0}×{w0} to {h1}×{w1} pixels: receptive fields clipped at the image border); "
-            "each fills its tile, so the tiles are at different scales (size under each)")  # fmt: skip
+    return (
+        f"crops differ in size ({h0}×{w0} to {h1}×{w1} pixels: receptive fields clipped at the image border); "
+        "each fills its tile, so the tiles are at different scales (size under each)"
+    )
 
 
-def plot_patches(patches: list[Patch], path: str | Path, title: str = "", classes: list[str] | None = None,
-                 labels: torch.Tensor | None = None) -> Path:  # fmt: skip
+def plot_patches(
+    patches: list[Patch],
+    path: str | Path,
+    title: str = "",
+    classes: list[str] | None = None,
+    labels: torch.Tensor | None = None,
+) -> Path:
     """Grid of the crops (aspect kept: a field clipped at the border stays narrower), titled with the activation (and
     class); when the crops differ in size, each tile gives its size and a note under the grid says so."""
     note = scale_note(patches)

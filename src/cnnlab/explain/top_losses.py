@@ -38,18 +38,35 @@ def top_losses(model: nn.Module, meta: dict, data: ImageSet, k: int = 16) -> Top
     probs = logits[order].softmax(1)
     preds = probs.argmax(1)
     labels = data.labels[order]
-    return TopLosses(order.numpy(), losses[order].numpy(), preds.numpy(), labels.numpy(),
-                     probs.gather(1, preds[:, None])[:, 0].numpy(),
-                     probs.gather(1, labels[:, None])[:, 0].numpy())  # fmt: skip
+    return TopLosses(
+        order.numpy(),
+        losses[order].numpy(),
+        preds.numpy(),
+        labels.numpy(),
+        probs.gather(1, preds[:, None])[:, 0].numpy(),
+        probs.gather(1, labels[:, None])[:, 0].numpy(),
+    )
 
 
-def plot_top_losses(result: TopLosses, images: torch.Tensor, classes: list[str], path: str | Path,
-                    title: str = "") -> Path:  # fmt: skip
+def plot_top_losses(
+    result: TopLosses, images: torch.Tensor, classes: list[str], path: str | Path, title: str = ""
+) -> Path:
     """Grid of the images (uint8 N×C×H×W of the whole split), each titled predicted / true / loss / probability."""
-    fig, axes = tile_grid(len(result.indices), tile=1.9,
-                          title=title or "top losses: predicted (probability) / true class / loss and p(true)")  # fmt: skip
-    for ax, i, loss, p, t, pp, tp in zip(axes, result.indices, result.losses, result.preds, result.labels,
-                                         result.pred_probs, result.true_probs, strict=True):  # fmt: skip
+    fig, axes = tile_grid(
+        len(result.indices),
+        tile=1.9,
+        title=title or "top losses: predicted (probability) / true class / loss and p(true)",
+    )
+    for ax, i, loss, p, t, pp, tp in zip(
+        axes,
+        result.indices,
+        result.losses,
+        result.preds,
+        result.labels,
+        result.pred_probs,
+        result.true_probs,
+        strict=True,
+    ):
         show(ax, images[i].permute(1, 2, 0).float().div(255).numpy())
         ax.set_title(
             f"pred {classes[p]} ({pp:.2f})\ntrue {classes[t]}\nloss {loss:.2f}, p(true) {tp:.3f}", fontsize=7, pad=2

@@ -55,8 +55,14 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def run_lesson(name: str, quick: bool = False, out: str | Path = ".", echo: Callable[[str], None] | None = print,
-               threads: int | None = None, **options) -> dict:  # fmt: skip
+def run_lesson(
+    name: str,
+    quick: bool = False,
+    out: str | Path = ".",
+    echo: Callable[[str], None] | None = print,
+    threads: int | None = None,
+    **options,
+) -> dict:
     """Run lesson `name`; `options` are the lesson's own keywords (`data`, `gif`); those it does not take are
     refused by name. `threads`: torch's intra-op threads while it runs (default: 1 in quick mode, else torch's)."""
     module = lesson_module(name)

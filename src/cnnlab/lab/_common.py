@@ -102,15 +102,27 @@ class Trained:
         return (logits.argmax(1) == data.labels).float().mean().item()
 
 
-def fit(model: nn.Module, data: ImageSet, epochs: int = 1, batch_size: int = 64, lr: float = 1e-3,
-        seed: int = 0, transform: Callable | None = None) -> Trained:  # fmt: skip
+def fit(
+    model: nn.Module,
+    data: ImageSet,
+    epochs: int = 1,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    transform: Callable | None = None,
+) -> Trained:
     """Train `model` on `data` with Adam through `cnnlab.train.Trainer` (CPU, fp32); `transform` runs on the
     normalised batch (e.g. a fixed pixel shuffle)."""
     torch.manual_seed(seed)
     mean, std = channel_stats(data.images)
     norm = Normalize(mean, std)
-    loader = InMemoryLoader(data, batch_size, shuffle=True, seed=seed,
-                            transform=norm if transform is None else (lambda x: transform(norm(x))))  # fmt: skip
+    loader = InMemoryLoader(
+        data,
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        transform=norm if transform is None else (lambda x: transform(norm(x))),
+    )
     trainer = Trainer(model, build_optimizer("adam", model, lr), device="cpu", precision="fp32")
     history = trainer.fit(loader, epochs)
     return Trained(model, mean, std, history)

@@ -37,8 +37,10 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, data: str | None 
         adv[eps] = fgsm(trained, x01, y, eps) if eps else x01
         accs.append(trained.accuracy01(adv[eps], y))
         say(f"  ε = {eps:<5g} (of the 0–1 pixel range): accuracy {accs[-1]:.2%}")
-    say("A perturbation of a few grey levels per pixel, invisible at small ε, flips many predictions: the loss "
-        "is close to linear in the input, and a step along the gradient's sign adds up over all pixels.")  # fmt: skip
+    say(
+        "A perturbation of a few grey levels per pixel, invisible at small ε, flips many predictions: the loss "
+        "is close to linear in the input, and a step along the gradient's sign adds up over all pixels."
+    )
     eps_fig = 0.1 if 0.1 in adv else EPSILONS[-1]
     before = trained.logits01(x01).argmax(1)
     after = trained.logits01(adv[eps_fig]).argmax(1)
@@ -54,11 +56,13 @@ def _plot(x01, adv, y, before, after, idx, eps, accs, classes, out) -> Path:
     grid = fig.add_gridspec(rows, 5)
     for r, i in enumerate(idx):
         delta = (adv[i, 0] - x01[i, 0]).numpy()
-        for c, (img, title, kw) in enumerate((
-            (x01[i, 0].numpy(), f"original: {classes[before[i]]}", {"cmap": "gray", "vmin": 0, "vmax": 1}),
-            (delta, f"x' − x (±{eps:g}; 0 where clipped)", {"cmap": "RdBu_r", "vmin": -eps, "vmax": eps}),
-            (adv[i, 0].numpy(), f"adversarial: {classes[after[i]]}", {"cmap": "gray", "vmin": 0, "vmax": 1}),
-        )):  # fmt: skip
+        for c, (img, title, kw) in enumerate(
+            (
+                (x01[i, 0].numpy(), f"original: {classes[before[i]]}", {"cmap": "gray", "vmin": 0, "vmax": 1}),
+                (delta, f"x' − x (±{eps:g}; 0 where clipped)", {"cmap": "RdBu_r", "vmin": -eps, "vmax": eps}),
+                (adv[i, 0].numpy(), f"adversarial: {classes[after[i]]}", {"cmap": "gray", "vmin": 0, "vmax": 1}),
+            )
+        ):
             ax = fig.add_subplot(grid[r, c])
             ax.imshow(img, interpolation="nearest", **kw)
             ax.set_title(f"{title}\n(true {classes[y[i]]})" if c == 0 else title, fontsize=8)

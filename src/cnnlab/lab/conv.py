@@ -52,8 +52,11 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, gif: bool = False
     cells = windows(image, kernel)
     say("window by window (output cell = Σ window ⊙ kernel):")
     for c in cells:
-        terms = " + ".join(f"{w:g}·{kv:g}" for w, kv in zip(c["window"].flatten().tolist(), kernel.flatten().tolist(),
-                                                              strict=True) if w and kv)  # fmt: skip
+        terms = " + ".join(
+            f"{w:g}·{kv:g}"
+            for w, kv in zip(c["window"].flatten().tolist(), kernel.flatten().tolist(), strict=True)
+            if w and kv
+        )
         say(f"  out{c['cell']} = {terms or '0'} = {c['sum']:g}")
     corr = cross_correlate(image, kernel)
     conv = convolve(image, kernel)
@@ -76,8 +79,13 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, gif: bool = False
     say(correlation_vs_convolution())
     path = _plot(image, kernel, corr, conv, variants, out)
     say(f"figure: {path}")
-    result = {"correlation": corr.tolist(), "convolution": conv.tolist(), "window_sums": by_hand.tolist(),
-              "variants": [{k: v for k, v in d.items() if k != "output"} for d in variants], "figure": str(path)}  # fmt: skip
+    result = {
+        "correlation": corr.tolist(),
+        "convolution": conv.tolist(),
+        "window_sums": by_hand.tolist(),
+        "variants": [{k: v for k, v in d.items() if k != "output"} for d in variants],
+        "figure": str(path),
+    }
     if gif:
         result["gif"] = str(_gif(image, kernel, cells, out))
         say(f"animation: {result['gif']}")

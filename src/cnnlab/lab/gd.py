@@ -89,13 +89,23 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
         paths[name] = (path, why)
         k = len(path) - 1
         gap = float(np.abs(path[-1] - closed_form(lr, k)).max()) if why != "diverged" else float("nan")
-        results[name] = {"lr": lr, "steps": k, "stop": why, "theta": path[-1].tolist(), "f": f(path[-1]),
-                         "closed_form_gap": gap}  # fmt: skip
-        say(f"  {name:<10} lr={lr:<6g} {k:4d} steps, stopped by {why:<12} θ = ({path[-1][0]:.3g}, {path[-1][1]:.3g}), "
-            f"f = {f(path[-1]):.3g}; |θ − θ₀(1 − 2·lr·a)^k| = {gap:.1e}")  # fmt: skip
+        results[name] = {
+            "lr": lr,
+            "steps": k,
+            "stop": why,
+            "theta": path[-1].tolist(),
+            "f": f(path[-1]),
+            "closed_form_gap": gap,
+        }
+        say(
+            f"  {name:<10} lr={lr:<6g} {k:4d} steps, stopped by {why:<12} θ = ({path[-1][0]:.3g}, {path[-1][1]:.3g}), "
+            f"f = {f(path[-1]):.3g}; |θ − θ₀(1 − 2·lr·a)^k| = {gap:.1e}"
+        )
     check = gradient_check()
-    say(f"finite-difference check of a small conv net ({check['parameters']} weights, float64, central differences "
-        f"h = 1e-6): largest relative error vs autograd {check['max_relative_error']:.1e}")  # fmt: skip
+    say(
+        f"finite-difference check of a small conv net ({check['parameters']} weights, float64, central differences "
+        f"h = 1e-6): largest relative error vs autograd {check['max_relative_error']:.1e}"
+    )
     path = _plot(paths, out)
     say(f"figure: {path}")
     return {"descent": results, "gradient_check": check, "figure": str(path)}

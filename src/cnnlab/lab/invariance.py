@@ -70,8 +70,10 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, data: str | None 
     x01 = as01(test)
     conv = runs["CNN"].model.features[0]
     equi, inv = zip(*(equivariance_error(conv, runs["CNN"].normalize(x01[:64]), d) for d in SHIFTS), strict=True)
-    say("first conv layer: ‖conv(shift x) − shift(conv x)‖ / ‖shift(conv x)‖ inside the borders (equivariance) "
-        "and the change of its globally max-pooled features (invariance), per shift:")  # fmt: skip
+    say(
+        "first conv layer: ‖conv(shift x) − shift(conv x)‖ / ‖shift(conv x)‖ inside the borders (equivariance) "
+        "and the change of its globally max-pooled features (invariance), per shift:"
+    )
     for d, e, i in zip(SHIFTS, equi, inv, strict=True):
         say(f"  {d} px: equivariance error {e:.2e}   pooled features change {i:.3f}")
     shifted = {net: [runs[net].accuracy01(shift(x01, d), test.labels) for d in SHIFTS] for net in ("CNN", "MLP")}
@@ -81,8 +83,13 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, data: str | None 
     say("  the CNN's pooling absorbs small shifts partly; its FC layers still see where things are.")
     path = _plot(x01, shifted, acc, shuffle, out)
     say(f"figure: {path}")
-    return {"accuracy": acc, "shift_accuracy": shifted, "equivariance_error": list(equi),
-            "pooled_change": list(inv), "figure": str(path)}  # fmt: skip
+    return {
+        "accuracy": acc,
+        "shift_accuracy": shifted,
+        "equivariance_error": list(equi),
+        "pooled_change": list(inv),
+        "figure": str(path),
+    }
 
 
 def _shuffled_logits(trained, x01: torch.Tensor, shuffle) -> torch.Tensor:

@@ -53,10 +53,14 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
     smooth = F.conv1d(sig, torch.tensor(SMOOTH, dtype=torch.float64)[None, None])[0, 0]
     edges = F.conv1d(sig, torch.tensor(EDGE, dtype=torch.float64)[None, None])[0, 0]
     rise, fall = int(edges.argmin()), int(edges.argmax())
-    say(f"a noisy step (128 samples, 1 from t = 40 to 89) ⋆ moving average {len(SMOOTH)}: output length "
-        f"128 − {len(SMOOTH)} + 1 = {smooth.numel()}; noise std {noisy[:40].std():.3f} → {smooth[:30].std():.3f}")  # fmt: skip
-    say(f"⋆ [1, 0, −1] (x[t] − x[t+2]): most negative at t = {rise} (the rise at 40), most positive at t = "
-        f"{fall} (the fall at 90)")  # fmt: skip
+    say(
+        f"a noisy step (128 samples, 1 from t = 40 to 89) ⋆ moving average {len(SMOOTH)}: output length "
+        f"128 − {len(SMOOTH)} + 1 = {smooth.numel()}; noise std {noisy[:40].std():.3f} → {smooth[:30].std():.3f}"
+    )
+    say(
+        f"⋆ [1, 0, −1] (x[t] − x[t+2]): most negative at t = {rise} (the rise at 40), most positive at t = "
+        f"{fall} (the fall at 90)"
+    )
     n_train, n_test, epochs = (192, 96, 3) if quick else (2000, 1000, 6)
     train, test = to_set(*waves(n_train, seed=0)), to_set(*waves(n_test, seed=1))
     model = create_model(MODEL, num_classes=3, img_size=128, dims=1)
@@ -76,8 +80,15 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
     shown = (x[first], labels[first], predict(to_set(x[first], labels[first])).tolist())
     path = _plot(noisy, smooth.numpy(), edges.numpy(), *shown, out)
     say(f"figure: {path}")
-    return {"smooth_len": smooth.numel(), "rise": rise, "fall": fall, "params": info["params"],
-            "macs": info["macs"], "accuracy": acc, "figure": str(path)}  # fmt: skip
+    return {
+        "smooth_len": smooth.numel(),
+        "rise": rise,
+        "fall": fall,
+        "params": info["params"],
+        "macs": info["macs"],
+        "accuracy": acc,
+        "figure": str(path),
+    }
 
 
 def _plot(noisy, smooth, edges, examples, labels, predicted, out) -> Path:
@@ -91,8 +102,9 @@ def _plot(noisy, smooth, edges, examples, labels, predicted, out) -> Path:
     axes[0].set_title("1-D cross-correlation: smoothing and edge detection", fontsize=9)
     for i, (x, k, p) in enumerate(zip(examples, labels, predicted, strict=True)):
         axes[1].plot(x + 3.5 * i, lw=1)
-        axes[1].text(len(x) + 2, 3.5 * i, f"{KINDS[k]}\nCNN: {KINDS[p]} {'✓' if p == k else '✗'}", va="center",
-                     fontsize=8)  # fmt: skip
+        axes[1].text(
+            len(x) + 2, 3.5 * i, f"{KINDS[k]}\nCNN: {KINDS[p]} {'✓' if p == k else '✗'}", va="center", fontsize=8
+        )
     axes[1].set_xlim(-2, len(examples[0]) + 30)
     axes[1].set_yticks([])
     axes[1].set_xlabel("t")

@@ -54,12 +54,16 @@ def rotated(img: np.ndarray, degrees: float) -> np.ndarray:
 def variants() -> dict[str, tuple[np.ndarray, int]]:
     """Name → (9×9 image on −1/+1, true class index)."""
     return {
-        "X": (x_image(), 0), "O": (o_image(), 1),
-        "X shifted 1 px": (x_image(1), 0), "O shifted 1 px": (o_image(1), 1),
-        "X shifted 2 px": (x_image(2), 0), "X rotated 20°": (rotated(x_image(), 20), 0),
-        "X thicker": (x_image(thick=True), 0), "O thicker": (o_image(thick=True), 1),
+        "X": (x_image(), 0),
+        "O": (o_image(), 1),
+        "X shifted 1 px": (x_image(1), 0),
+        "O shifted 1 px": (o_image(1), 1),
+        "X shifted 2 px": (x_image(2), 0),
+        "X rotated 20°": (rotated(x_image(), 20), 0),
+        "X thicker": (x_image(thick=True), 0),
+        "O thicker": (o_image(thick=True), 1),
         "X rotated 45° (a plus)": (rotated(x_image(), 45), 0),
-    }  # fmt: skip
+    }
 
 
 def build() -> torch.nn.Module:
@@ -87,8 +91,10 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
         shapes.append(f"{type(m).__name__} → {'×'.join(map(str, x.shape[1:]))}")
     say("  " + ";  ".join(shapes))
     pool = model.features[2]
-    say(f"  max-pool 2×2/2 on 7×7: floor ⌊(7 − 2)/2⌋ + 1 = 3, ceil mode ⌈(7 − 2)/2⌉ + 1 = 4 → torch gives "
-        f"{x.shape[-1]}×{x.shape[-2]} (ceil_mode={pool.ceil_mode})")  # fmt: skip
+    say(
+        f"  max-pool 2×2/2 on 7×7: floor ⌊(7 − 2)/2⌋ + 1 = 3, ceil mode ⌈(7 − 2)/2⌉ + 1 = 4 → torch gives "
+        f"{x.shape[-1]}×{x.shape[-2]} (ceil_mode={pool.ceil_mode})"
+    )
     rows, results = [], {}
     for name, (img, label) in variants().items():
         t = torch.tensor(img, dtype=torch.float32)[None, None]
@@ -99,16 +105,25 @@ def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
         pred = int(votes.argmax())
         # why: how alike its pooled maps are to each prototype's (cosine), i.e. to the vote patterns
         agree = [float(torch.cosine_similarity(pooled.flatten(), model.classifier[0].weight[k], 0)) for k in range(2)]
-        results[name] = {"votes": votes.tolist(), "pred": CLASSES[pred], "true": CLASSES[label],
-                         "right": pred == label, "similarity": agree}  # fmt: skip
+        results[name] = {
+            "votes": votes.tolist(),
+            "pred": CLASSES[pred],
+            "true": CLASSES[label],
+            "right": pred == label,
+            "similarity": agree,
+        }
         rows.append((name, img, maps[0], pooled[0], votes, f"{CLASSES[pred]} {'✓' if pred == label else '✗'}"))
-        say(f"  {name:<24} X {votes[0]:.3f}  O {votes[1]:.3f}  → {CLASSES[pred]} "
+        say(
+            f"  {name:<24} X {votes[0]:.3f}  O {votes[1]:.3f}  → {CLASSES[pred]} "
             f"{'✓' if pred == label else '✗'}  (pooled maps alike the X / O prototype's: "
-            f"cos {agree[0]:.2f} / {agree[1]:.2f})")  # fmt: skip
-    say("Why: a 1-px shift mostly moves a detector's peak inside its 2×2 pool window, so the cells that vote stay "
+            f"cos {agree[0]:.2f} / {agree[1]:.2f})"
+        )
+    say(
+        "Why: a 1-px shift mostly moves a detector's peak inside its 2×2 pool window, so the cells that vote stay "
         "lit; 2 px moves the peaks into neighbouring windows, which vote for the other class as much. A small "
         "rotation or a thicker stroke keeps enough of the ╲ ╳ ╱ matches; at 45° the diagonals become a plus that "
-        "none of the detectors matches.")  # fmt: skip
+        "none of the detectors matches."
+    )
     path = _plot(rows, out)
     say(f"figure: {path}")
     return {"pool_out": list(x.shape[1:]), "variants": results, "figure": str(path)}

@@ -17,8 +17,14 @@ def default_cfg(
     **extra,
 ) -> dict:
     """A model's defaults: input size (C, H, W), smallest input it accepts, classifier module name."""
-    return {"input_size": input_size, "min_input_size": min_input_size or input_size, "classifier": classifier,
-            "mean": (0.5,) * input_size[0], "std": (0.5,) * input_size[0], **extra}  # fmt: skip
+    return {
+        "input_size": input_size,
+        "min_input_size": min_input_size or input_size,
+        "classifier": classifier,
+        "mean": (0.5,) * input_size[0],
+        "std": (0.5,) * input_size[0],
+        **extra,
+    }
 
 
 def imagenet_stats(in_chans: int) -> dict:

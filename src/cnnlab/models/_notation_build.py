@@ -17,8 +17,12 @@ def _check_size(text: str, tokens: list[Token], sides: tuple[int, ...]) -> None:
         new = out_sides(sides, tok)
         if min(new) < 1:
             window = "×".join(map(str, axes(tok.kernel, len(sides))))
-            raise located(text, i, f"a {'×'.join(map(str, sides))} map is too small for this {window} window "
-                                    "(input too small for this model)")  # fmt: skip
+            raise located(
+                text,
+                i,
+                f"a {'×'.join(map(str, sides))} map is too small for this {window} window "
+                "(input too small for this model)",
+            )
         sides = new
 
 

@@ -14,8 +14,11 @@ from cnnlab.models._notation_parse import Token, format_notation, out_sides
 def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The leaf modules of `model` in the order they run, when it is a plain chain; ValueError saying why not."""
     if isinstance(model, SequentialClassifier):
-        overridden = [f for f in ("forward", "forward_features", "forward_head")
-                      if getattr(type(model), f) is not getattr(SequentialClassifier, f)]  # fmt: skip
+        overridden = [
+            f
+            for f in ("forward", "forward_features", "forward_head")
+            if getattr(type(model), f) is not getattr(SequentialClassifier, f)
+        ]
         if overridden:
             raise ValueError(f"{type(model).__name__} has its own {overridden[0]}(), not a plain chain of layers")
         extra = [n for n, _ in model.named_children() if n not in ("features", "avgpool", "classifier")]
@@ -43,8 +46,10 @@ def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
         elif isinstance(child, nn.Sequential) and type(child).forward is nn.Sequential.forward:
             out += _leaves(child, full)
         else:
-            raise ValueError(f"'{full}' ({type(child).__name__}) has its own forward(): a residual or branching "
-                             "block, which the notation (a plain chain of layers) cannot write")  # fmt: skip
+            raise ValueError(
+                f"'{full}' ({type(child).__name__}) has its own forward(): a residual or branching "
+                "block, which the notation (a plain chain of layers) cannot write"
+            )
     return out
 
 
@@ -87,8 +92,10 @@ def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.M
     """(input H×W, output H×W) of every pooling module, from one dry run on `input_size`."""
     seen: dict[nn.Module, tuple] = {}
     pools = [m for m in model.modules() if isinstance(m, _POOLS)]
-    hooks = [p.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (tuple(i[0].shape[2:]), tuple(o.shape[2:]))))
-             for p in pools]  # fmt: skip
+    hooks = [
+        p.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (tuple(i[0].shape[2:]), tuple(o.shape[2:]))))
+        for p in pools
+    ]
     was_training = model.training
     try:
         with torch.no_grad():
@@ -100,8 +107,16 @@ def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.M
     return seen
 
 
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d,
-          nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)  # fmt: skip
+_POOLS = (
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.MaxPool1d,
+    nn.AvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool1d,
+)
 _ADAPTIVE = _POOLS[4:]
 
 

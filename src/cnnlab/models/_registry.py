@@ -28,8 +28,10 @@ def model_params(fn: Callable, takes: Callable | None = None) -> dict[str, inspe
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         if takes is None:
             name = getattr(fn, "__name__", repr(fn))
-            raise TypeError(f"model constructor {name} takes **kwargs: register it with register_model(takes=...) "
-                            "naming the class or function they go to, so that its arguments can be checked")  # fmt: skip
+            raise TypeError(
+                f"model constructor {name} takes **kwargs: register it with register_model(takes=...) "
+                "naming the class or function they go to, so that its arguments can be checked"
+            )
         forwarded = inspect.signature(takes).parameters.values()
         accepted |= {p.name: p for p in forwarded if p.kind in _NAMED and p.default is not inspect.Parameter.empty}
     return accepted
@@ -110,8 +112,11 @@ def create_model(name: str, **kwargs) -> nn.Module:
     model = ctor(**kwargs)
     # what it takes to build this model again, saved in model files next to the weights: the arguments given, and
     # the class count and channels the model was built with even where they were the family's defaults
-    args = {k: accepted[k].default for k in ("num_classes", "in_chans")
-            if k in accepted and accepted[k].default is not inspect.Parameter.empty}  # fmt: skip
+    args = {
+        k: accepted[k].default
+        for k in ("num_classes", "in_chans")
+        if k in accepted and accepted[k].default is not inspect.Parameter.empty
+    }
     model.model_name = name
     model.model_args = {**args, **kwargs}
     return model

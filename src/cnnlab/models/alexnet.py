@@ -9,8 +9,13 @@ from cnnlab.models._base import SequentialClassifier, check_input_size, default_
 from cnnlab.models._registry import register_model
 
 # (out channels, kernel, stride, padding, max-pool 3×3/2 after it) — the paper's five conv layers
-_CONVS = [(96, 11, 4, 0, True), (256, 5, 1, 2, True), (384, 3, 1, 1, False), (384, 3, 1, 1, False),
-          (256, 3, 1, 1, True)]  # fmt: skip
+_CONVS = [
+    (96, 11, 4, 0, True),
+    (256, 5, 1, 2, True),
+    (384, 3, 1, 1, False),
+    (384, 3, 1, 1, False),
+    (256, 3, 1, 1, True),
+]
 MIN_SIZE = 39  # 39 → conv1 8 → pool 4 → conv2 4 → pool 2 → conv3-5 2 → pool 1 (ceil mode)
 
 

@@ -123,8 +123,10 @@ def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dic
         path = Path(raw)
         if path.suffix.lower() == ".onnx":
             # explanations need the torch model (gradients, hooks); the export is made from a run that has it
-            raise ValueError(f"{path}: serve takes a run folder or a .safetensors model file, not an .onnx export "
-                             "(saliency needs the torch model); serve the run it was exported from")  # fmt: skip
+            raise ValueError(
+                f"{path}: serve takes a run folder or a .safetensors model file, not an .onnx export "
+                "(saliency needs the torch model); serve the run it was exported from"
+            )
         model, meta = load_model(path)
         precision = resolve_precision(meta.get("precision", "fp32"), device)
         meta = {**meta, "precision": precision}
@@ -141,14 +143,17 @@ def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dic
 
 def _top(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
     values, indices = probs.topk(min(k, len(classes)))
-    return [{"class": classes[i], "index": i, "probability": round(p, 6)}
-            for p, i in zip(values.tolist(), indices.tolist(), strict=True)]  # fmt: skip
+    return [
+        {"class": classes[i], "index": i, "probability": round(p, 6)}
+        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
 
 
 def predict_image(s: Served, image: torch.Tensor, top: int) -> list[dict]:
     m = s.meta
-    logits = predict_logits(s.predictor, image[None], m["mean"], m["std"], "cpu", m["precision"],
-                            tta=m.get("tta", False), fold_bn=False)  # fmt: skip
+    logits = predict_logits(
+        s.predictor, image[None], m["mean"], m["std"], "cpu", m["precision"], tta=m.get("tta", False), fold_bn=False
+    )
     return _top(logits[0].softmax(0), m["classes"], top)
 
 
@@ -172,8 +177,9 @@ def _overlay(pixels: np.ndarray, heat: np.ndarray, scale: int = 8, alpha: float 
     return ((1 - alpha) * base + alpha * color).clip(0, 255).astype(np.uint8)
 
 
-def explain_image(s: Served, image: torch.Tensor, method: str, target: int | None, fmt: str, features: bool,
-                  top: int) -> dict:  # fmt: skip
+def explain_image(
+    s: Served, image: torch.Tensor, method: str, target: int | None, fmt: str, features: bool, top: int
+) -> dict:
     """Saliency of `target` (default: the predicted class) and the first conv layer's maps, as PNGs or arrays."""
     with s.lock:
         x = ex.to_input(image[None], s.meta)
@@ -182,8 +188,12 @@ def explain_image(s: Served, image: torch.Tensor, method: str, target: int | Non
     heat = heat[0].astype(np.float32)
     pixels = images.tensor_pixels(image)
     t = int(targets[0])
-    out: dict[str, Any] = {"model": s.id, "method": method, "target": {"class": s.meta["classes"][t], "index": t},
-                           "top": _top(probs[0], s.meta["classes"], top)}  # fmt: skip
+    out: dict[str, Any] = {
+        "model": s.id,
+        "method": method,
+        "target": {"class": s.meta["classes"][t], "index": t},
+        "top": _top(probs[0], s.meta["classes"], top),
+    }
     if fmt == "array":
         out["input"] = pixels.tolist()
         out["saliency"] = np.round(heat, 4).tolist()
@@ -197,9 +207,13 @@ def explain_image(s: Served, image: torch.Tensor, method: str, target: int | Non
         shown = maps[:MAX_FEATURE_MAPS]
         lo, hi = float(shown.min()), float(shown.max())
         scaled = (shown - lo) / max(hi - lo, 1e-12)  # one scale for all maps, as `cnnlab explain featuremaps`
-        out["feature_maps"] = {"layer": layer, "count": int(maps.shape[0]), "shape": list(maps.shape[1:]),
-                               "range": [lo, hi],
-                               "pngs": [images.data_url(images.png_bytes(_colormap(m, "viridis"))) for m in scaled]}  # fmt: skip
+        out["feature_maps"] = {
+            "layer": layer,
+            "count": int(maps.shape[0]),
+            "shape": list(maps.shape[1:]),
+            "range": [lo, hi],
+            "pngs": [images.data_url(images.png_bytes(_colormap(m, "viridis"))) for m in scaled],
+        }
     return out
 
 
@@ -209,8 +223,12 @@ def random_test_image(s: Served, seed: int | None) -> dict:
         raise UploadError(404, data)
     k = random.Random(seed).randrange(len(data)) if seed is not None else random.randrange(len(data))
     image, label = data.images[k], int(data.labels[k])
-    return {"model": s.id, "index": k, "label": {"class": s.meta["classes"][label], "index": label},
-            "image_png": images.data_url(images.png_bytes(images.tensor_pixels(image)))}  # fmt: skip
+    return {
+        "model": s.id,
+        "index": k,
+        "label": {"class": s.meta["classes"][label], "index": label},
+        "image_png": images.data_url(images.png_bytes(images.tensor_pixels(image))),
+    }
 
 
 # ---- request parsing ----
@@ -293,20 +311,26 @@ _FORM_DOC = {
     }
 }
 _EXPLAIN_DOC = copy.deepcopy(_FORM_DOC)
-_EXPLAIN_DOC["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"].update({
-    "method": {"type": "string", "enum": list(ex.METHODS), "default": "gradient"},
-    "target": {"type": "string", "description": "class name or index (default: the predicted class)"},
-    "format": {"type": "string", "enum": ["png", "array"], "default": "png"},
-    "features": {"type": "boolean", "default": True, "description": "include the first conv layer's feature maps"},
-})  # fmt: skip
+_EXPLAIN_DOC["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"].update(
+    {
+        "method": {"type": "string", "enum": list(ex.METHODS), "default": "gradient"},
+        "target": {"type": "string", "description": "class name or index (default: the predicted class)"},
+        "format": {"type": "string", "enum": ["png", "array"], "default": "png"},
+        "features": {"type": "boolean", "default": True, "description": "include the first conv layer's feature maps"},
+    }
+)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
-def create_app(paths: Sequence[str | Path], data_dir: str | None = None, max_bytes: int = images.MAX_BYTES,
-               max_pixels: int = images.MAX_PIXELS) -> FastAPI:  # fmt: skip
+def create_app(
+    paths: Sequence[str | Path],
+    data_dir: str | None = None,
+    max_bytes: int = images.MAX_BYTES,
+    max_pixels: int = images.MAX_PIXELS,
+) -> FastAPI:
     """The FastAPI app serving the models of `paths` (run folders or model files), each loaded once here.
 
     data_dir: where the models' data sets are (for random test images; default: the usual places, never a download).
@@ -314,10 +338,14 @@ def create_app(paths: Sequence[str | Path], data_dir: str | None = None, max_byt
     """
     served = load_served(paths, data_dir)
     # FastAPI's /docs and /redoc with Swagger UI and ReDoc served by the app itself (fastapi-offline), not a CDN
-    app = FastAPIOffline(title="cnnlab serve", version=cnnlab.__version__, static_url="/static-docs",
-                         swagger_ui_parameters={"validatorUrl": None},
-                         description="Try trained cnnlab models: predict, explain (saliency, feature maps), random "
-                         "test images. Errors are JSON objects {\"error\": \"one line\"}.")  # fmt: skip
+    app = FastAPIOffline(
+        title="cnnlab serve",
+        version=cnnlab.__version__,
+        static_url="/static-docs",
+        swagger_ui_parameters={"validatorUrl": None},
+        description="Try trained cnnlab models: predict, explain (saliency, feature maps), random "
+        'test images. Errors are JSON objects {"error": "one line"}.',
+    )
     app.state.served = served
 
     @app.exception_handler(UploadError)
@@ -364,8 +392,10 @@ def create_app(paths: Sequence[str | Path], data_dir: str | None = None, max_byt
 
     @app.get("/api/models", summary="The served models")
     async def models():
-        return {"models": [s.info() for s in served.values()],
-                "limits": {"max_bytes": max_bytes, "max_pixels": max_pixels}}  # fmt: skip
+        return {
+            "models": [s.info() for s in served.values()],
+            "limits": {"max_bytes": max_bytes, "max_pixels": max_pixels},
+        }
 
     @app.post("/api/predict", summary="Top-k classes of an uploaded image", openapi_extra=_FORM_DOC)
     async def predict(request: Request):

@@ -240,19 +240,27 @@ class TrainConfig:
         if self.init_from is None and (self.freeze is not None or self.init_strict):
             raise ValueError("--freeze and --init-strict apply to a run started with --init-from SOURCE")
         if self.patience is not None and self.val_split == 0:
-            raise ValueError("--patience watches the validation loss, but --val-split 0 leaves no validation data: "
-                             "give --val-split (e.g. 5000 or 0.1) or drop --patience")  # fmt: skip
+            raise ValueError(
+                "--patience watches the validation loss, but --val-split 0 leaves no validation data: "
+                "give --val-split (e.g. 5000 or 0.1) or drop --patience"
+            )
         if self.optimizer in FULL_BATCH and self.accumulate != 1:
-            raise ValueError(f"--accumulate does not go with --optimizer {self.optimizer}, which already accumulates "
-                             "the whole training set into one step")  # fmt: skip
+            raise ValueError(
+                f"--accumulate does not go with --optimizer {self.optimizer}, which already accumulates "
+                "the whole training set into one step"
+            )
         if self.nesterov and (self.optimizer not in ("sgd", "gd") or self.momentum == 0):
             raise ValueError(f"--nesterov needs --optimizer sgd with momentum > 0 (got {self.optimizer})")
-        needs = {"lr_end": ("linear", "cosine", "onecycle"), "decay_length": ("linear", "cosine"),
-                 "step_size": ("step",)}  # fmt: skip
+        needs = {
+            "lr_end": ("linear", "cosine", "onecycle"),
+            "decay_length": ("linear", "cosine"),
+            "step_size": ("step",),
+        }
         for key, schedules in needs.items():
             if getattr(self, key) is not None and self.schedule not in schedules:
-                raise ValueError(f"--{key.replace('_', '-')} applies to --schedule {' / '.join(schedules)}, "
-                                 f"not {self.schedule}")  # fmt: skip
+                raise ValueError(
+                    f"--{key.replace('_', '-')} applies to --schedule {' / '.join(schedules)}, not {self.schedule}"
+                )
         return self
 
 

@@ -136,16 +136,17 @@ def is_peer_failure(error: BaseException) -> bool:
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """BatchNorm → SyncBatchNorm (statistics over the global batch). torch implements it on GPUs only."""
     if device.type != "cuda":
-        raise ValueError("--sync-bn needs CUDA devices: torch's SyncBatchNorm runs on GPUs only (on CPU, train a "
-                         "model without BatchNorm for rank-count independent results)")  # fmt: skip
+        raise ValueError(
+            "--sync-bn needs CUDA devices: torch's SyncBatchNorm runs on GPUs only (on CPU, train a "
+            "model without BatchNorm for rank-count independent results)"
+        )
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def plain_batchnorm(module: nn.Module) -> nn.Module:
     """SyncBatchNorm → BatchNorm2d with the same weights and statistics (for saving, folding and evaluation)."""
     if isinstance(module, nn.SyncBatchNorm):
-        bn = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
-                            module.track_running_stats)  # fmt: skip
+        bn = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
         bn.load_state_dict(module.state_dict())
         return bn.to(next(module.parameters(), module.running_mean).device).train(module.training)
     for name, child in module.named_children():

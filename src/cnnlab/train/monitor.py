@@ -27,8 +27,9 @@ class Monitor:
     validation data); without one, a missing metric is an error naming what is logged.
     """
 
-    def __init__(self, metric: str = "val_loss", mode: str = "auto", min_delta: float = 0.0,
-                 fallback: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, metric: str = "val_loss", mode: str = "auto", min_delta: float = 0.0, fallback: str | None = None
+    ) -> None:
         if min_delta < 0:
             raise ValueError(f"min_delta must be ≥ 0, got {min_delta}")
         self.metric, self.mode, self.min_delta, self.fallback = metric, resolve_mode(metric, mode), min_delta, fallback

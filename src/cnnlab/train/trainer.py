@@ -246,8 +246,9 @@ class Trainer:
         seconds = time.perf_counter() - start if start is not None else 0.0
         seen = (self._seen - seen_before) * distributed.world_size()
         logs = {"epoch": round(epoch + self.batch / max(self.steps_per_epoch, 1), 3), **self._epoch_logs()}
-        logs.update(seconds=seconds, samples_per_s=seen / seconds if seconds > 0 else None, lr=self.last_lr,
-                    partial=True)  # fmt: skip
+        logs.update(
+            seconds=seconds, samples_per_s=seen / seconds if seconds > 0 else None, lr=self.last_lr, partial=True
+        )
         return logs
 
     # ---- evaluation
@@ -267,8 +268,11 @@ class Trainer:
         y = torch.cat(labels).cpu() if labels else torch.zeros(0, dtype=torch.int64)
         if distributed.active():  # each rank evaluated its shard: sums over ranks
             f = torch.nn.functional
-            mine = [f.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0,
-                    (logits.argmax(1) == y).sum().item() if len(y) else 0, len(y)]  # fmt: skip
+            mine = [
+                f.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0,
+                (logits.argmax(1) == y).sum().item() if len(y) else 0,
+                len(y),
+            ]
             loss_sum, correct, n = distributed.all_sum(mine)
             return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
         loss = torch.nn.functional.cross_entropy(logits, y).item()
@@ -308,9 +312,11 @@ class Trainer:
         if ranks is not None and len(ranks) == distributed.world_size():  # the same N: each rank its own streams
             state = {**state, **ranks[distributed.rank()]}
         elif ranks is not None:  # another N (or one process): rank 0's streams, the epoch's running sums summed
-            run = {"loss_sum": sum(r["running"]["loss_sum"] for r in ranks),
-                   "correct": sum(r["running"]["correct"] for r in ranks),
-                   "seen": sum(r["running"]["seen"] for r in ranks) if distributed.is_main() else 0}  # fmt: skip
+            run = {
+                "loss_sum": sum(r["running"]["loss_sum"] for r in ranks),
+                "correct": sum(r["running"]["correct"] for r in ranks),
+                "seen": sum(r["running"]["seen"] for r in ranks) if distributed.is_main() else 0,
+            }
             if not distributed.is_main():
                 run = {"loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64), "seen": 0}
             state = {**state, "running": run}

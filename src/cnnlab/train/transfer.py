@@ -82,9 +82,14 @@ class LoadReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"loaded": len(self.loaded), "head": self.head, "notes": self.notes, "missing": self.missing,
-                "unexpected": self.unexpected,
-                "wrong_shape": [[k, list(s), list(m)] for k, s, m in self.wrong_shape]}  # fmt: skip
+        return {
+            "loaded": len(self.loaded),
+            "head": self.head,
+            "notes": self.notes,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "wrong_shape": [[k, list(s), list(m)] for k, s, m in self.wrong_shape],
+        }
 
 
 # ---- reading a source
@@ -112,8 +117,10 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as e:
         first = str(e).split("\n")
         why = next((line.strip() for line in first if "GLOBAL" in line or "Unsupported" in line), first[0].strip())
-        raise ValueError(f"{path}: refused: the file needs code to load ({why[:160]}); cnnlab reads only plain "
-                         "tensors (weights_only=True) and never runs code from a weight file") from None  # fmt: skip
+        raise ValueError(
+            f"{path}: refused: the file needs code to load ({why[:160]}); cnnlab reads only plain "
+            "tensors (weights_only=True) and never runs code from a weight file"
+        ) from None
     except Exception as e:  # the weights-only unpickler fails on foreign bytes with many error types
         why = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise ValueError(f"{path}: not a PyTorch weight file ({why})") from None
@@ -196,8 +203,11 @@ def load_pretrained(
     """
     src = source if isinstance(source, Source) else None
     if src is None:
-        src = Source(Path("<state dict>"), source, None, "state dict") if isinstance(source, dict) else \
-            read_source(source)  # fmt: skip
+        src = (
+            Source(Path("<state dict>"), source, None, "state dict")
+            if isinstance(source, dict)
+            else read_source(source)
+        )
     theirs = dict(src.state)
     ours = model.state_dict()
     head = model.default_cfg["classifier"] if hasattr(model, "default_cfg") else None
@@ -236,9 +246,11 @@ def load_pretrained(
     if len(fit) * 2 < len(body):
         name = getattr(model, "model_name", type(model).__name__)
         theirs_name = f" (they were written for {src.meta['model']})" if src.meta and "model" in src.meta else ""
-        raise ValueError(f"{src.path}: the weights do not fit {name}{theirs_name}: only {len(fit)} of its "
-                         f"{len(body)} backbone tensors match by name and shape; pass --model with the "
-                         "architecture the file was written for")  # fmt: skip
+        raise ValueError(
+            f"{src.path}: the weights do not fit {name}{theirs_name}: only {len(fit)} of its "
+            f"{len(body)} backbone tensors match by name and shape; pass --model with the "
+            "architecture the file was written for"
+        )
     if strict and report.mismatches:
         raise ValueError(f"{src.path}: the weights do not match exactly (--init-strict): " + "; ".join(report.lines()))
     with torch.no_grad():
@@ -286,8 +298,10 @@ def frozen_names(model: nn.Module, spec: str | int | None) -> list[str]:
         all_blocks = blocks(model)
         n = int(text)
         if n >= len(all_blocks):
-            raise ValueError(f"--freeze {n}: the model has {len(all_blocks)} blocks and the last, the classifier, "
-                             f"must train ({', '.join(all_blocks)})")  # fmt: skip
+            raise ValueError(
+                f"--freeze {n}: the model has {len(all_blocks)} blocks and the last, the classifier, "
+                f"must train ({', '.join(all_blocks)})"
+            )
         prefixes = all_blocks[:n]
     else:
         prefixes = [p.strip().rstrip(".") for p in text.split(",") if p.strip()]
@@ -296,8 +310,10 @@ def frozen_names(model: nn.Module, spec: str | int | None) -> list[str]:
         hits = [n for n in names if n == p or n.startswith(p + ".")]
         if not hits:
             top = sorted({n.split(".")[0] for n in names})
-            raise ValueError(f"--freeze: no parameters under '{p}'; the model's modules: {', '.join(top)} "
-                             "(or features, none, a number of blocks)")  # fmt: skip
+            raise ValueError(
+                f"--freeze: no parameters under '{p}'; the model's modules: {', '.join(top)} "
+                "(or features, none, a number of blocks)"
+            )
         out += [n for n in hits if n not in out]
     return out
 
@@ -353,6 +369,12 @@ def param_groups(
                 (decay if decay_all or p.ndim > 1 else no_decay).append(p)
         for params, wd, suffix in ((decay, weight_decay, ""), (no_decay, 0.0, ".no_decay")):
             if params:
-                groups.append({"params": params, "lr": lr * mult, "weight_decay": wd,
-                               "name": ("head" if is_head else "backbone") + suffix})  # fmt: skip
+                groups.append(
+                    {
+                        "params": params,
+                        "lr": lr * mult,
+                        "weight_decay": wd,
+                        "name": ("head" if is_head else "backbone") + suffix,
+                    }
+                )
     return groups

@@ -92,8 +92,10 @@ class Checkpoint(Callback):
             return
         if self.best_path is not None and self.monitor.update(logs) and distributed.is_main():
             model = {k: v.detach().cpu() for k, v in self.trainer.model.state_dict().items()}
-            save_checkpoint(self.best_path, {"model": model, "epoch": epoch + 1, "monitor": self.monitor.metric,
-                                             "value": self.monitor.best})  # fmt: skip
+            save_checkpoint(
+                self.best_path,
+                {"model": model, "epoch": epoch + 1, "monitor": self.monitor.metric, "value": self.monitor.best},
+            )
         self.save()
 
     def state_dict(self) -> dict:

@@ -55,8 +55,12 @@ class EarlyStopping(Callback):
     def state_dict(self) -> dict:
         if self.monitor.best is None:
             return {}
-        return {**self.monitor.state_dict(), "best_epoch": self.best_epoch, "wait": self.wait,
-                "best_state": self.best_state}  # fmt: skip
+        return {
+            **self.monitor.state_dict(),
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "best_state": self.best_state,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.monitor.load_state_dict(state)

@@ -28,8 +28,9 @@ class FreezeSchedule(Callback):
             self.frozen = freeze(self.trainer.model, self.spec)
             if self.log is not None:
                 total = sum(1 for _ in self.trainer.model.parameters())
-                self.log(f"frozen for {self.epochs} epoch(s): {len(self.frozen)} of {total} parameter tensors "
-                         f"({self.spec})")  # fmt: skip
+                self.log(
+                    f"frozen for {self.epochs} epoch(s): {len(self.frozen)} of {total} parameter tensors ({self.spec})"
+                )
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         if self.frozen and epoch >= self.epochs:

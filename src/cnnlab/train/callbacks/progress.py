@@ -29,9 +29,13 @@ class ProgressBar(Callback):
     order = ORDER_REPORT
 
     def __init__(
-        self, stream: TextIO | None = None, verbose: int = 1, refresh: float = 0.2, width: int = 30,
+        self,
+        stream: TextIO | None = None,
+        verbose: int = 1,
+        refresh: float = 0.2,
+        width: int = 30,
         every: float = 10.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stream = stream or sys.stdout
         self.verbose = verbose
         self.refresh = refresh
@@ -74,8 +78,10 @@ class ProgressBar(Callback):
         run = self.trainer.running_logs()
         run_eta = self.run_eta()
         whole = f" (run {fmt_time(run_eta)})" if run_eta is not None else ""
-        stats = (f"ETA {fmt_time(eta)}{whole} - loss: {run['loss']:.4f} - accuracy: {run['accuracy']:.4f} - "
-                 f"{self.samples / elapsed:,.0f} samples/s")  # fmt: skip
+        stats = (
+            f"ETA {fmt_time(eta)}{whole} - loss: {run['loss']:.4f} - accuracy: {run['accuracy']:.4f} - "
+            f"{self.samples / elapsed:,.0f} samples/s"
+        )
         if self.live:
             filled = int(self.width * done / max(self.steps, 1))
             bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") + "." * (self.width - filled)

@@ -44,6 +44,9 @@ class TerminateOnNaN(Callback):
         if step < 0:
             return False
         t = self.trainer
-        t.stop(f"the loss became {float(self.value)} at step {step} "
-               f"(epoch {(step - 1) // max(t.updates_per_epoch, 1) + 1}, lr {t.last_lr:g})", diverged=True)  # fmt: skip
+        t.stop(
+            f"the loss became {float(self.value)} at step {step} "
+            f"(epoch {(step - 1) // max(t.updates_per_epoch, 1) + 1}, lr {t.last_lr:g})",
+            diverged=True,
+        )
         return True

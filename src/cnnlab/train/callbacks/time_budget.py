@@ -131,17 +131,26 @@ class TimeBudget(Callback):
         if replan:
             self.replans += 1
             if self.log and total != self.plan["steps"]:
-                self.log(f"time budget {self.seconds:g} s: {total:,} steps at {step_s * 1e3:.1f} ms/step measured "
-                         f"since step {self.plan['planned_at']:,} (was {self.plan['steps']:,})")  # fmt: skip
+                self.log(
+                    f"time budget {self.seconds:g} s: {total:,} steps at {step_s * 1e3:.1f} ms/step measured "
+                    f"since step {self.plan['planned_at']:,} (was {self.plan['steps']:,})"
+                )
             self.plan.update(decided, replans=self.replans)
         else:
-            self.plan = {"budget_s": self.seconds, **decided, "inference_samples_per_s": round(1 / per_sample, 1),
-                         "reserved_s": round(self.post, 2), "replans": 0}  # fmt: skip
+            self.plan = {
+                "budget_s": self.seconds,
+                **decided,
+                "inference_samples_per_s": round(1 / per_sample, 1),
+                "reserved_s": round(self.post, 2),
+                "replans": 0,
+            }
             if self.log:
                 first = "the budget ends first" if fit <= self.cap else f"--epochs ends first ({self.cap} steps)"
-                self.log(f"time budget {self.seconds:g} s: {total:,} steps ({self.plan['epochs']:g} epochs) at "
-                         f"{step_s * 1e3:.1f} ms/step measured, {self.post:.1f} s kept for the final evaluation; "
-                         f"{first}")  # fmt: skip
+                self.log(
+                    f"time budget {self.seconds:g} s: {total:,} steps ({self.plan['epochs']:g} epochs) at "
+                    f"{step_s * 1e3:.1f} ms/step measured, {self.post:.1f} s kept for the final evaluation; "
+                    f"{first}"
+                )
         t.plan(total)
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
@@ -160,20 +169,28 @@ class TimeBudget(Callback):
         if self.plan is not None and t.step >= self.plan["steps"]:
             t.stop(f"time budget: the {self.plan['steps']:,} planned steps are done")
         elif self.clock() >= self.seconds - self.post:
-            t.stop(f"time budget of {self.seconds:g} s: stopped at step {t.step:,} to leave {self.post:.1f} s "
-                   "for the final evaluation")  # fmt: skip
+            t.stop(
+                f"time budget of {self.seconds:g} s: stopped at step {t.step:,} to leave {self.post:.1f} s "
+                "for the final evaluation"
+            )
 
     def on_train_end(self, logs: dict) -> None:
         t = self.trainer
         if self.plan is None:  # the run ended before it could be measured: say what ended it
             by_epochs = t.stop_reason is None and not t.interrupted
-            self.plan = {"budget_s": self.seconds, "steps": t.step, "epochs": round(t.step / t.updates_per_epoch, 3),
-                         "ended_by": "epochs" if by_epochs else "budget"}  # fmt: skip
+            self.plan = {
+                "budget_s": self.seconds,
+                "steps": t.step,
+                "epochs": round(t.step / t.updates_per_epoch, 3),
+                "ended_by": "epochs" if by_epochs else "budget",
+            }
             if self.log and by_epochs:
                 self.log(f"time budget {self.seconds:g} s: --epochs ends first ({t.step:,} steps)")
             elif self.log and t.stop_reason and t.stop_reason.startswith("time budget"):
-                self.log(f"time budget {self.seconds:g} s: used up after {t.step:,} step(s), before the training "
-                         "rate could be measured (start-up and the first steps took it all); give a larger budget")  # fmt: skip
+                self.log(
+                    f"time budget {self.seconds:g} s: used up after {t.step:,} step(s), before the training "
+                    "rate could be measured (start-up and the first steps took it all); give a larger budget"
+                )
 
     def state_dict(self) -> dict:
         return {}
