@@ -74,7 +74,7 @@ def write_fake_idx(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool
 def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
     """A LeNet-5 run folder trained on the generated task of `write_fake_idx` (seconds; the serve and deploy tests'
     model)."""
-    from cnnlab.pipeline import train_run
+    from cnnlab.run.train import train_run
     from cnnlab.train.config import TrainConfig
 
     cfg = TrainConfig(

@@ -191,9 +191,9 @@ def test_flip_tta_is_the_mean_of_image_and_mirror_logits(trained_run, fake_idx):
 
     model, meta = load_model(trained_run)
     images = load_dataset("fashion-mnist", data_dir=fake_idx).test.images[:40]
-    plain = predict_logits(model, images, meta["mean"], meta["std"], "cpu", "fp32")
-    mirror = predict_logits(model, images.flip(3), meta["mean"], meta["std"], "cpu", "fp32")
-    tta = predict_logits(model, images, meta["mean"], meta["std"], "cpu", "fp32", tta=True)
+    plain = predict_logits(model, images, meta.mean, meta.std, "cpu", "fp32")
+    mirror = predict_logits(model, images.flip(3), meta.mean, meta.std, "cpu", "fp32")
+    tta = predict_logits(model, images, meta.mean, meta.std, "cpu", "fp32", tta=True)
     assert torch.allclose(tta, (plain + mirror) / 2, atol=1e-5) and not torch.allclose(tta, plain, atol=1e-3)
     # the run was trained without --tta: evaluate follows the run unless told; --tta changes the result
     off = json.loads(cnnlab("evaluate", trained_run, "--data-dir", fake_idx, "--json").stdout)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cnnlab.data import load_dataset
-from cnnlab.pipeline import train_run
+from cnnlab.run.train import train_run
 from cnnlab.train.config import TrainConfig
 
 pytestmark = pytest.mark.fashion

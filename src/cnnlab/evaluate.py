@@ -1,6 +1,7 @@
 """Metrics on a labelled set: accuracy, loss, per-class precision / recall / F1, confusion matrix.
 
-The logits come from `cnnlab.infer`, the one inference path (BN folded, the run's precision and TTA).
+The logits come from a `cnnlab.infer.Classifier`: the torch model through the one inference path (BN folded, the
+run's precision and TTA), or an ONNX Runtime session fed the same way.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from cnnlab.data.dataset import ImageSet
-from cnnlab.infer import predict_logits
+from cnnlab.infer import Classifier
+from cnnlab.io.meta import RunMeta
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -66,38 +67,26 @@ def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: lis
     }
 
 
-def evaluate_model(
-    model: nn.Module,
-    data: ImageSet,
-    meta: dict,
-    device: str = "auto",
-    precision: str | None = None,
-    tta: bool | None = None,
-    log: Callable[[str], None] | None = None,
-) -> dict:
-    """Evaluate `model` on `data` with the normalization (and, unless given, the precision and flip TTA) in `meta`.
+def evaluate(classifier: Classifier, data: ImageSet, log: Callable[[str], None] | None = None) -> dict:
+    """The report of `metrics_from_logits` for a classifier (torch or ONNX) on a labelled set, fed as its metadata
+    says (normalization, and flip TTA unless the classifier was told otherwise).
 
     log: gets a progress line every 10 s of a long evaluation.
     """
-    check_compatible(meta, data.image_shape, len(data.classes))
-    tta = meta.get("tta", False) if tta is None else tta
-    logits = predict_logits(
-        model, data.images, meta["mean"], meta["std"], device, precision or meta["precision"], tta=tta, log=log
-    )
-    return metrics_from_logits(logits, data.labels, meta.get("classes") or data.classes)
+    check_compatible(classifier.meta, data.image_shape, len(data.classes))
+    return metrics_from_logits(classifier.logits(data.images, log=log), data.labels, list(classifier.meta.classes))
 
 
-def check_compatible(meta: dict, image_shape: tuple[int, int, int], num_classes: int) -> None:
+def check_compatible(meta: RunMeta, image_shape: tuple[int, int, int], num_classes: int) -> None:
     """Refuse data whose image shape or class count differs from what the model was trained on."""
-    want = tuple(meta["input_size"])
-    if tuple(image_shape) != want:
-        c, h, w = want
+    if tuple(image_shape) != meta.input_size:
+        c, h, w = meta.input_size
         raise ValueError(
             f"the model was trained on {c}×{h}×{w} images (C×H×W) but the data are "
             f"{'×'.join(map(str, image_shape))}; use the same dataset or pass --image-size {h}"
         )
-    if num_classes != len(meta["classes"]):
-        raise ValueError(f"the model has {len(meta['classes'])} classes but the data have {num_classes}")
+    if num_classes != meta.num_classes:
+        raise ValueError(f"the model has {meta.num_classes} classes but the data have {num_classes}")
 
 
 def format_report(result: dict, classes: list[str]) -> str:

@@ -14,21 +14,22 @@ from torch import nn
 
 from cnnlab.data import DataSplits, ImageSet
 from cnnlab.infer import cnn_codes
+from cnnlab.io import RunMeta
 
 SPLITS = ("train", "val", "test")
 
 
-def split_codes(model: nn.Module, meta: dict, data: ImageSet, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def split_codes(model: nn.Module, meta: RunMeta, data: ImageSet, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(codes (N, D) float32, labels (N,) int64) of one split, normalized with the model's training mean / std."""
-    if tuple(data.image_shape) != tuple(meta["input_size"]) and data.image_shape[0] != meta["input_size"][0]:
+    if tuple(data.image_shape) != tuple(meta.input_size) and data.image_shape[0] != meta.input_size[0]:
         raise ValueError(
-            f"the model takes {meta['input_size'][0]}-channel images, the data has {data.image_shape[0]} channels"
+            f"the model takes {meta.input_size[0]}-channel images, the data has {data.image_shape[0]} channels"
         )
-    codes = cnn_codes(model, data.images, meta["mean"], meta["std"], device=device)
+    codes = cnn_codes(model, data.images, meta.mean, meta.std, device=device)
     return codes.numpy(), data.labels.numpy()
 
 
-def extract(model: nn.Module, meta: dict, splits: DataSplits, device: str = "cpu") -> dict[str, np.ndarray]:
+def extract(model: nn.Module, meta: RunMeta, splits: DataSplits, device: str = "cpu") -> dict[str, np.ndarray]:
     """The codes and labels of every split present: {train_codes, train_labels, val_…, test_…, classes}."""
     out: dict[str, np.ndarray] = {"classes": np.array(splits.classes)}
     for name in SPLITS:

@@ -14,11 +14,13 @@ import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from cnnlab.data.transforms import Normalize
+from cnnlab.io.meta import RunMeta
 from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.models import main_output
 from cnnlab.runtime import autocast, resolve_device, resolve_precision, use_channels_last
@@ -74,14 +76,13 @@ def run(
     tta: bool = False,
     head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     progress: Callable[[int], None] | None = None,
-    every: float = 10.0,
 ) -> torch.Tensor:
     """Outputs (N, …) in float32 on the CPU for batches of float model input (B, C, H, W), concatenated in order.
 
     fold_bn: merge BatchNorm into the preceding conv/linear (on a copy) — the deployed form of the network.
     tta: flip test-time augmentation, the mean of each image's output and its left–right mirror's.
     head: what to compute from the module and a batch; default the main logits (auxiliary heads dropped).
-    progress: called with the samples done so far, at most every `every` seconds (a long pass is never silent).
+    progress: called with the samples done so far after every batch (e.g. a `Progress`: a long pass is never silent).
     """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -89,7 +90,7 @@ def run(
     net = prepare(model, device, channels_last, fold_bn)
     head = head or (lambda m, x: main_output(m(x)))
     outs = []
-    done, last = 0, time.perf_counter()
+    done = 0
     with eval_mode(net):
         for x in batches:
             x = x.to(device, non_blocking=True)
@@ -101,9 +102,8 @@ def run(
                     out = (out + head(net, x.flip(3)).float()) / 2
             outs.append(out.cpu())
             done += len(out)
-            if progress is not None and time.perf_counter() - last >= every:
+            if progress is not None:
                 progress(done)
-                last = time.perf_counter()
     return torch.cat(outs) if outs else torch.zeros(0, 0)
 
 
@@ -121,6 +121,24 @@ def normalized_batches(
     device = resolve_device(device)
     for chunk in images.split(batch_size):
         yield normalize(chunk.to(device, non_blocking=True))
+
+
+class Progress:
+    """A progress line (done, rate, ETA) for `log` at most every `every` seconds of a long pass over `total` images."""
+
+    def __init__(self, total: int, log: Callable[[str], None] | None, every: float = 10.0) -> None:
+        self.total, self.log, self.every = total, log, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int) -> None:
+        now = time.perf_counter()
+        if self.log is None or now - self.last < self.every or done <= 0:
+            return
+        self.last = now
+        rate = done / (now - self.start)
+        self.log(
+            f"inference: {done:,}/{self.total:,} images, {rate:,.0f} images/s, ETA {(self.total - done) / rate:.0f} s"
+        )
 
 
 def predict_logits(
@@ -143,22 +161,55 @@ def predict_logits(
     """
     device = resolve_device(device)
     batches = normalized_batches(images, mean, std, batch_size, device)
-    start, n = time.perf_counter(), len(images)
-
-    def progress(done: int) -> None:
-        rate = done / (time.perf_counter() - start)
-        log(f"inference: {done:,}/{n:,} images, {rate:,.0f} images/s, ETA {(n - done) / rate:.0f} s")
-
     return run(
-        model,
-        batches,
-        device,
-        precision,
-        fold_bn=fold_bn,
-        tta=tta,
-        head=head,
-        progress=progress if log is not None else None,
+        model, batches, device, precision, fold_bn=fold_bn, tta=tta, head=head, progress=Progress(len(images), log)
     )
+
+
+class Classifier(Protocol):
+    """What evaluate, predict, bench and serve run: a trained classifier and how to feed it.
+
+    `meta` says how (input size, mode, mean / std, classes, flip TTA); `logits` takes uint8 images (N, C, H, W) and
+    returns float32 logits (N, classes) on the CPU. The torch model (`TorchClassifier`) and an ONNX Runtime session
+    (`cnnlab.deploy.onnx_runtime.OnnxClassifier`) both meet it.
+    """
+
+    meta: RunMeta
+
+    def logits(
+        self, images: torch.Tensor, tta: bool | None = None, log: Callable[[str], None] | None = None
+    ) -> torch.Tensor: ...
+
+
+class TorchClassifier:
+    """A trained torch model behind the `Classifier` protocol: BatchNorm folded once, channels_last where it pays,
+    on `device`, in the precision it was trained in (or `precision`), flip TTA as the run says (or `tta`).
+
+    `model` stays as it was given (explanations need it unfolded); `net` is the prepared copy inference runs.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        meta: RunMeta,
+        device: str | torch.device = "auto",
+        precision: str | None = None,
+        tta: bool | None = None,
+    ) -> None:
+        self.model, self.meta = model, meta
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision or meta.precision, self.device)
+        self.tta = meta.tta if tta is None else tta
+        self.net = prepare(model, self.device, use_channels_last(self.device, self.precision), fold_bn=True)
+
+    def logits(
+        self, images: torch.Tensor, tta: bool | None = None, log: Callable[[str], None] | None = None
+    ) -> torch.Tensor:
+        m = self.meta
+        tta = self.tta if tta is None else tta
+        return predict_logits(
+            self.net, images, m.mean, m.std, self.device, self.precision, tta=tta, fold_bn=False, log=log
+        )
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

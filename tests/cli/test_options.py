@@ -89,7 +89,7 @@ def _loaded_after(code: str) -> set[str]:
     return set(out.split())
 
 
-HEAVY = {"torch", "matplotlib", "cnnlab.train", "cnnlab.explain", "cnnlab.pipeline", "cnnlab.data", "cnnlab.models"}
+HEAVY = {"torch", "matplotlib", "cnnlab.train", "cnnlab.explain", "cnnlab.run", "cnnlab.data", "cnnlab.models"}
 
 
 def test_import_cnnlab_is_light():

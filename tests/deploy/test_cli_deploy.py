@@ -107,8 +107,26 @@ def test_bench_quick(toy_run):
     assert "onnxruntime" in result["versions"] and "hardware:" in stdout
 
 
-def test_serve_refuses_an_onnx_file_in_one_line(exported):
+def test_serve_predicts_with_an_onnx_file_and_says_why_it_cannot_explain(exported, toy_run, fake_idx):
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from cnnlab.serve.app import create_app
+    from tests.serve.conftest import square_png
+
     fp32, _, _ = exported
-    _, err = run_cli("serve", fp32, code=2)
-    assert "serve takes a run folder or a .safetensors model file" in err and len(err.strip().splitlines()) == 1
+    with TestClient(create_app([toy_run, fp32], data_dir=str(fake_idx))) as client:
+        models = {m["id"]: m for m in client.get("/api/models").json()["models"]}
+        onnx_id = next(k for k in models if k != "toy")
+        assert models[onnx_id]["methods"] == [] and models["toy"]["methods"]
+        answers = {}
+        for sid in ("toy", onnx_id):
+            files = {"image": ("a.png", square_png(3), "image/png")}
+            r = client.post("/api/predict", files=files, data={"model": sid})
+            assert r.status_code == 200, r.text
+            answers[sid] = r.json()["top"][0]
+        assert answers["toy"]["class"] == answers[onnx_id]["class"]
+        assert answers["toy"]["probability"] == pytest.approx(answers[onnx_id]["probability"], abs=1e-4)
+        r = client.post("/api/explain", files={"image": ("a.png", square_png(3), "image/png")}, data={"model": onnx_id})
+        assert r.status_code == 400 and "ONNX" in r.json()["error"]
+        assert client.get(f"/api/models/{onnx_id}/random?seed=1").status_code == 200

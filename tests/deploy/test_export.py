@@ -11,24 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.deploy.export import export_onnx, read_onnx_meta, to_onnx_proto
+from cnnlab.deploy.export import export_onnx, to_onnx_proto
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
-from cnnlab.io import save_model
+from cnnlab.io import RunMeta, save_model
 from cnnlab.models import create_model, main_output
 from tests.deploy.conftest import run_cli
 
 
-def _meta(c: int, size: int, classes: int = 10) -> dict:
-    return {
-        "classes": [f"class {i}" for i in range(classes)],
-        "input_size": [c, size, size],
-        "mean": [0.4] * c,
-        "std": [0.3] * c,
-        "mode": "L" if c == 1 else "RGB",
-        "dataset": "fashion-mnist",
-        "tta": False,
-        "precision": "fp32",
-    }
+def _meta(model: nn.Module, c: int, size: int, **values) -> RunMeta:
+    classes = [f"class {i}" for i in range(model.model_args["num_classes"])]
+    record = {"classes": classes, "input_size": [c, size, size], "mean": [0.4] * c, "std": [0.3] * c}
+    return RunMeta.for_model(model, **record, dataset="fashion-mnist", **values)
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:
@@ -54,7 +47,7 @@ def _randomize_bn(model: nn.Module) -> nn.Module:
 )
 def test_onnx_parity(name, kwargs, c, size, tmp_path):
     model = _randomize_bn(create_model(name, num_classes=10, in_chans=c, **kwargs))
-    path = export_onnx(model, {"model": name, "model_args": kwargs, **_meta(c, size)}, tmp_path / "m.onnx")
+    path = export_onnx(model, _meta(model, c, size), tmp_path / "m.onnx")
     proto = onnx.load(str(path))
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded
@@ -70,19 +63,19 @@ def test_onnx_parity(name, kwargs, c, size, tmp_path):
 
 
 def test_metadata_round_trip(tmp_path):
-    meta = {"model": "lenet5", "model_args": {}, **_meta(1, 28), "tta": True, "metrics": {"test_accuracy": 0.9}}
-    path = export_onnx(create_model("lenet5", num_classes=10, in_chans=1), meta, tmp_path / "m.onnx", "runs/x")
-    record = read_onnx_meta(path)
-    for key in ("model", "classes", "input_size", "mean", "std", "mode", "dataset", "tta", "metrics"):
-        assert record[key] == meta[key], key
-    assert record["source_run"] == "runs/x" and record["bn_folded"]
+    model = create_model("lenet5", num_classes=10, in_chans=1)
+    meta = _meta(model, 1, 28, tta=True, metrics={"test_accuracy": 0.9})
+    path = export_onnx(model, meta, tmp_path / "m.onnx", "runs/x")
+    back = OnnxClassifier(path).meta
+    assert back.replace(export=None) == meta and back.mode == "L"
+    assert back.export.source_run == "runs/x" and back.export.precision == "fp32"
     # the plain props a stranger reads without cnnlab
     props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    assert json.loads(props["classes"]) == meta["classes"] and json.loads(props["input_size"]) == [1, 28, 28]
+    assert json.loads(props["classes"]) == list(meta.classes) and json.loads(props["input_size"]) == [1, 28, 28]
     assert json.loads(props["mean"]) == [0.4] and json.loads(props["std"]) == [0.3]
     assert props["input_mode"] == "L" and props["tta"] == "flip" and props["source_run"] == "runs/x"
     assert "(x - mean)/std" in props["preprocess"]
-    assert OnnxClassifier(path).meta["classes"] == meta["classes"]
+    assert json.loads(props["cnnlab"])["bn_folded"] is True
 
 
 def test_untraceable_module_is_named():
@@ -96,15 +89,13 @@ def test_untraceable_module_is_named():
         to_onnx_proto(model.eval(), [1, 8, 8])
 
 
-def test_unknown_input_size_asks_for_input(tmp_path):
-    # model files always record their input size now (save_model fills it in); a model handed over in Python may not
+def test_export_input_size_flag(tmp_path):
     model = create_model("lenet5", num_classes=10, in_chans=1).eval()
-    meta = {k: v for k, v in _meta(1, 28).items() if k != "input_size"}
-    with pytest.raises(ValueError, match=r"--input C,H,W"):
-        export_onnx(model, meta, tmp_path / "m.onnx")
-    save_model(tmp_path / "model.safetensors", model, _meta(1, 28))
+    save_model(tmp_path / "model.safetensors", model, _meta(model, 1, 28))
     run_cli("export", tmp_path / "model.safetensors", "--input", "1,28,28", "--out", tmp_path / "m.onnx")
-    assert read_onnx_meta(tmp_path / "m.onnx")["input_size"] == [1, 28, 28]
+    assert OnnxClassifier(tmp_path / "m.onnx").meta.input_size == (1, 28, 28)
+    _, err = run_cli("export", tmp_path / "model.safetensors", "--input", "3,28,28", "--out", tmp_path / "c.onnx", code=2)
+    assert "'mean' must be 3 number(s)" in err and not (tmp_path / "c.onnx").exists()
 
 
 def test_bad_onnx_files(tmp_path, fake_idx):
@@ -117,7 +108,8 @@ def test_bad_onnx_files(tmp_path, fake_idx):
     assert "not a valid ONNX model" in err and len(err.strip().splitlines()) == 1
 
     # a foreign classifier: no cnnlab metadata
-    path = export_onnx(create_model("lenet5", num_classes=10, in_chans=1), _meta(1, 28), tmp_path / "m.onnx")
+    model = create_model("lenet5", num_classes=10, in_chans=1)
+    path = export_onnx(model, _meta(model, 1, 28), tmp_path / "m.onnx")
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     onnx.save(proto, str(tmp_path / "foreign.onnx"))

@@ -11,7 +11,7 @@ from PIL import Image
 from cnnlab.data import InMemoryLoader, channel_stats
 from cnnlab.data.folder import read_image_folder
 from cnnlab.data.streaming import StreamingFolderLoader, file_set, load_streaming, should_stream
-from cnnlab.pipeline import train_run
+from cnnlab.run.train import train_run
 from cnnlab.train.config import TrainConfig
 from tests.conftest import make_images
 
@@ -83,5 +83,5 @@ def test_the_statistics_sample_is_not_lost_to_the_validation_split(folder, monke
     # held-out split it must not lie wholly in the held-out files (the bug: channel statistics of 0 images, NaN)
     monkeypatch.setattr("cnnlab.data.streaming.SAMPLE", 20)
     splits = load_streaming(f"folder:{folder}", 30, 0, None, None)
-    assert 0 < len(splits.train.images) <= 20
-    assert all(torch.isfinite(torch.tensor(channel_stats(splits.train.images))).flatten())
+    assert 0 < len(splits.train.sample) <= 20
+    assert all(torch.isfinite(torch.tensor(channel_stats(splits.train.sample.images))).flatten())

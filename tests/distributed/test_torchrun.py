@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cnnlab.pipeline import train_run
+from cnnlab.run.train import train_run
 from cnnlab.train.config import TrainConfig
 from tests.conftest import write_fake_idx
 from tests.distributed.helpers import TORCHRUN, env, free_port, torchrun, train_args

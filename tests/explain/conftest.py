@@ -6,7 +6,7 @@ import pytest
 
 from cnnlab.data import load_dataset
 from cnnlab.io import load_model
-from cnnlab.pipeline import train_run
+from cnnlab.run.train import train_run
 from cnnlab.train.config import TrainConfig
 from tests.conftest import make_shape_images, write_idx_task
 

@@ -5,6 +5,7 @@ import torch
 
 from cnnlab.explain import feature_maps, list_layers, maximize, receptive_field, saliency
 from cnnlab.explain._common import first_conv
+from cnnlab.io import RunMeta
 from cnnlab.models import create_model, list_models
 
 # one per family where it is registered: residual blocks (a ReLU module used twice), inception + auxiliary heads
@@ -15,7 +16,7 @@ NAMES = [n for n in ("lecture_cnn", "resnet18", "googlenet") if n in list_models
 def test_methods_run_on(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=4, in_chans=3, img_size=32).eval()
-    meta = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.25] * 3, "classes": list("abcd")}
+    meta = RunMeta.for_model(model, input_size=[3, 32, 32], mean=[0.5] * 3, std=[0.25] * 3, classes=list("abcd"))
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     x = (images.float() / 255 - 0.5) / 0.25
     rows = list_layers(model, (3, 32, 32))

@@ -37,7 +37,7 @@ def test_featuremaps_match_the_layer_output(toy_lenet, tmp_path):
     model, meta, test = toy_lenet
     layer, maps = feature_maps(model, meta, test.images[0], "features.4")  # the ReLU after conv2
     assert maps.shape == (16, 10, 10) and maps.min() >= 0
-    x = (test.images[:1].float() / 255 - meta["mean"][0]) / meta["std"][0]
+    x = (test.images[:1].float() / 255 - meta.mean[0]) / meta.std[0]
     with torch.no_grad():
         want = model.features[:5](x)[0].numpy()
     np.testing.assert_allclose(maps, want, atol=1e-5)
@@ -65,7 +65,7 @@ def test_bad_layers_are_explained(toy_lenet):
 
 def test_layers_lists_names_and_shapes(toy_lenet):
     model, meta, _ = toy_lenet
-    rows = {r["name"]: r for r in list_layers(model, tuple(meta["input_size"]))}
+    rows = {r["name"]: r for r in list_layers(model, meta.input_size)}
     assert rows["features.0"]["output"] == [6, 28, 28] and rows["features.5"]["output"] == [16, 5, 5]
     assert rows["classifier.4"]["output"] == [10] and rows["classifier.0"]["type"] == "Linear"
     assert "features.3    Conv2d      16×10×10" in format_layers(list(rows.values()))

@@ -59,7 +59,7 @@ def refused(proc: subprocess.CompletedProcess, *names: str) -> str:
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "m.safetensors"
-    save_model(path, create_model("lenet5", num_classes=10, in_chans=1), META)
+    save_model(path, create_model("lenet5", num_classes=10, in_chans=1), **META)
     return path
 
 
@@ -110,7 +110,7 @@ def test_non_finite_weights_are_refused(tmp_path, png):
     with torch.no_grad():
         model.features[0].weight[0, 0, 0, 0] = float("nan")
     path = tmp_path / "nan.safetensors"
-    save_model(path, model, META)
+    save_model(path, model, **META)
     refused(cnnlab("predict", path, png), path, "non-finite weights", "features.0.weight")
 
 
@@ -266,7 +266,7 @@ def test_resume_of_a_finished_run_rewrites_nothing(tmp_path, fake_idx):
 
 
 def test_a_run_that_fails_after_the_swap_puts_the_old_folder_back(tmp_path, fake_idx):
-    from cnnlab.pipeline import train_run
+    from cnnlab.run.train import train_run
     from cnnlab.train.callbacks import Callback
     from cnnlab.train.config import TrainConfig
 
@@ -347,7 +347,7 @@ def _tiny_npz(path: Path, n: int = 20, labels_dtype=np.int64) -> Path:
 def test_evaluate_prints_its_report_when_the_run_folder_cannot_take_the_plot(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    save_model(run / "model.safetensors", create_model("lenet5", num_classes=10, in_chans=1), META)
+    save_model(run / "model.safetensors", create_model("lenet5", num_classes=10, in_chans=1), **META)
     (run / "confusion.png").mkdir()  # unwritable as a file (a read-only folder cannot be made so for root)
     data = f"npz:{_tiny_npz(tmp_path / 'd.npz')}"
     proc = cnnlab("evaluate", run, "--data", data, "--val-split", "0")
@@ -397,7 +397,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch)
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
 
     monkeypatch.setattr(torch, "save", full_disk_save)
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: SimpleNamespace(free=0))
+    monkeypatch.setattr(io.files.shutil, "disk_usage", lambda p: SimpleNamespace(free=0))
     with pytest.raises(OSError, match="could not be written \\(No space left on device\\); the previous file") as e:
         io.save_checkpoint(path, {"model": {}, "step": 2})
     assert e.value.errno == errno.ENOSPC

@@ -180,16 +180,16 @@ def test_resolver_leaves_other_names_alone():
 def test_model_file_round_trip(tmp_path):
     model = create_model("CL8k3-BN-MP4-FC16-D0.5-FC10", num_classes=10, in_chans=1).eval()
     model.reset_classifier(3)
-    path = save_model(tmp_path / "m.safetensors", model, {"classes": ["a", "b", "c"], "input_size": [1, 28, 28]})
+    path = save_model(tmp_path / "m.safetensors", model, classes=["a", "b", "c"], input_size=[1, 28, 28])
     loaded, meta = load_model(path)
-    assert meta["model"] == "CL8k3-BN-MP4-FC16-D0.5-FC10" and meta["model_args"]["num_classes"] == 3
+    assert meta.model == "CL8k3-BN-MP4-FC16-D0.5-FC10" and meta.model_args["num_classes"] == 3
     x = torch.randn(2, 1, 28, 28)
     torch.testing.assert_close(loaded(x), model(x))
     assert to_notation(loaded) == "CL8k3-BN-MP4-FC16-D0.5-FC3"
 
 
 def test_train_run_with_notation_model(fake_idx, tmp_path):
-    from cnnlab.pipeline import train_run
+    from cnnlab.run.train import train_run
     from cnnlab.train.config import TrainConfig
 
     cfg = TrainConfig(
@@ -206,4 +206,4 @@ def test_train_run_with_notation_model(fake_idx, tmp_path):
     result = train_run(cfg, log=lambda *a: None)
     assert result.metrics["test_accuracy"] > 0.5  # the toy task is learnable; chance is 0.1
     model, meta = load_model(tmp_path / "run")
-    assert meta["model"] == cfg.model and to_notation(model) == cfg.model
+    assert meta.model == cfg.model and to_notation(model) == cfg.model

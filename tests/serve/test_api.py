@@ -99,7 +99,7 @@ def test_random_without_data_says_why(serve_run, monkeypatch):
     def missing(*a, **k):
         raise DatasetNotFound("dataset 'fashion-mnist' not found. Looked in:\n  somewhere")
 
-    monkeypatch.setattr(app, "load_dataset", missing)
+    monkeypatch.setattr("cnnlab.run.splits.load_dataset", missing)
     with TestClient(app.create_app([serve_run])) as c:
         r = c.get("/api/models/toy-lenet/random")
     assert r.status_code == 404 and "not available" in r.json()["error"]
@@ -195,11 +195,11 @@ def test_concurrent_requests(client):
     assert results == [200] * 12
 
 
-def test_onnx_refused_with_a_clear_error(tmp_path):
+def test_a_broken_onnx_file_is_refused_in_one_line(tmp_path):
     from cnnlab.serve.app import create_app
 
     (tmp_path / "m.onnx").write_bytes(b"\0")
-    with pytest.raises(ValueError, match="serve takes a run folder or a .safetensors model file, not an .onnx export"):
+    with pytest.raises(ValueError, match=r"m.onnx: not a valid ONNX model"):
         create_app([tmp_path / "m.onnx"])
 
 

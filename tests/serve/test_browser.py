@@ -76,7 +76,7 @@ def server(serve_run, fake_idx):
 def test_page_in_chromium(server, serve_run, tmp_path):
     from cnnlab.io import read_meta
 
-    classes = read_meta(serve_run)["classes"]
+    classes = read_meta(serve_run).classes
     png = tmp_path / "square.png"
     png.write_bytes(square_png(3))
     with sync_api.sync_playwright() as p:

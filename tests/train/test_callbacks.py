@@ -7,7 +7,8 @@ from torch import nn
 from cnnlab.data import Compose, InMemoryLoader, Normalize
 from cnnlab.data.augment import Augment
 from cnnlab.io import load_checkpoint
-from cnnlab.pipeline import build, train_run
+from cnnlab.run.setup import build
+from cnnlab.run.train import train_run
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import Callback, Checkpoint, EarlyStopping, TensorBoard, TerminateOnNaN, TimeLimit
 from cnnlab.train.callbacks.time_limit import parse_duration
@@ -139,7 +140,7 @@ def test_user_callbacks_and_best_checkpoint(fake_idx, tmp_path):
 
 @pytest.mark.parametrize("scheme", ["glorot_uniform", "he_normal"])
 def test_init_scheme_by_name(fake_idx, tmp_path, scheme):
-    setup = build(_cfg(fake_idx, tmp_path, init=scheme), log=lambda s: None)
+    setup = build(_cfg(fake_idx, tmp_path, init=scheme).validate(), torch.device("cpu"), log=lambda s: None)
     w = setup.model.classifier[0].weight  # Linear 400 → 120
     fan_in, fan_out = w.shape[1], w.shape[0]
     bound = math.sqrt(6 / (fan_in + fan_out))

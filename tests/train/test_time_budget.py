@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cnnlab import runtime
-from cnnlab.pipeline import train_run
+from cnnlab.run.train import train_run
 from cnnlab.train.callbacks import Callback, ProgressBar
 from cnnlab.train.config import TrainConfig
 from tests.conftest import write_fake_idx

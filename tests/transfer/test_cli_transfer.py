@@ -71,8 +71,8 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
     assert "classifier classifier.4: new, 4 classes (the source's had 10 outputs)" in log
     assert "frozen for 1 epoch(s)" in log and "epoch 2: the whole model trains" in log
     meta = read_meta(out)
-    assert meta["model"] == "lenet5" and meta["classes"] == ["sq", "ring", "plus", "x"]
-    info = meta["init_from"]
+    assert meta.model == "lenet5" and list(meta.classes) == ["sq", "ring", "plus", "x"]
+    info = meta.init_from
     assert info["source"] == str(run_a) and info["kind"] == "cnnlab run" and info["dataset"] == "fashion-mnist"
     assert info["report"]["head"] == "new" and info["freeze"] == "features" and info["backbone_lr_mult"] == 0.1
     metrics = json.loads((out / "metrics.json").read_text())
@@ -86,10 +86,11 @@ def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path, c
     out = tmp_path / "codes.npz"
     assert main(["features", str(run_a), "--data", f"npz:{shapes_npz}", "--out", str(out), "--probe"]) == 0
     text = capsys.readouterr().out
-    assert "lenet5 codes of" in text and "84 features; train 200, test 100" in text
+    # other data than the run's: their own default split (10 % of train for validation)
+    assert "lenet5 codes of" in text and "84 features; train 180, val 20, test 100" in text
     assert "linear probe (logistic regression" in text
     codes = np.load(out)
-    assert codes["train_codes"].shape == (200, 84) and codes["test_labels"].shape == (100,)
+    assert codes["train_codes"].shape == (180, 84) and codes["test_labels"].shape == (100,)
     assert list(codes["classes"]) == ["sq", "ring", "plus", "x"]
 
 

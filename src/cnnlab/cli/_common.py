@@ -51,3 +51,59 @@ def count(text: str) -> int:
 
 
 count.__name__ = "count"
+
+
+def val_split(text: str) -> int | float:
+    """argparse `type=` for --val-split: a count of images (≥ 0) or a fraction in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count of images or a fraction in (0, 1), got '{text}'") from None
+    if value < 0 or (value >= 1 and not value.is_integer()):
+        raise argparse.ArgumentTypeError(f"expected a count of images or a fraction in (0, 1), got '{text}'")
+    return int(value) if value.is_integer() else value
+
+
+val_split.__name__ = "val_split"
+
+
+def add_run_data_flags(p: argparse.ArgumentParser, split_help: str | None = None, resplit: bool = True) -> None:
+    """The flags of a verb that reopens a run's data: by default exactly as the run trained on them.
+
+    resplit: also --val-split and --seed, to carve another validation split than the run's."""
+    p.add_argument("--data", help="dataset (default: the one the run was trained on)")
+    p.add_argument("--data-dir", help="folder holding the dataset's files (searched first; default: the run's)")
+    if split_help:
+        p.add_argument("--split", choices=("train", "val", "test"), default="test", help=split_help)
+    if not resplit:
+        return
+    p.add_argument(
+        "--val-split",
+        type=val_split,
+        default=None,
+        help="validation samples carved from train, a count or a fraction (default: the run's own split)",
+    )
+    p.add_argument(
+        "--seed", dest="split_seed", type=int, default=None, help="seed of the validation split (default: the run's own)"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="fail on unreadable image files instead of skipping them with a warning"
+    )
+
+
+def open_run_data(args: argparse.Namespace, meta, split: str | None = None):
+    """The data of the run `args.run` (whose metadata is `meta`) as it was trained (`run_splits`), or the data /
+    validation split / seed the flags ask for; each difference from the run's own is said on stderr."""
+    from cnnlab.run.splits import run_splits
+
+    data = run_splits(
+        meta,
+        where=args.run,
+        data=args.data,
+        data_dir=args.data_dir,
+        val_split=getattr(args, "val_split", None),
+        seed=getattr(args, "split_seed", None),
+        strict=getattr(args, "strict", False) or None,
+    )
+    print_notes(data.notes(split or getattr(args, "split", None)))
+    return data

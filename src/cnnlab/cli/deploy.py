@@ -1,5 +1,4 @@
-"""`cnnlab export` (ONNX, optionally int8) and `cnnlab bench` (inference engines); `cnnlab evaluate` / `predict`
-hand an .onnx file to the ONNX Runtime functions here."""
+"""`cnnlab export` (ONNX, optionally int8) and `cnnlab bench` (inference engines)."""
 
 from __future__ import annotations
 
@@ -7,6 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from cnnlab.cli._common import add_run_data_flags, open_run_data
 
 
 def _log(msg: str) -> None:
@@ -16,70 +17,42 @@ def _log(msg: str) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from cnnlab.deploy.export import export_onnx, parse_input_size
-    from cnnlab.io import load_model, resolve_model_path
+    from cnnlab.deploy.export import export_onnx
+    from cnnlab.deploy.onnx_runtime import OnnxClassifier, parse_input_size
+    from cnnlab.deploy.quantize import calibration_images, quantize_int8
+    from cnnlab.evaluate import evaluate
+    from cnnlab.io import RunMeta, load_model, resolve_model_path
 
     if args.format != "onnx":
         raise ValueError(f"unknown --format '{args.format}'; cnnlab exports onnx")
     model, meta = load_model(args.run)
+    source = resolve_model_path(args.run)
     if args.input:
-        meta["input_size"] = parse_input_size(args.input)
-    source = str(resolve_model_path(args.run))
-    out = Path(args.out) if args.out else Path(source).parent / ("model.int8.onnx" if args.int8 else "model.onnx")
+        meta = RunMeta.from_dict({**meta.to_dict(), "input_size": list(parse_input_size(args.input))}, source)
+    out = Path(args.out) if args.out else source.parent / ("model.int8.onnx" if args.int8 else "model.onnx")
     if not args.int8:
-        path = export_onnx(model, meta, out, source, args.opset)
+        path = export_onnx(model, meta, out, str(source), args.opset)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): fp32, BN folded, dynamic batch axis")
         return 0
-
-    from cnnlab.deploy.onnx_runtime import OnnxClassifier, evaluate_onnx
-    from cnnlab.deploy.quantize import calibration_images, quantize_int8, run_data
-
-    splits = run_data(meta, args.run, args.data, args.data_dir)
-    images, info = calibration_images(splits, args.calibration)
+    data = open_run_data(args, meta)
+    images, info = calibration_images(data.splits, args.calibration)
+    held = data.splits.held_out()
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = export_onnx(model, meta, Path(tmp) / "model.onnx", source, args.opset)
+        fp32_path = export_onnx(model, meta, Path(tmp) / "model.onnx", str(source), args.opset)
         _log(f"calibrating int8 ranges on {info['images']} {info['split']} images of {info['dataset']} …")
         path = quantize_int8(fp32_path, out, images, info)
-        test = splits.test or splits.val
-        if test is None:
-            print(f"wrote {path}; {splits.name} has no test split to compare accuracies on")
+        if held is None:
+            print(f"wrote {path}; {data.splits.name} has no test split to compare accuracies on")
             return 0
-        tta = bool(meta.get("tta"))
-        fp32_acc = evaluate_onnx(OnnxClassifier(fp32_path), test)["accuracy"]
-        int8_acc = evaluate_onnx(OnnxClassifier(path), test)["accuracy"]
-    split = "test" if splits.test is not None else "val"
+        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1])["accuracy"]
+        int8_acc = evaluate(OnnxClassifier(path), held[1])["accuracy"]
+    split, test = held
     print(
-        f"test accuracy ({splits.name} {split}, {len(test):,} images{', flip TTA' if tta else ''}):"
+        f"test accuracy ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
         f"  fp32 {fp32_acc:.4f}   int8 {int8_acc:.4f}   ({(int8_acc - fp32_acc) * 100:+.2f} points)"
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): int8 QDQ, per-channel weights, BN folded")
     return 0
-
-
-def cmd_evaluate_onnx(args: argparse.Namespace) -> int:
-    """`cnnlab evaluate MODEL.onnx`: the report of a run folder, computed by ONNX Runtime."""
-    from cnnlab.cli.evaluate import load_split, report_evaluation
-    from cnnlab.deploy.onnx_runtime import OnnxClassifier, evaluate_onnx
-
-    model = OnnxClassifier(args.run)
-    data_name, data = load_split(args, model.meta)
-    result = evaluate_onnx(model, data, args.tta)
-    path = Path(args.run)
-    title = (
-        f"{model.meta.get('model', path.name)} (ONNX) on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
-    )
-    return report_evaluation(
-        args, result, model.classes or data.classes, title, path.with_name(f"{path.stem}.confusion.png")
-    )
-
-
-def cmd_predict_onnx(args: argparse.Namespace) -> int:
-    """`cnnlab predict MODEL.onnx images…`: a run folder's output, computed by ONNX Runtime."""
-    from cnnlab.cli.evaluate import print_predictions
-    from cnnlab.deploy.onnx_runtime import OnnxClassifier, predict_onnx_files
-
-    model = OnnxClassifier(args.run, args.input, args.mean, args.std)
-    return print_predictions(args, predict_onnx_files(model, args.images, args.top))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -111,8 +84,7 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--out", help="file to write (default: RUN/model.onnx, or RUN/model.int8.onnx with --int8)")
     p.add_argument("--input", help="input size C,H,W when the model file does not record it, e.g. 1,28,28")
-    p.add_argument("--data", help="data set to calibrate on and test with (default: the run's)")
-    p.add_argument("--data-dir")
+    add_run_data_flags(p)  # --int8: the data to calibrate on and test with
     p.add_argument("--calibration", type=int, default=300, metavar="N", help="training images to calibrate on")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.set_defaults(func=cmd_export)

@@ -7,48 +7,23 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import count, print_notes
+from cnnlab.cli._common import add_run_data_flags, count, open_run_data, print_notes
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.run.lower().endswith(".onnx"):  # an exported file runs through ONNX Runtime
-        from cnnlab.cli.deploy import cmd_evaluate_onnx
+    from cnnlab.deploy.engines import open_classifier
+    from cnnlab.evaluate import evaluate
+    from cnnlab.io import resolve_model_path
 
-        return cmd_evaluate_onnx(args)
-    from cnnlab.evaluate import evaluate_model
-    from cnnlab.io import load_model, resolve_model_path
-
-    model, meta = load_model(args.run)
-    data_name, data = load_split(args, meta)
-    result = evaluate_model(
-        model,
-        data,
-        meta,
-        args.device,
-        args.precision,
-        args.tta,
-        log=lambda line: print(line, file=sys.stderr, flush=True),
-    )
-    title = f"{meta['model']} on {data_name} ({args.split}): accuracy {result['accuracy']:.4f}"
-    return report_evaluation(
-        args, result, meta["classes"], title, resolve_model_path(args.run).parent / "confusion.png"
-    )
-
-
-def load_split(args: argparse.Namespace, meta: dict):
-    """(data set name, the split `--split` asks for), read in the model's mode and size."""
-    from cnnlab.data import load_dataset
-    from cnnlab.data.images import channels_mode
-
-    c, h, w = meta["input_size"]
-    data_name = args.data or meta.get("dataset")
-    if not data_name:
-        raise ValueError(f"{args.run} does not record its data set; give it with --data")
-    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c), (h, w), args.strict)
-    data = getattr(splits, args.split)
-    if data is None:
-        raise ValueError(f"{data_name} has no {args.split} split")
-    return data_name, data
+    classifier = open_classifier(args.run, args.device, args.precision, args.tta)
+    data = open_run_data(args, classifier.meta)
+    split = data.split(args.split)
+    result = evaluate(classifier, split, log=lambda line: print(line, file=sys.stderr, flush=True))
+    path, meta = Path(args.run), classifier.meta
+    onnx = meta.export is not None
+    title = f"{meta.model}{' (ONNX)' if onnx else ''} on {data.splits.name} ({args.split}): accuracy {result['accuracy']:.4f}"
+    png = path.with_name(f"{path.stem}.confusion.png") if onnx else resolve_model_path(path).parent / "confusion.png"
+    return report_evaluation(args, result, list(meta.classes), title, png)
 
 
 def report_evaluation(args: argparse.Namespace, result: dict, classes: list[str], title: str, png: Path) -> int:
@@ -78,15 +53,11 @@ def report_evaluation(args: argparse.Namespace, result: dict, classes: list[str]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if args.run.lower().endswith(".onnx"):  # an exported file runs through ONNX Runtime
-        from cnnlab.cli.deploy import cmd_predict_onnx
-
-        return cmd_predict_onnx(args)
-    from cnnlab.io import load_model
+    from cnnlab.deploy.engines import open_classifier
     from cnnlab.predict import predict_files
 
-    model, meta = load_model(args.run)
-    return print_predictions(args, predict_files(model, meta, args.images, args.top, args.device))
+    classifier = open_classifier(args.run, args.device, input_size=args.input, mean=args.mean, std=args.std)
+    return print_predictions(args, predict_files(classifier, args.images, args.top))
 
 
 def print_predictions(args: argparse.Namespace, results: list[dict]) -> int:
@@ -104,27 +75,7 @@ def print_predictions(args: argparse.Namespace, results: list[dict]) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
     p.add_argument("run", help="run folder, model file or .onnx file")
-    p.add_argument("--data", help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
-    p.add_argument(
-        "--split", choices=("train", "val", "test"), default="test", help="which split to evaluate on (default: test)"
-    )
-    p.add_argument(
-        "--val-split",
-        type=int,
-        default=None,
-        help="validation samples carved from train; must match training to evaluate on 'val' / 'train' "
-        "(default: as in training, 5000 for the 60k sets)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the validation split; must match training to evaluate on 'val' / 'train' (default: 0)",
-    )
-    p.add_argument(
-        "--strict", action="store_true", help="fail on unreadable image files instead of skipping them with a warning"
-    )
+    add_run_data_flags(p, split_help="which split to evaluate on (default: test)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument(
         "--precision", default=None, help="auto, fp32 or bf16 (default: the precision the model was trained with)"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli._common import count, print_notes
+from cnnlab.cli._common import add_run_data_flags, count, open_run_data, print_notes
 
 _USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
        cnnlab explain edges IMAGE"""
@@ -29,7 +29,7 @@ class Context:
 
     @property
     def name(self) -> str:
-        return self.meta["model"]
+        return self.meta.model
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,9 @@ def _int_list(text: str) -> list[int]:
     return out
 
 
-def _data(opts: argparse.Namespace, meta: dict):
-    from cnnlab.data import load_dataset
-    from cnnlab.data.images import channels_mode
-
-    c, h, w = meta["input_size"]
-    name = opts.data or meta.get("dataset")
-    splits = load_dataset(name, opts.data_dir, None, 0, channels_mode(c), (h, w))
-    data = getattr(splits, opts.split)
-    if data is None:
-        raise ValueError(f"{name} has no {opts.split} split")
-    return data
+def _data(opts: argparse.Namespace, c: Context):
+    """The split --split of the run's data, as the run was trained on it (or --data)."""
+    return open_run_data(opts, c.meta).split(opts.split)
 
 
 def _image(path: str, c: Context):
@@ -76,7 +68,7 @@ def _pixels(image):
 
 
 def _layers(o, c: Context):
-    print(c.ex.format_layers(c.ex.list_layers(c.model, tuple(c.meta["input_size"]))))
+    print(c.ex.format_layers(c.ex.list_layers(c.model, tuple(c.meta.input_size))))
 
 
 def _filters_flags(p):
@@ -113,7 +105,7 @@ def _saliency_flags(p):
 
 
 def _saliency(o, c: Context):
-    ex, classes = c.ex, c.meta["classes"]
+    ex, classes = c.ex, c.meta.classes
     methods = ex.METHODS if o.kinds == "all" else o.kinds.split(",")
     image = _image(o.image, c)
     target = ex.class_index(o.target, classes)
@@ -156,7 +148,7 @@ def _patches_flags(p):
 
 
 def _patches(o, c: Context):
-    data = _data(o, c.meta)
+    data = _data(o, c)
     images, labels = data.images[: o.n], data.labels[: o.n]
     patches = c.ex.top_patches(c.model, c.meta, images, o.layer, o.channel, o.top)
     t, b, l, r = patches[0].box
@@ -164,7 +156,7 @@ def _patches(o, c: Context):
         f"{c.name} {o.layer} channel {o.channel}: top {len(patches)} of {len(images)} images\n"
         f"crops = the unit's receptive field ({b - t}×{r - l} for the first)"
     )
-    return c.ex.plot_patches(patches, c.out, title, c.meta["classes"], labels)
+    return c.ex.plot_patches(patches, c.out, title, c.meta.classes, labels)
 
 
 def _embedding_flags(p):
@@ -174,17 +166,17 @@ def _embedding_flags(p):
 
 
 def _embedding(o, c: Context):
-    data = _data(o, c.meta)
+    data = _data(o, c)
     emb = c.ex.embedding(c.model, c.meta, data, o.n, o.seed)
     thumbs = data.images[emb.indices] if o.thumbnails else None
     title = f"{c.name}: t-SNE of {emb.codes.shape[1]}-D CNN codes, {len(emb.points)} {o.split} images"
-    return c.ex.plot_embedding(emb, c.meta["classes"], c.out, title, thumbs)
+    return c.ex.plot_embedding(emb, c.meta.classes, c.out, title, thumbs)
 
 
 def _top_losses(o, c: Context):
-    data = _data(o, c.meta)
+    data = _data(o, c)
     result = c.ex.top_losses(c.model, c.meta, data, o.top)
-    return c.ex.plot_top_losses(result, data.images, c.meta["classes"], c.out)
+    return c.ex.plot_top_losses(result, data.images, c.meta.classes, c.out)
 
 
 def _edges(o, c: Context):
@@ -251,9 +243,7 @@ def _explain_parser() -> argparse.ArgumentParser:
             "explain-edges.png in the current folder for edges)",
         )
         if method.data:
-            p.add_argument("--data", help="dataset (default: the one the model was trained on)")
-            p.add_argument("--data-dir")
-            p.add_argument("--split", choices=("train", "val", "test"), default="test")
+            add_run_data_flags(p, split_help="the split to search (default: test)", resplit=False)
         method.flags(p)
     return parser
 
@@ -265,6 +255,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 0 if tokens else 2
     run = None if tokens[0] == "edges" else tokens.pop(0)  # `explain edges IMAGE` needs no model
     opts = _explain_parser().parse_args(tokens)
+    opts.run = run
     method = METHODS[opts.method]
 
     from cnnlab import explain as ex

@@ -5,29 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 
+from cnnlab.cli._common import add_run_data_flags, open_run_data
+
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from cnnlab.data import load_dataset
-    from cnnlab.data.images import channels_mode
     from cnnlab.features import extract, linear_probe, save_codes
     from cnnlab.io import load_model
 
     model, meta = load_model(args.run)
-    c, h, w = meta["input_size"]
-    data_name = args.data or meta.get("dataset")
-    splits = load_dataset(data_name, args.data_dir, args.val_split, args.seed, channels_mode(c), (h, w), args.strict)
+    splits = open_run_data(args, meta, split=None).splits
     codes = extract(model, meta, splits, args.device)
     sizes = ", ".join(f"{s} {len(codes[f'{s}_labels']):,}" for s in ("train", "val", "test") if f"{s}_labels" in codes)
     result: dict = {"out": None, "dim": int(codes["train_codes"].shape[1])}
     if args.out:
         result["out"] = str(save_codes(args.out, codes))
     if args.probe:
-        result["probe"] = linear_probe(codes, c=args.probe_c, seed=args.seed)
+        result["probe"] = linear_probe(codes, c=args.probe_c, seed=0)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(
-        f"{meta['model']} codes of {data_name}: {result['dim']} features; {sizes}"
+        f"{meta.model} codes of {splits.name}: {result['dim']} features; {sizes}"
         + (f" → {result['out']}" if result["out"] else "")
     )
     if args.probe:
@@ -40,11 +38,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser("features", help="penultimate-layer CNN codes of every split (.npz) and a linear probe")
     p.add_argument("run", help="run folder or model file")
-    p.add_argument("--data", help="dataset (default: the one the model was trained on); its classes may differ")
-    p.add_argument("--data-dir")
-    p.add_argument("--val-split", type=int, default=0, help="validation samples carved from train (default: 0)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--strict", action="store_true")
+    add_run_data_flags(p)  # --data: another data set, whose classes may differ
     p.add_argument("--out", help=".npz file for the codes: train_codes, train_labels, val_…, test_…, classes")
     p.add_argument(
         "--probe",

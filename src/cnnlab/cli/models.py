@@ -51,7 +51,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         from cnnlab.io import load_model
 
         model, meta = load_model(args.model)
-        size, name = size or tuple(meta["input_size"]), meta["model"]
+        size, name = size or meta.input_size, meta.model
     else:  # only what the user gave: each family has its own defaults (ImageNet ones: 1000 classes, 3×224×224)
         from cnnlab.models.notation import resolve_notation
 

@@ -193,7 +193,8 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.pipeline import resume_config, train_run
+    from cnnlab.run.folder import resume_config
+    from cnnlab.run.train import train_run
     from cnnlab.train import distributed
     from cnnlab.train.config import TrainConfig
 
@@ -228,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from cnnlab.pipeline import lr_find
+    from cnnlab.run.lr_find import lr_find
     from cnnlab.train.config import TrainConfig
 
     values = _train_values(args)

@@ -69,6 +69,23 @@ class DataSplits:
         """PIL mode the images correspond to: 'L' (1 channel) or 'RGB' (3 channels)."""
         return channels_mode(self.train.image_shape[0])
 
+    def split(self, name: str) -> ImageSet:
+        """The split called `name` (train, val or test); one the data set does not have is an error."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split '{name}'; choose train, val or test")
+        data = getattr(self, name)
+        if data is None:
+            raise ValueError(f"{self.name} has no {name} split")
+        return data
+
+    def held_out(self) -> tuple[str, ImageSet] | None:
+        """The split a run's accuracy is reported on: (name, split) of test, else of val; None without either."""
+        if self.test is not None:
+            return "test", self.test
+        if self.val is not None:
+            return "val", self.val
+        return None
+
 
 def split_off(data: ImageSet, n: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
     """Split a random, seeded `n` samples off `data`: returns (rest, split)."""

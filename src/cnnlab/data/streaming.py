@@ -4,7 +4,8 @@
 seeded permutation, the same shard of each global batch in a distributed run) and the same uint8 batches: the
 workers decode with pillow exactly as `read_image_folder` does, the batch moves to the device, and the same
 batched transform (Normalize, augmentation) runs there. Its state is the order's generator, so a resume replays
-the epoch. `FileSet` stands for the training split: the file list plus a decoded sample (statistics, probes).
+the epoch. `FileSet` is the training split: the file list plus a decoded sample (statistics, probes); it has a real
+`subset` (the first N files, the validation carve-out) but is not an ImageSet.
 """
 
 from __future__ import annotations
@@ -43,15 +44,25 @@ class DecodeDataset(Dataset):
 
 
 class FileSet:
-    """The training split of a streamed folder: files and labels, and a decoded sample as `images`/`labels`
-    (the first `SAMPLE` files of a seeded shuffle) for what needs pixels up front (statistics, probes)."""
+    """The training split of a streamed folder: its files and labels (nothing decoded), and `sample`, a decoded
+    `ImageSet` of up to `SAMPLE` of them (a seeded draw), for what needs pixels up front (channel statistics, the
+    thread and time probes, int8 calibration). It is not an ImageSet: `len()` counts files, and its images are read
+    batch by batch by `StreamingFolderLoader`."""
 
-    def __init__(self, files: list[Path], labels: list[int], classes: list[str], mode: str, size, sample: ImageSet):
+    def __init__(
+        self,
+        files: list[Path],
+        labels: list[int],
+        classes: list[str],
+        mode: str,
+        size,
+        sample: ImageSet,
+        sample_index: list[int],
+    ) -> None:
         self.files, self.file_labels, self.classes = files, labels, classes
         self.mode, self.size = mode, tuple(size)
         self.sample = sample
-        self.images, self.labels = sample.images, sample.labels
-        self.sample_index: list[int] = []  # file index of each sample image
+        self.sample_index = sample_index  # file index of each sample image
 
     def __len__(self) -> int:
         return len(self.files)
@@ -62,6 +73,42 @@ class FileSet:
 
     def dataset(self) -> DecodeDataset:
         return DecodeDataset(self.files, self.file_labels, self.mode, self.size)
+
+    def subset(self, index: slice | torch.Tensor | list[int], seed: int = 0) -> FileSet:
+        """The files at `index` (a slice, or file indices in order) as a FileSet. Its sample is the part of this
+        one's sample that falls in the subset while that is at least a quarter of a full sample; otherwise a new
+        seeded sample of the subset is decoded (all of it when it has no more than `SAMPLE` files)."""
+        keep = list(range(len(self.files)))[index] if isinstance(index, slice) else [int(i) for i in index]
+        files, labels = [self.files[i] for i in keep], [self.file_labels[i] for i in keep]
+        position = {i: j for j, i in enumerate(keep)}
+        mine = [j for j, i in enumerate(self.sample_index) if i in position]
+        if len(mine) >= min(SAMPLE // 4, len(keep)):
+            sample = self.sample.subset(torch.tensor(mine, dtype=torch.int64))
+            return FileSet(
+                files,
+                labels,
+                self.classes,
+                self.mode,
+                self.size,
+                sample,
+                [position[self.sample_index[j]] for j in mine],
+            )
+        return _with_sample(files, labels, self.classes, self.mode, self.size, seed)
+
+
+def decoded(data: ImageSet | FileSet) -> ImageSet:
+    """The images of a training split that are held in memory: all of an ImageSet, the decoded sample of a
+    FileSet (for statistics and probes)."""
+    return data.sample if isinstance(data, FileSet) else data
+
+
+def _with_sample(files: list[Path], labels: list[int], classes: list[str], mode: str, size, seed: int) -> FileSet:
+    """A FileSet whose sample is `SAMPLE` files of a seeded shuffle (all of them when there are fewer)."""
+    g = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
+    pick = torch.randperm(len(files), generator=g)[:SAMPLE].tolist()
+    data = DecodeDataset([files[i] for i in pick], [labels[i] for i in pick], mode, size)
+    sample = ImageSet(torch.stack([data[i][0] for i in range(len(data))]), torch.tensor(data.labels), classes)
+    return FileSet(files, labels, classes, mode, size, sample, pick)
 
 
 def folder_files(root: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
@@ -88,26 +135,23 @@ def decoded_bytes(root: Path, image_size: int | tuple[int, int] | None, mode: st
 
 def file_set(root: Path, mode: str | None, size, seed: int, classes: list[str] | None = None) -> FileSet:
     """The FileSet of root/<class>/: mode (majority of the sample when None) and size (the sample's single size
-    when None, else an error asking for --image-size) are fixed from a decoded sample."""
+    when None, else an error asking for --image-size) are fixed from the files of a seeded sample."""
     files, labels, classes = folder_files(root, classes)
-    # not `seed` itself: load_streaming holds out the first files of randperm(seed) for validation, and a sample
-    # drawn from the same permutation would lie wholly in the held-out files
-    g = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
-    pick = torch.randperm(len(files), generator=g)[:SAMPLE].tolist()
-    pics = [open_image(files[i]) for i in pick]
-    mode = mode or Counter(base_mode(im) for im in pics).most_common(1)[0][0]
-    if size is None:
-        sizes = Counter((im.height, im.width) for im in pics)
-        if len(sizes) > 1:
-            raise ValueError(f"{root}: images have {len(sizes)} different sizes; pass --image-size to resize them all")
-        size = next(iter(sizes))
+    if mode is None or size is None:
+        # not `seed` itself: load_streaming holds out the first files of randperm(seed) for validation, and a sample
+        # drawn from the same permutation would lie wholly in the held-out files
+        g = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
+        pics = [open_image(files[i]) for i in torch.randperm(len(files), generator=g)[:SAMPLE].tolist()]
+        mode = mode or Counter(base_mode(im) for im in pics).most_common(1)[0][0]
+        if size is None:
+            sizes = Counter((im.height, im.width) for im in pics)
+            if len(sizes) > 1:
+                raise ValueError(
+                    f"{root}: images have {len(sizes)} different sizes; pass --image-size to resize them all"
+                )
+            size = next(iter(sizes))
     size = (size, size) if isinstance(size, int) else tuple(size)
-    data = DecodeDataset([files[i] for i in pick], [labels[i] for i in pick], mode, size)
-    images = torch.stack([data[i][0] for i in range(len(data))])
-    sample = ImageSet(images, torch.tensor(data.labels), classes)
-    out = FileSet(files, labels, classes, mode, size, sample)
-    out.sample_index = pick
-    return out
+    return _with_sample(files, labels, classes, mode, size, seed)
 
 
 def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,23 +232,15 @@ def load_streaming(
         n = _default_val(val_split, len(train))
         if n >= len(train):
             raise ValueError(f"validation split of {n} leaves no training data (the set has {len(train)} samples)")
-        if n > 0:
+        if n > 0:  # split_off's seeded permutation, as for a folder read into memory
             perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-            keep, held = perm[n:].sort().values.tolist(), perm[:n].sort().values.tolist()
+            held = perm[:n].sort().values.tolist()
             data = train.dataset()
             val = ImageSet(
                 torch.stack([data[i][0] for i in held]), torch.tensor([data.labels[i] for i in held]), train.classes
             )
-            kept = set(keep)  # the sample's training images only: statistics of the training split, as in memory
-            mine = torch.tensor([j for j, i in enumerate(train.sample_index) if i in kept], dtype=torch.int64)
-            train = FileSet(
-                [train.files[i] for i in keep],
-                [train.file_labels[i] for i in keep],
-                train.classes,
-                train.mode,
-                train.size,
-                train.sample.subset(mine),
-            )
+            # the training files only; the sample's statistics are then those of the training split, as in memory
+            train = train.subset(perm[n:].sort().values, seed)
     note = f"streaming {len(train):,} training images from {train_root} (decoded by DataLoader workers)"
     return DataSplits(spec, train, val, test, train.classes, str(root), [note])  # type: ignore[arg-type]
 

@@ -25,10 +25,11 @@ import torch
 import cnnlab
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
-from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8, run_data
+from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8
 from cnnlab.infer import EVAL_BATCH, prepare, run
 from cnnlab.io import load_model, resolve_model_path
 from cnnlab.models import main_output
+from cnnlab.run.splits import run_splits
 from cnnlab.runtime import hardware_info, resolve_precision, use_channels_last
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
@@ -132,10 +133,11 @@ def bench_run(
         torch.set_num_threads(threads)
     model, meta = load_model(run_path)
     model.eval()
-    splits = run_data(meta, run_path, data, data_dir)
-    test = splits.test or splits.val
-    if test is None:
+    splits = run_splits(run_path, data=data, data_dir=data_dir).splits
+    held = splits.held_out()
+    if held is None:
         raise ValueError(f"{splits.name} has no test or validation split to measure accuracy on")
+    test = held[1]
     n_acc = min(len(test), accuracy_images or (200 if quick else len(test)))
     with tempfile.TemporaryDirectory() as tmp:
         log("exporting to ONNX and quantizing to int8 …")
@@ -170,8 +172,8 @@ def bench_run(
                 }
     return {
         "run": str(run_path),
-        "model": meta.get("model"),
-        "input_size": meta["input_size"],
+        "model": meta.model,
+        "input_size": list(meta.input_size),
         "dataset": splits.name,
         "accuracy_images": n_acc,
         "batches": list(batches),

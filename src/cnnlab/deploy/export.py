@@ -2,15 +2,14 @@
 everything a stranger needs to use it without cnnlab (classes, input size and mode, mean / std, source run).
 
 The file's input is `input`: float32 (N, C, H, W), pixels ÷255 then (x − mean) / std per channel; its output is
-`logits` (N, classes). `read_onnx_meta` reads the metadata back; the standalone example examples/onnx_predict.py
-reads the same props through onnxruntime alone.
+`logits` (N, classes). The props are `RunMeta.onnx_props`; `RunMeta.from_onnx_props` reads them back, and the
+standalone example examples/onnx_predict.py reads the same props through onnxruntime alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -19,12 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.io import atomic_write
+from cnnlab.io.meta import ONNX_INPUT, ONNX_OUTPUT, PREPROCESS, ExportInfo, RunMeta
 from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.models import main_output
-
-ONNX_FORMAT = "cnnlab.onnx/1"
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
-PREPROCESS = "image in input_mode, resized to H×W (bilinear); float32 NCHW; x/255, then (x - mean)/std per channel"
 
 
 def _require_onnx():
@@ -44,52 +41,6 @@ class _Logits(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return main_output(self.net(x))
-
-
-def parse_input_size(text: str | Sequence[int]) -> list[int]:
-    """'1,28,28' or '3x32x32' (C,H,W) → [C, H, W]."""
-    if isinstance(text, str):
-        parts = text.replace("x", ",").replace("×", ",").split(",")
-        try:
-            size = [int(p) for p in parts if p.strip()]
-        except ValueError:
-            size = []
-    else:
-        size = [int(v) for v in text]
-    if len(size) != 3 or min(size) < 1:
-        raise ValueError(f"--input wants C,H,W (e.g. 1,28,28), got '{text}'")
-    return size
-
-
-def onnx_metadata(meta: dict, source: str | None = None, **extra) -> dict[str, str]:
-    """The metadata props (strings): one key per fact a stranger needs, and `cnnlab` with the whole record as JSON."""
-    c = meta["input_size"][0]
-    record = {
-        "format": ONNX_FORMAT,
-        **{k: meta.get(k) for k in ("model", "model_args", "classes", "input_size", "mean", "std", "dataset", "tta")},
-        "mode": meta.get("mode") or ("L" if c == 1 else "RGB"),
-        "trained_precision": meta.get("precision"),
-        "metrics": meta.get("metrics"),
-        "source_run": source,
-        "bn_folded": True,
-        "input_name": INPUT_NAME,
-        "output_name": OUTPUT_NAME,
-        **extra,
-    }
-    props = {
-        "cnnlab": json.dumps(record),
-        "classes": json.dumps(record["classes"]),
-        "input_size": json.dumps(record["input_size"]),
-        "input_mode": record["mode"],
-        "mean": json.dumps(record["mean"]),
-        "std": json.dumps(record["std"]),
-        "tta": "flip" if record["tta"] else "none",
-        "preprocess": PREPROCESS,
-        "source_run": str(source or ""),
-    }
-    if record.get("dataset"):
-        props["dataset"] = str(record["dataset"])
-    return props
 
 
 def set_metadata(model_proto, props: dict[str, str]) -> None:
@@ -145,8 +96,8 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
                 (example,),
                 None,
                 dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                input_names=[ONNX_INPUT],
+                output_names=[ONNX_OUTPUT],
                 opset_version=opset,
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
@@ -163,50 +114,22 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
 
 
 def export_onnx(
-    model: nn.Module, meta: dict, path: str | Path, source: str | None = None, opset: int | None = None, **extra
+    model: nn.Module,
+    meta: RunMeta,
+    path: str | Path,
+    source: str | None = None,
+    opset: int | None = None,
 ) -> Path:
-    """Write `model` as a self-contained ONNX file (weights inside) with cnnlab's metadata; checked by onnx."""
+    """Write `model` as a self-contained ONNX file (weights inside) with its metadata; checked by onnx."""
     _require_onnx()
-    if not meta.get("input_size"):
-        raise ValueError("the model's input size is unknown; give it with --input C,H,W (e.g. --input 1,28,28)")
-    proto = to_onnx_proto(model, meta["input_size"], opset)
-    return save_onnx(proto, path, onnx_metadata(meta, source, **extra))
+    proto = to_onnx_proto(model, meta.input_size, opset)
+    return save_onnx(proto, path, meta.onnx_props(ExportInfo(source_run=source)))
 
 
 def save_onnx(proto, path: str | Path, props: dict[str, str]) -> Path:
+    """Check `proto`, set its metadata props and write it atomically (an interrupted write keeps the old file)."""
     onnx = _require_onnx()
     set_metadata(proto, props)
-    proto.doc_string = f"cnnlab classifier; input '{INPUT_NAME}': {PREPROCESS}"
+    proto.doc_string = f"cnnlab classifier; input '{ONNX_INPUT}': {PREPROCESS}"
     onnx.checker.check_model(proto, full_check=True)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(proto, str(path), save_as_external_data=False)
-    return path
-
-
-def read_onnx_meta(path: str | Path) -> dict:
-    """cnnlab's metadata record of an exported file; one clear ValueError for a non-ONNX file or a foreign one."""
-    return parse_props(path, onnx_props(path))
-
-
-def onnx_props(path: str | Path) -> dict[str, str]:
-    """The metadata props of an ONNX file, read through onnxruntime (a non-ONNX file → ValueError, one line)."""
-    from cnnlab.deploy.onnx_runtime import open_session
-
-    return dict(open_session(path).get_modelmeta().custom_metadata_map)
-
-
-def parse_props(path: str | Path, props: dict[str, str]) -> dict:
-    raw = props.get("cnnlab")
-    if raw is None:
-        raise ValueError(
-            f"{path}: an ONNX file without cnnlab metadata; to run it as a classifier give "
-            "--input C,H,W --mean M[,M,M] --std S[,S,S]"
-        )
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        raise ValueError(f"{path}: its cnnlab metadata is not valid JSON") from None
-    if record.get("format") != ONNX_FORMAT:
-        raise ValueError(f"{path}: cnnlab metadata of format {record.get('format')!r}; this cnnlab reads {ONNX_FORMAT}")
-    return record
+    return atomic_write(Path(path), lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False))

@@ -1,21 +1,19 @@
-"""Run an ONNX classifier with ONNX Runtime: uint8 images → logits, `cnnlab evaluate` and `cnnlab predict` on it.
+"""An ONNX classifier run by ONNX Runtime behind the `cnnlab.infer.Classifier` protocol: uint8 images → logits.
 
-The numbers and the output format are those of a run folder: the same normalisation, flip TTA as the file records,
-`evaluate.metrics_from_logits` for the report and the same dictionaries as `predict.predict_files`.
+The numbers are those of the torch model: the same normalisation and flip TTA (from the file's `RunMeta`), so
+`evaluate`, `predict`, `bench` and `serve` take an .onnx file wherever they take a run folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnlab.data.dataset import ImageSet
-from cnnlab.data.images import load_model_input
-from cnnlab.evaluate import check_compatible, metrics_from_logits
-from cnnlab.infer import EVAL_BATCH
+from cnnlab.infer import EVAL_BATCH, Progress
+from cnnlab.io.meta import RunMeta
 
 
 def is_onnx_path(path: str | Path) -> bool:
@@ -42,49 +40,111 @@ def open_session(path: str | Path, threads: int | None = None):
         raise ValueError(f"{path}: not a valid ONNX model ({first[:160]})") from None
 
 
-def _floats(text: str | Sequence[float] | None, what: str) -> list[float] | None:
-    if text is None or not isinstance(text, str):
-        return None if text is None else [float(v) for v in text]
+def parse_input_size(text: str | Sequence[int]) -> tuple[int, int, int]:
+    """'1,28,28' or '3x32x32' (C,H,W) → (C, H, W)."""
+    if isinstance(text, str):
+        parts = text.replace("x", ",").replace("×", ",").split(",")
+        try:
+            size = [int(p) for p in parts if p.strip()]
+        except ValueError:
+            size = []
+    else:
+        size = [int(v) for v in text]
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"--input wants C,H,W (e.g. 1,28,28), got '{text}'")
+    return tuple(size)  # type: ignore[return-value]
+
+
+def _floats(text: str | Sequence[float] | None, what: str, channels: int) -> list[float] | None:
+    """--mean / --std as numbers, one per channel (a single value is used for every channel)."""
+    if text is None:
+        return None
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()] if isinstance(text, str) else [float(v) for v in text]
     except ValueError:
         raise ValueError(f"--{what} wants numbers separated by commas, got '{text}'") from None
+    values = values * channels if len(values) == 1 else values
+    if len(values) != channels:
+        raise ValueError(f"--{what} needs {channels} value(s) for {channels}-channel input, got {values}")
+    return values
 
 
 class OnnxClassifier:
-    """An ONNX classifier and how to feed it: cnnlab's metadata, or for a foreign file `input_size`, `mean`, `std`.
+    """An ONNX classifier and how to feed it: cnnlab's metadata, or for a foreign file `input_size`, `mean`, `std`
+    (these override the file's when given). A file whose graph does not fit its metadata, or that is not an image
+    classifier (float32 N×C×H×W in, N×K logits out), is refused in one line."""
 
-    Given values override the file's; `classes` defaults to the file's, else "0" … "K-1".
-    """
-
-    def __init__(self, path: str | Path, input_size=None, mean=None, std=None, threads: int | None = None) -> None:
-        from cnnlab.deploy.export import parse_input_size, parse_props
-
+    def __init__(
+        self,
+        path: str | Path,
+        input_size=None,
+        mean=None,
+        std=None,
+        threads: int | None = None,
+        tta: bool | None = None,
+    ) -> None:
         self.path = Path(path)
         self.session = open_session(path, threads)
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        mean, std = _floats(mean, "mean"), _floats(std, "std")
-        if "cnnlab" in props or input_size is None or mean is None or std is None:
-            self.meta = parse_props(path, props)
-        else:
-            self.meta = {"classes": None, "tta": False, "source_run": None}
-        if input_size is not None:
-            self.meta["input_size"] = parse_input_size(input_size)
-        c = self.meta["input_size"][0]
-        for key, value in (("mean", mean), ("std", std)):
-            if value is not None:
-                self.meta[key] = value * c if len(value) == 1 else value
-            if len(self.meta[key]) != c:
-                raise ValueError(f"--{key} needs {c} value(s) for {c}-channel input, got {self.meta[key]}")
-        self.meta.setdefault("mode", "L" if c == 1 else "RGB")
         self.input_name = self.session.get_inputs()[0].name
-        std_ = np.asarray(self.meta["std"], np.float32).reshape(1, -1, 1, 1)
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        size = parse_input_size(input_size) if input_size is not None else None
+        if "cnnlab" in props or size is None or mean is None or std is None:
+            meta = RunMeta.from_onnx_props(props, self.path)
+            size = size or meta.input_size
+            changes = {"input_size": size}
+            for key, value in (("mean", mean), ("std", std)):
+                given = _floats(value, key, size[0])
+                changes[key] = tuple(given) if given is not None else getattr(meta, key)
+            meta = RunMeta.from_dict({**meta.to_dict(), **changes}, self.path)
+        else:
+            c = size[0]
+            meta = RunMeta.foreign(
+                self.path.name,
+                size,
+                _floats(mean, "mean", c),
+                _floats(std, "std", c),
+                self._output_width(size),
+                self.path,
+            )
+        self.meta = meta
+        self.precision = meta.export.precision if meta.export else "fp32"  # of the graph: fp32 or int8
+        self.tta = meta.tta if tta is None else tta
+        self._check_graph()
+        std_ = np.asarray(meta.std, np.float32).reshape(1, -1, 1, 1)
         self._scale = 1.0 / (255.0 * std_)
-        self._shift = -np.asarray(self.meta["mean"], np.float32).reshape(1, -1, 1, 1) / std_
+        self._shift = -np.asarray(meta.mean, np.float32).reshape(1, -1, 1, 1) / std_
 
-    @property
-    def classes(self) -> list[str] | None:
-        return self.meta.get("classes")
+    def _output_width(self, size: Sequence[int]) -> int:
+        """K of the (N, K) output: from the graph when static, else from one zero image."""
+        self._check_io_kinds()
+        width = self.session.get_outputs()[0].shape[1]
+        if isinstance(width, int):
+            return width
+        return int(self.run(np.zeros((1, *size), np.float32)).shape[1])
+
+    def _check_io_kinds(self) -> None:
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        if inp.type != "tensor(float)" or len(inp.shape) != 4:
+            raise ValueError(
+                f"{self.path}: not an image classifier cnnlab can feed (its input '{inp.name}' is "
+                f"{inp.type} of rank {len(inp.shape)}; cnnlab feeds float32 N×C×H×W)"
+            )
+        if len(out.shape) != 2:
+            raise ValueError(
+                f"{self.path}: not a classifier (its output '{out.name}' has rank {len(out.shape)}, not N×K logits)"
+            )
+
+    def _check_graph(self) -> None:
+        """The graph's static input dimensions and output width agree with the metadata."""
+        self._check_io_kinds()
+        want = self.meta.input_size
+        got = self.session.get_inputs()[0].shape[1:]
+        for name, g, w in zip(("channels", "height", "width"), got, want, strict=True):
+            if isinstance(g, int) and g != w:
+                raise ValueError(f"{self.path}: its graph takes {name} {g}, its metadata says {w}")
+        k = self.session.get_outputs()[0].shape[1]
+        if isinstance(k, int) and k != self.meta.num_classes:
+            raise ValueError(f"{self.path}: its graph outputs {k} classes, its metadata names {self.meta.num_classes}")
 
     def normalize(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, C, H, W) → the float32 model input, as `cnnlab.data.transforms.Normalize` computes it."""
@@ -95,44 +155,20 @@ class OnnxClassifier:
         """Logits of an already normalised float32 batch."""
         return self.session.run(None, {self.input_name: x})[0]
 
-    def logits(self, images, batch_size: int = EVAL_BATCH, tta: bool | None = None) -> torch.Tensor:
-        """float32 logits (N, K) of uint8 images (N, C, H, W), flip TTA as the file records unless `tta` is given."""
-        tta = self.meta.get("tta", False) if tta is None else tta
-        outs = []
+    def logits(
+        self, images, tta: bool | None = None, log: Callable[[str], None] | None = None, batch_size: int = EVAL_BATCH
+    ) -> torch.Tensor:
+        """float32 logits (N, K) of uint8 images (N, C, H, W), with flip TTA as the classifier was opened with
+        (default: as the file records) unless `tta` is given."""
+        tta = self.tta if tta is None else tta
+        progress = Progress(len(images), log)
+        outs, done = [], 0
         for start in range(0, len(images), batch_size):
             x = self.normalize(images[start : start + batch_size])
             out = self.run(x)
             if tta:
                 out = (out + self.run(np.ascontiguousarray(x[..., ::-1]))) / 2
             outs.append(torch.from_numpy(np.asarray(out, np.float32)))
-        return torch.cat(outs) if outs else torch.zeros(0, 0)
-
-
-def evaluate_onnx(model: OnnxClassifier, data: ImageSet, tta: bool | None = None) -> dict:
-    """The report of `evaluate.evaluate_model` for an ONNX classifier on a labelled set."""
-    classes = model.classes or data.classes
-    check_compatible({"input_size": model.meta["input_size"], "classes": classes}, data.image_shape, len(data.classes))
-    return metrics_from_logits(model.logits(data.images, tta=tta), data.labels, classes)
-
-
-def predict_onnx_files(model: OnnxClassifier, files: list[str | Path], top: int = 3) -> list[dict]:
-    """For each file: the `top` classes with probabilities and the conversion notes — `predict.predict_files`'s form."""
-    images, notes = [], []
-    for f in files:
-        x, n = load_model_input(f, model.meta["input_size"])
-        images.append(x)
-        notes.append(n)
-    probs = model.logits(torch.stack(images).numpy()).softmax(1)
-    classes = model.classes or [str(i) for i in range(probs.shape[1])]
-    values, indices = probs.topk(min(top, probs.shape[1]), dim=1)
-    return [
-        {
-            "file": str(f),
-            "top": [
-                {"class": classes[i], "index": int(i), "probability": float(p)}
-                for p, i in zip(vals.tolist(), idx.tolist(), strict=True)
-            ],
-            "notes": n,
-        }
-        for f, vals, idx, n in zip(files, values, indices, notes, strict=True)
-    ]
+            done += len(x)
+            progress(done)
+        return torch.cat(outs) if outs else torch.zeros(0, self.meta.num_classes)

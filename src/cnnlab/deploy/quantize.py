@@ -7,50 +7,25 @@ the run was trained on. The calibration set is recorded in the file's metadata.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnlab.data import load_dataset
 from cnnlab.data.dataset import DataSplits
-from cnnlab.data.images import channels_mode
-from cnnlab.deploy.export import onnx_props, save_onnx
+from cnnlab.data.streaming import decoded
+from cnnlab.deploy.export import save_onnx
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
+from cnnlab.io.meta import ExportInfo
 
 CALIBRATION_IMAGES = 300
 CALIBRATION_BATCH = 50
 
 
-def run_data(
-    meta: dict,
-    run: str | Path | None = None,
-    data: str | None = None,
-    data_dir: str | None = None,
-    seed: int | None = None,
-) -> DataSplits:
-    """The splits a run was trained on, as its config.json describes them (the data source, directory, validation
-    split, seed and image size), converted to the model's input mode and size."""
-    cfg: dict = {}
-    if run is not None:
-        folder = Path(run) if Path(run).is_dir() else Path(run).parent
-        try:
-            cfg = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError):
-            cfg = {}
-    name = data or meta.get("dataset") or cfg.get("data")
-    if not name:
-        raise ValueError("the model does not record its data set; give it with --data")
-    c, h, w = meta["input_size"]
-    seed = cfg.get("seed", 0) if seed is None else seed
-    return load_dataset(name, data_dir or cfg.get("data_dir"), cfg.get("val_split"), seed, channels_mode(c), (h, w))
-
-
 def calibration_images(splits: DataSplits, n: int = CALIBRATION_IMAGES, seed: int = 0) -> tuple[torch.Tensor, dict]:
     """`n` training images drawn at random (seeded), and the record of what they are."""
-    train = splits.train
+    train = decoded(splits.train)  # a streamed training split: its decoded sample
     n = min(n, len(train))
     if n < 1:
         raise ValueError("no training images to calibrate int8 ranges on")
@@ -89,19 +64,14 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, images: torch.Ten
 
     fp32 = OnnxClassifier(fp32_path)
     batches = [fp32.normalize(chunk) for chunk in images.split(CALIBRATION_BATCH)]
-    props = onnx_props(fp32_path)
-    record = json.loads(props["cnnlab"])
-    record.update(
-        precision="int8",
-        quantization={
-            "format": "QDQ",
-            "weights": "int8 per channel",
-            "activations": "int8 per tensor",
-            "calibration": calibration,
-        },
-    )
-    props["cnnlab"] = json.dumps(record)
-    props["precision"] = "int8"
+    quantization = {
+        "format": "QDQ",
+        "weights": "int8 per channel",
+        "activations": "int8 per tensor",
+        "calibration": calibration,
+    }
+    source = fp32.meta.export.source_run if fp32.meta.export else None
+    props = fp32.meta.onnx_props(ExportInfo("int8", source, quantization))
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         try:  # shape inference and graph optimisation first, as ORT's quantization guide advises

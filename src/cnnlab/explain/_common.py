@@ -14,40 +14,41 @@ from torch import nn
 from cnnlab.data.images import load_model_input
 from cnnlab.data.transforms import Normalize
 from cnnlab.inspect import Field, tracing_fields
+from cnnlab.io import RunMeta
 from cnnlab.models import main_output
 from cnnlab.models.hooks import record
 
 
-def read_image(path: str | Path, meta: dict) -> tuple[torch.Tensor, list[str]]:
+def read_image(path: str | Path, meta: RunMeta) -> tuple[torch.Tensor, list[str]]:
     """An image file as the model reads it (mode and size converted as for prediction): uint8 (C, H, W), notes."""
-    return load_model_input(path, meta["input_size"])
+    return load_model_input(path, meta.input_size)
 
 
-def to_input(images: torch.Tensor, meta: dict) -> torch.Tensor:
+def to_input(images: torch.Tensor, meta: RunMeta) -> torch.Tensor:
     """uint8 (N, C, H, W) → normalised float32 (N, C, H, W), the model's input space."""
-    return Normalize(meta["mean"], meta["std"])(images)
+    return Normalize(meta.mean, meta.std)(images)
 
 
-def _stats(meta: dict, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _stats(meta: RunMeta, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     shape = (1, -1, 1, 1)
-    mean = torch.tensor(meta["mean"], dtype=like.dtype, device=like.device).view(shape)
-    std = torch.tensor(meta["std"], dtype=like.dtype, device=like.device).view(shape)
+    mean = torch.tensor(meta.mean, dtype=like.dtype, device=like.device).view(shape)
+    std = torch.tensor(meta.std, dtype=like.dtype, device=like.device).view(shape)
     return mean, std
 
 
-def from_pixels(pixels: torch.Tensor, meta: dict) -> torch.Tensor:
+def from_pixels(pixels: torch.Tensor, meta: RunMeta) -> torch.Tensor:
     """Pixels on the 0–1 scale (N, C, H, W) → the model's input space."""
     mean, std = _stats(meta, pixels)
     return (pixels - mean) / std
 
 
-def to_pixels(x: torch.Tensor, meta: dict) -> np.ndarray:
+def to_pixels(x: torch.Tensor, meta: RunMeta) -> np.ndarray:
     """Model input (N, C, H, W) → pixels on the 0–1 scale, (N, H, W, C) float32 for plotting."""
     mean, std = _stats(meta, x)
     return (x.detach() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def pixel_bounds(meta: dict, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pixel_bounds(meta: RunMeta, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel (1, C, 1, 1) lowest and highest values a real image takes in the model's input space."""
     return from_pixels(torch.zeros_like(like[:1, :, :1, :1]), meta), from_pixels(
         torch.ones_like(like[:1, :, :1, :1]), meta

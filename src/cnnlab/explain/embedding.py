@@ -14,6 +14,7 @@ from torch import nn
 from cnnlab import infer
 from cnnlab.data.dataset import ImageSet
 from cnnlab.explain.plotting import figure, save
+from cnnlab.io import RunMeta
 
 
 @dataclass
@@ -26,9 +27,9 @@ class Embedding:
     indices: np.ndarray
 
 
-def cnn_codes(model: nn.Module, meta: dict, images: torch.Tensor, batch: int = 500) -> np.ndarray:
+def cnn_codes(model: nn.Module, meta: RunMeta, images: torch.Tensor, batch: int = 500) -> np.ndarray:
     """forward_head(forward_features(x), pre_logits=True) for uint8 images (N, C, H, W) → (N, D) float32."""
-    return infer.cnn_codes(model, images, meta["mean"], meta["std"], batch_size=batch).numpy()
+    return infer.cnn_codes(model, images, meta.mean, meta.std, batch_size=batch).numpy()
 
 
 def tsne(codes: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
@@ -41,7 +42,7 @@ def tsne(codes: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarr
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes).astype(np.float32)
 
 
-def embedding(model: nn.Module, meta: dict, data: ImageSet, n: int = 2000, seed: int = 0) -> Embedding:
+def embedding(model: nn.Module, meta: RunMeta, data: ImageSet, n: int = 2000, seed: int = 0) -> Embedding:
     """t-SNE of the CNN codes of `n` images drawn at random (seeded) from `data`."""
     if n < 5:
         raise ValueError(f"--n must be at least 5 for a t-SNE, got {n}")

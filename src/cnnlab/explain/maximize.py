@@ -19,6 +19,7 @@ from torch import nn
 
 from cnnlab.explain._common import capture, explaining, logits_of, pixel_bounds, to_pixels
 from cnnlab.explain.plotting import save, show, tile_grid
+from cnnlab.io import RunMeta
 
 
 @dataclass
@@ -63,7 +64,7 @@ def _activation(model: nn.Module, x: torch.Tensor, layer: str | None, index: tor
 
 def maximize(
     model: nn.Module,
-    meta: dict,
+    meta: RunMeta,
     index: list[int],
     layer: str | None = None,
     steps: int = 256,
@@ -80,7 +81,7 @@ def maximize(
     lr: step in input (normalised) units per step, applied to the gradient scaled to mean |g| = 1 per image, so a
     step moves a pixel by about lr whatever the size of the raw gradient. jitter: largest roll in pixels.
     """
-    c, h, w = meta["input_size"]
+    c, h, w = meta.input_size
     target = torch.as_tensor(index, dtype=torch.int64)
     gen = torch.Generator().manual_seed(seed)
     with explaining(model):
@@ -106,7 +107,7 @@ def maximize(
                 x = torch.maximum(torch.minimum(x, hi), lo)
         with torch.no_grad():
             end = _activation(model, x, layer, target)
-    names = meta["classes"] if layer is None else None
+    names = meta.classes if layer is None else None
     labels = [names[i] if names else f"channel {i}" for i in target.tolist()]
     dead = (~moved & (end <= 0)).numpy()
     return Maximized(to_pixels(x, meta), start.numpy(), end.numpy(), labels, dead)

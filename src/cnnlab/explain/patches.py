@@ -13,6 +13,7 @@ from torch import nn
 from cnnlab.explain._common import explaining, map_field, spatial_output, to_input
 from cnnlab.explain.plotting import save, show, tile_grid
 from cnnlab.inspect import Field
+from cnnlab.io import RunMeta
 
 
 @dataclass
@@ -28,24 +29,24 @@ class Patch:
 
 
 def receptive_field(
-    model: nn.Module, meta: dict, layer: str, channel: int, position: tuple[int, int]
+    model: nn.Module, meta: RunMeta, layer: str, channel: int, position: tuple[int, int]
 ) -> tuple[int, int, int, int]:
     """Input box (top, bottom, left, right) that unit (channel, y, x) of `layer` can see, clipped to the image.
 
     From the kernel/stride/padding recurrence along the layers that lead to `layer` (`map_field`, the receptive
     fields of `cnnlab summary`), so the same for every channel; the whole image where the field is unknown.
     """
-    field, _ = map_field(model, meta["input_size"], lambda x: spatial_output(model, layer, x))
+    field, _ = map_field(model, meta.input_size, lambda x: spatial_output(model, layer, x))
     return _box(field, position, meta)
 
 
-def _box(field: Field | None, position: tuple[int, int], meta: dict) -> tuple[int, int, int, int]:
-    _, h, w = meta["input_size"]
+def _box(field: Field | None, position: tuple[int, int], meta: RunMeta) -> tuple[int, int, int, int]:
+    _, h, w = meta.input_size
     return field.box(position, (h, w)) if field is not None else (0, h, 0, w)
 
 
 def top_patches(
-    model: nn.Module, meta: dict, images: torch.Tensor, layer: str, channel: int, top: int = 16, batch: int = 500
+    model: nn.Module, meta: RunMeta, images: torch.Tensor, layer: str, channel: int, top: int = 16, batch: int = 500
 ) -> list[Patch]:
     """The `top` images whose strongest unit of `layer`'s `channel` is highest, cropped to that unit's field.
 
@@ -63,7 +64,7 @@ def top_patches(
             best_pos.append(torch.stack((pos // out.shape[3], pos % out.shape[3]), 1))
     values, positions = torch.cat(best_val), torch.cat(best_pos)
     order = values.argsort(descending=True)[:top]
-    field, _ = map_field(model, meta["input_size"], lambda x: spatial_output(model, layer, x))
+    field, _ = map_field(model, meta.input_size, lambda x: spatial_output(model, layer, x))
     patches = []
     for i in order.tolist():
         pos = tuple(int(v) for v in positions[i])

@@ -14,6 +14,7 @@ from cnnlab.data.dataset import ImageSet
 from cnnlab.evaluate import check_compatible
 from cnnlab.explain.plotting import save, show, tile_grid
 from cnnlab.infer import predict_logits
+from cnnlab.io import RunMeta
 
 
 @dataclass
@@ -29,10 +30,10 @@ class TopLosses:
     true_probs: np.ndarray
 
 
-def top_losses(model: nn.Module, meta: dict, data: ImageSet, k: int = 16) -> TopLosses:
+def top_losses(model: nn.Module, meta: RunMeta, data: ImageSet, k: int = 16) -> TopLosses:
     """The `k` images of `data` with the highest cross-entropy under `model` (fp32, the training normalization)."""
     check_compatible(meta, data.image_shape, len(data.classes))
-    logits = predict_logits(model, data.images, meta["mean"], meta["std"], "cpu", "fp32")
+    logits = predict_logits(model, data.images, meta.mean, meta.std, "cpu", "fp32")
     losses = F.cross_entropy(logits, data.labels, reduction="none")
     order = losses.argsort(descending=True)[:k]
     probs = logits[order].softmax(1)

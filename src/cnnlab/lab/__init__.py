@@ -6,7 +6,7 @@ computed by cnnlab's own code paths (the notation builder, `cnnlab.train.Trainer
 `cnnlab.inspect`, `cnnlab.explain`); nothing is a stored result. `quick=True` uses tiny sizes and generated data
 (seconds); otherwise the lessons that train use Fashion-MNIST (never downloaded here: `cnnlab datasets get`).
 
-The package sits beside `cnnlab.pipeline`, above evaluate / inspect / explain, whose code it uses. It trains small
+The package sits beside `cnnlab.run`, above evaluate / inspect / explain, whose code it uses. It trains small
 models with `Trainer` directly rather than through the pipeline, because a lesson needs its own short loops
 (gradient norms per step, a fixed pixel shuffle, adversarial inputs) and no run folder.
 """

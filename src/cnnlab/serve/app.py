@@ -7,9 +7,10 @@
                                           → the input as the network sees it, the saliency map, feature maps
     GET  /api/models/{id}/random          a random test image of the model's data set (PNG) and its true label
 
-Every model is loaded once at start. Prediction runs a BatchNorm-folded copy in inference mode through
-`cnnlab.infer.predict_logits`, without a lock, on Starlette's thread pool; explanations need gradients and forward
-hooks, so they run on a second copy of the model, one request at a time per model. Uploads are read into memory
+Every model is loaded once at start, as a `cnnlab.infer.Classifier`: a run folder or model file as its torch model
+(a BatchNorm-folded copy in inference mode), an .onnx file through ONNX Runtime. Prediction runs without a lock on
+Starlette's thread pool; explanations need gradients and forward hooks, so they run on the torch model as trained,
+one request at a time per model (an ONNX model predicts only). Uploads are read into memory
 with a byte limit (`images.MAX_BYTES`) and parsed there; nothing a client sends becomes a path or a file.
 """
 
@@ -37,11 +38,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 import cnnlab
 from cnnlab import explain as ex
-from cnnlab.data import load_dataset
-from cnnlab.data.images import channels_mode
-from cnnlab.infer import predict_logits, prepare
-from cnnlab.io import load_model, resolve_model_path
-from cnnlab.runtime import resolve_device, resolve_precision, use_channels_last
+from cnnlab.deploy.onnx_runtime import OnnxClassifier, is_onnx_path
+from cnnlab.infer import Classifier, TorchClassifier
+from cnnlab.io import RunMeta, load_model, resolve_model_path
+from cnnlab.predict import predict_images, top_classes
+from cnnlab.run.splits import run_splits
+from cnnlab.runtime import resolve_device
 from cnnlab.serve import images
 from cnnlab.serve.images import UploadError
 
@@ -57,54 +59,51 @@ class Served:
 
     id: str
     path: Path
-    meta: dict
-    predictor: torch.nn.Module  # BN folded, channels_last, eval: run lock-free by predict_logits
-    explainer: torch.nn.Module  # the model as trained: gradients and hooks, one request at a time
+    classifier: Classifier  # torch (BN folded, channels_last, eval) or ONNX Runtime: run lock-free by predict
+    explainer: torch.nn.Module | None  # the model as trained: gradients and hooks, one request at a time (not ONNX)
     lock: threading.Lock = field(default_factory=threading.Lock)
     data_dir: str | None = None
     _test: Any = None  # the test ImageSet once loaded, or the reason it is not available (str)
     _test_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def meta(self) -> RunMeta:
+        return self.classifier.meta
+
     def info(self) -> dict:
         m = self.meta
-        metrics = m.get("metrics") or {}
         return {
             "id": self.id,
-            "model": m["model"],
+            "model": m.model,
             "file": self.path.name,
-            "classes": m["classes"],
-            "input_size": m["input_size"],
-            "channels": m["input_size"][0],
-            "dataset": m.get("dataset"),
-            "test_accuracy": metrics.get("test_accuracy"),
-            "epochs": metrics.get("epochs"),
-            "precision": m.get("precision"),
-            "methods": list(ex.METHODS),
+            "classes": list(m.classes),
+            "input_size": list(m.input_size),
+            "channels": m.channels,
+            "dataset": m.dataset,
+            "test_accuracy": m.metrics.get("test_accuracy"),
+            "epochs": m.metrics.get("epochs"),
+            "precision": self.classifier.precision,
+            "methods": list(ex.METHODS) if self.explainer is not None else [],
         }
 
     def test_set(self):
         """The test split of the model's data set, loaded on first use (never downloaded); a str says why not."""
         with self._test_lock:
             if self._test is None:
-                c, h, w = self.meta["input_size"]
-                name = self.meta.get("dataset")
                 try:
-                    if not name:
-                        raise ValueError("the model file names no data set")
-                    splits = load_dataset(name, self.data_dir, 0, 0, channels_mode(c), (h, w), allow_download=False)
-                    if splits.test is None or len(splits.test) == 0:
-                        raise ValueError(f"{name} has no test split")
-                    self._test = splits.test
+                    data = run_splits(self.meta, where=self.path, data_dir=self.data_dir, allow_download=False)
+                    self._test = data.split("test")
                 except Exception as e:  # not installed, unreadable, another shape: the page says so
                     first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
                     self._test = (
-                        f"test images of {name} are not available on the server: {first} (cnnlab serve --data-dir)"
+                        f"test images of {self.meta.dataset} are not available on the server: {first} "
+                        "(cnnlab serve --data-dir)"
                     )
             return self._test
 
 
 def _model_id(path: Path, taken: set[str]) -> str:
-    p = resolve_model_path(path)
+    p = path if is_onnx_path(path) else resolve_model_path(path)
     base = p.parent.name if p.name == "model.safetensors" else p.stem
     base = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in base) or "model"
     name, k = base, 2
@@ -114,47 +113,30 @@ def _model_id(path: Path, taken: set[str]) -> str:
 
 
 def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dict[str, Served]:
-    """Load every RUN (run folder or .safetensors model file) once; an .onnx export is refused in one line."""
+    """Load every RUN (run folder, .safetensors model file, or .onnx file: predictions only) once."""
     if not paths:
         raise ValueError("serve needs at least one run folder or model file")
     served: dict[str, Served] = {}
     device = resolve_device("cpu")
     for raw in paths:
         path = Path(raw)
-        if path.suffix.lower() == ".onnx":
-            # explanations need the torch model (gradients, hooks); the export is made from a run that has it
-            raise ValueError(
-                f"{path}: serve takes a run folder or a .safetensors model file, not an .onnx export "
-                "(saliency needs the torch model); serve the run it was exported from"
-            )
-        model, meta = load_model(path)
-        precision = resolve_precision(meta.get("precision", "fp32"), device)
-        meta = {**meta, "precision": precision}
-        predictor = prepare(model, device, use_channels_last(device, precision), fold_bn=True).eval()
-        if predictor is model:
-            predictor = copy.deepcopy(model).eval()
         sid = _model_id(path, set(served))
-        served[sid] = Served(sid, resolve_model_path(path), meta, predictor, model.eval(), data_dir=data_dir)
+        if is_onnx_path(path):  # ONNX Runtime predicts; explanations need the torch model (gradients, hooks)
+            served[sid] = Served(sid, path, OnnxClassifier(path), None, data_dir=data_dir)
+            continue
+        model, meta = load_model(path)
+        classifier = TorchClassifier(model, meta, device)
+        if classifier.net is model:  # nothing to fold or convert: predict must not share the explainer's module
+            classifier.net = copy.deepcopy(model).eval()
+        served[sid] = Served(sid, resolve_model_path(path), classifier, model.eval(), data_dir=data_dir)
     return served
 
 
 # ---- the work of each request (runs on the thread pool) ----
 
 
-def _top(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
-    values, indices = probs.topk(min(k, len(classes)))
-    return [
-        {"class": classes[i], "index": i, "probability": round(p, 6)}
-        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
-    ]
-
-
 def predict_image(s: Served, image: torch.Tensor, top: int) -> list[dict]:
-    m = s.meta
-    logits = predict_logits(
-        s.predictor, image[None], m["mean"], m["std"], "cpu", m["precision"], tta=m.get("tta", False), fold_bn=False
-    )
-    return _top(logits[0].softmax(0), m["classes"], top)
+    return predict_images(s.classifier, image[None], top)[0]
 
 
 def _colormap(values: np.ndarray, name: str) -> np.ndarray:
@@ -191,8 +173,8 @@ def explain_image(
     out: dict[str, Any] = {
         "model": s.id,
         "method": method,
-        "target": {"class": s.meta["classes"][t], "index": t},
-        "top": _top(probs[0], s.meta["classes"], top),
+        "target": {"class": s.meta.classes[t], "index": t},
+        "top": top_classes(probs[:1], s.meta.classes, top)[0],
     }
     if fmt == "array":
         out["input"] = pixels.tolist()
@@ -226,7 +208,7 @@ def random_test_image(s: Served, seed: int | None) -> dict:
     return {
         "model": s.id,
         "index": k,
-        "label": {"class": s.meta["classes"][label], "index": label},
+        "label": {"class": s.meta.classes[label], "index": label},
         "image_png": images.data_url(images.png_bytes(images.tensor_pixels(image))),
     }
 
@@ -331,7 +313,7 @@ def create_app(
     max_bytes: int = images.MAX_BYTES,
     max_pixels: int = images.MAX_PIXELS,
 ) -> FastAPI:
-    """The FastAPI app serving the models of `paths` (run folders or model files), each loaded once here.
+    """The FastAPI app serving the models of `paths` (run folders, model files or .onnx files), each loaded once here.
 
     data_dir: where the models' data sets are (for random test images; default: the usual places, never a download).
     max_bytes / max_pixels: the upload limits (bytes of the file; width × height read from its header).
@@ -347,6 +329,14 @@ def create_app(
         'test images. Errors are JSON objects {"error": "one line"}.',
     )
     app.state.served = served
+    _install_error_handlers(app)
+    _install_routes(app, Requests(served, max_bytes, max_pixels))
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error is a JSON object {"error": "one line"} with its status; a bug answers 500 and the server runs on."""
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
@@ -363,24 +353,64 @@ def create_app(
         return _error(e.status_code, e.detail)
 
     @app.exception_handler(Exception)
-    async def _internal_error(request: Request, e: Exception):  # a bug answers 500; the server keeps running
+    async def _internal_error(request: Request, e: Exception):
         return _error(500, f"internal error: {e.__class__.__name__}: {e}")
 
-    def model_of(form: dict) -> Served:
-        sid = _field_str(form, "model", None)
-        if sid is None:
-            return next(iter(served.values()))
-        if sid not in served:
-            raise UploadError(404, f"unknown model '{sid[:80]}'; served: {', '.join(served)}")
-        return served[sid]
 
-    async def image_of(form: dict, s: Served) -> tuple[torch.Tensor, list[str]]:
+@dataclass
+class Requests:
+    """What every request is checked against: the served models and the upload limits."""
+
+    served: dict[str, Served]
+    max_bytes: int
+    max_pixels: int
+
+    def model(self, sid: str | None) -> Served:
+        """The model a request names (default: the first served)."""
+        if sid is None:
+            return next(iter(self.served.values()))
+        if sid not in self.served:
+            raise UploadError(404, f"unknown model '{sid[:80]}'; served: {', '.join(self.served)}")
+        return self.served[sid]
+
+    async def form(self, request: Request) -> tuple[dict, Served]:
+        form = await _form(request, self.max_bytes)
+        return form, self.model(_field_str(form, "model", None))
+
+    async def image(self, form: dict, s: Served) -> tuple[torch.Tensor, list[str]]:
         data = form.get("image")
         if data is None:
             raise UploadError(400, "no image: send the file in the form field 'image' (curl -F image=@file)")
         if isinstance(data, str):
             raise UploadError(400, "the field 'image' must be a file upload (curl -F image=@file)")
-        return await run_in_threadpool(images.read_upload, data, s.meta["input_size"], max_bytes, max_pixels)
+        return await run_in_threadpool(images.read_upload, data, s.meta.input_size, self.max_bytes, self.max_pixels)
+
+
+def _explain_options(form: dict, s: Served) -> dict:
+    """method, target, fmt, features and top of an /api/explain form, each checked."""
+    if s.explainer is None:
+        raise UploadError(400, f"model '{s.id}' is an ONNX file: explanations need the torch model (serve its run)")
+    method = _field_str(form, "method", "gradient")
+    if method not in ex.METHODS:
+        raise UploadError(400, f"unknown method '{method[:40]}'; choose one of {', '.join(ex.METHODS)}")
+    fmt = _field_str(form, "format", "png")
+    if fmt not in ("png", "array"):
+        raise UploadError(400, f"format must be png or array, got '{fmt[:40]}'")
+    try:
+        target = ex.class_index(_field_str(form, "target", None), s.meta.classes)
+    except ValueError as e:
+        raise UploadError(400, str(e)) from None
+    return {
+        "method": method,
+        "target": target,
+        "fmt": fmt,
+        "features": _field_str(form, "features", "true").lower() not in ("0", "false", "no", "off"),
+        "top": _field_int(form, "top", 5, 1, MAX_TOP),
+    }
+
+
+def _install_routes(app: FastAPI, req: Requests) -> None:
+    served = req.served
 
     @app.get("/", include_in_schema=False)
     async def index():
@@ -394,43 +424,25 @@ def create_app(
     async def models():
         return {
             "models": [s.info() for s in served.values()],
-            "limits": {"max_bytes": max_bytes, "max_pixels": max_pixels},
+            "limits": {"max_bytes": req.max_bytes, "max_pixels": req.max_pixels},
         }
 
     @app.post("/api/predict", summary="Top-k classes of an uploaded image", openapi_extra=_FORM_DOC)
     async def predict(request: Request):
-        form = await _form(request, max_bytes)
-        s = model_of(form)
+        form, s = await req.form(request)
         top = _field_int(form, "top", 5, 1, MAX_TOP)
-        image, notes = await image_of(form, s)
+        image, notes = await req.image(form, s)
         result = await run_in_threadpool(predict_image, s, image, top)
         return {"model": s.id, "top": result, "notes": notes}
 
     @app.post("/api/explain", summary="Saliency map and feature maps of an uploaded image", openapi_extra=_EXPLAIN_DOC)
     async def explain(request: Request):
-        form = await _form(request, max_bytes)
-        s = model_of(form)
-        top = _field_int(form, "top", 5, 1, MAX_TOP)
-        method = _field_str(form, "method", "gradient")
-        if method not in ex.METHODS:
-            raise UploadError(400, f"unknown method '{method[:40]}'; choose one of {', '.join(ex.METHODS)}")
-        fmt = _field_str(form, "format", "png")
-        if fmt not in ("png", "array"):
-            raise UploadError(400, f"format must be png or array, got '{fmt[:40]}'")
-        features = _field_str(form, "features", "true").lower() not in ("0", "false", "no", "off")
-        try:
-            target = ex.class_index(_field_str(form, "target", None), s.meta["classes"])
-        except ValueError as e:
-            raise UploadError(400, str(e)) from None
-        image, notes = await image_of(form, s)
-        out = await run_in_threadpool(explain_image, s, image, method, target, fmt, features, top)
+        form, s = await req.form(request)
+        options = _explain_options(form, s)
+        image, notes = await req.image(form, s)
+        out = await run_in_threadpool(explain_image, s, image, **options)
         return {**out, "notes": notes}
 
     @app.get("/api/models/{model_id}/random", summary="A random test image of the model's data set, with its label")
     async def random_image(model_id: str, seed: int | None = None):
-        if model_id not in served:
-            raise UploadError(404, f"unknown model '{model_id[:80]}'; served: {', '.join(served)}")
-        return await run_in_threadpool(random_test_image, served[model_id], seed)
-
-    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    return app
+        return await run_in_threadpool(random_test_image, req.model(model_id), seed)

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from cnnlab.io import MODEL_FILE, read_meta
+from cnnlab.io import MODEL_FILE, RunMeta, read_meta
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 _NESTED = ("state_dict", "model", "model_state_dict", "module")  # how training scripts wrap a state dict
@@ -37,7 +37,7 @@ class Source:
 
     path: Path
     state: dict[str, torch.Tensor]
-    meta: dict | None
+    meta: RunMeta | None
     kind: str  # "cnnlab run", "cnnlab model file", "cnnlab checkpoint", "weight file"
 
     def describe(self) -> dict:
@@ -45,7 +45,8 @@ class Source:
         out = {"source": str(self.path), "kind": self.kind}
         if self.meta:
             keep = ("model", "model_args", "dataset", "classes", "input_size", "metrics", "init_from")
-            out.update({k: self.meta[k] for k in keep if k in self.meta})
+            record = self.meta.to_dict()
+            out.update({k: record[k] for k in keep})
         return out
 
 
@@ -159,8 +160,8 @@ def source_architecture(source: str | Path) -> tuple[str, dict] | None:
             meta = read_meta(path)
         except (ValueError, FileNotFoundError):
             return None
-        args = {k: v for k, v in meta.get("model_args", {}).items() if k not in ("num_classes", "in_chans", "img_size")}
-        return meta["model"], args
+        args = {k: v for k, v in meta.model_args.items() if k not in ("num_classes", "in_chans", "img_size")}
+        return meta.model, args
     return None
 
 
@@ -213,7 +214,7 @@ def load_pretrained(
     head = model.default_cfg["classifier"] if hasattr(model, "default_cfg") else None
     head_keys = {k for k in ours if head and k.startswith(head + ".")}
     if keep_head is None:
-        keep_head = bool(src.meta and classes is not None and src.meta.get("classes") == list(classes))
+        keep_head = bool(src.meta and classes is not None and list(src.meta.classes) == list(classes))
     report = LoadReport(head="kept" if keep_head else "new")
 
     conv = _first_conv(model)
@@ -245,7 +246,7 @@ def load_pretrained(
     fit = [k for k in report.loaded if k in body]
     if len(fit) * 2 < len(body):
         name = getattr(model, "model_name", type(model).__name__)
-        theirs_name = f" (they were written for {src.meta['model']})" if src.meta and "model" in src.meta else ""
+        theirs_name = f" (they were written for {src.meta.model})" if src.meta else ""
         raise ValueError(
             f"{src.path}: the weights do not fit {name}{theirs_name}: only {len(fit)} of its "
             f"{len(body)} backbone tensors match by name and shape; pass --model with the "

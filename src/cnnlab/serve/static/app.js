@@ -211,7 +211,8 @@ async function refresh() {
   const seq = ++state.seq;
   showError("");
   const predict = api("/api/predict", { method: "POST", body: form() });
-  const explain = api("/api/explain", { method: "POST", body: form({ method: $("method").value }) });
+  // an ONNX model predicts only: explanations need the torch model
+  const explain = state.model.methods.length ? api("/api/explain", { method: "POST", body: form({ method: $("method").value }) }) : null;
   try {
     const p = await predict;
     if (seq !== state.seq) return;
@@ -220,6 +221,7 @@ async function refresh() {
   } catch (e) {
     if (seq === state.seq) showError(e.message);
   }
+  if (!explain) return;
   try {
     const x = await explain;
     if (seq !== state.seq) return;

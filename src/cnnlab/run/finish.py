@@ -1,0 +1,117 @@
+"""The end of a run: the last good weights, the final evaluation, metrics.json, the model file and the curves."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import cnnlab
+from cnnlab.evaluate import evaluate
+from cnnlab.infer import TorchClassifier
+from cnnlab.io import MODEL_FILE, load_checkpoint, save_json, save_model
+from cnnlab.plots import plot_history
+from cnnlab.run.folder import RunFolder
+from cnnlab.run.setup import Setup
+from cnnlab.runtime import hardware_info, process_seconds
+from cnnlab.train import distributed
+
+# what the model file keeps of metrics.json
+MODEL_FILE_METRICS = ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")
+
+
+@dataclass
+class RunResult:
+    out: Path
+    metrics: dict
+    history: list[dict]
+
+
+def finish(
+    setup: Setup, folder: RunFolder, started: float, train_seconds: float, resumed: bool, log=print
+) -> RunResult:
+    """Write the run's results into its folder and return them.
+
+    started: `time.perf_counter()` when the run began; train_seconds: the time spent in `Trainer.fit`.
+    The final evaluation goes through the same path as `cnnlab evaluate` (a `TorchClassifier`), so evaluating the
+    run folder later reproduces `test_accuracy` and `val_accuracy` exactly.
+    """
+    trainer, cfg = setup.trainer, setup.cfg
+    model = distributed.plain_batchnorm(setup.model) if cfg.sync_bn else setup.model
+    epochs = _last_good_weights(setup, model, folder, log)
+    classifier = TorchClassifier(model, setup.meta, trainer.device)
+    held = setup.splits.held_out()
+    test = evaluate(classifier, held[1]) if held is not None else None
+    val = None
+    if setup.splits.val is not None:
+        val = test if held is not None and held[0] == "val" else evaluate(classifier, setup.splits.val)
+    rows = trainer.history + ([trainer.partial] if trainer.partial else [])
+    metrics = {
+        "test_accuracy": test["accuracy"] if test else None,
+        "test_loss": test["loss"] if test else None,
+        "test_split": held[0] if held is not None else None,
+        "val_accuracy": val["accuracy"] if val else None,
+        "val_loss": val["loss"] if val else None,
+        "train_seconds": round(train_seconds, 3),
+        "total_seconds": round(time.perf_counter() - started, 3),
+        "process_seconds": None,  # filled below, once everything is written
+        "epochs": epochs,
+        "epochs_requested": cfg.epochs,
+        "steps": trainer.step,
+        "interrupted": trainer.interrupted,
+        "stop_reason": trainer.stop_reason,
+        "resumed": resumed,
+        "samples_per_s": _mean_rate(rows),
+        "time_budget": setup.budget.plan if setup.budget is not None else None,
+        "model": cfg.model,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dataset": setup.splits.name,
+        "precision": trainer.precision,
+        "seed": cfg.seed,
+        "init_from": setup.meta.init_from,
+        "world_size": distributed.world_size(),
+        "versions": {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "hardware": hardware_info(trainer.device),
+    }
+    summary = {k: metrics[k] for k in MODEL_FILE_METRICS}
+    save_model(folder.path / MODEL_FILE, model, setup.meta.replace(metrics=summary))
+    if rows:
+        smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
+        plot_history(rows, folder.path / "curves.png", f"{cfg.model} on {setup.splits.name}", loss_note=smoothing)
+    metrics["process_seconds"] = round(process_seconds(), 3)
+    save_json(folder.path / "metrics.json", metrics)
+    if test:
+        log(
+            f"test accuracy: {test['accuracy']:.4f} ({held[0]}, {test['n']:,} samples); "
+            f"training took {train_seconds:.1f} s for {epochs:g} epochs ({trainer.step:,} steps)"
+        )
+    log(f"run folder: {folder.path}")
+    return RunResult(folder.path, metrics, trainer.history)
+
+
+def _last_good_weights(setup: Setup, model: torch.nn.Module, folder: RunFolder, log) -> float:
+    """After Ctrl-C or a divergence the weights may be mid-step or not finite: load the last good checkpoint's
+    (written before the first step at the latest). Returns the epochs the kept weights were trained for."""
+    t = setup.trainer
+    done = round(t.epoch + 1 + t.batch / max(t.steps_per_epoch, 1), 3)
+    if t.interrupted or t.diverged:
+        ckpt = load_checkpoint(folder.checkpoint)
+        model.load_state_dict(ckpt["model"])
+        done = round(ckpt["epoch"] + 1 + ckpt["batch"] / max(t.steps_per_epoch, 1), 3)
+        why = "interrupted" if t.interrupted else f"stopped: {t.stop_reason}"
+        log(f"{why}; keeping the weights of the last good checkpoint ({done:g} epochs, step {ckpt['step']})")
+    elif t.stop_reason:
+        log(f"stopped: {t.stop_reason}")
+    return done
+
+
+def _mean_rate(rows: list[dict]) -> float | None:
+    """Training samples per second over the epochs that measured it, weighted by their duration."""
+    timed = [r for r in rows if r.get("samples_per_s")]
+    if not timed:
+        return None
+    seconds = sum(r["seconds"] for r in timed)
+    return round(sum(r["samples_per_s"] * r["seconds"] for r in timed) / max(seconds, 1e-9), 1)

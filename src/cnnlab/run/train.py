@@ -1,0 +1,77 @@
+"""`train_run`: a whole run, from a config to a run folder — check → folder → setup → resume → fit → finish."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cnnlab.io import load_checkpoint
+from cnnlab.run.finish import RunResult, finish
+from cnnlab.run.folder import RunFolder, check_resumable
+from cnnlab.run.setup import Setup, build, check, data_identity
+from cnnlab.runtime import resolve_device
+from cnnlab.train import distributed
+from cnnlab.train.config import TrainConfig
+
+
+def train_run(
+    cfg: TrainConfig, callbacks: list | None = None, log=print, resume: str | Path | None = None
+) -> RunResult:
+    """Train `cfg.model` on `cfg.data`, evaluate on the test split and write the run folder `cfg.out`.
+
+    callbacks: added to the run's own (schedule, NaN guard, early stopping, time limit, checkpoint, progress, logs).
+    resume: a run folder whose checkpoint to continue from (exactly: same weights as a run never interrupted).
+    """
+    started = time.perf_counter()
+    check(cfg)
+    if resume is not None and cfg.time_budget is not None:
+        raise ValueError("a run with a time budget cannot be resumed: its schedule was laid out for its own time")
+    # under torchrun: join the process group; cuda → cuda:LOCAL_RANK
+    device = resolve_device(distributed.setup(cfg.device))
+    log = log if distributed.is_main() else _quiet  # rank 0 prints, writes the run folder, evaluates and plots
+    folder = RunFolder.reopen(resume) if resume is not None else RunFolder.new(cfg)
+    state = load_checkpoint(folder.checkpoint) if resume is not None else None
+    setup = build(cfg, device, callbacks, log, folder)
+    log(setup.startup_line())
+    if state is not None:
+        _resume(state, setup, folder, log)
+    trainer = setup.trainer
+    with folder.lifecycle(trainer):
+        folder.write_config(cfg)  # after every refusal: a refused resume rewrites nothing
+        fit_started = time.perf_counter()
+        _fit(setup, folder)
+    if not distributed.is_main():
+        return RunResult(folder.path, {}, trainer.history)
+    return finish(setup, folder, started, time.perf_counter() - fit_started, state is not None, log)
+
+
+def _resume(state: dict, setup: Setup, folder: RunFolder, log) -> None:
+    """Load a checkpoint into the set-up, after checking that it belongs to this run and has work left."""
+    trainer = setup.trainer
+    check_resumable(state, setup.cfg, data_identity(setup.splits), set(setup.model.state_dict()), folder)
+    trainer.load_state_dict(state)
+    if trainer.epoch + 1 >= setup.cfg.max_epochs and trainer.batch == 0:
+        raise ValueError(
+            f"{folder.path} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
+            "(give a larger --epochs to train on)"
+        )
+    where = f"epoch {trainer.epoch + 2}, batch {trainer.batch}" if trainer.batch else f"epoch {trainer.epoch + 2}"
+    log(f"resuming {folder.path} at {where} (step {trainer.step})")
+
+
+def _fit(setup: Setup, folder: RunFolder) -> None:
+    """`Trainer.fit`; Ctrl-C outside the training loop marks the run interrupted, and a peer lost in a distributed
+    run becomes one `DistributedError` line."""
+    trainer = setup.trainer
+    try:
+        trainer.fit(setup.train_loader, setup.cfg.max_epochs, setup.val_loader)
+    except KeyboardInterrupt:
+        trainer.interrupted = True
+    except BaseException as e:
+        if distributed.active() and distributed.is_peer_failure(e):
+            raise distributed.as_distributed_error(e, folder.path) from None
+        raise
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of ranks other than 0: they print nothing."""
