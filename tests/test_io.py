@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cnnlab.io import load_checkpoint, load_model, read_meta, save_checkpoint, save_model
-from cnnlab.run.folder import check_run_dir
 from cnnlab.models import create_model
+from cnnlab.run.folder import check_run_dir
 
 META = {
     "classes": list("abcdefghij"),

@@ -9,8 +9,6 @@ package included.
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 # bottom to top; a module belongs to the longest entry that is its dotted name (below cnnlab) or a package of it

@@ -94,7 +94,9 @@ def test_export_input_size_flag(tmp_path):
     save_model(tmp_path / "model.safetensors", model, _meta(model, 1, 28))
     run_cli("export", tmp_path / "model.safetensors", "--input", "1,28,28", "--out", tmp_path / "m.onnx")
     assert OnnxClassifier(tmp_path / "m.onnx").meta.input_size == (1, 28, 28)
-    _, err = run_cli("export", tmp_path / "model.safetensors", "--input", "3,28,28", "--out", tmp_path / "c.onnx", code=2)
+    _, err = run_cli(
+        "export", tmp_path / "model.safetensors", "--input", "3,28,28", "--out", tmp_path / "c.onnx", code=2
+    )
     assert "'mean' must be 3 number(s)" in err and not (tmp_path / "c.onnx").exists()
 
 

@@ -84,7 +84,11 @@ def add_run_data_flags(p: argparse.ArgumentParser, split_help: str | None = None
         help="validation samples carved from train, a count or a fraction (default: the run's own split)",
     )
     p.add_argument(
-        "--seed", dest="split_seed", type=int, default=None, help="seed of the validation split (default: the run's own)"
+        "--seed",
+        dest="split_seed",
+        type=int,
+        default=None,
+        help="seed of the validation split (default: the run's own)",
     )
     p.add_argument(
         "--strict", action="store_true", help="fail on unreadable image files instead of skipping them with a warning"
