@@ -1,20 +1,18 @@
-"""`python benchmarks/profile_gaps.py`: a progress line per measurement, and --quick leaves BENCHMARKS.md alone.
+"""`python -m benchmarks.suite.profile_gaps`: a progress line per measurement, and --quick leaves BENCHMARKS.md alone.
 
 The timings themselves are replaced by constants here (the script's numbers are measured, never asserted)."""
 
 import importlib
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+MODULE = "benchmarks.suite.profile_gaps"  # imported from the repository root, as `python -m` runs it
 
 
 @pytest.fixture
 def profile_gaps(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    module = importlib.import_module("profile_gaps")
+    module = importlib.import_module(MODULE)
     monkeypatch.setattr(module, "clock", lambda fn, reps=50: (fn(), 1.0)[1])  # one call: the code path, not a timing
     monkeypatch.setattr(module, "matmul_peak", lambda dtype, n=4096, reps=4: {"matmul": 100.0, "onednn": 200.0})
     monkeypatch.setattr(module, "resolve_precision", lambda *a: "fp32")
@@ -22,7 +20,7 @@ def profile_gaps(monkeypatch):
     lenet = module.create_model  # every model is LeNet-5 here: the code path is the same, at a fraction of the cost
     monkeypatch.setattr(module, "create_model", lambda name: lenet("lenet5"))
     yield module
-    sys.modules.pop("profile_gaps", None)
+    sys.modules.pop(MODULE, None)
 
 
 def test_quick_mode_reports_progress_and_writes_nothing(profile_gaps, capsys, tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
-"""Exploration for the `fast` Fashion-MNIST recipe (issue 5, target 2): a small BN conv net, one-cycle SGD.
+"""Archived exploration, finished: the plain-torch prototype of the `fast` recipe (small BN conv net, one-cycle SGD).
 
-Not a cnnlab recipe yet — a plain-torch prototype that measured which network/schedule to build it from:
-    python benchmarks/explore_fast_recipe.py WIDTHS EPOCHS BATCH PEAK_LR [--translate]
-e.g. `python benchmarks/explore_fast_recipe.py 16,32,64,128 2 256 0.2`. Prints wall time and test accuracy (with
+It measured which network and schedule to build `cnnlab train --recipe fast` (src/cnnlab/recipes/fast.yaml) from,
+for the project's targets of 90 % test accuracy in ≤ 30 s and 93 % in ≤ 3 min on a 2-core CPU:
+    python -m benchmarks.archive.explore_fast_recipe WIDTHS EPOCHS BATCH PEAK_LR [--translate]
+e.g. `python -m benchmarks.archive.explore_fast_recipe 16,32,64,128 2 256 0.2`. Prints wall time and test accuracy (with
 horizontal-flip test-time augmentation) after each epoch. Net: conv3×3-BN-ReLU blocks, widths W0 → (W1, pool, W1)
 → (W2, pool, W2) → (W3, pool) → global max pool → linear; SGD Nesterov 0.9, wd 5e-4, label smoothing 0.1,
 one-cycle (25 % warm-up, linear), random mirror, bf16 autocast + channels_last.
