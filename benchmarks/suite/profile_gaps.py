@@ -1,4 +1,4 @@
-"""Where the time goes, for the targets of BENCHMARKS.md that this CPU does not meet; appends the section to it.
+"""Where the time goes, for the project's speed targets that this CPU does not meet; appends a section to BENCHMARKS.md.
 
     python -m benchmarks.suite.profile_gaps            # ≈ 1 minute on 2 cores; run after benchmarks.suite.run
     python -m benchmarks.suite.profile_gaps --quick    # ≈ 20 s: rough numbers at smaller batches, printed only
@@ -11,7 +11,7 @@ Every layer of a model is timed alone on the input shape it gets in the model (f
 the precision and memory format cnnlab uses on this machine, and the layer times are summed by layer type. Together
 with the machine's fp32 and bf16 matrix-product peaks (measured here too) this says what bounds each gap:
   - LeNet-5 training (target: 2 × 18,700 samples/s at batch 128): the step time by layer type;
-  - lecture_cnn training: the share of convolution against ReLU / pooling;
+  - lecture_cnn training (target: 5 × Keras): the share of convolution against ReLU / pooling;
   - test-set inference (target: 8 × fp32 eager): how much faster bf16 can be than fp32 on this CPU at all.
 """
 
@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
     ]
 
-    # LeNet-5 (target 4)
+    # LeNet-5 (target: 2 × 18,700 samples/s)
     md += [
-        "### LeNet-5 training step, batch 128 (target 4)",
+        "### LeNet-5 training step, batch 128 (target: 2 × 18,700 samples/s)",
         "",
         "| variant | forward ms | forward + backward ms | whole step (Adam) ms | samples/s |",
         "|---|---|---|---|---|",
@@ -223,20 +223,20 @@ def main(argv: list[str] | None = None) -> None:
     b_train, b_inf = (32, 100) if QUICK else (128, 500)  # --quick: smaller batches, the same shares
     both = layer_times(lecture, b_train, 28, bf16, True)
     md += [
-        f"### lecture_cnn training, batch {b_train} (target 1)",
+        f"### lecture_cnn training, batch {b_train} (target: 5 × Keras)",
         "",
         f"By type, forward + backward: {share_line(both)}.",
         "",
-        "Target 1 asks for 5 × Keras. Keras runs the model in fp32 close to the fp32 speed of light (the "
+        "The target asks for 5 × Keras. Keras runs the model in fp32 close to the fp32 speed of light (the "
         "training table above gives its share), so 5 × Keras needs well over 3 × the fp32 peak; on this CPU the "
-        f"bf16 peak is {peak['bf16'] / peak['fp32']:.2f} × the fp32 peak (no AMX; the issue's Sapphire Rapids "
-        "measured 2,090 / 350 GFLOP/s ≈ 6 × with AMX). The bf16 run is measured against the bf16 speed of light "
+        f"bf16 peak is {peak['bf16'] / peak['fp32']:.2f} × the fp32 peak (no AMX; with AMX, a Sapphire Rapids "
+        "CPU measured 2,090 / 350 GFLOP/s ≈ 6 ×, the figure quoted with the targets). The bf16 run is measured against the bf16 speed of light "
         "instead: the target's ≥ 70 % clause.",
         "",
     ]
 
-    # inference (target 3)
-    md += [f"### Inference, lecture_cnn, batch {b_inf} (target 3)", ""]
+    # inference (target: 8 × fp32 eager)
+    md += [f"### Inference, lecture_cnn, batch {b_inf} (target: 8 × fp32 eager)", ""]
     for label, b in (("fp32", False), (precision, bf16)):
         progress(f"lecture_cnn inference, batch {b_inf}, {label}")
         fwd = layer_times(create_model("lecture_cnn").eval(), b_inf, 28, b, False)
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     md += [
         "",
         f"Convolutions dominate both; bf16 can speed them up by at most the peak ratio "
-        f"({peak['bf16'] / peak['fp32']:.2f} ×) on this CPU, so 8 × fp32 eager needs int8 (the export issue) or "
-        "AMX.",
+        f"({peak['bf16'] / peak['fp32']:.2f} ×) on this CPU, so 8 × fp32 eager needs int8 (`cnnlab export "
+        "--int8`) or AMX.",
         "",
     ]
 
