@@ -34,11 +34,14 @@ def test_quick_mode_reports_progress_and_writes_nothing(profile_gaps, capsys, tm
     assert not (tmp_path / "BENCHMARKS.md").exists()
 
 
-def test_full_mode_appends_its_section(profile_gaps, capsys, tmp_path, monkeypatch):
+def test_full_mode_replaces_its_section_and_keeps_the_others(profile_gaps, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(profile_gaps, "ROOT", tmp_path)
-    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n\nkept\n\n## Profiles behind the gaps\n\nold\n")
+    (tmp_path / "BENCHMARKS.md").write_text(
+        "# Benchmarks\n\nkept\n\n## Profiles behind the gaps\n\nold\n\n## Written by hand\n\nalso kept\n"
+    )
     monkeypatch.setattr(profile_gaps, "layer_times", lambda *a: [("conv", "Conv2d", 1.0)])
     profile_gaps.main([])
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "kept" in text and "old" not in text and "### Inference, lecture_cnn, batch 500" in text
+    assert text.index("### Inference, lecture_cnn") < text.index("\n## Written by hand\n\nalso kept\n")
     assert "done: appended to" in capsys.readouterr().err

@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    text = text.split(MARK)[0].rstrip() + "\n\n" + "\n".join(md)
-    path.write_text(text)
+    head, _, rest = text.partition(MARK)  # replace this section only: the sections after it stay
+    nxt = rest.find("\n## ")
+    path.write_text(head.rstrip() + "\n\n" + "\n".join(md).rstrip() + "\n" + (rest[nxt:] if nxt >= 0 else ""))
     progress(f"done: appended to {path}")
 
 

@@ -47,6 +47,16 @@ from cnnlab.runtime import hardware_info, resolve_precision
 
 KERAS_VENV = ROOT / "benchmarks" / ".keras-venv"
 TORCH_PEER, KERAS_PEER = "benchmarks.suite.torch_idiomatic", "benchmarks.suite.keras_course"  # run with -m
+# the sections of BENCHMARKS.md this script writes (with the title and summary above them); it keeps the others
+OWN_SECTIONS = (
+    "## Machine",
+    "## Training throughput",
+    "## LeNet-5 training throughput",
+    "## Inference: test-set evaluation",
+    "## Time to accuracy",
+    "## GPU",
+    "## Commands",
+)
 
 
 def inference_rates(
@@ -71,6 +81,13 @@ def inference_rates(
         predict_logits(model, images, mean, std, "cpu", "auto")
         rates["cnnlab"].append(len(images) / (time.perf_counter() - t))
     return rates
+
+
+def other_sections(old: str) -> str:
+    """The sections of an existing report that this script does not write (written by hand, by profile_gaps or by
+    serve_load), in their order, as text to follow the new report."""
+    parts = ["## " + p.rstrip("\n") for p in old.split("\n## ")[1:]]  # before the first: this script's title
+    return "".join("\n" + p + "\n" for p in parts if not p.startswith(OWN_SECTIONS))
 
 
 # ---- peers
@@ -280,7 +297,8 @@ def main() -> None:
         "```",
         "",
     ]
-    Path(args.out).write_text("\n".join(md))
+    out = Path(args.out)
+    out.write_text("\n".join(md) + other_sections(out.read_text() if out.exists() else ""))
     log(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")
 
 
