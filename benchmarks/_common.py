@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmark scripts (run.py, gpu.py, profile_gaps.py): statistics, the machine's matmul
-peak, Fashion-MNIST read once, cnnlab Trainer throughput and whole `cnnlab train` processes. Imports no script."""
+"""Helpers shared by the benchmark scripts of suite/ (run, gpu, profile_gaps) and features/ (time_budget,
+busy_threads, profile_budget_step): statistics, the machine's matmul peak, Fashion-MNIST read once, cnnlab Trainer
+throughput and whole `cnnlab train` processes. Imports no script."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import ROOT
 from cnnlab.data import DataSplits, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.inspect import summary
 from cnnlab.models import create_model
 from cnnlab.train import Trainer, build_optimizer
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

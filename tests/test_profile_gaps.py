@@ -1,20 +1,18 @@
-"""`python benchmarks/profile_gaps.py`: a progress line per measurement, and --quick leaves BENCHMARKS.md alone.
+"""`python -m benchmarks.suite.profile_gaps`: a progress line per measurement, and --quick leaves BENCHMARKS.md alone.
 
 The timings themselves are replaced by constants here (the script's numbers are measured, never asserted)."""
 
 import importlib
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+MODULE = "benchmarks.suite.profile_gaps"  # imported from the repository root, as `python -m` runs it
 
 
 @pytest.fixture
 def profile_gaps(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    module = importlib.import_module("profile_gaps")
+    module = importlib.import_module(MODULE)
     monkeypatch.setattr(module, "clock", lambda fn, reps=50: (fn(), 1.0)[1])  # one call: the code path, not a timing
     monkeypatch.setattr(module, "matmul_peak", lambda dtype, n=4096, reps=4: {"matmul": 100.0, "onednn": 200.0})
     monkeypatch.setattr(module, "resolve_precision", lambda *a: "fp32")
@@ -22,7 +20,7 @@ def profile_gaps(monkeypatch):
     lenet = module.create_model  # every model is LeNet-5 here: the code path is the same, at a fraction of the cost
     monkeypatch.setattr(module, "create_model", lambda name: lenet("lenet5"))
     yield module
-    sys.modules.pop("profile_gaps", None)
+    sys.modules.pop(MODULE, None)
 
 
 def test_quick_mode_reports_progress_and_writes_nothing(profile_gaps, capsys, tmp_path, monkeypatch):
@@ -36,11 +34,14 @@ def test_quick_mode_reports_progress_and_writes_nothing(profile_gaps, capsys, tm
     assert not (tmp_path / "BENCHMARKS.md").exists()
 
 
-def test_full_mode_appends_its_section(profile_gaps, capsys, tmp_path, monkeypatch):
+def test_full_mode_replaces_its_section_and_keeps_the_others(profile_gaps, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(profile_gaps, "ROOT", tmp_path)
-    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n\nkept\n\n## Profiles behind the gaps\n\nold\n")
+    (tmp_path / "BENCHMARKS.md").write_text(
+        "# Benchmarks\n\nkept\n\n## Profiles behind the gaps\n\nold\n\n## Written by hand\n\nalso kept\n"
+    )
     monkeypatch.setattr(profile_gaps, "layer_times", lambda *a: [("conv", "Conv2d", 1.0)])
     profile_gaps.main([])
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "kept" in text and "old" not in text and "### Inference, lecture_cnn, batch 500" in text
+    assert text.index("### Inference, lecture_cnn") < text.index("\n## Written by hand\n\nalso kept\n")
     assert "done: appended to" in capsys.readouterr().err

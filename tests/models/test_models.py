@@ -11,7 +11,7 @@ from cnnlab.models._registry import model_params
 from cnnlab.train.losses import ClassificationLoss
 
 # Published parameter counts at 1000 classes, RGB: torchvision's weight metadata (num_params) for VGG, ResNet and
-# GoogLeNet (without auxiliary heads); AlexNet as in the 2012 paper without the two-GPU split (issue 3).
+# GoogLeNet (without auxiliary heads); AlexNet as in the 2012 paper, without the two-GPU split.
 PARAMS_IMAGENET = {
     "alexnet": 62_378_344,
     "googlenet": 6_624_904,

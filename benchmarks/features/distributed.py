@@ -1,7 +1,9 @@
 """Data-parallel throughput on this CPU: `cnnlab train` of lecture_cnn in 1 process × 2 threads against
 2 processes × 1 thread (torchrun, gloo), and the equivalence of 2 ranks × 32 with 1 process × 64.
 
-    PYTHONPATH=src python benchmarks/distributed.py [--samples 4096] [--reps 2]
+    PYTHONPATH=src python -m benchmarks.features.distributed [--samples 4096] [--reps 2]
+
+Run from the repository root: the generated data come from tests.conftest.write_fake_idx.
 
 Training samples/s is the second epoch's (the first warms up), as history.csv reports it: over all ranks.
 """
@@ -21,12 +23,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from tests.conftest import write_fake_idx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.conftest import write_fake_idx  # noqa: E402
-
-from cnnlab.runtime import cpu_isa  # noqa: E402
+from benchmarks import ROOT
+from cnnlab.runtime import cpu_isa
 
 
 def run(args: list[str], nproc: int, threads: int) -> tuple[float, float]:

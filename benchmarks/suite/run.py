@@ -1,14 +1,15 @@
 """cnnlab against its peers, measured side by side in one run; writes BENCHMARKS.md.
 
-    python benchmarks/run.py --quick     # throughput only, ≤ 5 minutes on 2 cores
-    python benchmarks/run.py --full      # + time-to-accuracy, the Keras 10-epoch recipe, fp32 vs bf16 accuracy
+    python -m benchmarks.suite.run --quick     # throughput only, ≤ 5 minutes on 2 cores
+    python -m benchmarks.suite.run --full      # + time-to-accuracy, the Keras 10-epoch recipe, fp32 vs bf16 accuracy
 
-On a machine with a CUDA GPU both modes add the GPU rows of benchmarks/gpu.py (eager vs torch.compile vs CUDA graphs).
+Run from the repository root. On a machine with a CUDA GPU both modes add the GPU rows of benchmarks/suite/gpu.py
+(eager vs torch.compile vs CUDA graphs).
 
 Peers, each measured in this run on this machine:
-  (a) idiomatic PyTorch (benchmarks/torch_idiomatic.py: DataLoader, batch 32, fp32), in its own process;
-  (b) Keras 3 + TensorFlow-CPU running the course's model and recipe (benchmarks/keras_course.py) in a venv that
-      this script creates (benchmarks/.keras-venv, `pip install tensorflow-cpu keras`); skipped with a message
+  (a) idiomatic PyTorch (benchmarks/suite/torch_idiomatic.py: DataLoader, batch 32, fp32), in its own process;
+  (b) Keras 3 + TensorFlow-CPU running the course's model and recipe (benchmarks/suite/keras_course.py) in a venv
+      that this script creates (benchmarks/.keras-venv, `pip install tensorflow-cpu keras`); skipped with a message
       when that cannot be installed;
   (c) the machine's matmul peak (4096² fp32 and bf16 on the threads torch uses) → the "speed of light".
 Every rate is mean ± std over --seeds runs (default 3). Needs the real Fashion-MNIST files.
@@ -25,10 +26,11 @@ import time
 from pathlib import Path
 
 import torch
-from _common import (
+
+import cnnlab
+from benchmarks import ROOT
+from benchmarks._common import (
     CLI_TABLE,
-    HERE,
-    ROOT,
     cli_row,
     cnnlab_train_rate,
     fashion,
@@ -37,15 +39,24 @@ from _common import (
     mean_std,
     train_flops_per_sample,
 )
-from gpu import gpu_section
-
-import cnnlab
+from benchmarks.suite.gpu import gpu_section
 from cnnlab.data import Normalize, channel_stats
 from cnnlab.infer import predict_logits
 from cnnlab.models import create_model
 from cnnlab.runtime import hardware_info, resolve_precision
 
-KERAS_VENV = HERE / ".keras-venv"
+KERAS_VENV = ROOT / "benchmarks" / ".keras-venv"
+TORCH_PEER, KERAS_PEER = "benchmarks.suite.torch_idiomatic", "benchmarks.suite.keras_course"  # run with -m
+# the sections of BENCHMARKS.md this script writes (with the title and summary above them); it keeps the others
+OWN_SECTIONS = (
+    "## Machine",
+    "## Training throughput",
+    "## LeNet-5 training throughput",
+    "## Inference: test-set evaluation",
+    "## Time to accuracy",
+    "## GPU",
+    "## Commands",
+)
 
 
 def inference_rates(
@@ -72,9 +83,17 @@ def inference_rates(
     return rates
 
 
+def other_sections(old: str) -> str:
+    """The sections of an existing report that this script does not write (written by hand, by profile_gaps or by
+    serve_load), in their order, as text to follow the new report."""
+    parts = ["## " + p.rstrip("\n") for p in old.split("\n## ")[1:]]  # before the first: this script's title
+    return "".join("\n" + p + "\n" for p in parts if not p.startswith(OWN_SECTIONS))
+
+
 # ---- peers
 def run_json(cmd: list[str], timeout: float = 3600) -> dict:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    """Run a peer (`python -m benchmarks.suite.NAME …`) from the repository root; the last line of its stdout."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -120,7 +139,7 @@ def full_runs(seeds: list[int], keras_py: str | None, log) -> list[str]:
     ]
     keras_line = "Keras peer skipped (not installed)."
     if keras_py:
-        k = run_json([keras_py, str(HERE / "keras_course.py"), "--epochs", "10", "--seed", "0", "--test"], 7200)
+        k = run_json([keras_py, "-m", KERAS_PEER, "--epochs", "10", "--seed", "0", "--test"], 7200)
         log(f"Keras 10 epochs: test accuracy {k['test_accuracy']:.4f}, wall {k['wall_s']:.0f} s")
         rows.append(
             f"| Keras {k['keras']} / TF {k['tensorflow']}: the course's recipe (Adam, batch 32, 10 epochs, "
@@ -175,9 +194,7 @@ def main() -> None:
     ours_fp32 = [cnnlab_train_rate("lecture_cnn", n, s, "fp32", 128) for s in seeds]
     log(f"cnnlab lecture_cnn (fp32): {fmt(ours_fp32)} samples/s")
     torch_idiom = [
-        run_json([sys.executable, str(HERE / "torch_idiomatic.py"), "--samples", str(n), "--seed", str(s)])[
-            "samples_per_s"
-        ][-1]
+        run_json([sys.executable, "-m", TORCH_PEER, "--samples", str(n), "--seed", str(s)])["samples_per_s"][-1]
         for s in seeds
     ]
     log(f"idiomatic PyTorch: {fmt(torch_idiom)} samples/s")
@@ -186,9 +203,7 @@ def main() -> None:
         py, keras_note = keras_python()
         if py:
             for s in seeds:
-                keras_info = run_json(
-                    [py, str(HERE / "keras_course.py"), "--samples", str(n), "--epochs", "2", "--seed", str(s)]
-                )
+                keras_info = run_json([py, "-m", KERAS_PEER, "--samples", str(n), "--epochs", "2", "--seed", str(s)])
                 keras_rates.append(keras_info["samples_per_s"][-1])
             log(f"Keras {keras_info['keras']} / TF {keras_info['tensorflow']}: {fmt(keras_rates)} samples/s")
         else:
@@ -237,7 +252,7 @@ def main() -> None:
     md = [
         "# Benchmarks",
         "",
-        f"Generated by `python benchmarks/run.py {'--full' if args.full else '--quick'}` on {time.strftime('%Y-%m-%d')} "
+        f"Generated by `python -m benchmarks.suite.run {'--full' if args.full else '--quick'}` on {time.strftime('%Y-%m-%d')} "
         f"in {time.perf_counter() - start:.0f} s. Seeds {seeds}; every rate is mean ± std over those seeds.",
         "",
         "## Machine",
@@ -274,8 +289,16 @@ def main() -> None:
             f"{mean_std(inf_resnet['cnnlab'])[0] / mean_std(inf_resnet['fp32 eager'])[0]:.1f}× |"
         )
     md += full_md + gpu_md
-    md += ["", "## Commands", "```", f"python benchmarks/run.py {'--full' if args.full else '--quick'}", "```", ""]
-    Path(args.out).write_text("\n".join(md))
+    md += [
+        "",
+        "## Commands",
+        "```",
+        f"python -m benchmarks.suite.run {'--full' if args.full else '--quick'}",
+        "```",
+        "",
+    ]
+    out = Path(args.out)
+    out.write_text("\n".join(md) + other_sections(out.read_text() if out.exists() else ""))
     log(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")
 
 

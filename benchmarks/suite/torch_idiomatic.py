@@ -1,8 +1,8 @@
 """Peer baseline (a): the course's CNN in PyTorch written the way tutorials write it.
 
 Dataset of per-sample tensors, DataLoader(batch_size=32, shuffle=True), per-sample normalisation in __getitem__,
-fp32, loss.item() every step. Run by benchmarks/run.py in its own process; prints one JSON line.
-Usage: python benchmarks/torch_idiomatic.py --samples 6400 --epochs 1 --seed 0 [--test]
+fp32, loss.item() every step. Run by benchmarks/suite/run.py in its own process; prints one JSON line.
+Usage: python -m benchmarks.suite.torch_idiomatic --samples 6400 --epochs 1 --seed 0 [--test]
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ T0 = time.perf_counter()  # wall time from process start, imports and data load 
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _fmnist import read_idx  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from benchmarks.suite._fmnist import read_idx  # noqa: E402
 
 
 class FashionMNIST(Dataset):

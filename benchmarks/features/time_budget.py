@@ -1,8 +1,8 @@
 """Time to accuracy under `--time-budget`, per instruction set: whole `cnnlab train` processes, as a user runs them.
 
-    python benchmarks/time_budget.py                       # fast recipe, 30 s and 3 min, AVX2 and native, 3 seeds
-    python benchmarks/time_budget.py --budgets 30s --isa avx2 --seeds 1 --args "--recipe fast --model CL16k3-…"
-    python benchmarks/time_budget.py --busy                # also: 2 threads vs measured choice, one core kept busy
+    python -m benchmarks.features.time_budget              # fast recipe, 30 s and 3 min, AVX2 and native, 3 seeds
+    python -m benchmarks.features.time_budget --budgets 30s --isa avx2 --seeds 1 --args "--recipe fast --model CL16k3-…"
+    python -m benchmarks.features.time_budget --busy       # also: 2 threads vs measured choice, one core kept busy
 
 Each row runs `cnnlab train --data fashion-mnist ARGS --time-budget B --seed S` in a fresh process and reports test
 accuracy (mean ± std over the seeds), the wall time from process start over the budget, the planned steps and
@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 import torch
-from _common import ROOT, fmt
+
+from benchmarks import ROOT
+from benchmarks._common import fmt
 
 # AVX2: oneDNN (convolutions, matmuls) capped by ONEDNN_MAX_CPU_ISA and torch's own kernels (element-wise, pooling,
 # BN, the optimizer) by ATEN_CPU_CAPABILITY, so the whole step runs as on an AVX2-only CPU

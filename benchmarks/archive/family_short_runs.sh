@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# One short Fashion-MNIST run per architecture family through the real CLI (issue 3's "train them" check).
+# Archived exploration, finished: one short Fashion-MNIST run per architecture family through the real CLI, to check
+# that every family trains (results in BENCHMARKS.md, "One short run per architecture family").
 # Data: the first 11,000 official training images (1,000 carved off for validation, 10,000 trained on) and the first
 # 2,000 test images, written as an npz; 1 epoch each, Adam 1e-3 unless stated, seed 0, auto precision.
-# Usage: bash benchmarks/family_short_runs.sh [OUT_DIR]   (≈ 3.5 minutes on 2 free cores)
+# Usage: bash benchmarks/archive/family_short_runs.sh [OUT_DIR]   (≈ 3.5 minutes on 2 free cores)
+# PYTHON names the interpreter with cnnlab installed (default: the repository's .venv/bin/python).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+PY=${PYTHON:-.venv/bin/python}
 OUT=${1:-/tmp/cnnlab-families}
 mkdir -p "$OUT"
-.venv/bin/python - "$OUT" <<'PY'
+"$PY" - "$OUT" <<'PY'
 import sys
 import numpy as np
 from cnnlab.data import load_dataset
@@ -19,8 +22,8 @@ PY
 D="--data npz:$OUT/fmnist_11k_2k.npz --val-split 1000 --epochs 1 --overwrite --verbose 0"
 run() {
     name=$1; shift
-    .venv/bin/cnnlab train $D --out "$OUT/$name" "$@" > /dev/null
-    .venv/bin/python -c "import json; m = json.load(open('$OUT/$name/metrics.json')); \
+    "$PY" -m cnnlab train $D --out "$OUT/$name" "$@" > /dev/null
+    "$PY" -c "import json; m = json.load(open('$OUT/$name/metrics.json')); \
 print(f\"| $name | {m['test_accuracy']:.4f} | {m['train_seconds']:.1f} | {m['samples_per_s']:,.0f} | {m['parameters']:,} |\")"
 }
 echo "| run | test accuracy (2,000) | train s | samples/s | parameters |"

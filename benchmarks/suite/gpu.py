@@ -1,6 +1,6 @@
-"""The GPU part of the benchmark (issue target 5), run by benchmarks/run.py when torch sees a CUDA GPU.
+"""The GPU part of the benchmark, run by benchmarks/suite/run.py when torch sees a CUDA GPU.
 
-    python benchmarks/gpu.py            # alone: throughput rows (+ --full: time to accuracy), printed as Markdown
+    python -m benchmarks.suite.gpu      # alone: throughput rows (+ --full: time to accuracy), printed as Markdown
 
 Training samples/s of `lecture_cnn` (28×28) and `resnet18` (small_input, 28×28) on Fashion-MNIST with the data
 on the GPU, bf16 autocast, eager against `--compile default` and `--compile reduce-overhead` (torch.compile with
@@ -14,7 +14,8 @@ import argparse
 import sys
 
 import torch
-from _common import CLI_TABLE, cli_row, cnnlab_train_rate, fmt
+
+from benchmarks._common import CLI_TABLE, cli_row, cnnlab_train_rate, fmt
 
 MODELS = {"lecture_cnn": {}, "resnet18": {"small_input": True}}
 COMPILE = ("off", "default", "reduce-overhead")
@@ -35,12 +36,12 @@ def cuda_train_rate(model_name: str, compile_mode: str, seed: int, device: str =
 def gpu_section(seeds: list[int], full: bool, log) -> list[str]:
     """The report's Markdown lines for the GPU, or one line saying that there is none."""
     if not torch.cuda.is_available():
-        log("no CUDA GPU: the GPU rows (target 5) are not measured on this machine")
+        log("no CUDA GPU: the GPU rows are not measured on this machine")
         return [
             "",
             "## GPU",
             "No CUDA GPU on this machine (`torch.cuda.is_available()` is False): nothing measured. "
-            "Run `python benchmarks/run.py` on a GPU machine for these rows.",
+            "Run `python -m benchmarks.suite.run` on a GPU machine for these rows.",
         ]
     md = [
         "",

@@ -1,6 +1,6 @@
 """Training throughput on a busy machine: torch's default thread count against cnnlab's measured choice.
 
-    python benchmarks/busy_threads.py [--model lenet5] [--images 8000] [--seeds 3]
+    python -m benchmarks.features.busy_threads [--model lenet5] [--images 8000] [--seeds 3]
 
 Runs `cnnlab train --model M` on the first N Fashion-MNIST training images (one epoch, fp32) as whole processes,
 first on an idle machine, then while another process keeps one core busy (a Python busy loop), each time with
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import fmt
-from time_budget import cpu_description
 
+from benchmarks._common import fmt
+from benchmarks.features.time_budget import cpu_description
 from cnnlab.data import load_dataset
 
 

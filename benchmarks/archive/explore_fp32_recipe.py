@@ -1,14 +1,16 @@
-"""Exploration for the `fast` recipe on CPUs without fast bf16 (issue 16): which network reaches the most accuracy in
-30 s and 3 min of fp32 training?
+"""Archived exploration, finished: it chose the `fast` recipe's fp32 variant (`when_fp32` in fast.yaml, net D).
 
-    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/explore_fp32_recipe.py speed         # samples/s of each candidate
-    python benchmarks/explore_fp32_recipe.py accuracy --rates A=880,B=2100 ...     # accuracy at a fixed step count
+The fast recipe on CPUs without fast bf16: which network reaches the most accuracy in 30 s and 3 min of fp32
+training? Results in BENCHMARKS.md, "The fast recipe on fp32-only CPUs".
+
+    ONEDNN_MAX_CPU_ISA=AVX2 python -m benchmarks.archive.explore_fp32_recipe speed      # samples/s of each candidate
+    python -m benchmarks.archive.explore_fp32_recipe accuracy --rates A=880,B=2100 ...  # accuracy at a fixed step count
 
 Time to accuracy = (samples a net needs) × (seconds per sample on this CPU). The two factors are measured apart:
 `speed` times training steps of every candidate interleaved in one process (so a busy machine slows all of them
 alike; read the ratios), and `accuracy` trains each candidate for exactly the number of steps its rate allows in a
 budget (minus the start-up and evaluation the budget also pays for), with the fast recipe's one-cycle schedule laid
-out over those steps: a machine-independent workload. `benchmarks/time_budget.py` then checks the chosen net with
+out over those steps: a machine-independent workload. `benchmarks/features/time_budget.py` then checks the chosen net with
 whole `cnnlab train --time-budget` processes.
 """
 

@@ -1,7 +1,7 @@
 """Streaming against in-memory data on a generated folder of JPEGs (default 20,000 of 96×96 RGB, 10 classes).
 
-    PYTHONPATH=src python benchmarks/streaming.py [--n 20000] [--size 96] [--folder DIR] [--train-only | --no-train]
-                                                  [--train-limit 30s]
+    PYTHONPATH=src python -m benchmarks.features.streaming [--n 20000] [--size 96] [--folder DIR]
+                                                           [--train-only | --no-train] [--train-limit 30s]
 
 Measures: pillow decode throughput in one process (images/s per worker); the StreamingFolderLoader's epoch
 throughput with 1 and 2 DataLoader workers (uint8 batches of 256, normalised, as the Trainer receives them);
@@ -24,12 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from cnnlab.data import InMemoryLoader, Normalize  # noqa: E402
-from cnnlab.data.folder import read_image_folder  # noqa: E402
-from cnnlab.data.streaming import StreamingFolderLoader, file_set  # noqa: E402
-from cnnlab.runtime import cpu_isa  # noqa: E402
+from benchmarks import ROOT
+from cnnlab.data import InMemoryLoader, Normalize
+from cnnlab.data.folder import read_image_folder
+from cnnlab.data.streaming import StreamingFolderLoader, file_set
+from cnnlab.runtime import cpu_isa
 
 
 def make_folder(root: Path, n: int, size: int, classes: int = 10) -> Path:

@@ -1,7 +1,7 @@
 """Where a training step of the `fast` recipe spends its time on this CPU, for the variant `precision auto` picks.
 
-    python benchmarks/profile_budget_step.py                                            # this CPU as it is
-    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/profile_budget_step.py   # as an AVX2-only CPU
+    python -m benchmarks.features.profile_budget_step                                   # this CPU as it is
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m benchmarks.features.profile_budget_step  # as AVX2-only
 
 One SGD step at the recipe's batch (256, channels_last, bf16 autocast where auto picks it) is profiled with
 torch.profiler over 20 steps after warm-up, and each operator's self CPU time is shown as its share of the
@@ -18,9 +18,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _common import matmul_peak
-from time_budget import cpu_description
 
+from benchmarks._common import matmul_peak
+from benchmarks.features.time_budget import cpu_description
 from cnnlab import runtime
 from cnnlab.inspect import summary
 from cnnlab.models import create_model

@@ -1,6 +1,6 @@
 """Where ONNX Runtime spends a call: per-node times of an exported file, from ORT's own profiler.
 
-    python benchmarks/onnx_profile.py runs/x/model.int8.onnx [--batch 256] [--calls 10] [--threads 1]
+    python -m benchmarks.features.onnx_profile runs/x/model.int8.onnx [--batch 256] [--calls 10] [--threads 1]
 
 Runs the file on random normalised input (the values do not change the work of a CNN), with ONNX Runtime's
 profiling on, and prints a Markdown table: the nodes by time per call (the median over the calls, which a shared

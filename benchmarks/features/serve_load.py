@@ -5,7 +5,7 @@ host), then runs each concurrency level for --seconds (default 30) with keep-ali
 same PNG again and again, after a short warm-up. Client and server share the machine, so the figures are a lower
 bound for the server alone. With --append the table goes to BENCHMARKS.md under "## cnnlab serve under load".
 
-    PYTHONPATH=src python benchmarks/serve_load.py runs/NAME [--image shoe.png] [--seconds 30] [--append]
+    PYTHONPATH=src python -m benchmarks.features.serve_load runs/NAME [--image shoe.png] [--seconds 30] [--append]
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from benchmarks import ROOT
+
 HOST = "127.0.0.1"  # loopback only, by design
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## cnnlab serve under load"
 
 
@@ -171,7 +172,7 @@ def main() -> int:
     from cnnlab.io import read_meta
 
     meta = read_meta(args.run)
-    cmd = "PYTHONPATH=src python benchmarks/serve_load.py " + " ".join(sys.argv[1:]).replace(" --append", "")
+    cmd = "PYTHONPATH=src python -m benchmarks.features.serve_load " + " ".join(sys.argv[1:]).replace(" --append", "")
     lines = [
         f"Measured {datetime.date.today()} with `{cmd}`: POST /api/predict (one {len(body):,}-byte multipart PNG per "
         f"request, keep-alive) against `cnnlab serve` on {HOST}, {args.seconds:.0f} s per level after a 3 s warm-up.",

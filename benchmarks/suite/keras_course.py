@@ -1,7 +1,7 @@
 """Peer baseline (b): the course's Keras CNN and recipe on Fashion-MNIST, Keras 3 with the TensorFlow backend.
 
-Runs in its own venv (benchmarks/run.py creates it with `pip install tensorflow-cpu keras`); prints one JSON line.
-Usage: python benchmarks/keras_course.py --samples 6400 --epochs 2 --seed 0 [--test]
+Runs in its own venv (benchmarks/suite/run.py creates it with `pip install tensorflow-cpu keras`); prints one JSON
+line. Usage, from the repository root: python -m benchmarks.suite.keras_course --samples 6400 --epochs 2 --seed 0 [--test]
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from _fmnist import read_idx  # noqa: E402
+
+from benchmarks.suite._fmnist import read_idx  # noqa: E402
 
 
 def main() -> None:

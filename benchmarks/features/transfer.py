@@ -19,17 +19,18 @@ LeNet-5's 84-wide head needs 1e-2 (at 1e-3 it was still at 26 % training accurac
 B's images are normalized with the B training subset's mean/std (as `cnnlab train`
 does), the probe's codes with A's (as `cnnlab features` does).
 
-Run (from the repository root; each command appends to benchmarks/transfer_results.json, a cached A is reused):
+Run (from the repository root; each command appends to benchmarks/results/transfer_results.json, a cached A is
+reused):
 
-    PYTHONPATH=src python benchmarks/transfer.py --model lenet5 --seeds 0 1 2
-    PYTHONPATH=src python benchmarks/transfer.py --model resnet18 --seeds 0 1 2
-    PYTHONPATH=src python benchmarks/transfer.py --report   # table (Markdown) and docs/images/transfer.png
+    PYTHONPATH=src python -m benchmarks.features.transfer --model lenet5 --seeds 0 1 2
+    PYTHONPATH=src python -m benchmarks.features.transfer --model resnet18 --seeds 0 1 2
+    PYTHONPATH=src python -m benchmarks.features.transfer --report   # table (Markdown) and docs/images/transfer.png
 
 The sizes of A's training and of the B epochs per model are in MODELS below (resnet18 gets fewer: 2 shared CPU
-cores); the report states what was run. The README's table came from the lenet5 command above and, for ResNet-18
-(one B run took 0.5–9 minutes on the shared CPU), from `--model resnet18 --seeds S --sizes 10 50` for S = 0, 1, 2
-(in pieces, two at a time, each in its own copy of the repository, the JSON rows merged: concurrent runs must not
-share benchmarks/transfer_results.json).
+cores); the report states what was run. The published table (BENCHMARKS.md, "Transfer learning"; the README
+quotes it) came from the lenet5 command above and, for ResNet-18 (one B run took 0.5–9 minutes on the shared CPU),
+from `--model resnet18 --seeds S --sizes 10 50` for S = 0, 1, 2 (in pieces, two at a time, each in its own copy of
+the repository, the JSON rows merged: concurrent runs must not share benchmarks/results/transfer_results.json).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import RESULTS_DIR, ROOT
 from cnnlab.data import ImageSet, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.evaluate import evaluate_model
 from cnnlab.features import linear_probe, split_codes
@@ -51,8 +53,7 @@ from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import FreezeSchedule
 from cnnlab.train.transfer import load_pretrained, param_groups
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "transfer_results.json"
+RESULTS = RESULTS_DIR / "transfer_results.json"
 PLOT = ROOT / "docs" / "images" / "transfer.png"
 SIZES = (10, 50, 500)
 STRATEGIES = ("scratch", "head", "fine-tune", "probe")
@@ -156,6 +157,7 @@ def save_result(row: dict) -> None:
         for r in load_results()
         if (r["model"], r["strategy"], r["n"], r["seed"]) != (row["model"], row["strategy"], row["n"], row["seed"])
     ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps([*rows, row], indent=1) + "\n")
 
 

@@ -1,20 +1,16 @@
-"""Exploration for the `fast` Fashion-MNIST recipe (issue 5, target 2): a small BN conv net, one-cycle SGD.
+"""Archived exploration, finished: the plain-torch prototype of the `fast` recipe (small BN conv net, one-cycle SGD).
 
-Not a cnnlab recipe yet — a plain-torch prototype that measured which network/schedule to build it from:
-    python benchmarks/explore_fast_recipe.py WIDTHS EPOCHS BATCH PEAK_LR [--translate]
-e.g. `python benchmarks/explore_fast_recipe.py 16,32,64,128 2 256 0.2`. Prints wall time and test accuracy (with
-horizontal-flip test-time augmentation) after each epoch. Net: conv3×3-BN-ReLU blocks, widths W0 → (W1, pool, W1)
-→ (W2, pool, W2) → (W3, pool) → global max pool → linear; SGD Nesterov 0.9, wd 5e-4, label smoothing 0.1,
+It measured which network and schedule to build `cnnlab train --recipe fast` (src/cnnlab/recipes/fast.yaml) from,
+for the project's targets of 90 % test accuracy in ≤ 30 s and 93 % in ≤ 3 min on a 2-core CPU:
+
+    python -m benchmarks.archive.explore_fast_recipe WIDTHS EPOCHS BATCH PEAK_LR [--translate]
+
+e.g. `python -m benchmarks.archive.explore_fast_recipe 16,32,64,128 2 256 0.2`. Prints wall time and test accuracy
+(with horizontal-flip test-time augmentation) after each epoch. Net: conv3×3-BN-ReLU blocks, widths W0 → (W1, pool,
+W1) → (W2, pool, W2) → (W3, pool) → global max pool → linear; SGD Nesterov 0.9, wd 5e-4, label smoothing 0.1,
 one-cycle (25 % warm-up, linear), random mirror, bf16 autocast + channels_last.
 
-Measured 2026-11-22, AMD EPYC (avx512_bf16), 2 threads, torch 2.13.0, seed 0, one run each (time = training only):
-    16,32,64,128  2 ep  bs 256  lr 0.2               epoch 1: 15.2 s 0.8925   epoch 2: 32.9 s 0.9131
-    16,32,64,128  2 ep  bs 256  lr 0.2  --translate  epoch 1: 16.3 s 0.8643   epoch 2: 31.6 s 0.8989
-    16,32,64,128  2 ep  bs 512  lr 0.4  --translate  epoch 1: 14.9 s 0.6679   epoch 2: 31.8 s 0.8705
-    12,24,48,96   2 ep  bs 256  lr 0.2               epoch 1: 16.6 s 0.8874   epoch 2: 33.5 s 0.9135
-    24,48,96,192  8 ep  bs 256  lr 0.2               93.08 % after epoch 6 (197 s), 94.30 % after epoch 8 (264 s)
-So ~15 s per epoch is a floor for this depth here (BN / pooling / per-step work, not MACs: halving widths did not
-help); 90 % in ≤ 30 s needs ≈ 1.5 epochs of the 16-wide net, 93 % in ≤ 3 min a net between the two sizes.
+Results (2026-11-22, five settings, seed 0): BENCHMARKS.md, "The `fast` recipe's prototype".
 """
 
 from __future__ import annotations

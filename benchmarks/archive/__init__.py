@@ -1,0 +1,1 @@
+"""Finished explorations, kept for their record; their results are in BENCHMARKS.md."""

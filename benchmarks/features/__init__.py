@@ -1,0 +1,1 @@
+"""One script per feature measurement (time budget, streaming, serving, distributed, transfer, ONNX, threads)."""

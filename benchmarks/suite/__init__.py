@@ -1,0 +1,1 @@
+"""The harness behind BENCHMARKS.md: `python -m benchmarks.suite.run --quick | --full`."""
