@@ -44,12 +44,12 @@ def default_png(run: str) -> bytes:
 
     from cnnlab.io import read_meta
 
-    c, h, w = read_meta(run)["input_size"]
+    c, h, w = read_meta(run).input_size
     try:
-        from cnnlab.data import load_dataset
-        from cnnlab.data.images import channels_mode, tensor_to_image
+        from cnnlab.data.images import tensor_to_image
+        from cnnlab.run.splits import run_splits
 
-        test = load_dataset(read_meta(run)["dataset"], None, 0, 0, channels_mode(c), (h, w), allow_download=False).test
+        test = run_splits(run, allow_download=False).split("test")
         im = tensor_to_image(test.images[0])
     except Exception:
         im = Image.new("L" if c == 1 else "RGB", (w, h))
@@ -177,7 +177,7 @@ def main() -> int:
         f"Measured {datetime.date.today()} with `{cmd}`: POST /api/predict (one {len(body):,}-byte multipart PNG per "
         f"request, keep-alive) against `cnnlab serve` on {HOST}, {args.seconds:.0f} s per level after a 3 s warm-up.",
         "",
-        f"- model: {meta['model']} ({'×'.join(map(str, meta['input_size']))}), precision {meta.get('precision')}",
+        f"- model: {meta.model} ({'×'.join(map(str, meta.input_size))}), precision {meta.precision}",
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs visible (client and server on the same machine); "
         f"1-minute load average {load_before:.1f} before the run (other processes share the CPUs)",
         f"- torch {torch.__version__}, fastapi {version('fastapi')}, uvicorn {version('uvicorn')}, "

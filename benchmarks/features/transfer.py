@@ -45,9 +45,10 @@ import torch
 
 from benchmarks import RESULTS_DIR, ROOT
 from cnnlab.data import ImageSet, InMemoryLoader, Normalize, channel_stats, load_dataset
-from cnnlab.evaluate import evaluate_model
+from cnnlab.evaluate import evaluate
 from cnnlab.features import linear_probe, split_codes
-from cnnlab.io import load_model, save_model
+from cnnlab.infer import TorchClassifier
+from cnnlab.io import RunMeta, load_model, save_model
 from cnnlab.models import create_model
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import FreezeSchedule
@@ -87,26 +88,18 @@ def per_class(data: ImageSet, n: int, seed: int) -> ImageSet:
     return data.subset(torch.cat(index).sort().values)
 
 
-def meta_for(data: ImageSet, precision: str, dataset: str) -> dict:
+def meta_for(model, data: ImageSet, precision: str, dataset: str) -> RunMeta:
     mean, std = channel_stats(data.images)
-    return {
-        "classes": data.classes,
-        "input_size": list(data.image_shape),
-        "mean": mean,
-        "std": std,
-        "precision": precision,
-        "dataset": dataset,
-        "mode": "L",
-        "tta": False,
-    }
+    record = {"classes": data.classes, "input_size": list(data.image_shape), "mean": mean, "std": std}
+    return RunMeta.for_model(model, **record, precision=precision, dataset=dataset)
 
 
 def fit(model, params, data: ImageSet, epochs: int, seed: int, callbacks=(), batch: int = BATCH, lr=LR) -> dict:
     trainer = Trainer(
         model, build_optimizer("adam", params, lr), device="cpu", precision="auto", callbacks=list(callbacks)
     )
-    meta = meta_for(data, trainer.precision, "")
-    loader = InMemoryLoader(data, batch, shuffle=True, transform=Normalize(meta["mean"], meta["std"]), seed=seed + 1)
+    meta = meta_for(model, data, trainer.precision, "")
+    loader = InMemoryLoader(data, batch, shuffle=True, transform=Normalize(meta.mean, meta.std), seed=seed + 1)
     t = time.perf_counter()
     trainer.fit(loader, epochs)
     return {"meta": meta, "train_s": time.perf_counter() - t}
@@ -121,10 +114,10 @@ def train_a(name: str, cfg: dict, a_train: ImageSet, a_test: ImageSet, log) -> P
     torch.manual_seed(0)
     model = create_model(name, num_classes=5, in_chans=1, img_size=28, **cfg["kwargs"])
     res = fit(model, model, data, cfg["a_epochs"], seed=0, batch=128)
-    meta = {**res["meta"], "dataset": "fashion-mnist classes 0-4"}
-    acc = evaluate_model(model, a_test, meta, "cpu")["accuracy"]
-    meta["metrics"] = {"test_accuracy": acc, "train_images": len(data), "epochs": cfg["a_epochs"]}
-    save_model(path, model, meta)
+    meta = res["meta"].replace(dataset="fashion-mnist classes 0-4")
+    acc = evaluate(TorchClassifier(model, meta, "cpu"), a_test)["accuracy"]
+    metrics = {"test_accuracy": acc, "train_images": len(data), "epochs": cfg["a_epochs"]}
+    save_model(path, model, meta.replace(metrics=metrics))
     log(
         f"A: {name} on {len(data):,} images of classes 0–4, {cfg['a_epochs']} epoch(s), {res['train_s']:.0f} s: "
         f"test accuracy {acc:.4f} on A's 5,000 test images → {path}"
@@ -143,7 +136,7 @@ def run_b(strategy: str, name: str, cfg: dict, a_path: Path, data: ImageSet, tes
         params = param_groups(model, lr, backbone_lr_mult=0.1)
         callbacks = [FreezeSchedule("features", epochs if strategy == "head" else 1)]
     res = fit(model, params, data, epochs, seed, callbacks, lr=lr)
-    acc = evaluate_model(model, test, res["meta"], "cpu")["accuracy"]
+    acc = evaluate(TorchClassifier(model, res["meta"], "cpu"), test)["accuracy"]
     return acc, res["train_s"]
 
 
@@ -196,7 +189,7 @@ def experiment(name: str, seeds: list[int], sizes: list[int], strategies: list[s
                     "epochs": 0 if strategy == "probe" else cfg["epochs"][n],
                     "train_s": round(train_s, 1),
                     "wall_s": round(time.perf_counter() - t, 1),
-                    "a": a_meta["metrics"],
+                    "a": a_meta.metrics,
                 }
                 save_result(row)
                 log(f"{name} {n:>3}/class seed {seed} {strategy:<9} accuracy {acc:.4f} ({row['wall_s']:.0f} s)")

@@ -52,7 +52,7 @@ def compiled(model: torch.nn.Module, mode: str | bool) -> torch.nn.Module:
     """`model` itself for mode 'off' (or False), else `torch.compile(model, mode=...)` sharing its parameters.
 
     On a GPU, 'reduce-overhead' captures CUDA graphs (one launch per step instead of one per kernel). On a CPU,
-    measure first: compiling made the course's CNN slower on a 2-core CPU (benchmarks/RESULTS.md).
+    measure first: compiling made the course's CNN slower on a 2-core CPU (BENCHMARKS.md, "torch.compile on this CPU").
     """
     mode = compile_mode(mode)
     return model if mode == "off" else torch.compile(model, mode=mode)
