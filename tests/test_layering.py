@@ -16,6 +16,7 @@ LAYERS = [
     ("runtime", "data", "plots"),  # device/precision/compile; uint8 data and loaders; figures (matplotlib only)
     ("layers",),  # shared blocks
     ("models",),  # registry, families, the model interface, hooks
+    ("tasks",),  # per task (classify, localize, …): targets, heads, loss, metrics, decoding, drawing
     ("io",),  # model files with their RunMeta, checkpoints, atomic writes
     ("infer",),  # the one inference path and the Classifier protocol
     ("train",),  # Trainer, callbacks, optimizers, schedules, config

@@ -24,27 +24,34 @@ def wrap_title(title: str, fig_width: float, fontsize: float = 12.0) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: list[dict], path: str | Path, title: str = "", loss_note: str | None = None) -> Path:
-    """Loss and accuracy per epoch, train and validation, side by side.
+def plot_history(
+    history: list[dict],
+    path: str | Path,
+    title: str = "",
+    loss_note: str | None = None,
+    metrics: tuple[str, ...] = ("accuracy",),
+) -> Path:
+    """Loss and each of `metrics` (a task's: accuracy, and e.g. iou) per epoch, train and validation, side by side.
 
     loss_note: said in the legend next to the train loss, e.g. "includes label smoothing 0.1" (a smoothed loss
     cannot fall to 0, so it sits above the validation loss)."""
     epochs = [h["epoch"] for h in history]
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+    keys = ("loss", *metrics)
+    fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
+    axes = fig.subplots(1, len(keys))
+    for ax, key in zip(axes, keys, strict=True):
         note = f"\n({loss_note})" if loss_note and key == "loss" else ""
-        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}{note}")
+        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {key}{note}")
         if history and f"val_{key}" in history[0]:  # an epoch cut short has no validation point
-            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "s-", label=f"validation {label}")
+            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "s-", label=f"validation {key}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
         if epochs:
             ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 10).round())
     if title:
-        fig.suptitle(wrap_title(title, 10))
+        fig.suptitle(wrap_title(title, 5 * len(keys)))
     fig.savefig(path, dpi=110)
     return Path(path)
 

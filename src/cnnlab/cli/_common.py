@@ -111,3 +111,12 @@ def open_run_data(args: argparse.Namespace, meta, split: str | None = None):
     )
     print_notes(data.notes(split or getattr(args, "split", None)))
     return data
+
+
+def classification_only(meta, verb: str) -> None:
+    """Refuse a model of another task than classification in a verb that does not know tasks yet, in one line."""
+    if meta.task != "classify":
+        raise ValueError(
+            f"cnnlab {verb} works on classification models; this is a {meta.task} model "
+            "(evaluate, predict, summary, export and bench know its task)"
+        )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli._common import add_run_data_flags, count, open_run_data, print_notes
+from cnnlab.cli._common import add_run_data_flags, classification_only, count, open_run_data, print_notes
 
 _USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
        cnnlab explain edges IMAGE"""
@@ -265,6 +265,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from cnnlab.io import load_model, resolve_model_path
 
         context.model, context.meta = load_model(run)
+        classification_only(context.meta, "explain")
         context.out = Path(opts.out or resolve_model_path(run).parent / default_name(opts))
     png = method.run(opts, context)
     if png is not None:

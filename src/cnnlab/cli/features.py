@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab.cli._common import add_run_data_flags, open_run_data
+from cnnlab.cli._common import add_run_data_flags, classification_only, open_run_data
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -13,6 +13,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from cnnlab.io import load_model
 
     model, meta = load_model(args.run)
+    classification_only(meta, "features")
     splits = open_run_data(args, meta, split=None).splits
     codes = extract(model, meta, splits, args.device)
     sizes = ", ".join(f"{s} {len(codes[f'{s}_labels']):,}" for s in ("train", "val", "test") if f"{s}_labels" in codes)

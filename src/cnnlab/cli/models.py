@@ -70,6 +70,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
             hint = "; for a 1-D network give --model-arg dims=1" if len(size) == 2 else ""
             raise ValueError(f"{args.model} takes inputs of {want}, got --input {args.input}{hint}")
         size, name = size or tuple(model.default_cfg["input_size"]), args.model
+        if args.task != "classify":  # the network with the task's head on its features
+            from cnnlab.tasks import make_task
+
+            classes = [str(i) for i in range(model.model_args.get("num_classes", 10))]
+            model = make_task(args.task, classes, size).build(model)
     if args.notation:  # the string alone, or why the model has none
         try:
             print(to_notation(model, size, strict=True))
@@ -196,6 +201,7 @@ def add_parsers(sub) -> None:
         help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3",
     )
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
+    p.add_argument("--task", default="classify", help="classify (default) or localize: the model with that task's head")
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 

@@ -28,6 +28,7 @@ LR_FIND_FIELDS = (
     "mode",
     "strict",
     "model",
+    "task",
     "init",
     "optimizer",
     "momentum",
@@ -76,9 +77,16 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
         metavar="KEY=VALUE",
         help="extra model constructor argument (repeatable), e.g. drop_rate=0.3",
     )
+    p.add_argument(
+        "--task-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the task (repeatable), e.g. grid=4 for localize's head",
+    )
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in names or tuple(fields):
-        if name == "model_args":  # --model-arg above
+        if name in ("model_args", "task_args"):  # --model-arg, --task-arg above
             continue
         f = fields[name]
         flag = "--" + name.replace("_", "-")
@@ -126,19 +134,20 @@ def _train_values(args: argparse.Namespace) -> dict:
     asked = dict(values)  # what the user set (config file, flags), as opposed to the recipe's settings
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)  # None: not given (or not a flag of this verb)
-        if v is not None and f.name != "model_args":
+        if v is not None and f.name not in ("model_args", "task_args"):
             asked[f.name] = v
     values = {**(_recipe_for_this_machine(recipe, asked) if recipe else {}), **asked}
     if values.get("time_budget") is not None and asked.get("epochs") is None:
         values.pop("epochs", None)  # a recipe's epoch count yields to the budget; the user's own --epochs caps it
-    if args.model_arg:
-        model_args = dict(values.get("model_args") or {})
-        for item in args.model_arg:
-            key, sep, val = item.partition("=")
-            if not sep:
-                raise ValueError(f"--model-arg expects KEY=VALUE, got '{item}'")
-            model_args[key] = _parse_value(val)
-        values["model_args"] = model_args
+    for flag, key in (("model_arg", "model_args"), ("task_arg", "task_args")):
+        if getattr(args, flag, None):
+            given = dict(values.get(key) or {})
+            for item in getattr(args, flag):
+                name, sep, val = item.partition("=")
+                if not sep:
+                    raise ValueError(f"--{flag.replace('_', '-')} expects KEY=VALUE, got '{item}'")
+                given[name] = _parse_value(val)
+            values[key] = given
     return values
 
 

@@ -7,7 +7,8 @@ Engines (all given the same normalised float32 NCHW batches; the time is that of
 
 With several threads the process CPU time counts all of them: with `--threads 1` it is the work of one call
 without the time spent waiting for a core, the useful figure on a shared machine. Rounds interleave the engines (each round times every engine in turn), so that load from other jobs on a shared
-machine spreads over all rows instead of landing on one. Accuracy is measured without flip TTA in every row.
+machine spreads over all rows instead of landing on one. Accuracy — for another task than classification its main
+metric, such as localization's mean IoU — is measured without flip TTA in every row.
 """
 
 from __future__ import annotations
@@ -109,9 +110,10 @@ def _timings(engines: dict, x: torch.Tensor, rounds: int, calls: int, warmup: in
     return times
 
 
-def _accuracy(fn: Callable, x: torch.Tensor, labels: torch.Tensor) -> float:
-    preds = np.concatenate([fn(chunk).argmax(1) for chunk in x.split(EVAL_BATCH)])
-    return float((preds == labels.numpy()).mean())
+def _score(fn: Callable, x: torch.Tensor, targets: torch.Tensor, task) -> float:
+    """The task's main metric (classification: accuracy) of one engine's outputs."""
+    outputs = np.concatenate([fn(chunk) for chunk in x.split(EVAL_BATCH)])
+    return task.score(torch.from_numpy(np.asarray(outputs, np.float32)), targets)
 
 
 def bench_run(
@@ -133,6 +135,7 @@ def bench_run(
         torch.set_num_threads(threads)
     model, meta = load_model(run_path)
     model.eval()
+    task = meta.make_task()
     splits = run_splits(run_path, data=data, data_dir=data_dir).splits
     held = splits.held_out()
     if held is None:
@@ -149,10 +152,10 @@ def bench_run(
         engines = _engines(model, fp32, OnnxClassifier(int8_path, threads=threads))
         x_all = torch.from_numpy(fp32.normalize(test.images[:n_acc]))
         rows = {name: {"engine": name, "precision": prec} for name, (prec, _) in engines.items()}
-        log(f"accuracy on {n_acc:,} test images …")
+        log(f"{task.main_metric} on {n_acc:,} test images …")
         for name, (_, fn) in engines.items():
-            rows[name]["accuracy"] = _accuracy(fn, x_all, test.labels[:n_acc])
-        parity = _parity(engines, x_all[:PARITY_IMAGES])
+            rows[name][task.main_metric] = _score(fn, x_all, test.labels[:n_acc], task)
+        parity = _parity(engines, x_all[:PARITY_IMAGES], task)
         for b in batches:
             log(f"timing batch {b} …")
             x = _batch(x_all, b)
@@ -174,6 +177,8 @@ def bench_run(
         "run": str(run_path),
         "model": meta.model,
         "input_size": list(meta.input_size),
+        "task": task.name,
+        "metric": task.main_metric,
         "dataset": splits.name,
         "accuracy_images": n_acc,
         "batches": list(batches),
@@ -186,8 +191,8 @@ def bench_run(
     }
 
 
-def _parity(engines: dict, x: torch.Tensor) -> dict:
-    """Max |logit difference| and argmax agreement of each engine against PyTorch fp32 eager."""
+def _parity(engines: dict, x: torch.Tensor, task) -> dict:
+    """Max |output difference| and agreement of the predicted class of each engine against PyTorch fp32 eager."""
     names = list(engines)
     ref = engines[names[0]][1](x)
     out = {}
@@ -195,7 +200,7 @@ def _parity(engines: dict, x: torch.Tensor) -> dict:
         got = engines[name][1](x)
         out[name] = {
             "max_abs": float(np.abs(got - ref).max()),
-            "argmax_agree": float((got.argmax(1) == ref.argmax(1)).mean()),
+            "argmax_agree": task.agreement(torch.from_numpy(np.asarray(got)), torch.from_numpy(np.asarray(ref))),
             "images": len(x),
         }
     return out
@@ -205,13 +210,14 @@ def format_bench(result: dict) -> str:
     """The bench table (markdown), then parity, hardware and versions."""
     batches = result["batches"]
     base = result["rows"][0]
-    head = ["engine", "precision", "accuracy"]
+    metric = result.get("metric", "accuracy")
+    head = ["engine", "precision", metric]
     for b in batches:  # batch 1: latency; larger batches: throughput; both also per CPU time of the process
         head += [f"b{b} p50 ms", f"b{b} p99 ms", f"b{b} CPU ms"] if b == 1 else [f"b{b} samples/s", f"b{b} /CPU-s"]
         head.append(f"b{b} vs eager")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
-        cells = [row["engine"], row["precision"], f"{row['accuracy']:.4f}"]
+        cells = [row["engine"], row["precision"], f"{row[metric]:.4f}"]
         for b in batches:
             t = row[f"b{b}"]
             if b == 1:
@@ -224,7 +230,7 @@ def format_bench(result: dict) -> str:
     hw, v = result["hardware"], result["versions"]
     lines += [
         "",
-        f"{result['model']} {c}×{h}×{w} on {result['dataset']}; accuracy on {result['accuracy_images']:,} test "
+        f"{result['model']} {c}×{h}×{w} on {result['dataset']}; {metric} on {result['accuracy_images']:,} test "
         f"images, no TTA; int8 calibrated on {result['calibration']['images']} training images"
         + (" (quick mode: too few calls for reliable timings)" if result["quick"] else ""),
     ]

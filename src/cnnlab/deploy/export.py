@@ -2,7 +2,8 @@
 everything a stranger needs to use it without cnnlab (classes, input size and mode, mean / std, source run).
 
 The file's input is `input`: float32 (N, C, H, W), pixels ÷255 then (x − mean) / std per channel; its output is
-`logits` (N, classes). The props are `RunMeta.onnx_props`; `RunMeta.from_onnx_props` reads them back, and the
+`logits` (N, classes) for a classifier, else `outputs`, the task's raw outputs (the `outputs` prop says what the
+columns mean). The props are `RunMeta.onnx_props`; `RunMeta.from_onnx_props` reads them back, and the
 standalone example examples/onnx_predict.py reads the same props through onnxruntime alone.
 """
 
@@ -75,7 +76,9 @@ def _root_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {first[:200]}"
 
 
-def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None = None):
+def to_onnx_proto(
+    model: nn.Module, input_size: Sequence[int], opset: int | None = None, output_name: str = ONNX_OUTPUT
+):
     """Trace `model` (BN folded, eval mode, on a copy) into an ONNX ModelProto with a dynamic batch axis.
 
     torch's dynamo-based exporter (torch.export + onnxscript) is used, not the TorchScript one: the latter is
@@ -97,7 +100,7 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
                 None,
                 dynamo=True,
                 input_names=[ONNX_INPUT],
-                output_names=[ONNX_OUTPUT],
+                output_names=[output_name],
                 opset_version=opset,
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
@@ -122,7 +125,7 @@ def export_onnx(
 ) -> Path:
     """Write `model` as a self-contained ONNX file (weights inside) with its metadata; checked by onnx."""
     _require_onnx()
-    proto = to_onnx_proto(model, meta.input_size, opset)
+    proto = to_onnx_proto(model, meta.input_size, opset, meta.make_task().onnx_output)
     return save_onnx(proto, path, meta.onnx_props(ExportInfo(source_run=source)))
 
 

@@ -107,6 +107,7 @@ class OnnxClassifier:
                 self.path,
             )
         self.meta = meta
+        self.task = meta.make_task()
         self.precision = meta.export.precision if meta.export else "fp32"  # of the graph: fp32 or int8
         self.tta = meta.tta if tta is None else tta
         self._check_graph()
@@ -142,9 +143,11 @@ class OnnxClassifier:
         for name, g, w in zip(("channels", "height", "width"), got, want, strict=True):
             if isinstance(g, int) and g != w:
                 raise ValueError(f"{self.path}: its graph takes {name} {g}, its metadata says {w}")
-        k = self.session.get_outputs()[0].shape[1]
-        if isinstance(k, int) and k != self.meta.num_classes:
+        k, want = self.session.get_outputs()[0].shape[1], self.task.output_width
+        if isinstance(k, int) and k != want and self.task.name == "classify":
             raise ValueError(f"{self.path}: its graph outputs {k} classes, its metadata names {self.meta.num_classes}")
+        if isinstance(k, int) and k != want:
+            raise ValueError(f"{self.path}: its graph outputs {k} numbers per image, its {self.task.name} task {want}")
 
     def normalize(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, C, H, W) → the float32 model input, as `cnnlab.data.transforms.Normalize` computes it."""
@@ -166,9 +169,11 @@ class OnnxClassifier:
         for start in range(0, len(images), batch_size):
             x = self.normalize(images[start : start + batch_size])
             out = self.run(x)
-            if tta:
-                out = (out + self.run(np.ascontiguousarray(x[..., ::-1]))) / 2
-            outs.append(torch.from_numpy(np.asarray(out, np.float32)))
+            out = torch.from_numpy(np.asarray(out, np.float32))
+            if tta:  # the mirrored image's outputs, mirrored back by the task (a box's centre moves)
+                flipped = torch.from_numpy(np.asarray(self.run(np.ascontiguousarray(x[..., ::-1])), np.float32))
+                out = (out + self.task.flip_back(flipped)) / 2
+            outs.append(out)
             done += len(x)
             progress(done)
-        return torch.cat(outs) if outs else torch.zeros(0, self.meta.num_classes)
+        return torch.cat(outs) if outs else torch.zeros(0, self.task.output_width)

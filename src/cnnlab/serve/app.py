@@ -129,6 +129,9 @@ def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dic
         if classifier.net is model:  # nothing to fold or convert: predict must not share the explainer's module
             classifier.net = copy.deepcopy(model).eval()
         served[sid] = Served(sid, resolve_model_path(path), classifier, model.eval(), data_dir=data_dir)
+    for s in served.values():  # the page and the API show classes and saliency: classifiers only, so far
+        if s.classifier.meta.task != "classify":
+            raise ValueError(f"{s.path}: a {s.classifier.meta.task} model; cnnlab serve shows classifiers so far")
     return served
 
 
