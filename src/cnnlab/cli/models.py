@@ -224,7 +224,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--n", type=int, help="samples: how many images, one per class (default: 5); make: training scenes (1000)"
     )
-    p.add_argument("--out", help="samples: folder to write the PNGs in (default: samples); make: (default: NAME)")
+    p.add_argument("--out", help="folder to write in (default: samples for samples, the set's NAME for make)")
     p.add_argument("--size", type=int, default=96, help="make: canvas side in pixels (default: 96)")
     p.add_argument("--objects", default="1-4", help="make: objects per scene, a count or a range (default: 1-4)")
     p.add_argument("--test", type=int, help="make: test scenes, from the test images (default: n / 5)")
