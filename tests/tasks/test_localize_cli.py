@@ -67,7 +67,8 @@ def test_summary_shows_the_head(run, capsys):
     out, _ = run
     assert main(["summary", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "head.out" in text and "8" in text.split("head.out")[1].split("\n")[0]  # 4 classes + 4 box numbers
+    row = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("head.")}
+    assert row["head.fc"][2] == "4" and row["head.box"][2] == "4"  # 4 class logits, 4 box numbers
 
 
 def test_export_matches_torch_on_scores_and_boxes(run, capsys):

@@ -123,31 +123,40 @@ class OnnxClassifier:
             return width
         return int(self.run(np.zeros((1, *size), np.float32)).shape[1])
 
-    def _check_io_kinds(self) -> None:
+    def _check_io_kinds(self, rank: int = 2) -> None:
+        """Float32 N×C×H×W in, and an output of `rank` (2: N×K logits; a task's raw outputs may have more)."""
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         if inp.type != "tensor(float)" or len(inp.shape) != 4:
             raise ValueError(
                 f"{self.path}: not an image classifier cnnlab can feed (its input '{inp.name}' is "
                 f"{inp.type} of rank {len(inp.shape)}; cnnlab feeds float32 N×C×H×W)"
             )
-        if len(out.shape) != 2:
+        if len(out.shape) != rank and rank == 2:
             raise ValueError(
                 f"{self.path}: not a classifier (its output '{out.name}' has rank {len(out.shape)}, not N×K logits)"
             )
+        if len(out.shape) != rank:
+            raise ValueError(f"{self.path}: its output '{out.name}' has rank {len(out.shape)}, its task's {rank}")
 
     def _check_graph(self) -> None:
-        """The graph's static input dimensions and output width agree with the metadata."""
-        self._check_io_kinds()
+        """The graph's static input dimensions and output shape agree with the metadata."""
+        want_out = self.task.output_shape
+        self._check_io_kinds(1 + len(want_out))
         want = self.meta.input_size
         got = self.session.get_inputs()[0].shape[1:]
         for name, g, w in zip(("channels", "height", "width"), got, want, strict=True):
             if isinstance(g, int) and g != w:
                 raise ValueError(f"{self.path}: its graph takes {name} {g}, its metadata says {w}")
-        k, want = self.session.get_outputs()[0].shape[1], self.task.output_width
-        if isinstance(k, int) and k != want and self.task.name == "classify":
-            raise ValueError(f"{self.path}: its graph outputs {k} classes, its metadata names {self.meta.num_classes}")
-        if isinstance(k, int) and k != want:
-            raise ValueError(f"{self.path}: its graph outputs {k} numbers per image, its {self.task.name} task {want}")
+        got_out = self.session.get_outputs()[0].shape[1:]
+        if any(isinstance(g, int) and g != w for g, w in zip(got_out, want_out, strict=True)):
+            if self.task.name == "classify":
+                k = got_out[0]
+                raise ValueError(
+                    f"{self.path}: its graph outputs {k} classes, its metadata names {self.meta.num_classes}"
+                )
+            raise ValueError(
+                f"{self.path}: its graph outputs {list(got_out)} per image, its {self.task.name} task {list(want_out)}"
+            )
 
     def normalize(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, C, H, W) → the float32 model input, as `cnnlab.data.transforms.Normalize` computes it."""
@@ -176,4 +185,4 @@ class OnnxClassifier:
             outs.append(out)
             done += len(x)
             progress(done)
-        return torch.cat(outs) if outs else torch.zeros(0, self.task.output_width)
+        return torch.cat(outs) if outs else torch.zeros(0, *self.task.output_shape)

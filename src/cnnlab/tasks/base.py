@@ -14,7 +14,7 @@ methods need nothing else. What the rest of cnnlab asks of it:
 | infer (flip TTA)            | `flip_back(outputs)`: the outputs of a mirrored image, mirrored back         |
 | predict                     | `decode(outputs, top)`, `describe(prediction)`, `draw(image, prediction)`    |
 | bench                       | `score(outputs, y)`: the main metric; `agreement(a, b)` between engines      |
-| ONNX (export / runtime)     | `output_width`, `describe_outputs()`                                         |
+| ONNX (export / runtime)     | `output_shape`, `describe_outputs()`                                         |
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class Task:
         return len(self.classes)
 
     @property
-    def output_width(self) -> int:
-        """Numbers per image in the model's raw output (N, width)."""
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one image's raw output: the model returns (N, *output_shape), e.g. (K,) for a classifier."""
         raise NotImplementedError
 
     def describe_outputs(self) -> str:
@@ -142,7 +142,7 @@ class TaskModel(nn.Module):
         drop_unused(backbone, input_size)
         self.backbone = backbone
         self.head = head
-        self.default_cfg = {**backbone.default_cfg, "classifier": "head"}
+        self.default_cfg = {**backbone.default_cfg, "classifier": "head.fc"}  # the class output (transfer's head)
         self.num_classes = head.num_classes
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

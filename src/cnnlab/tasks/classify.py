@@ -147,8 +147,8 @@ class Classify(Task):
     onnx_output = "logits"
 
     @property
-    def output_width(self) -> int:
-        return self.num_classes
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.num_classes,)
 
     def describe_outputs(self) -> str:
         return f"logits (N, {self.num_classes}): one score per class; softmax gives the probabilities"

@@ -1,9 +1,11 @@
 """Localization: one object per image → its class and its box.
 
-Targets are `box` (N, 5): class, x1, y1, x2, y2 in pixels. The head reads the backbone's feature map pooled to a
-`grid`×`grid` map (pooling to 1×1 would throw away *where*), then one hidden layer, then K class logits and four
-box numbers — centre x, centre y, width and height as fractions of the image, through a sigmoid. The raw output is
-one tensor (N, K + 4), so inference, ONNX export and bench run it as they run a classifier.
+Targets are `box` (N, 5): class, x1, y1, x2, y2 in pixels. The head has two branches on the backbone's feature
+maps: *what* from the globally averaged features (one linear layer: as translation-invariant as a classifier, so
+a class need not be learnt at every place), and *where* from the maps pooled to a `grid`×`grid` map (pooling to
+1×1 would throw away the position), one hidden layer, then four box numbers — centre x, centre y, width and height
+as fractions of the image, through a sigmoid. The raw output is one tensor (N, K + 4), K class logits then the box,
+so inference, ONNX export and bench run it as they run a classifier.
 
 Loss: cross-entropy + `giou_weight` × (1 − GIoU) + `l1_weight` × L1 of (cx, cy, w, h), the recipe of DETR (Carion
 et al., 2020). Metrics: class accuracy, mean IoU, and `loc_accuracy`, the share of images whose class is right and
@@ -30,22 +32,23 @@ class BoxHead(nn.Module):
 
     def __init__(self, in_chans: int, num_classes: int, grid: int, hidden: int) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(grid)  # (B, C, h, w) -> (B, C, grid, grid): keeps where, coarsely
-        self.fc = nn.Linear(in_chans * grid * grid, hidden)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # what: (B, C, h, w) -> (B, C, 1, 1)
+        self.fc = nn.Linear(in_chans, num_classes)
+        self.grid = nn.AdaptiveAvgPool2d(grid)  # where: (B, C, h, w) -> (B, C, grid, grid), position kept coarsely
+        self.box_hidden = nn.Linear(in_chans * grid * grid, hidden)
         self.act = nn.ReLU(inplace=True)
-        self.out = nn.Linear(hidden, num_classes + 4)
+        self.box = nn.Linear(hidden, 4)
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.act(self.fc(torch.flatten(self.pool(x), 1)))  # (B, C·g·g) -> (B, hidden)
+        codes = torch.flatten(self.avgpool(x), 1)  # (B, C)
         if pre_logits:
-            return x
-        out = self.out(x)
-        k = self.num_classes
-        return torch.cat([out[:, :k], out[:, k:].sigmoid()], 1)
+            return codes
+        where = self.act(self.box_hidden(torch.flatten(self.grid(x), 1)))  # (B, C·g·g) -> (B, hidden)
+        return torch.cat([self.fc(codes), self.box(where).sigmoid()], 1)
 
     def reset(self, num_classes: int) -> None:
-        self.out = nn.Linear(self.out.in_features, num_classes + 4)
+        self.fc = nn.Linear(self.fc.in_features, num_classes)
         self.num_classes = num_classes
 
 
@@ -85,8 +88,8 @@ class Localize(Task):
         return self.input_size[1], self.input_size[2]
 
     @property
-    def output_width(self) -> int:
-        return self.num_classes + 4
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.num_classes + 4,)
 
     def describe_outputs(self) -> str:
         k = self.num_classes
