@@ -44,11 +44,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         if held is None:
             print(f"wrote {path}; {data.splits.name} has no test split to compare accuracies on")
             return 0
-        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1])["accuracy"]
-        int8_acc = evaluate(OnnxClassifier(path), held[1])["accuracy"]
+        metric = meta.make_task().main_metric  # classification: accuracy; localization: mean IoU
+        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1])[metric]
+        int8_acc = evaluate(OnnxClassifier(path), held[1])[metric]
     split, test = held
     print(
-        f"test accuracy ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
+        f"test {metric} ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
         f"  fp32 {fp32_acc:.4f}   int8 {int8_acc:.4f}   ({(int8_acc - fp32_acc) * 100:+.2f} points)"
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): int8 QDQ, per-channel weights, BN folded")

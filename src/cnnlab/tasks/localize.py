@@ -7,8 +7,8 @@ a class need not be learnt at every place), and *where* from the maps pooled to 
 as fractions of the image, through a sigmoid. The raw output is one tensor (N, K + 4), K class logits then the box,
 so inference, ONNX export and bench run it as they run a classifier.
 
-Loss: cross-entropy + `giou_weight` × (1 − GIoU) + `l1_weight` × L1 of (cx, cy, w, h), the recipe of DETR (Carion
-et al., 2020). Metrics: class accuracy, mean IoU, and `loc_accuracy`, the share of images whose class is right and
+Loss: cross-entropy + `giou_weight` × (1 − GIoU) + `l1_weight` × L1 of (cx, cy, w, h), the terms of DETR (Carion
+et al., 2020), weighted 1 : 1 : 1 by default. Metrics: class accuracy, mean IoU, and `loc_accuracy`, the share of images whose class is right and
 whose box overlaps the truth with IoU ≥ 0.5 (ImageNet's localization criterion).
 """
 
@@ -81,7 +81,10 @@ class Localize(Task):
     target = "box"
     running_metrics = ("accuracy", "iou")
     main_metric = "iou"
-    ARGS = {"grid": 4, "hidden": 256, "giou_weight": 2.0, "l1_weight": 5.0}
+    # DETR weighs GIoU 2 and L1 5 against its classes; here the class shares the backbone with the box, and equal
+    # weights learnt the class far faster for a little IoU (3 epochs of 5,000 64×64 scenes: validation accuracy
+    # 0.478 → 0.647, IoU 0.855 → 0.824)
+    ARGS = {"grid": 4, "hidden": 256, "giou_weight": 1.0, "l1_weight": 1.0}
 
     @property
     def size(self) -> tuple[int, int]:
