@@ -93,12 +93,20 @@ def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def _precision_cache(tmp_path_factory) -> Path:
+    """One bf16 check file for the whole session: the probe is measured at most once per test run (a machine's
+    answer does not change between tests), while each test keeps a datasets cache of its own."""
+    return tmp_path_factory.mktemp("precision") / "precision-check.json"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(tmp_path_factory, monkeypatch, _precision_cache):
     """Never touch the user's cache or the network from tests."""
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
-    monkeypatch.delenv("CNNLAB_PRECISION_CACHE", raising=False)  # the check is cached beside the datasets cache
+    # the tests of the check itself (tests/test_runtime.py) point it at a file of their own
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(_precision_cache))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     torch.manual_seed(0)
 

@@ -9,7 +9,10 @@ _CHECK = precision.bf16_check  # the cached function itself (tests monkeypatch t
 
 
 @pytest.fixture
-def fresh_check():
+def fresh_check(monkeypatch, tmp_path):
+    """A cold check: not cached in this process, and a cache file of this test's own (not the session's, which
+    must never hold the fake timings these tests measure)."""
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "precision-check.json"))
     _CHECK.cache_clear()
     yield
     _CHECK.cache_clear()
