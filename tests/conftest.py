@@ -118,6 +118,13 @@ def fake_idx(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def toy_run(fake_idx, tmp_path_factory) -> Path:
+    """Run folder "toy" of LeNet-5 after 3 epochs on the generated task of `fake_idx` (class k: a bright square at a
+    class-specific place): the trained model of the CLI, explain and deploy tests."""
+    return train_toy_run(tmp_path_factory.mktemp("toy-run") / "toy", fake_idx, epochs=3)
+
+
+@pytest.fixture(scope="session")
 def fashion_dir() -> Path:
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists() and not os.environ.get("CNNLAB_DATA"):
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

@@ -10,7 +10,7 @@ from cnnlab.inspect import Field, format_summary, summary, tracing_fields
 from cnnlab.models import create_model
 from cnnlab.models.hooks import record
 from cnnlab.models.notation import COURSE_LENET5
-from tests.test_cli import cnnlab
+from tests.cli.test_train import cnnlab
 
 
 def _row(info: dict, name: str) -> dict:

@@ -1,4 +1,4 @@
-"""A small trained run for the deployment tests: LeNet-5 after 3 epochs on the generated task (tests/conftest.py)."""
+"""The deployment tests need the deploy extra; their trained run is `toy_run` (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ import io
 
 import pytest
 
-from tests.conftest import train_toy_run
-
 pytest.importorskip("onnxruntime", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
 pytest.importorskip("onnxscript", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
-
-
-@pytest.fixture(scope="session")
-def toy_run(fake_idx, tmp_path_factory):
-    """Run folder of LeNet-5 trained on the generated task (class k: a bright square at a class-specific place)."""
-    return train_toy_run(tmp_path_factory.mktemp("deploy") / "toy", fake_idx, epochs=3)
 
 
 def run_cli(*args, code: int = 0) -> tuple[str, str]:

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.data import load_dataset
-from tests.deploy.conftest import run_cli
+pytest.importorskip("onnxruntime", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
+pytest.importorskip("onnxscript", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
+
+from cnnlab.data import load_dataset  # noqa: E402
+from tests.deploy.conftest import run_cli  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onnx_predict.py"
 
