@@ -120,8 +120,32 @@ def fake_idx(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_run(fake_idx, tmp_path_factory) -> Path:
     """Run folder "toy" of LeNet-5 after 3 epochs on the generated task of `fake_idx` (class k: a bright square at a
-    class-specific place): the trained model of the CLI, explain and deploy tests."""
-    return train_toy_run(tmp_path_factory.mktemp("toy-run") / "toy", fake_idx, epochs=3)
+    class-specific place), trained by `cnnlab train` as a user runs it: the model of the CLI, explain and deploy
+    tests."""
+    from tests.helpers import run_cli
+
+    out = tmp_path_factory.mktemp("toy-run") / "toy"
+    proc = run_cli(
+        "train",
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        fake_idx,
+        "--model",
+        "lenet5",
+        "--epochs",
+        3,
+        "--batch-size",
+        32,
+        "--lr",
+        3e-3,
+        "--val-split",
+        100,
+        "--out",
+        out,
+    )
+    assert "test accuracy" in proc.stdout and str(out) in proc.stdout
+    return out
 
 
 @pytest.fixture(scope="session")

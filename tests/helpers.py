@@ -18,10 +18,13 @@ import signal
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 class CliResult(NamedTuple):
@@ -117,3 +120,10 @@ def run_cli(*args, code: int | None = 0, env: Mapping[str, str] | None = None) -
             f"cnnlab {' '.join(argv)} returned {result.returncode}, not {code}:\n{result.stderr[-3000:]}"
         )
     return result
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a test that must start a real `python -m cnnlab` process: this one's, with this
+    checkout's src/ first on PYTHONPATH (the cnnlab under test, not another one installed), plus `extra`."""
+    path = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}

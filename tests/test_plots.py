@@ -41,6 +41,8 @@ print(json.dumps({"backend": backend, "chosen": chosen, "fignums": plt.get_fignu
 
 
 def _draw(tmp_path: Path, backend: str | None) -> dict:
+    """Run DRAW in a true subprocess: matplotlib's backend is chosen once per process, so whether importing cnnlab
+    and drawing chose one (or kept the one MPLBACKEND set) can only be seen in a fresh interpreter."""
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     if backend is not None:

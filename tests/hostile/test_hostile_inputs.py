@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from cnnlab.io import save_model
 from cnnlab.models import create_model
+from tests.helpers import CliResult, run_cli, subprocess_env
 
 META = {
     "classes": [str(i) for i in range(10)],
@@ -29,7 +30,15 @@ META = {
 }
 
 
-def cnnlab(*args, cwd=None, memory_gb: float | None = None) -> subprocess.CompletedProcess:
+def cnnlab(*args) -> CliResult:
+    """`cnnlab ARGS` run in this process (tests/helpers.py), whatever its exit code."""
+    return run_cli(*args, code=None)
+
+
+def cnnlab_process(*args, memory_gb: float | None = None) -> subprocess.CompletedProcess:
+    """`python -m cnnlab ARGS` in a new process, for what only a process shows: a memory limit (RLIMIT_AS cannot be
+    set for one command of this process) or a hang (a child is bounded by a timeout; this process would block)."""
+
     def limit():
         if memory_gb:
             size = int(memory_gb * 2**30)
@@ -39,13 +48,13 @@ def cnnlab(*args, cwd=None, memory_gb: float | None = None) -> subprocess.Comple
         [sys.executable, "-m", "cnnlab", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=cwd,
         timeout=300,
         preexec_fn=limit,
+        env=subprocess_env(),
     )
 
 
-def refused(proc: subprocess.CompletedProcess, *names: str) -> str:
+def refused(proc: CliResult | subprocess.CompletedProcess, *names: str) -> str:
     """The run failed with one error line that names each of `names`, and no traceback."""
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -80,8 +89,9 @@ def _with_meta(tmp_path: Path, **changes) -> Path:
 
 
 def test_huge_input_size_in_metadata_is_refused_before_allocating(tmp_path, png):
+    """A true subprocess: "before allocating" is checked by a 3 GB address-space limit on the process."""
     path = _with_meta(tmp_path, input_size=[1, 100_000, 100_000])
-    refused(cnnlab("predict", path, png, memory_gb=3), path, "input_size")
+    refused(cnnlab_process("predict", path, png, memory_gb=3), path, "input_size")
 
 
 @pytest.mark.parametrize(
@@ -209,9 +219,11 @@ def test_empty_and_foreign_checkpoints(tmp_path, fake_idx):
 
 
 def test_a_fifo_named_png_does_not_hang(tmp_path, model_file):
+    """A true subprocess: were the FIFO opened, the command would block forever; a child process is bounded by a
+    timeout (a failure), this process would hang the suite."""
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
-    refused(cnnlab("predict", model_file, fifo), fifo, "not a regular file")
+    refused(cnnlab_process("predict", model_file, fifo), fifo, "not a regular file")
 
 
 def test_a_decompression_bomb_is_refused(tmp_path, model_file):

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnlab.cli import main
 from cnnlab.lab import LESSONS, run_lesson
+from tests.helpers import run_cli
 
 
 def _run(name, tmp_path, **kw):
@@ -90,17 +90,14 @@ def test_every_lesson_is_tested():
     assert set(LESSONS) <= tested | {"adversarial"}  # test_fgsm_… covers it
 
 
-def test_cli_runs_a_lesson(tmp_path, capsys):
-    assert main(["lab", "gd", "--quick", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+def test_cli_runs_a_lesson(tmp_path):
+    out = run_cli("lab", "gd", "--quick", "--out", tmp_path).stdout
     assert "largest relative error vs autograd" in out and (tmp_path / "lab-gd.png").exists()
-    assert main(["lab", "list"]) == 0
-    assert "xo" in capsys.readouterr().out
+    assert "xo" in run_cli("lab", "list").stdout
 
 
-def test_cli_refuses_an_option_a_lesson_does_not_take(tmp_path, capsys):
-    assert main(["lab", "gd", "--quick", "--gif", "--out", str(tmp_path)]) == 2
-    assert "does not take --gif" in capsys.readouterr().err
+def test_cli_refuses_an_option_a_lesson_does_not_take(tmp_path):
+    assert "does not take --gif" in run_cli("lab", "gd", "--quick", "--gif", "--out", tmp_path, code=2).stderr
 
 
 def test_lessons_restore_torch_threads(tmp_path):

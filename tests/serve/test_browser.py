@@ -44,6 +44,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(serve_run, fake_idx):
+    """`python -m cnnlab serve` as a true subprocess: the browser needs a server that runs until it is stopped, and
+    the test stops it as a user does (SIGTERM), which only a process can receive."""
     port = _free_port()
     env = {
         **os.environ,
