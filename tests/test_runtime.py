@@ -69,3 +69,22 @@ def test_check_cache_path_and_switch(monkeypatch, tmp_path, fresh_check):
     assert precision.bf16_check()["bf16_faster"] is False  # measured, nothing written
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "x.json"))
     assert precision.check_file() == tmp_path / "x.json"
+
+
+def test_threads_are_chosen_by_measurement(monkeypatch):
+    calls = []
+
+    def step():
+        calls.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    try:
+        # one thread first: 10 ms a step; then two threads: the warm-up step alone takes 1 s (a busy core)
+        times = iter([0.0, 0.01, 0.01, 0.02, 0.02, 0.03, 0.03, 0.04, 1.0, 2.0])
+
+        monkeypatch.setattr(precision.time, "perf_counter", lambda: next(times))
+        chosen, measured = precision.choose_threads(step, [2, 1], reps=3)
+        assert chosen == 1 and measured == {1: pytest.approx(0.01), 2: pytest.approx(1.0)}
+        assert torch.get_num_threads() == 1 and calls == [1] * 4 + [2]  # the slow count is not timed further
+    finally:
+        torch.set_num_threads(before)
