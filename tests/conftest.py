@@ -93,6 +93,17 @@ def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
     return out
 
 
+# fixtures that train a model (seconds each): every test that uses one, directly or through another fixture, is
+# `slow`, since a `-m "not slow"` run would pay for the training on its behalf
+TRAINING_FIXTURES = {"toy_run", "serve_run", "fashion_lenet", "shapes_lenet", "run_a", "killed_and_resumed"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def _precision_cache(tmp_path_factory) -> Path:
     """One bf16 check file for the whole session: the probe is measured at most once per test run (a machine's
@@ -109,6 +120,20 @@ def _isolated_cache(tmp_path_factory, monkeypatch, _precision_cache):
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(_precision_cache))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs torch on one thread, and leaves the count as it found it. The suite's tensors are small:
+    intra-op threads add overhead there, and on a shared 2-core machine their OpenMP hand-offs cost several times
+    the compute (resnet152's 2-sample step: 0.4 s on one thread, 4 s on two while other jobs ran), so the suite's
+    speed would follow the machine's load. A run started in this process therefore measures no thread choice
+    (one candidate); tests/test_run.py checks the measured choice with two threads, and tests/test_runtime.py the
+    measurement itself."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

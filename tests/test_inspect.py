@@ -20,6 +20,7 @@ def resnet50_info():
     return summary(create_model("resnet50", num_classes=1000, in_chans=3), (3, 224, 224))
 
 
+@pytest.mark.slow
 def test_alexnet_conv1_and_receptive_field():
     info = summary(create_model("alexnet", num_classes=1000, in_chans=3), (3, 227, 227))
     conv1 = info["layers"][0]
@@ -52,6 +53,7 @@ def test_resnet50_macs_and_field(resnet50_info):
     assert (last["rf"], last["jump"]) == (427, 32)
 
 
+@pytest.mark.slow
 def test_resnet18_and_vgg16_macs():
     assert summary(create_model("resnet18", num_classes=1000, in_chans=3), (3, 224, 224))["macs"] == pytest.approx(
         1.8e9, rel=0.02

@@ -54,6 +54,7 @@ def _draw(tmp_path: Path, backend: str | None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["svg", "pdf"])
 def test_plotting_keeps_the_backend_that_was_set(tmp_path, backend):
     state = _draw(tmp_path, backend)
@@ -62,6 +63,7 @@ def test_plotting_keeps_the_backend_that_was_set(tmp_path, backend):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_plotting_does_not_choose_a_backend(tmp_path):
     # MPLBACKEND unset: matplotlib picks a backend itself only when one is first needed (inline in a notebook);
     # importing cnnlab and drawing must leave that choice open, and register no figure with pyplot
@@ -69,6 +71,7 @@ def test_plotting_does_not_choose_a_backend(tmp_path):
     assert not state["chosen"] and state["fignums"] == []
 
 
+@pytest.mark.slow
 def test_plots_write_pngs_of_the_figure_size(tmp_path):
     history = [
         {"epoch": e, "loss": 1 / e, "accuracy": 1 - 1 / (e + 1), "val_loss": 1.1 / e, "val_accuracy": 1 - 1.2 / (e + 1)}

@@ -208,6 +208,7 @@ def _run_cnnlab(argv: list[str]) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.fashion
 def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_QUICK", "1")

@@ -2,6 +2,7 @@
 or stops that leave nothing behind. (To move into tests/run/, with that package's other tests.)"""
 
 import csv
+import re
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from cnnlab.train.callbacks import Callback
 from cnnlab.train.config import TrainConfig
 
 
+@pytest.mark.slow
 def test_explicit_threads_and_startup_line(fake_idx, tmp_path):
     before = torch.get_num_threads()
     lines = []
@@ -25,6 +27,19 @@ def test_explicit_threads_and_startup_line(fake_idx, tmp_path):
     assert "precision fp32: asked for" in start and "threads 1 (asked for)" in start and "CPU ISA" in start
 
 
+@pytest.mark.slow
+def test_the_thread_choice_is_measured_between_one_per_core_and_one(fake_idx, tmp_path):
+    torch.set_num_threads(2)  # as on a 2-core machine (the suite runs on one thread; tests/conftest.py restores it)
+    lines = []
+    cfg = TrainConfig(data_dir=str(fake_idx), epochs=1, precision="fp32", verbose=0, out=str(tmp_path / "run"))
+    train_run(cfg, log=lines.append)
+    start = next(line for line in lines if line.startswith("model:"))
+    # either count may win on a given machine and load; both were timed, and the line says which and why
+    took = r"a training step took [\d.]+ ms with 1, [\d.]+ ms with 2"
+    assert re.search(rf"threads (1 \(the fastest|2 \(one per core); {took}\)", start), start
+
+
+@pytest.mark.slow
 def test_a_stop_mid_epoch_writes_its_fractional_row(fake_idx, tmp_path):
     class StopAt(Callback):
         def on_batch_end(self, batch, logs):

@@ -43,6 +43,7 @@ def test_check_is_measured_once_and_cached(fresh_check, monkeypatch):
     assert precision.bf16_check() == result and len(calls) == 2  # read back from the file, not measured again
 
 
+@pytest.mark.slow
 def test_step_timer_runs_both_precisions():
     assert precision._step_ms("fp32", reps=1) > 0 and precision._step_ms("bf16", reps=1) > 0
 
@@ -52,6 +53,7 @@ def test_unknown_precision():
         precision.resolve_precision("fp16", torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_cold_check_leaves_the_callers_random_stream_alone(fresh_check, monkeypatch, tmp_path):
     # a cold cache runs the probe; it must not reseed torch's global RNG (a run's --seed drew from it just before)
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "check.json"))

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from cnnlab.models.notation import COURSE_LENET5
 from tests.helpers import run_cli
 
@@ -19,6 +21,7 @@ def test_datasets_listing(fake_idx):
     assert f"found: {fake_idx}" in out and "cifar10" in out
 
 
+@pytest.mark.slow
 def test_cli_summary_depth_json_and_notation():
     out = json.loads(run_cli("summary", "resnet18", "--input", "3x64x64", "--depth", "1", "--json").stdout)
     assert [r["name"] for r in out["layers"]][-3:] == ["avgpool", "dropout", "fc"] and out["notation"] is None

@@ -34,6 +34,7 @@ def test_models_lists_with_a_pattern_and_a_description():
     assert "vgg16" in run_cli("summary", "--list").stdout.split()
 
 
+@pytest.mark.slow
 def test_summary_uses_the_family_defaults():
     info = json.loads(run_cli("summary", "vgg16", "--json").stdout)
     assert info["output"] == [1000] and info["input"] == [3, 224, 224]
@@ -100,6 +101,7 @@ def test_quick_mode_caps_training(monkeypatch):
     assert "max_train_samples" not in apply_quick_caps({"epochs": 3}, resume=True)
 
 
+@pytest.mark.slow
 def test_quick_mode_train_run(fake_idx, tmp_path):
     out = tmp_path / "run"
     proc = run_cli(

@@ -42,6 +42,7 @@ def test_missing_dataset_message(tmp_path):
     assert "not found" in proc.stderr and "cnnlab datasets get mnist" in proc.stderr
 
 
+@pytest.mark.slow
 def test_config_file_and_flags(fake_idx, tmp_path):
     (tmp_path / "recipe.yaml").write_text("model: lenet5\nepochs: 3\nbatch-size: 64\noptimizer: sgd\nlr: 0.05\n")
     run_cli(

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from PIL import Image
 
 from tests.helpers import run_cli
@@ -31,6 +32,7 @@ def test_lr_find_writes_plot_and_suggests(fake_idx, tmp_path):
         assert im.width > 500
 
 
+@pytest.mark.slow
 def test_augment_grid_png(fake_idx, tmp_path):
     out = tmp_path / "grid.png"
     proc = run_cli("augment", "--data-dir", fake_idx, "--n", 16, "--augment", "flip,rotate=20,cutout=8", "--out", out)
@@ -40,6 +42,7 @@ def test_augment_grid_png(fake_idx, tmp_path):
     assert "mixup=0.2" in run_cli("augment", "--list").stdout
 
 
+@pytest.mark.slow
 def test_training_flags_and_config_file(fake_idx, tmp_path):
     (tmp_path / "recipe.yaml").write_text(
         "model: lenet5\nepochs: 2\noptimizer: sgd\nlr: 0.05\nschedule: linear\nlr-end: 0.005\nschedule-unit: epoch\ndecay-length: 2\n"

@@ -36,6 +36,7 @@ def _randomize_bn(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, kwargs, c, size",
     [
@@ -62,6 +63,7 @@ def test_onnx_parity(name, kwargs, c, size, tmp_path):
         assert (got.argmax(1) == want.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_metadata_round_trip(tmp_path):
     model = create_model("lenet5", num_classes=10, in_chans=1)
     meta = _meta(model, 1, 28, tta=True, metrics={"test_accuracy": 0.9})
@@ -78,6 +80,7 @@ def test_metadata_round_trip(tmp_path):
     assert json.loads(props["cnnlab"])["bn_folded"] is True
 
 
+@pytest.mark.slow
 def test_untraceable_module_is_named():
     class Gate(nn.Module):
         def forward(self, x):
@@ -89,6 +92,7 @@ def test_untraceable_module_is_named():
         to_onnx_proto(model.eval(), [1, 8, 8])
 
 
+@pytest.mark.slow
 def test_export_input_size_flag(tmp_path):
     model = create_model("lenet5", num_classes=10, in_chans=1).eval()
     save_model(tmp_path / "model.safetensors", model, _meta(model, 1, 28))
@@ -100,6 +104,7 @@ def test_export_input_size_flag(tmp_path):
     assert "'mean' must be 3 number(s)" in err and not (tmp_path / "c.onnx").exists()
 
 
+@pytest.mark.slow
 def test_bad_onnx_files(tmp_path, fake_idx):
     from PIL import Image
 

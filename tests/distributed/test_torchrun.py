@@ -22,7 +22,10 @@ from cnnlab.train.config import TrainConfig
 from tests.conftest import write_fake_idx
 from tests.distributed.helpers import TORCHRUN, env, free_port, torchrun, train_args
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
+pytestmark = [
+    pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed"),
+    pytest.mark.slow,  # torchrun starts two interpreters per run
+]
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,7 @@ def _with_meta(tmp_path: Path, **changes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_huge_input_size_in_metadata_is_refused_before_allocating(tmp_path, png):
     """A true subprocess: "before allocating" is checked by a 3 GB address-space limit on the process."""
     path = _with_meta(tmp_path, input_size=[1, 100_000, 100_000])
@@ -199,6 +200,7 @@ def test_config_file_values_of_the_wrong_type(tmp_path):
         refused(cnnlab("train", "--config", cfg, "--out", tmp_path / "run"), key)
 
 
+@pytest.mark.slow
 def test_empty_and_foreign_checkpoints(tmp_path, fake_idx):
     run = tmp_path / "run"
     proc = cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0")
@@ -218,6 +220,7 @@ def test_empty_and_foreign_checkpoints(tmp_path, fake_idx):
     assert after == before  # a refused resume rewrites nothing (config.json included)
 
 
+@pytest.mark.slow
 def test_a_fifo_named_png_does_not_hang(tmp_path, model_file):
     """A true subprocess: were the FIFO opened, the command would block forever; a child process is bounded by a
     timeout (a failure), this process would hang the suite."""
@@ -226,6 +229,7 @@ def test_a_fifo_named_png_does_not_hang(tmp_path, model_file):
     refused(cnnlab_process("predict", model_file, fifo), fifo, "not a regular file")
 
 
+@pytest.mark.slow
 def test_a_decompression_bomb_is_refused(tmp_path, model_file):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (20_000, 20_000)).save(bomb)  # 400 M pixels in a small file: over pillow's bomb limit
@@ -246,6 +250,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert np.asarray(upright)[:5].mean() > 200  # the band is now along the top
 
 
+@pytest.mark.slow
 def test_overwrite_then_a_failing_run_keeps_the_old_folder_whole(tmp_path, fake_idx):
     run = tmp_path / "run"
     assert cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0").returncode == 0
@@ -277,6 +282,7 @@ def test_resume_of_a_finished_run_rewrites_nothing(tmp_path, fake_idx):
     assert (run / "metrics.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_after_the_swap_puts_the_old_folder_back(tmp_path, fake_idx):
     from cnnlab.run.train import train_run
     from cnnlab.train.callbacks import Callback
@@ -356,6 +362,7 @@ def _tiny_npz(path: Path, n: int = 20, labels_dtype=np.int64) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_prints_its_report_when_the_run_folder_cannot_take_the_plot(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -369,6 +376,7 @@ def test_evaluate_prints_its_report_when_the_run_folder_cannot_take_the_plot(tmp
     assert proc.returncode == 0 and (tmp_path / "plots" / "confusion.png").is_file(), proc.stderr
 
 
+@pytest.mark.slow
 def test_augment_n_beyond_the_data_is_a_note_and_absurd_n_refused(tmp_path):
     data = f"npz:{_tiny_npz(tmp_path / 'd.npz', n=12)}"
     proc = cnnlab("augment", "--data", data, "--n", "40", "--out", tmp_path / "a.png")

@@ -20,6 +20,7 @@ def _run(name, tmp_path, **kw):
     return result
 
 
+@pytest.mark.slow
 def test_conv_window_by_window_and_output_sizes(tmp_path):
     from cnnlab.lab.conv import IMAGE, KERNEL
 
@@ -36,6 +37,7 @@ def test_conv_window_by_window_and_output_sizes(tmp_path):
     assert (tmp_path / "lab-conv.gif").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_xo_ceil_pool_and_votes(tmp_path):
     r = _run("xo", tmp_path)
     assert r["pool_out"] == [3, 4, 4]  # 7×7 → 4×4 with ceil mode (3×3 in floor mode)
@@ -44,6 +46,7 @@ def test_xo_ceil_pool_and_votes(tmp_path):
     assert v["X"]["similarity"][0] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_invariance(tmp_path):
     r = _run("invariance", tmp_path)
     assert max(r["equivariance_error"]) < 1e-5  # a conv layer commutes with shifts (away from the borders)
@@ -53,6 +56,7 @@ def test_invariance(tmp_path):
         assert len(accs) == 5 and all(0 <= a <= 1 for a in accs)
 
 
+@pytest.mark.slow
 def test_depth_sigmoid_gradients_vanish(tmp_path):
     r = _run("depth", tmp_path)["runs"]
     # 8 sigmoid layers: each multiplies the backward signal by at most 1/4 (σ' ≤ 1/4)
@@ -61,6 +65,7 @@ def test_depth_sigmoid_gradients_vanish(tmp_path):
     assert {"ResNet with shortcuts", "ResNet without shortcuts"} <= set(r)
 
 
+@pytest.mark.slow
 def test_fgsm_lowers_accuracy(tmp_path):
     r = _run("adversarial", tmp_path)
     assert r["epsilons"][0] == 0
@@ -100,6 +105,7 @@ def test_cli_refuses_an_option_a_lesson_does_not_take(tmp_path):
     assert "does not take --gif" in run_cli("lab", "gd", "--quick", "--gif", "--out", tmp_path, code=2).stderr
 
 
+@pytest.mark.slow
 def test_lessons_restore_torch_threads(tmp_path):
     before = torch.get_num_threads()
     np.testing.assert_equal(run_lesson("gd", quick=True, out=tmp_path, echo=None)["descent"]["right"]["lr"], 0.05)

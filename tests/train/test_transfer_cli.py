@@ -13,15 +13,6 @@ from tests.helpers import run_cli
 FAST = ["--precision", "fp32", "--verbose", "0", "--batch-size", "32"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared CPU two threads per process were many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def run_a(fake_idx, tmp_path_factory):
     """Network A: lenet5 trained one epoch on the 10-class toy data (Fashion-MNIST file names)."""

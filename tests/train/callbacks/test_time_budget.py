@@ -192,6 +192,7 @@ def budget_data(tmp_path_factory):
     return write_fake_idx(tmp_path_factory.mktemp("budget-data"), n_train=1000, n_test=200)
 
 
+@pytest.mark.slow
 def test_time_budget_through_the_cli(budget_data, tmp_path, monkeypatch):
     """`cnnlab train --time-budget` end to end on fake time (each step 10 ms, inference 0.1 ms a sample): it finishes,
     writes its plan, stops at the planned step, and the one-cycle schedule's last LR is its end."""
@@ -237,6 +238,7 @@ def test_time_budget_through_the_cli(budget_data, tmp_path, monkeypatch):
     assert float(rows[-1]["lr"]) == pytest.approx(0.05 / 25 / 1e4, rel=0.05)
 
 
+@pytest.mark.slow
 def test_epochs_and_budget_whichever_ends_first(fake_idx, tmp_path, monkeypatch):
     """Through the whole run (train_run): --epochs 1 ends a 10-minute budget's run, and says so. The budget's clock
     starts with this run (not with the test process, which may have run for minutes)."""
