@@ -210,7 +210,7 @@ def _run_cnnlab(argv: list[str]) -> tuple[int, str]:
 
 @pytest.mark.slow
 @pytest.mark.fashion
-def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch):
+def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch, default_threads):
     monkeypatch.setenv("CNNLAB_QUICK", "1")
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", "off")
     monkeypatch.chdir(tmp_path)
