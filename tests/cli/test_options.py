@@ -77,24 +77,28 @@ def test_one_coercer_for_files_and_flags(capsys):
 
 
 def _loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code` (an exit by SystemExit included)."""
+    report = "import sys\ntry:\n    exec(sys.argv[1])\nexcept SystemExit:\n    pass\nprint(' '.join(sys.modules))"
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
+        [sys.executable, "-c", report, code],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
         env=subprocess_env(),
     ).stdout
-    return set(out.split())
+    return set(out.splitlines()[-1].split())
 
 
 HEAVY = {"torch", "matplotlib", "cnnlab.train", "cnnlab.explain", "cnnlab.run", "cnnlab.data", "cnnlab.models"}
 
 
 def test_import_cnnlab_is_light():
-    """A true subprocess: what `import cnnlab` loads can only be seen in a fresh interpreter (this one has torch)."""
+    """A true subprocess: what `import cnnlab` and `cnnlab --help` load can only be seen in a fresh interpreter
+    (this one has torch)."""
     assert not _loaded_after("import cnnlab; assert cnnlab.__version__") & HEAVY
     assert not _loaded_after("from cnnlab.cli import build_parser; build_parser()") & HEAVY
+    assert not _loaded_after("from cnnlab.cli import main; main(['--help'])") & HEAVY  # `cnnlab --help`
 
 
 def test_public_names_resolve_lazily():
