@@ -57,6 +57,7 @@ def _draw(tmp_path: Path, backend: str | None) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["svg", "pdf"])
 def test_plotting_keeps_the_backend_that_was_set(tmp_path, backend):
+    """A true subprocess (see `_draw`): MPLBACKEND set before matplotlib is imported."""
     state = _draw(tmp_path, backend)
     assert state == {"backend": backend, "chosen": True, "fignums": []}
     for name in ("history", "confusion", "edges", "filters"):
@@ -65,6 +66,7 @@ def test_plotting_keeps_the_backend_that_was_set(tmp_path, backend):
 
 @pytest.mark.slow
 def test_plotting_does_not_choose_a_backend(tmp_path):
+    """A true subprocess (see `_draw`): a backend is chosen once per process."""
     # MPLBACKEND unset: matplotlib picks a backend itself only when one is first needed (inline in a notebook);
     # importing cnnlab and drawing must leave that choice open, and register no figure with pyplot
     state = _draw(tmp_path, None)

@@ -83,6 +83,7 @@ def killed_and_resumed(fake_idx, tmp_path_factory):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(killed_and_resumed):
+    """The killed run is a true subprocess (SIGKILL); the run never interrupted and the resume run in this process."""
     root, state, resumed = killed_and_resumed
     assert state["epoch"] == 0 and 0 < state["batch"] < 63, "the kill was meant to land mid-epoch"
     assert f"resuming {root / 'killed'} at epoch 2, batch {state['batch']}" in resumed.stdout

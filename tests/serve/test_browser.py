@@ -76,6 +76,7 @@ def server(serve_run, fake_idx):
 
 
 def test_page_in_chromium(server, serve_run, tmp_path):
+    """Against `cnnlab serve` running as a true subprocess (the `server` fixture), in headless chromium."""
     from cnnlab.io import read_meta
 
     classes = read_meta(serve_run).classes
