@@ -39,6 +39,7 @@ def _same(a: dict, b: dict) -> None:
             assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 def test_a_training_command_leaves_the_process_as_it_was(fake_idx, tmp_path):
     torch.manual_seed(5)
     before = _state()

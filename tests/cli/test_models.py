@@ -8,6 +8,7 @@ from cnnlab.models.notation import COURSE_LENET5
 from tests.helpers import run_cli
 
 
+@pytest.mark.slow
 def test_summary_and_list():
     out = run_cli("summary", "lecture_cnn").stdout
     assert "1,413,834" in out and "256×3×3" in out

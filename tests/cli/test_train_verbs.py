@@ -8,6 +8,7 @@ from PIL import Image
 from tests.helpers import run_cli
 
 
+@pytest.mark.slow
 def test_lr_find_writes_plot_and_suggests(fake_idx, tmp_path):
     proc = run_cli(
         "lr-find",
