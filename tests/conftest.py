@@ -95,7 +95,7 @@ def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
 
 # fixtures that train a model (seconds each): every test that uses one, directly or through another fixture, is
 # `slow`, since a `-m "not slow"` run would pay for the training on its behalf
-TRAINING_FIXTURES = {"toy_run", "serve_run", "fashion_lenet", "shapes_lenet", "run_a", "killed_and_resumed"}
+TRAINING_FIXTURES = {"toy_run", "serve_run", "fashion_lenet", "shapes_lenet", "run_a", "killed_and_resumed", "odd_run"}
 
 
 def pytest_collection_modifyitems(config, items):
