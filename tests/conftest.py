@@ -93,20 +93,94 @@ def train_toy_run(out: Path, data_dir: Path, epochs: int) -> Path:
     return out
 
 
+# fixtures that train a model (seconds each): every test that uses one, directly or through another fixture, is
+# `slow`, since a `-m "not slow"` run would pay for the training on its behalf
+TRAINING_FIXTURES = {"toy_run", "serve_run", "fashion_lenet", "shapes_lenet", "run_a", "killed_and_resumed", "odd_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def _precision_cache(tmp_path_factory) -> Path:
+    """One bf16 check file for the whole session: the probe is measured at most once per test run (a machine's
+    answer does not change between tests), while each test keeps a datasets cache of its own."""
+    return tmp_path_factory.mktemp("precision") / "precision-check.json"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(tmp_path_factory, monkeypatch, _precision_cache):
     """Never touch the user's cache or the network from tests."""
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
-    monkeypatch.delenv("CNNLAB_PRECISION_CACHE", raising=False)  # the check is cached beside the datasets cache
+    # the tests of the check itself (tests/test_runtime.py) point it at a file of their own
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(_precision_cache))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     torch.manual_seed(0)
+
+
+DEFAULT_THREADS = torch.get_num_threads()  # what a `cnnlab` process starts with on this machine
+
+
+@pytest.fixture
+def default_threads():
+    """For a test that runs commands as a user does: torch's thread count as a new process has it (the measured
+    thread choice of a training run then has its two candidates)."""
+    torch.set_num_threads(DEFAULT_THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs torch on one thread, and leaves the count as it found it. The suite's tensors are small:
+    intra-op threads add overhead there, and on a shared 2-core machine their OpenMP hand-offs cost several times
+    the compute (resnet152's 2-sample step: 0.4 s on one thread, 4 s on two while other jobs ran), so the suite's
+    speed would follow the machine's load. A run started in this process therefore measures no thread choice
+    (one candidate) unless it asks for `default_threads` (the README test does); tests/test_run.py checks the
+    measured choice with two threads, and tests/test_runtime.py the measurement itself."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
 def fake_idx(tmp_path_factory) -> Path:
     """A folder with tiny Fashion-MNIST-format IDX files (600 train, 200 test, gzip)."""
     return write_fake_idx(tmp_path_factory.mktemp("fake-fashion"))
+
+
+@pytest.fixture(scope="session")
+def toy_run(fake_idx, tmp_path_factory) -> Path:
+    """Run folder "toy" of LeNet-5 after 3 epochs on the generated task of `fake_idx` (class k: a bright square at a
+    class-specific place), trained by `cnnlab train` as a user runs it: the model of the CLI, explain and deploy
+    tests."""
+    from tests.helpers import run_cli
+
+    out = tmp_path_factory.mktemp("toy-run") / "toy"
+    proc = run_cli(
+        "train",
+        "--data",
+        "fashion-mnist",
+        "--data-dir",
+        fake_idx,
+        "--model",
+        "lenet5",
+        "--epochs",
+        3,
+        "--batch-size",
+        32,
+        "--lr",
+        3e-3,
+        "--val-split",
+        100,
+        "--out",
+        out,
+    )
+    assert "test accuracy" in proc.stdout and str(out) in proc.stdout
+    return out
 
 
 @pytest.fixture(scope="session")

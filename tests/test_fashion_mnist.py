@@ -18,6 +18,7 @@ def test_real_files_read(fashion_dir):
     assert s.test.labels.bincount().tolist() == [1000] * 10  # the official test set is balanced
 
 
+@pytest.mark.slow
 def test_lenet5_one_epoch(fashion_dir, tmp_path):
     cfg = TrainConfig(
         data="fashion-mnist",

@@ -1,7 +1,5 @@
 """`summary`: shapes, parameters, MACs and receptive fields against published figures and hand computation."""
 
-import json
-
 import pytest
 import torch
 from torch import nn
@@ -10,7 +8,6 @@ from cnnlab.inspect import Field, format_summary, summary, tracing_fields
 from cnnlab.models import create_model
 from cnnlab.models.hooks import record
 from cnnlab.models.notation import COURSE_LENET5
-from tests.test_cli import cnnlab
 
 
 def _row(info: dict, name: str) -> dict:
@@ -23,6 +20,7 @@ def resnet50_info():
     return summary(create_model("resnet50", num_classes=1000, in_chans=3), (3, 224, 224))
 
 
+@pytest.mark.slow
 def test_alexnet_conv1_and_receptive_field():
     info = summary(create_model("alexnet", num_classes=1000, in_chans=3), (3, 227, 227))
     conv1 = info["layers"][0]
@@ -55,6 +53,7 @@ def test_resnet50_macs_and_field(resnet50_info):
     assert (last["rf"], last["jump"]) == (427, 32)
 
 
+@pytest.mark.slow
 def test_resnet18_and_vgg16_macs():
     assert summary(create_model("resnet18", num_classes=1000, in_chans=3), (3, 224, 224))["macs"] == pytest.approx(
         1.8e9, rel=0.02
@@ -143,17 +142,6 @@ def test_table_fits_110_columns(resnet50_info):
     text = format_summary(resnet50_info)
     assert "4,089,184,256" in text or f"{resnet50_info['macs']:,}" in text
     assert "conv1" in text and "7/2/3" in text and "2048×7×7" in text
-
-
-def test_cli_summary_depth_json_and_notation():
-    out = json.loads(cnnlab("summary", "resnet18", "--input", "3x64x64", "--depth", "1", "--json").stdout)
-    assert [r["name"] for r in out["layers"]][-3:] == ["avgpool", "dropout", "fc"] and out["notation"] is None
-    assert out["layers"][4]["name"] == "layer1" and out["layers"][4]["type"] == "Sequential"
-    assert cnnlab("summary", "lenet5", "--notation").stdout.strip() == "CL6-MP4-CL16p0-MP4-FC120-FC84-FC10"
-    proc = cnnlab("summary", "resnet18", "--notation", check=False)
-    assert proc.returncode == 2 and "not a plain chain" in proc.stderr
-    text = cnnlab("summary", COURSE_LENET5, "--classes", 5).stdout
-    assert "64×7×7" in text and "1,606,144" in text and "notation: CL32-MP4-CL64-MP4-FC512-FC5" in text
 
 
 def test_fields_know_where_they_start_per_axis():

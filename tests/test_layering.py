@@ -9,6 +9,8 @@ package included.
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 # bottom to top; a module belongs to the longest entry that is its dotted name (below cnnlab) or a package of it
@@ -129,6 +131,7 @@ def test_no_cycles_between_layers_of_modules():
     assert cycle is None, f"import cycle: {' → '.join(cycle)}"
 
 
+@pytest.mark.slow
 def test_no_cycles_between_modules_inside_packages():
     modules = set(_edges())
     graph = {m: {t for t in targets if t in modules and t != m} for m, targets in _edges().items() if m != "cnnlab"}

@@ -41,6 +41,8 @@ print(json.dumps({"backend": backend, "chosen": chosen, "fignums": plt.get_fignu
 
 
 def _draw(tmp_path: Path, backend: str | None) -> dict:
+    """Run DRAW in a true subprocess: matplotlib's backend is chosen once per process, so whether importing cnnlab
+    and drawing chose one (or kept the one MPLBACKEND set) can only be seen in a fresh interpreter."""
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     if backend is not None:
@@ -52,21 +54,26 @@ def _draw(tmp_path: Path, backend: str | None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["svg", "pdf"])
 def test_plotting_keeps_the_backend_that_was_set(tmp_path, backend):
+    """A true subprocess (see `_draw`): MPLBACKEND set before matplotlib is imported."""
     state = _draw(tmp_path, backend)
     assert state == {"backend": backend, "chosen": True, "fignums": []}
     for name in ("history", "confusion", "edges", "filters"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_plotting_does_not_choose_a_backend(tmp_path):
+    """A true subprocess (see `_draw`): a backend is chosen once per process."""
     # MPLBACKEND unset: matplotlib picks a backend itself only when one is first needed (inline in a notebook);
     # importing cnnlab and drawing must leave that choice open, and register no figure with pyplot
     state = _draw(tmp_path, None)
     assert not state["chosen"] and state["fignums"] == []
 
 
+@pytest.mark.slow
 def test_plots_write_pngs_of_the_figure_size(tmp_path):
     history = [
         {"epoch": e, "loss": 1 / e, "accuracy": 1 - 1 / (e + 1), "val_loss": 1.1 / e, "val_accuracy": 1 - 1.2 / (e + 1)}

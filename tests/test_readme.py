@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
@@ -201,20 +203,14 @@ def test_readme_files_exist():
 
 
 def _run_cnnlab(argv: list[str]) -> tuple[int, str]:
-    """`cnnlab ARGV` in this process (no interpreter start per command): exit code and output."""
-    from cnnlab.cli import main
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            rc = main(argv)
-        except SystemExit as e:  # argparse
-            rc = e.code if isinstance(e.code, int) else 1
-    return rc or 0, buf.getvalue()
+    """`cnnlab ARGV` in this process (tests/helpers.py: no interpreter start per command): exit code and output."""
+    proc = run_cli(*argv, code=None)
+    return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.fashion
-def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch):
+def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch, default_threads):
     monkeypatch.setenv("CNNLAB_QUICK", "1")
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", "off")
     monkeypatch.chdir(tmp_path)

@@ -9,7 +9,10 @@ _CHECK = precision.bf16_check  # the cached function itself (tests monkeypatch t
 
 
 @pytest.fixture
-def fresh_check():
+def fresh_check(monkeypatch, tmp_path):
+    """A cold check: not cached in this process, and a cache file of this test's own (not the session's, which
+    must never hold the fake timings these tests measure)."""
+    monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "precision-check.json"))
     _CHECK.cache_clear()
     yield
     _CHECK.cache_clear()
@@ -40,6 +43,7 @@ def test_check_is_measured_once_and_cached(fresh_check, monkeypatch):
     assert precision.bf16_check() == result and len(calls) == 2  # read back from the file, not measured again
 
 
+@pytest.mark.slow
 def test_step_timer_runs_both_precisions():
     assert precision._step_ms("fp32", reps=1) > 0 and precision._step_ms("bf16", reps=1) > 0
 
@@ -49,6 +53,7 @@ def test_unknown_precision():
         precision.resolve_precision("fp16", torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_cold_check_leaves_the_callers_random_stream_alone(fresh_check, monkeypatch, tmp_path):
     # a cold cache runs the probe; it must not reseed torch's global RNG (a run's --seed drew from it just before)
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "check.json"))
@@ -66,3 +71,22 @@ def test_check_cache_path_and_switch(monkeypatch, tmp_path, fresh_check):
     assert precision.bf16_check()["bf16_faster"] is False  # measured, nothing written
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "x.json"))
     assert precision.check_file() == tmp_path / "x.json"
+
+
+def test_threads_are_chosen_by_measurement(monkeypatch):
+    calls = []
+
+    def step():
+        calls.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    try:
+        # one thread first: 10 ms a step; then two threads: the warm-up step alone takes 1 s (a busy core)
+        times = iter([0.0, 0.01, 0.01, 0.02, 0.02, 0.03, 0.03, 0.04, 1.0, 2.0])
+
+        monkeypatch.setattr(precision.time, "perf_counter", lambda: next(times))
+        chosen, measured = precision.choose_threads(step, [2, 1], reps=3)
+        assert chosen == 1 and measured == {1: pytest.approx(0.01), 2: pytest.approx(1.0)}
+        assert torch.get_num_threads() == 1 and calls == [1] * 4 + [2]  # the slow count is not timed further
+    finally:
+        torch.set_num_threads(before)

@@ -2,60 +2,45 @@
 `summary`, a help text for every flag, and CNNLAB_QUICK for trying a documented command in seconds."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.cli import main
 from cnnlab.cli.train import apply_quick_caps, quick_mode
 from tests.cli.test_options import _help, _options
+from tests.helpers import run_cli
 
 
-def cnnlab(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True, timeout=120, env=env
-    )
-
-
-def test_version(capsys):
+def test_version():
     import cnnlab as pkg
 
-    with pytest.raises(SystemExit) as e:
-        main(["--version"])
-    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"cnnlab {pkg.__version__}"
+    assert run_cli("--version").stdout.strip() == f"cnnlab {pkg.__version__}"
 
 
-def test_models_lists_with_a_pattern_and_a_description(capsys):
-    assert main(["models"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+def test_models_lists_with_a_pattern_and_a_description():
+    lines = run_cli("models").stdout.splitlines()
     names = [line.split()[0] for line in lines]
     assert {"lenet5", "lecture_cnn", "vgg16", "resnet50"} <= set(names) and names == sorted(names)
     assert any(line.startswith("lenet5 ") and "LeNet-5" in line for line in lines)
-    assert main(["models", "resnet*"]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [
+    assert [line.split()[0] for line in run_cli("models", "resnet*").stdout.splitlines()] == [
         "resnet101",
         "resnet152",
         "resnet18",
         "resnet34",
         "resnet50",
     ]
-    assert main(["models", "nosuch*"]) == 2
-    assert "no registered model matches 'nosuch*'" in capsys.readouterr().err
-    assert main(["summary", "--list"]) == 0 and "vgg16" in capsys.readouterr().out.split()
+    assert "no registered model matches 'nosuch*'" in run_cli("models", "nosuch*", code=2).stderr
+    assert "vgg16" in run_cli("summary", "--list").stdout.split()
 
 
-def test_summary_uses_the_family_defaults(capsys):
-    assert main(["summary", "vgg16", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+@pytest.mark.slow
+def test_summary_uses_the_family_defaults():
+    info = json.loads(run_cli("summary", "vgg16", "--json").stdout)
     assert info["output"] == [1000] and info["input"] == [3, 224, 224]
-    assert main(["summary", "lenet5", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    info = json.loads(run_cli("summary", "lenet5", "--json").stdout)
     assert info["output"] == [10] and info["input"] == [1, 28, 28]
-    assert main(["summary", "resnet18", "--input", "1x32x32", "--classes", "10", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
+    info = json.loads(run_cli("summary", "resnet18", "--input", "1x32x32", "--classes", "10", "--json").stdout)
     assert info["output"] == [10] and info["input"] == [1, 32, 32]
 
 
@@ -63,8 +48,7 @@ def test_datasets_samples_writes_one_png_per_class(fake_idx, tmp_path):
     from cnnlab.data import load_dataset
 
     out = tmp_path / "samples"
-    proc = cnnlab("datasets", "samples", "fashion-mnist", "--n", 4, "--out", out, "--data-dir", fake_idx)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("datasets", "samples", "fashion-mnist", "--n", 4, "--out", out, "--data-dir", fake_idx)
     files = sorted(out.glob("*.png"))
     assert len(files) == 4 and len(proc.stdout.splitlines()) == 4
     test = load_dataset("fashion-mnist", fake_idx, 0).test
@@ -76,7 +60,7 @@ def test_datasets_samples_writes_one_png_per_class(fake_idx, tmp_path):
             assert np.asarray(im).flatten().tolist() == test.images[int(index), 0].flatten().tolist()
         assert test.classes[int(test.labels[int(index)])] == cls
         assert path.endswith(cls.lower().replace(" ", "-").replace("/", "-") + ".png")
-    bad = cnnlab("datasets", "samples", "fashion-mnist", "--n", 11, "--out", out, "--data-dir", fake_idx)
+    bad = run_cli("datasets", "samples", "fashion-mnist", "--n", 11, "--out", out, "--data-dir", fake_idx, code=None)
     assert bad.returncode == 2 and "at most" in bad.stderr
 
 
@@ -95,8 +79,8 @@ def test_shipped_sample_images_are_the_fashion_test_images(fashion_dir):
 
 
 @pytest.mark.parametrize("verb", ["evaluate", "predict", "datasets", "summary", "augment", "models"])
-def test_every_flag_has_help_with_one_default(capsys, verb):
-    options = _options(_help(capsys, verb))
+def test_every_flag_has_help_with_one_default(verb):
+    options = _options(_help(verb))
     for flag, text in options.items():
         if flag in ("-h",):
             continue
@@ -117,11 +101,10 @@ def test_quick_mode_caps_training(monkeypatch):
     assert "max_train_samples" not in apply_quick_caps({"epochs": 3}, resume=True)
 
 
+@pytest.mark.slow
 def test_quick_mode_train_run(fake_idx, tmp_path):
-    import os
-
     out = tmp_path / "run"
-    proc = cnnlab(
+    proc = run_cli(
         "train",
         "--data-dir",
         fake_idx,
@@ -133,9 +116,8 @@ def test_quick_mode_train_run(fake_idx, tmp_path):
         100,
         "--out",
         out,
-        env={**os.environ, "CNNLAB_QUICK": "1"},
+        env={"CNNLAB_QUICK": "1"},
     )
-    assert proc.returncode == 0, proc.stderr
     assert "quick mode" in proc.stdout
     config = json.loads((out / "config.json").read_text())
     assert config["epochs"] == 1 and config["max_train_samples"] == 2000 and config["time_limit"] == "3s"

@@ -7,18 +7,16 @@ import sys
 
 import pytest
 
-from cnnlab.cli import build_parser, main
+from cnnlab.cli import build_parser
 from cnnlab.cli.train import LR_FIND_FIELDS
 from cnnlab.train.config import TrainConfig, coerce
+from tests.helpers import run_cli, subprocess_env
 
 FIELDS = dataclasses.fields(TrainConfig)
 
 
-def _help(capsys, verb: str) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        main([verb, "--help"])
-    assert exit_.value.code == 0
-    return capsys.readouterr().out
+def _help(verb: str) -> str:
+    return run_cli(verb, "--help").stdout
 
 
 def _options(help_text: str) -> dict[str, str]:
@@ -34,26 +32,26 @@ def _options(help_text: str) -> dict[str, str]:
     return blocks
 
 
-def test_every_field_has_help_and_a_train_flag(capsys):
-    options = _options(_help(capsys, "train"))
+def test_every_field_has_help_and_a_train_flag():
+    options = _options(_help("train"))
     for f in FIELDS:
         assert len(f.metadata.get("help", "")) > 10, f"{f.name} has no help metadata"
         flag = {"model_args": "--model-arg", "task_args": "--task-arg"}.get(f.name, "--" + f.name.replace("_", "-"))
         assert flag in options, f"{f.name}: no {flag} in `cnnlab train --help`"
 
 
-def test_help_says_each_default_once(capsys):
+def test_help_says_each_default_once():
     for verb in ("train", "lr-find"):
-        for flag, text in _options(_help(capsys, verb)).items():
+        for flag, text in _options(_help(verb)).items():
             assert text.count("(default") <= 1, f"{verb} {flag}: {text}"
             assert "(default: None)" not in text, f"{verb} {flag}: {text}"
-    options = _options(_help(capsys, "train"))
+    options = _options(_help("train"))
     assert "(default: 5;" in options["--epochs"] and "(default: 5000 for the 60k sets" in options["--val-split"]
 
 
-def test_lr_find_takes_the_range_test_flags_only(capsys):
+def test_lr_find_takes_the_range_test_flags_only():
     assert set(LR_FIND_FIELDS) <= {f.name for f in FIELDS}
-    options = _options(_help(capsys, "lr-find"))
+    options = _options(_help("lr-find"))
     for name in LR_FIND_FIELDS:
         assert "--" + name.replace("_", "-") in options
     for flag in ("--epochs", "--lr", "--schedule", "--patience", "--tta", "--checkpoint-every", "--resume"):
@@ -79,22 +77,28 @@ def test_one_coercer_for_files_and_flags(capsys):
 
 
 def _loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code` (an exit by SystemExit included)."""
+    report = "import sys\ntry:\n    exec(sys.argv[1])\nexcept SystemExit:\n    pass\nprint(' '.join(sys.modules))"
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
+        [sys.executable, "-c", report, code],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
+        env=subprocess_env(),
     ).stdout
-    return set(out.split())
+    return set(out.splitlines()[-1].split())
 
 
 HEAVY = {"torch", "matplotlib", "cnnlab.train", "cnnlab.explain", "cnnlab.run", "cnnlab.data", "cnnlab.models"}
 
 
 def test_import_cnnlab_is_light():
+    """A true subprocess: what `import cnnlab` and `cnnlab --help` load can only be seen in a fresh interpreter
+    (this one has torch)."""
     assert not _loaded_after("import cnnlab; assert cnnlab.__version__") & HEAVY
     assert not _loaded_after("from cnnlab.cli import build_parser; build_parser()") & HEAVY
+    assert not _loaded_after("from cnnlab.cli import main; main(['--help'])") & HEAVY  # `cnnlab --help`
 
 
 def test_public_names_resolve_lazily():
@@ -109,6 +113,12 @@ def test_public_names_resolve_lazily():
         cnnlab.no_such_name  # noqa: B018
 
 
-def test_cli_module_runs_as_a_script():
-    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli", "--help"], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("module", ["cnnlab", "cnnlab.cli"])
+def test_the_entry_points_run_as_scripts(module):
+    """A true subprocess: `python -m cnnlab` (the entry point every other CLI test calls in-process through
+    `cnnlab.cli.main`) and `python -m cnnlab.cli` start, parse and print their help; `--help` imports no torch,
+    so each takes a fraction of a second."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60, env=subprocess_env()
+    )
     assert proc.returncode == 0 and "lr-find" in proc.stdout

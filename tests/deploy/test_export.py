@@ -15,7 +15,7 @@ from cnnlab.deploy.export import export_onnx, to_onnx_proto
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
 from cnnlab.io import RunMeta, save_model
 from cnnlab.models import create_model, main_output
-from tests.deploy.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def _meta(model: nn.Module, c: int, size: int, **values) -> RunMeta:
@@ -36,6 +36,7 @@ def _randomize_bn(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, kwargs, c, size",
     [
@@ -62,6 +63,7 @@ def test_onnx_parity(name, kwargs, c, size, tmp_path):
         assert (got.argmax(1) == want.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_metadata_round_trip(tmp_path):
     model = create_model("lenet5", num_classes=10, in_chans=1)
     meta = _meta(model, 1, 28, tta=True, metrics={"test_accuracy": 0.9})
@@ -78,6 +80,7 @@ def test_metadata_round_trip(tmp_path):
     assert json.loads(props["cnnlab"])["bn_folded"] is True
 
 
+@pytest.mark.slow
 def test_untraceable_module_is_named():
     class Gate(nn.Module):
         def forward(self, x):
@@ -89,24 +92,26 @@ def test_untraceable_module_is_named():
         to_onnx_proto(model.eval(), [1, 8, 8])
 
 
+@pytest.mark.slow
 def test_export_input_size_flag(tmp_path):
     model = create_model("lenet5", num_classes=10, in_chans=1).eval()
     save_model(tmp_path / "model.safetensors", model, _meta(model, 1, 28))
     run_cli("export", tmp_path / "model.safetensors", "--input", "1,28,28", "--out", tmp_path / "m.onnx")
     assert OnnxClassifier(tmp_path / "m.onnx").meta.input_size == (1, 28, 28)
-    _, err = run_cli(
+    err = run_cli(
         "export", tmp_path / "model.safetensors", "--input", "3,28,28", "--out", tmp_path / "c.onnx", code=2
-    )
+    ).stderr
     assert "'mean' must be 3 number(s)" in err and not (tmp_path / "c.onnx").exists()
 
 
+@pytest.mark.slow
 def test_bad_onnx_files(tmp_path, fake_idx):
     from PIL import Image
 
     Image.fromarray(np.full((28, 28), 200, np.uint8)).save(tmp_path / "a.png")
     junk = tmp_path / "junk.onnx"
     junk.write_text("not a model")
-    _, err = run_cli("predict", junk, tmp_path / "a.png", code=2)
+    err = run_cli("predict", junk, tmp_path / "a.png", code=2).stderr
     assert "not a valid ONNX model" in err and len(err.strip().splitlines()) == 1
 
     # a foreign classifier: no cnnlab metadata
@@ -115,9 +120,9 @@ def test_bad_onnx_files(tmp_path, fake_idx):
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     onnx.save(proto, str(tmp_path / "foreign.onnx"))
-    _, err = run_cli("evaluate", tmp_path / "foreign.onnx", "--data-dir", fake_idx, code=2)
+    err = run_cli("evaluate", tmp_path / "foreign.onnx", "--data-dir", fake_idx, code=2).stderr
     assert "without cnnlab metadata" in err and "--input" in err and len(err.strip().splitlines()) == 1
-    stdout, _ = run_cli(
+    stdout = run_cli(
         "predict",
         tmp_path / "foreign.onnx",
         tmp_path / "a.png",
@@ -128,6 +133,6 @@ def test_bad_onnx_files(tmp_path, fake_idx):
         "--std",
         "0.3",
         "--json",
-    )
+    ).stdout
     top = json.loads(stdout)[0]["top"]
     assert len(top) == 3 and top[0]["class"] == str(top[0]["index"])

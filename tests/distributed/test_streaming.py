@@ -26,7 +26,7 @@ def folder(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize(("workers", "world"), [(0, 1), (1, 2)])
+@pytest.mark.parametrize(("workers", "world"), [(0, 1), pytest.param(1, 2, marks=pytest.mark.slow)])
 def test_streamed_batches_equal_in_memory_batches(folder, workers, world):
     memory = read_image_folder(folder)
     files = file_set(folder, None, None, seed=0)
@@ -51,6 +51,7 @@ def test_resume_mid_epoch_replays_the_rest_of_the_epoch(folder):
     assert all(torch.equal(a, b) for a, b in zip(rest, [y for _, y in again.batches(1)], strict=True))
 
 
+@pytest.mark.slow
 def test_stream_flag_trains_like_the_in_memory_run(folder, tmp_path):
     common = dict(
         data=f"folder:{folder}",

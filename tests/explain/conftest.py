@@ -1,4 +1,4 @@
-"""Trained models for the explanation tests: LeNet-5 after one epoch of real Fashion-MNIST, and on the toy task."""
+"""Trained models for the explanation tests: LeNet-5 after one epoch of real Fashion-MNIST, and on the generated tasks."""
 
 from __future__ import annotations
 
@@ -34,16 +34,8 @@ def fashion_lenet(fashion_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def toy_run(fake_idx, tmp_path_factory):
-    """Run folder of LeNet-5 on the generated task: class k is a bright 6×6 square at a class-specific place."""
-    out = tmp_path_factory.mktemp("explain") / "toy"
-    _train(fake_idx, out, epochs=3, batch_size=32, lr=3e-3, val_split=100)
-    return out
-
-
-@pytest.fixture(scope="session")
 def toy_lenet(toy_run, fake_idx):
-    """(model, meta, test ImageSet) of `toy_run`."""
+    """(model, meta, test ImageSet) of `toy_run` (tests/conftest.py)."""
     model, meta = load_model(toy_run)
     return model, meta, load_dataset("fashion-mnist", fake_idx, val_split=0).test
 

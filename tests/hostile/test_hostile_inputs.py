@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from cnnlab.io import save_model
 from cnnlab.models import create_model
+from tests.helpers import CliResult, run_cli, subprocess_env
 
 META = {
     "classes": [str(i) for i in range(10)],
@@ -29,7 +30,15 @@ META = {
 }
 
 
-def cnnlab(*args, cwd=None, memory_gb: float | None = None) -> subprocess.CompletedProcess:
+def cnnlab(*args) -> CliResult:
+    """`cnnlab ARGS` run in this process (tests/helpers.py), whatever its exit code."""
+    return run_cli(*args, code=None)
+
+
+def cnnlab_process(*args, memory_gb: float | None = None) -> subprocess.CompletedProcess:
+    """`python -m cnnlab ARGS` in a new process, for what only a process shows: a memory limit (RLIMIT_AS cannot be
+    set for one command of this process) or a hang (a child is bounded by a timeout; this process would block)."""
+
     def limit():
         if memory_gb:
             size = int(memory_gb * 2**30)
@@ -39,13 +48,13 @@ def cnnlab(*args, cwd=None, memory_gb: float | None = None) -> subprocess.Comple
         [sys.executable, "-m", "cnnlab", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=cwd,
         timeout=300,
         preexec_fn=limit,
+        env=subprocess_env(),
     )
 
 
-def refused(proc: subprocess.CompletedProcess, *names: str) -> str:
+def refused(proc: CliResult | subprocess.CompletedProcess, *names: str) -> str:
     """The run failed with one error line that names each of `names`, and no traceback."""
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -79,9 +88,11 @@ def _with_meta(tmp_path: Path, **changes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_huge_input_size_in_metadata_is_refused_before_allocating(tmp_path, png):
+    """A true subprocess: "before allocating" is checked by a 3 GB address-space limit on the process."""
     path = _with_meta(tmp_path, input_size=[1, 100_000, 100_000])
-    refused(cnnlab("predict", path, png, memory_gb=3), path, "input_size")
+    refused(cnnlab_process("predict", path, png, memory_gb=3), path, "input_size")
 
 
 @pytest.mark.parametrize(
@@ -189,6 +200,7 @@ def test_config_file_values_of_the_wrong_type(tmp_path):
         refused(cnnlab("train", "--config", cfg, "--out", tmp_path / "run"), key)
 
 
+@pytest.mark.slow
 def test_empty_and_foreign_checkpoints(tmp_path, fake_idx):
     run = tmp_path / "run"
     proc = cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0")
@@ -208,12 +220,16 @@ def test_empty_and_foreign_checkpoints(tmp_path, fake_idx):
     assert after == before  # a refused resume rewrites nothing (config.json included)
 
 
+@pytest.mark.slow
 def test_a_fifo_named_png_does_not_hang(tmp_path, model_file):
+    """A true subprocess: were the FIFO opened, the command would block forever; a child process is bounded by a
+    timeout (a failure), this process would hang the suite."""
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
-    refused(cnnlab("predict", model_file, fifo), fifo, "not a regular file")
+    refused(cnnlab_process("predict", model_file, fifo), fifo, "not a regular file")
 
 
+@pytest.mark.slow
 def test_a_decompression_bomb_is_refused(tmp_path, model_file):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (20_000, 20_000)).save(bomb)  # 400 M pixels in a small file: over pillow's bomb limit
@@ -234,6 +250,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert np.asarray(upright)[:5].mean() > 200  # the band is now along the top
 
 
+@pytest.mark.slow
 def test_overwrite_then_a_failing_run_keeps_the_old_folder_whole(tmp_path, fake_idx):
     run = tmp_path / "run"
     assert cnnlab("train", "--data-dir", fake_idx, "--epochs", "1", "--out", run, "--verbose", "0").returncode == 0
@@ -265,6 +282,7 @@ def test_resume_of_a_finished_run_rewrites_nothing(tmp_path, fake_idx):
     assert (run / "metrics.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_after_the_swap_puts_the_old_folder_back(tmp_path, fake_idx):
     from cnnlab.run.train import train_run
     from cnnlab.train.callbacks import Callback
@@ -344,6 +362,7 @@ def _tiny_npz(path: Path, n: int = 20, labels_dtype=np.int64) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_prints_its_report_when_the_run_folder_cannot_take_the_plot(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -357,6 +376,7 @@ def test_evaluate_prints_its_report_when_the_run_folder_cannot_take_the_plot(tmp
     assert proc.returncode == 0 and (tmp_path / "plots" / "confusion.png").is_file(), proc.stderr
 
 
+@pytest.mark.slow
 def test_augment_n_beyond_the_data_is_a_note_and_absurd_n_refused(tmp_path):
     data = f"npz:{_tiny_npz(tmp_path / 'd.npz', n=12)}"
     proc = cnnlab("augment", "--data", data, "--n", "40", "--out", tmp_path / "a.png")

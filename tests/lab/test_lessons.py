@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnlab.cli import main
 from cnnlab.lab import LESSONS, run_lesson
+from tests.helpers import run_cli
 
 
 def _run(name, tmp_path, **kw):
@@ -20,6 +20,7 @@ def _run(name, tmp_path, **kw):
     return result
 
 
+@pytest.mark.slow
 def test_conv_window_by_window_and_output_sizes(tmp_path):
     from cnnlab.lab.conv import IMAGE, KERNEL
 
@@ -36,6 +37,7 @@ def test_conv_window_by_window_and_output_sizes(tmp_path):
     assert (tmp_path / "lab-conv.gif").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_xo_ceil_pool_and_votes(tmp_path):
     r = _run("xo", tmp_path)
     assert r["pool_out"] == [3, 4, 4]  # 7×7 → 4×4 with ceil mode (3×3 in floor mode)
@@ -44,6 +46,7 @@ def test_xo_ceil_pool_and_votes(tmp_path):
     assert v["X"]["similarity"][0] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_invariance(tmp_path):
     r = _run("invariance", tmp_path)
     assert max(r["equivariance_error"]) < 1e-5  # a conv layer commutes with shifts (away from the borders)
@@ -53,6 +56,7 @@ def test_invariance(tmp_path):
         assert len(accs) == 5 and all(0 <= a <= 1 for a in accs)
 
 
+@pytest.mark.slow
 def test_depth_sigmoid_gradients_vanish(tmp_path):
     r = _run("depth", tmp_path)["runs"]
     # 8 sigmoid layers: each multiplies the backward signal by at most 1/4 (σ' ≤ 1/4)
@@ -61,6 +65,7 @@ def test_depth_sigmoid_gradients_vanish(tmp_path):
     assert {"ResNet with shortcuts", "ResNet without shortcuts"} <= set(r)
 
 
+@pytest.mark.slow
 def test_fgsm_lowers_accuracy(tmp_path):
     r = _run("adversarial", tmp_path)
     assert r["epsilons"][0] == 0
@@ -90,19 +95,17 @@ def test_every_lesson_is_tested():
     assert set(LESSONS) <= tested | {"adversarial"}  # test_fgsm_… covers it
 
 
-def test_cli_runs_a_lesson(tmp_path, capsys):
-    assert main(["lab", "gd", "--quick", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+def test_cli_runs_a_lesson(tmp_path):
+    out = run_cli("lab", "gd", "--quick", "--out", tmp_path).stdout
     assert "largest relative error vs autograd" in out and (tmp_path / "lab-gd.png").exists()
-    assert main(["lab", "list"]) == 0
-    assert "xo" in capsys.readouterr().out
+    assert "xo" in run_cli("lab", "list").stdout
 
 
-def test_cli_refuses_an_option_a_lesson_does_not_take(tmp_path, capsys):
-    assert main(["lab", "gd", "--quick", "--gif", "--out", str(tmp_path)]) == 2
-    assert "does not take --gif" in capsys.readouterr().err
+def test_cli_refuses_an_option_a_lesson_does_not_take(tmp_path):
+    assert "does not take --gif" in run_cli("lab", "gd", "--quick", "--gif", "--out", tmp_path, code=2).stderr
 
 
+@pytest.mark.slow
 def test_lessons_restore_torch_threads(tmp_path):
     before = torch.get_num_threads()
     np.testing.assert_equal(run_lesson("gd", quick=True, out=tmp_path, echo=None)["descent"]["right"]["lr"], 0.05)

@@ -33,17 +33,6 @@ PARAMS_IMAGENET = {
 PARAMS_SMALL = {"lenet5": 61_706, "lecture_cnn": 1_413_834, "lenet5_classic": 61_706}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module's 2-sample steps on one thread: intra-op threads only add overhead at that size, and on a
-    shared 2-core machine the OpenMP hand-offs between them cost several times the compute (measured: resnet152's
-    step 0.4 s on one thread, 4 s on two while other jobs ran)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_setup(name: str) -> tuple[dict, int]:
     """Options and a small input size each model takes (ResNets' small-input stem: test_resnet_small_input_stem)."""
     if name in ("alexnet", "googlenet"):
@@ -60,7 +49,15 @@ def test_registry_lists_models():
     assert set(PARAMS_IMAGENET) | set(PARAMS_SMALL) == set(list_models())  # every model has a reference count
 
 
-@pytest.mark.parametrize("name", list_models())
+# the models whose checks take a second or more each (ImageNet-sized VGG, AlexNet, the deep ResNets): `slow`
+SLOW_MODELS = {n for n in list_models() if n.startswith(("vgg", "alexnet"))} | {"resnet50", "resnet101", "resnet152"}
+
+
+def _models(slow: set[str] = SLOW_MODELS) -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in list_models()]
+
+
+@pytest.mark.parametrize("name", _models())
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_train_step_and_interface(name, in_chans):
     kwargs, size = small_setup(name)
@@ -103,7 +100,7 @@ def test_parameter_counts(name):
     assert sum(p.numel() for p in model.parameters()) == count
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", _models({"resnet101", "resnet152"}))
 def test_min_input_size_is_tight(name):
     """The smallest input in default_cfg goes through; one pixel less fails, and building for it says 'too small'."""
     with torch.device("meta"):
@@ -202,6 +199,7 @@ def test_torchvision_init_schemes():
     assert g.inception4a.branch2[1].conv.weight.std().item() == pytest.approx(0.01, rel=0.05)
 
 
+@pytest.mark.slow
 def test_vgg_layout_and_init():
     torch.manual_seed(0)
     m = create_model("vgg11_bn", num_classes=10, in_chans=3, img_size=32)
@@ -214,6 +212,7 @@ def test_vgg_layout_and_init():
     assert w.std().item() == pytest.approx(math.sqrt(2 / (128 * 9)), rel=0.03)
 
 
+@pytest.mark.slow
 def test_alexnet_matches_the_paper():
     with torch.device("meta"):
         m = create_model("alexnet", num_classes=1000, in_chans=3).eval()
@@ -246,7 +245,7 @@ def test_resnet_stems():
         assert r50.layer2[0].conv2.stride == (2, 2)  # v1.5: the stride sits on the 3×3 conv
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_resnet_small_input_stem_trains(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_chans=1, img_size=28, small_input=True)

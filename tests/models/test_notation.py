@@ -188,6 +188,7 @@ def test_model_file_round_trip(tmp_path):
     assert to_notation(loaded) == "CL8k3-BN-MP4-FC16-D0.5-FC3"
 
 
+@pytest.mark.slow
 def test_train_run_with_notation_model(fake_idx, tmp_path):
     from cnnlab.run.train import train_run
     from cnnlab.train.config import TrainConfig

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.cli import main
 from cnnlab.inspect import summary
 from cnnlab.models import create_model
 from cnnlab.models._notation_parse import pooled_side
 from cnnlab.models.notation import parse, to_notation
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize(
@@ -71,15 +71,12 @@ def test_non_square_input():
     assert list(model.default_cfg["input_size"]) == [1, 280, 320]
 
 
-def test_summary_of_a_non_square_input_and_model_args(capsys):
-    assert main(["summary", "CL1k3p0-FC10", "--input", "1x280x320"]) == 0
-    out = capsys.readouterr().out
+def test_summary_of_a_non_square_input_and_model_args():
+    out = run_cli("summary", "CL1k3p0-FC10", "--input", "1x280x320").stdout
     assert f"{278 * 318 * 10 + 10:,}" in out  # the FC layer, sized for 278×318 maps
-    assert main(["summary", "CL8k3-GAP-FC10", "--model-arg", "act=tanh"]) == 0
-    assert "Tanh" in capsys.readouterr().out
-    assert main(["summary", "CL8k5-MP4-FC3", "--input", "1x64", "--model-arg", "dims=1"]) == 0
-    assert f"{8 * 5 * 64:,}" in capsys.readouterr().out
-    assert main(["summary", "CL8k3-FC10", "--model-arg", "act"]) == 2
+    assert "Tanh" in run_cli("summary", "CL8k3-GAP-FC10", "--model-arg", "act=tanh").stdout
+    assert f"{8 * 5 * 64:,}" in run_cli("summary", "CL8k5-MP4-FC3", "--input", "1x64", "--model-arg", "dims=1").stdout
+    run_cli("summary", "CL8k3-FC10", "--model-arg", "act", code=2)
 
 
 def test_one_dimensional_network_written_back():

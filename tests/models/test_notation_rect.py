@@ -3,18 +3,13 @@ they build (checked against the output-size formula and torch), writing them bac
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
-import cnnlab
 from cnnlab.models import create_model
 from cnnlab.models.notation import format_notation, parse, to_notation
+from tests.helpers import run_cli
 
 
 def _side(n: int, k: int, s: int, p: int) -> int:
@@ -118,16 +113,7 @@ def test_hand_built_rectangles_written_back():
 
 
 def test_summary_of_a_rectangular_notation_model():
-    src = str(Path(cnnlab.__file__).parents[1])  # this checkout's cnnlab, not another one installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "cnnlab", "summary", "CL8k3x5-MPk2x1-FC10", "--input", "1x28x20"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("summary", "CL8k3x5-MPk2x1-FC10", "--input", "1x28x20")
     rows = {
         line.split()[0]: line.split()
         for line in proc.stdout.splitlines()

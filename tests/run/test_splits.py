@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import main
 from cnnlab.io import RunMeta, load_model, read_meta, save_model
 from cnnlab.models import create_model
 from cnnlab.run.splits import run_splits
 from cnnlab.run.train import train_run
 from cnnlab.train.config import TrainConfig
 from tests.conftest import make_images
+from tests.helpers import run_cli
 
 
 def cli(*args, code: int = 0) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    assert rc == code, err.getvalue()
-    return out.getvalue(), err.getvalue()
+    result = run_cli(*args, code=code)
+    return result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ def test_a_subset_far_smaller_than_the_sample_decodes_its_own(folder, monkeypatc
     assert SAMPLE == 1024
 
 
+@pytest.mark.slow
 def test_stream_with_max_train_samples_trains(folder, tmp_path):
     # was: AttributeError: 'FileSet' object has no attribute 'subset'
     cfg = TrainConfig(

@@ -44,6 +44,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(serve_run, fake_idx):
+    """`python -m cnnlab serve` as a true subprocess: the browser needs a server that runs until it is stopped, and
+    the test stops it as a user does (SIGTERM), which only a process can receive."""
     port = _free_port()
     env = {
         **os.environ,
@@ -74,6 +76,7 @@ def server(serve_run, fake_idx):
 
 
 def test_page_in_chromium(server, serve_run, tmp_path):
+    """Against `cnnlab serve` running as a true subprocess (the `server` fixture), in headless chromium."""
     from cnnlab.io import read_meta
 
     classes = read_meta(serve_run).classes

@@ -44,6 +44,7 @@ class Recorder(Callback):
         self.events.append("train_end")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_fit_learns_toy_task(precision):
     train, val = _loaders()
@@ -177,6 +178,7 @@ def test_label_smoothing_and_aux_loss():
     assert ClassificationLoss()((logits, aux), y) == pytest.approx(want.item())
 
 
+@pytest.mark.slow
 def test_compiled_forward_trains_the_plain_module(monkeypatch):
     """--compile wraps the training forward in torch.compile (aot_eager here: no C++ compiler needed), while the
     trainer's model stays the plain module: same losses as eager, and its state_dict keys carry no compile prefix."""

@@ -17,6 +17,19 @@ SAFETY = 0.97
 MAX_REPLANS = 2  # the plan is measured again a third of the way and halfway through the rest
 
 
+def time_inference(trainer, probe: torch.Tensor, timer: Callable[[], float] = time.perf_counter) -> float:
+    """Forward-only seconds per sample of the trainer's model at its precision on this rank: the best of 3 timed
+    passes of `probe` (a batch of model input), after one warm-up pass."""
+    t = trainer
+    infer.run(t.model, [probe], t.device, t.precision, fold_bn=False)  # warm-up
+    best = math.inf
+    for _ in range(3):
+        start = timer()
+        infer.run(t.model, [probe], t.device, t.precision, fold_bn=False)
+        best = min(best, timer() - start)
+    return best / len(probe)
+
+
 class TimeBudget(Callback):
     """Plan the run from its own measured speed so that it ends, test evaluation included, by `seconds`.
 
@@ -33,6 +46,10 @@ class TimeBudget(Callback):
     steady rate), and the plan, with the schedule's end, moves to match. A hard stop at the deadline (less the
     final evaluation) keeps the budget even when the machine slows down. `plan` (a dict) says what was measured and
     decided; `log` gets it as one line.
+
+    What is measured comes from two replaceable sources (today's measurements by default), so that a test can give
+    every step a known duration: `step_clock` times the training steps (time.perf_counter), and
+    `inference_timer(trainer, probe)` gives the forward-only seconds per sample (`time_inference`: timed passes).
 
     Distributed: the plan is one plan of all ranks (LR schedules must stay identical): when to plan is agreed (any
     rank ready), the slowest rank's step and inference times count (evaluation is split over the ranks), and the
@@ -53,6 +70,8 @@ class TimeBudget(Callback):
         min_seconds: float = 0.3,
         estimate_step_s: float | None = None,
         log: Callable[[str], None] | None = None,
+        step_clock: Callable[[], float] = time.perf_counter,
+        inference_timer: Callable[..., float] = time_inference,
     ) -> None:
         if seconds <= 0:
             raise ValueError(f"time budget must be > 0 s, got {seconds}")
@@ -61,6 +80,7 @@ class TimeBudget(Callback):
         self.min_steps, self.min_seconds = min_steps, min_seconds
         self.estimate_step_s = estimate_step_s
         self.log = log
+        self.step_clock, self.inference_timer = step_clock, inference_timer
         self.plan: dict | None = None
 
     def on_train_begin(self, logs: dict) -> None:
@@ -80,15 +100,9 @@ class TimeBudget(Callback):
         self.last = None  # the epoch's first step pays for the epoch's start: not timed
 
     def _inference_seconds_per_sample(self) -> float:
-        """Forward-only time per sample of the training model at its precision (best of 3 passes of the probe)."""
-        t = self.trainer
-        infer.run(t.model, [self.probe], t.device, t.precision, fold_bn=False)  # warm-up
-        best = math.inf
-        for _ in range(3):
-            start = time.perf_counter()
-            infer.run(t.model, [self.probe], t.device, t.precision, fold_bn=False)
-            best = min(best, time.perf_counter() - start)
-        return best / len(self.probe) / distributed.world_size()  # each rank evaluates its share
+        """Forward-only time per sample of the training model at its precision, for the whole job."""
+        per_sample = self.inference_timer(self.trainer, self.probe)
+        return per_sample / distributed.world_size()  # each rank evaluates its share
 
     def _fit(self, step_s: float, per_sample: float) -> tuple[int, float]:
         """(steps of the whole run that fit in the budget, seconds kept for the end) at these rates."""
@@ -155,7 +169,7 @@ class TimeBudget(Callback):
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
         t = self.trainer
-        now = time.perf_counter()
+        now = self.step_clock()
         if self.last is not None:  # time steps within an epoch only (epoch ends are planned for separately)
             self.timed_s += now - self.last
             self.timed_steps += t.step - self.last_step  # optimizer steps: several batches each with accumulation

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.data import load_dataset
-from tests.deploy.conftest import run_cli
+pytest.importorskip("onnxruntime", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
+pytest.importorskip("onnxscript", reason="the deploy extra is not installed: pip install 'cnnlab[deploy]'")
+
+from cnnlab.data import load_dataset  # noqa: E402
+from tests.helpers import run_cli  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onnx_predict.py"
 
@@ -24,7 +27,7 @@ def exported(toy_run, fake_idx, tmp_path_factory):
     """(fp32 path, int8 path, the int8 export's stdout) of the toy run."""
     folder = tmp_path_factory.mktemp("onnx")
     run_cli("export", toy_run, "--out", folder / "toy.onnx")
-    stdout, _ = run_cli("export", toy_run, "--int8", "--calibration", 200, "--out", folder / "toy.int8.onnx")
+    stdout = run_cli("export", toy_run, "--int8", "--calibration", 200, "--out", folder / "toy.int8.onnx").stdout
     return folder / "toy.onnx", folder / "toy.int8.onnx", stdout
 
 
@@ -45,7 +48,7 @@ def test_int8_keeps_accuracy_on_held_out_set(exported, toy_run, fake_idx):
     assert fp32_acc > 0.9 and abs(int8_acc - fp32_acc) <= 0.01, stdout
     run_acc = json.loads((toy_run / "metrics.json").read_text())["test_accuracy"]
     assert fp32_acc == pytest.approx(run_acc, abs=0.006)  # ONNX fp32 = the run's own test evaluation (≤ 1 image)
-    result = json.loads(run_cli("evaluate", int8, "--data-dir", fake_idx, "--json")[0])
+    result = json.loads(run_cli("evaluate", int8, "--data-dir", fake_idx, "--json").stdout)
     assert result["accuracy"] == pytest.approx(int8_acc) and result["n"] == 200
     meta = json.loads(subprocess_props(int8)["cnnlab"])
     assert meta["precision"] == "int8" and meta["quantization"]["calibration"]["images"] == 200
@@ -59,20 +62,22 @@ def subprocess_props(path: Path) -> dict:
 
 def test_evaluate_and_predict_onnx_match_the_run(exported, toy_run, fake_idx, image_files):
     fp32, _, _ = exported
-    run_report = run_cli("evaluate", toy_run, "--data-dir", fake_idx)[0]
-    onnx_report = run_cli("evaluate", fp32, "--data-dir", fake_idx)[0]
+    run_report = run_cli("evaluate", toy_run, "--data-dir", fake_idx).stdout
+    onnx_report = run_cli("evaluate", fp32, "--data-dir", fake_idx).stdout
     # same format; per-class lines equal (fp32 logits within 1e-4 give the same predictions here)
     assert run_report.splitlines()[2:-1] == onnx_report.splitlines()[2:-1]
     assert (fp32.parent / "toy.confusion.png").exists()
-    run_pred = json.loads(run_cli("predict", toy_run, *image_files, "--json")[0])
-    onnx_pred = json.loads(run_cli("predict", fp32, *image_files, "--json")[0])
+    run_pred = json.loads(run_cli("predict", toy_run, *image_files, "--json").stdout)
+    onnx_pred = json.loads(run_cli("predict", fp32, *image_files, "--json").stdout)
     for a, b in zip(run_pred, onnx_pred, strict=True):
         assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
         assert np.allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1e-4)
-    assert run_cli("predict", fp32, *image_files)[0].count("%") == 3 * len(image_files)
+    assert run_cli("predict", fp32, *image_files).stdout.count("%") == 3 * len(image_files)
 
 
 def test_standalone_example_without_torch(exported, image_files, tmp_path):
+    """A true subprocess: the example must run where torch and cnnlab cannot be imported, which only a fresh
+    interpreter with both blocked on its path can show (this one has imported them)."""
     fp32, _, _ = exported
     blocked = tmp_path / "blocked"
     for name in ("torch", "cnnlab"):  # importing either fails in the example's process
@@ -87,13 +92,13 @@ def test_standalone_example_without_torch(exported, image_files, tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    want = run_cli("predict", fp32, *image_files)[0]
+    want = run_cli("predict", fp32, *image_files).stdout
     assert proc.stdout.splitlines() == want.splitlines()
     assert len(EXAMPLE.read_text().splitlines()) <= 60
 
 
 def test_bench_quick(toy_run):
-    stdout, _ = run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", toy_run / "bench.json")
+    stdout = run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", toy_run / "bench.json").stdout
     rows = [line for line in stdout.splitlines() if line.startswith("| ") and "engine" not in line]
     assert [r.split("|")[1].strip() for r in rows] == [
         "pytorch fp32 eager NCHW",

@@ -30,6 +30,7 @@ def _cfg(fake_idx, tmp_path, **kw):
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_nan_from_a_huge_lr_stops_naming_the_step(fake_idx, tmp_path):
     lines = []
     cfg = _cfg(fake_idx, tmp_path, optimizer="sgd", lr=1e4, epochs=5, checkpoint_every=2)
@@ -44,6 +45,7 @@ def test_nan_from_a_huge_lr_stops_naming_the_step(fake_idx, tmp_path):
     assert result.metrics["epochs"] < 5 and result.metrics["test_accuracy"] is not None
 
 
+@pytest.mark.slow
 def test_time_limit_stops_cleanly_then_evaluates(fake_idx, tmp_path):
     result = train_run(_cfg(fake_idx, tmp_path, epochs=10_000, time_limit="1s"), log=lambda s: None)
     m = result.metrics
@@ -115,6 +117,7 @@ def test_resume_mid_epoch_is_exact_with_dropout_and_augmentation(tmp_path):
     assert [h["loss"] for h in got.history] == [h["loss"] for h in want.history]
 
 
+@pytest.mark.slow
 def test_seed_makes_runs_reproducible(fake_idx, tmp_path):
     kw = {"epochs": 1, "augment": "flip,translate=2,cutmix", "label_smoothing": 0.1, "schedule": "onecycle"}
     runs = [
@@ -125,6 +128,7 @@ def test_seed_makes_runs_reproducible(fake_idx, tmp_path):
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
 
+@pytest.mark.slow
 def test_user_callbacks_and_best_checkpoint(fake_idx, tmp_path):
     class Count(Callback):
         epochs = 0

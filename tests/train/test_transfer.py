@@ -50,6 +50,7 @@ def test_head_only_training_leaves_every_backbone_tensor_bit_identical():
     assert all(p.requires_grad for p in model.parameters())  # the schedule leaves the model trainable at the end
 
 
+@pytest.mark.slow
 def test_freeze_schedule_unfreezes_and_the_backbone_trains_at_the_lower_lr():
     torch.manual_seed(0)
     model = small_resnet()
@@ -203,6 +204,7 @@ def run_frozen(epochs_then, state=None):
     return trainer
 
 
+@pytest.mark.slow
 def test_resume_through_the_unfreeze_gives_the_same_weights():
     whole = run_frozen(3).model.state_dict()
     state = run_frozen(1).state_dict()  # stopped while frozen

@@ -23,6 +23,7 @@ def profile_gaps(monkeypatch):
     sys.modules.pop(MODULE, None)
 
 
+@pytest.mark.slow
 def test_quick_mode_reports_progress_and_writes_nothing(profile_gaps, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(profile_gaps, "ROOT", tmp_path)  # where BENCHMARKS.md would be written
     profile_gaps.main(["--quick"])

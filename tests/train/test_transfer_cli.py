@@ -6,30 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.cli import main
 from cnnlab.io import read_meta
 from tests.conftest import make_shape_images
+from tests.helpers import run_cli
 
 FAST = ["--precision", "fp32", "--verbose", "0", "--batch-size", "32"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared CPU two threads per process were many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def run_a(fake_idx, tmp_path_factory):
     """Network A: lenet5 trained one epoch on the 10-class toy data (Fashion-MNIST file names)."""
     out = tmp_path_factory.mktemp("a") / "run"
-    assert (
-        main(["train", "--data-dir", str(fake_idx), "--epochs", "1", "--val-split", "100", "--out", str(out), *FAST])
-        == 0
-    )
+    run_cli("train", "--data-dir", fake_idx, "--epochs", "1", "--val-split", "100", "--out", out, *FAST)
     return out
 
 
@@ -43,30 +31,26 @@ def shapes_npz(tmp_path_factory):
     return path
 
 
-def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shapes_npz, tmp_path, capsys):
+def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shapes_npz, tmp_path):
     out = tmp_path / "b"
-    code = main(
-        [
-            "train",
-            "--data",
-            f"npz:{shapes_npz}",
-            "--init-from",
-            str(run_a),
-            "--epochs",
-            "2",
-            "--freeze-epochs",
-            "1",
-            "--lr",
-            "3e-3",
-            "--val-split",
-            "0",
-            "--out",
-            str(out),
-            *FAST,
-        ]
-    )
-    assert code == 0
-    log = capsys.readouterr().out
+    log = run_cli(
+        "train",
+        "--data",
+        f"npz:{shapes_npz}",
+        "--init-from",
+        str(run_a),
+        "--epochs",
+        "2",
+        "--freeze-epochs",
+        "1",
+        "--lr",
+        "3e-3",
+        "--val-split",
+        "0",
+        "--out",
+        str(out),
+        *FAST,
+    ).stdout
     assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log
     assert "classifier classifier.4: new, 4 classes (the source's had 10 outputs)" in log
     assert "frozen for 1 epoch(s)" in log and "epoch 2: the whole model trains" in log
@@ -78,14 +62,13 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["init_from"]["source"] == str(run_a)
     assert json.loads((out / "config.json").read_text())["init_from"] == str(run_a)
-    assert main(["evaluate", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    result = json.loads(run_cli("evaluate", out, "--json").stdout)
+    assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
-def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path, capsys):
+def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path):
     out = tmp_path / "codes.npz"
-    assert main(["features", str(run_a), "--data", f"npz:{shapes_npz}", "--out", str(out), "--probe"]) == 0
-    text = capsys.readouterr().out
+    text = run_cli("features", run_a, "--data", f"npz:{shapes_npz}", "--out", out, "--probe").stdout
     # other data than the run's: their own default split (10 % of train for validation)
     assert "lenet5 codes of" in text and "84 features; train 180, val 20, test 100" in text
     assert "linear probe (logistic regression" in text
@@ -94,7 +77,7 @@ def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path, c
     assert list(codes["classes"]) == ["sq", "ring", "plus", "x"]
 
 
-def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path, capsys):
+def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path):
     class Evil:
         def __reduce__(self):
             return (open, (str(tmp_path / "pwned"), "w"))
@@ -107,42 +90,40 @@ def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path, capsys):
         str(tmp_path / "wrong.pth"): "the weights do not fit lenet5: only 0 of its 8 backbone tensors match",
     }
     for source, message in cases.items():
-        code = main(
-            [
-                "train",
-                "--data-dir",
-                str(fake_idx),
-                "--init-from",
-                source,
-                "--model",
-                "lenet5",
-                "--out",
-                str(tmp_path / "x"),
-                "--overwrite",
-                *FAST,
-            ]
-        )
-        err = capsys.readouterr().err.strip()
-        assert code == 2 and message in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "pwned").exists()
-    # --init-strict: a new input size changes lenet5's first Linear → an error naming the shapes
-    code = main(
-        [
+        proc = run_cli(
             "train",
             "--data-dir",
-            str(fake_idx),
-            "--image-size",
-            "32",
+            fake_idx,
             "--init-from",
-            str(run_a),
-            "--init-strict",
+            source,
+            "--model",
+            "lenet5",
             "--out",
-            str(tmp_path / "y"),
+            tmp_path / "x",
+            "--overwrite",
             *FAST,
-        ]
+            code=None,
+        )
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "pwned").exists()
+    # --init-strict: a new input size changes lenet5's first Linear → an error naming the shapes
+    proc = run_cli(
+        "train",
+        "--data-dir",
+        fake_idx,
+        "--image-size",
+        "32",
+        "--init-from",
+        run_a,
+        "--init-strict",
+        "--out",
+        tmp_path / "y",
+        *FAST,
+        code=None,
     )
-    err = capsys.readouterr().err
+    err = proc.stderr
     assert (
-        code == 2
+        proc.returncode == 2
         and "wrong shape (1, left as initialized): classifier.0.weight [120, 400] (source) vs [120, 576]" in err
     )

@@ -1,13 +1,10 @@
 """`cnnlab explain`: each method writes a PNG and prints its path; bad input gets one clear line."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.cli import main
+from tests.helpers import run_cli
 
 METHODS = [
     ["filters"],
@@ -30,42 +27,38 @@ def rgb_image(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args", METHODS, ids=lambda a: "-".join(a[:2]))
-def test_each_method_writes_a_png(args, toy_run, fake_idx, rgb_image, tmp_path, capsys):
+def test_each_method_writes_a_png(args, toy_run, fake_idx, rgb_image, tmp_path):
     out = tmp_path / "x.png"
     args = [a.format(img=rgb_image, data=fake_idx) for a in args]
-    assert main(["explain", str(toy_run), *args, "--out", str(out)]) == 0
-    captured = capsys.readouterr()
-    assert captured.out.strip().splitlines()[-1] == str(out)
+    captured = run_cli("explain", toy_run, *args, "--out", out)
+    assert captured.stdout.strip().splitlines()[-1] == str(out)
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width >= 400
     if "--image" in args:  # a 56×56 RGB file for a 28×28 grayscale model: converted as for prediction, and said
-        assert "converted RGB image to grayscale" in captured.err and "resized 56×56 to 28×28" in captured.err
+        assert "converted RGB image to grayscale" in captured.stderr and "resized 56×56 to 28×28" in captured.stderr
     if args[0] == "maximize":
-        assert "activation" in captured.out and "→" in captured.out
+        assert "activation" in captured.stdout and "→" in captured.stdout
 
 
-def test_layers_and_edges_and_errors(toy_run, rgb_image, tmp_path, capsys):
-    assert main(["explain", str(toy_run), "layers"]) == 0
-    assert "features.3    Conv2d      16×10×10" in capsys.readouterr().out
-    assert main(["explain", "edges", str(rgb_image), "--out", str(tmp_path / "e.png")]) == 0
-    out = capsys.readouterr().out
+def test_layers_and_edges_and_errors(toy_run, rgb_image, tmp_path):
+    assert "features.3    Conv2d      16×10×10" in run_cli("explain", toy_run, "layers").stdout
+    out = run_cli("explain", "edges", rgb_image, "--out", tmp_path / "e.png").stdout
     assert "cross-correlation" in out and (tmp_path / "e.png").exists()
-    assert main(["explain", str(toy_run), "featuremaps", "--image", str(rgb_image), "--layer", "classifier.2"]) == 2
-    assert "no spatial map" in capsys.readouterr().err
-    assert main(["explain", str(toy_run), "filters", "--layer", "conv9"]) == 2
-    assert "valid layers: features, features.0" in capsys.readouterr().err
-
-
-def test_explain_help_as_a_subprocess(toy_run):
-    proc = subprocess.run(
-        [sys.executable, "-m", "cnnlab", "explain", str(toy_run), "-h"], capture_output=True, text=True, timeout=120
+    err = run_cli("explain", toy_run, "featuremaps", "--image", rgb_image, "--layer", "classifier.2", code=2).stderr
+    assert "no spatial map" in err
+    assert (
+        "valid layers: features, features.0"
+        in run_cli("explain", toy_run, "filters", "--layer", "conv9", code=2).stderr
     )
-    assert proc.returncode == 0
+
+
+def test_explain_help(toy_run):
+    proc = run_cli("explain", toy_run, "-h")
     for method in ("filters", "featuremaps", "saliency", "maximize", "patches", "embedding", "top-losses", "edges"):
         assert method in proc.stdout
 
 
-def test_default_names_follow_the_content(toy_run, fake_idx, rgb_image, tmp_path, monkeypatch, capsys):
+def test_default_names_follow_the_content(toy_run, fake_idx, rgb_image, tmp_path, monkeypatch):
     import shutil
 
     run = tmp_path / "run"
@@ -83,10 +76,8 @@ def test_default_names_follow_the_content(toy_run, fake_idx, rgb_image, tmp_path
         (["embedding", "--n", "40", "--thumbnails", "--data-dir", fake_idx], "explain-embedding-thumbnails.png"),
     ]
     for args, name in cases:
-        assert main(["explain", str(run), *map(str, args)]) == 0
-        assert capsys.readouterr().out.strip().splitlines()[-1] == str(run / name)
+        assert run_cli("explain", run, *args).stdout.strip().splitlines()[-1] == str(run / name)
     assert {p.name for p in run.glob("explain-*.png")} == {name for _, name in cases}
     monkeypatch.chdir(tmp_path)
-    assert main(["explain", "edges", str(rgb_image)]) == 0
-    assert capsys.readouterr().out.strip().endswith("edges plot: explain-edges.png")
+    assert run_cli("explain", "edges", rgb_image).stdout.strip().endswith("edges plot: explain-edges.png")
     assert (tmp_path / "explain-edges.png").exists()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import run_cli
 from tests.serve.conftest import square_png
 
 
@@ -210,9 +211,6 @@ def test_cli_parser_defaults():
     assert (args.host, args.port, args.runs) == ("127.0.0.1", 8000, ["runs/x"])
 
 
-def test_cli_names_the_extra_when_fastapi_is_missing(serve_run, monkeypatch, capsys):
-    from cnnlab.cli import main
-
+def test_cli_names_the_extra_when_fastapi_is_missing(serve_run, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
-    assert main(["serve", str(serve_run)]) == 2
-    assert "pip install 'cnnlab[serve]'" in capsys.readouterr().err
+    assert "pip install 'cnnlab[serve]'" in run_cli("serve", serve_run, code=2).stderr

@@ -1,7 +1,6 @@
 """Exact resume through the real CLI: SIGKILL a run mid-epoch, resume it, compare with a run never interrupted."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,18 +9,16 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from cnnlab.cli import main
 from cnnlab.io import load_checkpoint
+from tests.helpers import run_cli, subprocess_env
 
-# one thread: the same kernels in the same order in every process (and no slowdown on a shared, busy CPU)
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# one thread (--threads 1 in every run, OMP_NUM_THREADS=1 in the killed process): the same kernels in the same
+# order in this process and the killed one (and no slowdown on a shared, busy CPU)
+ENV = subprocess_env(OMP_NUM_THREADS="1")
 
 
 def _args(fake_idx, out):
     return [
-        sys.executable,
-        "-m",
-        "cnnlab",
         "train",
         "--data-dir",
         str(fake_idx),
@@ -51,30 +48,28 @@ def _args(fake_idx, out):
         "3",
         "--checkpoint-every",
         "5",
+        "--threads",
+        "1",
         "--out",
         str(out),
     ]
 
 
-def _run(args, **kw):
-    proc = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, **kw)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def killed_and_resumed(fake_idx, tmp_path_factory):
+    """The run never interrupted and the resumed one run in this process; the killed one is a true subprocess,
+    because SIGKILL can only be sent to a process."""
     root = tmp_path_factory.mktemp("resume")
-    _run(_args(fake_idx, root / "whole"))
+    run_cli(*_args(fake_idx, root / "whole"))
     # 500 training images / batch 8 = 63 steps per epoch; kill at the first step checkpoint of the second epoch
     proc = subprocess.Popen(
-        _args(fake_idx, root / "killed") + ["--verbose", "2"],
+        [sys.executable, "-m", "cnnlab", *_args(fake_idx, root / "killed"), "--verbose", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a hang guard, not a speed check
     for line in proc.stdout:
         if line.startswith("checkpoint: epoch 2 batch") or time.time() > deadline:
             proc.send_signal(signal.SIGKILL)
@@ -82,11 +77,13 @@ def killed_and_resumed(fake_idx, tmp_path_factory):
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     state = load_checkpoint(root / "killed" / "checkpoint.pt")
-    resumed = _run([sys.executable, "-m", "cnnlab", "train", "--resume", str(root / "killed")])
+    resumed = run_cli("train", "--resume", root / "killed")
     return root, state, resumed
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(killed_and_resumed):
+    """The killed run is a true subprocess (SIGKILL); the run never interrupted and the resume run in this process."""
     root, state, resumed = killed_and_resumed
     assert state["epoch"] == 0 and 0 < state["batch"] < 63, "the kill was meant to land mid-epoch"
     assert f"resuming {root / 'killed'} at epoch 2, batch {state['batch']}" in resumed.stdout
@@ -104,7 +101,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(killed_and_resumed):
     assert metrics["test_accuracy"] == json.loads((root / "whole" / "metrics.json").read_text())["test_accuracy"]
 
 
-def test_resume_refuses_another_model_or_dataset(killed_and_resumed, tmp_path, capsys):
+@pytest.mark.slow
+def test_resume_refuses_another_model_or_dataset(killed_and_resumed, tmp_path):
     root = killed_and_resumed[0]
     cases = [
         (["--resume", str(root / "killed"), "--model", "lecture_cnn"], "model='lenet5' there, 'lecture_cnn' here"),
@@ -112,5 +110,4 @@ def test_resume_refuses_another_model_or_dataset(killed_and_resumed, tmp_path, c
         (["--resume", str(tmp_path)], "no checkpoint.pt to resume from"),
     ]
     for flags, message in cases:
-        assert main(["train", *flags]) == 2
-        assert message in capsys.readouterr().err
+        assert message in run_cli("train", *flags, code=2).stderr
