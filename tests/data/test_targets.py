@@ -1,8 +1,6 @@
 """Target kinds (labels, one box, several boxes, masks) through ImageSet's subset, resize and split, and the
 conversions between them."""
 
-import dataclasses
-
 import pytest
 import torch
 

@@ -37,7 +37,10 @@ def test_any_backbone_gets_a_box_head_and_keeps_the_model_interface(name, args):
     assert ((out[:, 4:] > 0) & (out[:, 4:] < 1)).all()  # the box as fractions of the image
     out.sum().backward()  # the backbone's unused classifier (and auxiliary heads) are gone: no dead weights
     assert all(p.grad is not None for p in model.parameters())
-    assert model.forward_head(model.forward_features(torch.zeros(2, *SIZE)), pre_logits=True).shape == (2, model.head.fc.in_features)
+    assert model.forward_head(model.forward_features(torch.zeros(2, *SIZE)), pre_logits=True).shape == (
+        2,
+        model.head.fc.in_features,
+    )
     model.reset_classifier(7)
     assert model.eval()(torch.zeros(1, *SIZE)).shape == (1, 11) and model.model_args["num_classes"] == 7
 
