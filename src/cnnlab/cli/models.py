@@ -118,6 +118,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
         if not args.name:
             raise ValueError("usage: cnnlab datasets samples NAME [--n 5] [--out DIR]")
+        from cnnlab.cli._common import check_out
+
+        check_out(args.out, data=args.name, data_dir=args.data_dir, folder=True)
         for path, cls, index in write_samples(args.name, args.n, args.out, args.data_dir, args.split):
             print(f"{path}  ({cls}, {args.split} image {index})")
         return 0

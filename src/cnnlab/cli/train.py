@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import print_notes
+from cnnlab.cli._common import check_out, print_notes
 
 # CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
 # test of the same command, so a documented command can be run in seconds
@@ -234,6 +234,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     values = _train_values(args)
     out = values.pop("out", None) or "."
+    check_out(Path(out) / "lr_find.png", data=values.get("data", "fashion-mnist"), data_dir=values.get("data_dir"))
     result = lr_find(TrainConfig.from_dict(values), args.min_lr, args.max_lr, args.steps, out)
     print(
         f"suggested learning rate: {result['suggested_lr']:.3g} (steepest fall of the smoothed loss; "
@@ -257,6 +258,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
         return 0
     if not 1 <= args.n <= MAX_AUGMENT_TILES:
         raise ValueError(f"--n must be 1–{MAX_AUGMENT_TILES} (samples shown in one figure), got {args.n}")
+    out = Path(args.out or f"augment-{args.data.split(':')[-1].rstrip('/').split('/')[-1]}.png")
+    check_out(out, data=args.data, data_dir=args.data_dir)
     splits = load_dataset(args.data, args.data_dir, 0, args.seed)
     if args.n > len(splits.train):
         print_notes(
@@ -266,7 +269,6 @@ def cmd_augment(args: argparse.Namespace) -> int:
             ]
         )
     originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
-    out = Path(args.out or f"augment-{splits.name}.png")
     plot_augment(originals, augmented, labels, splits.classes, out, f"{splits.name}, --augment {args.augment}")
     print(f"{len(labels)} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
     return 0

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from cnnlab.data.catalog import DatasetSpec, get_spec
+from cnnlab.files import atomic_write
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -104,8 +105,8 @@ def get(name: str, data_dir: str | Path | None = None, allow_download: bool = Tr
         target = cache_dir() / spec.name
         target.mkdir(parents=True, exist_ok=True)
         for f in found.iterdir():
-            if f.is_file():
-                shutil.copy2(f, target / f.name)
+            if f.is_file():  # a copy cut short must not pass for the data set
+                atomic_write(target / f.name, lambda tmp, f=f: shutil.copy2(f, tmp))
         return spec.present_in(target), f"copied from {found}"
     if not allow_download:
         raise DatasetNotFound(how_to_get(spec, data_dir))

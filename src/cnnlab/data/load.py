@@ -15,6 +15,7 @@ from cnnlab.data.dataset import DataSplits, ImageSet, resolve_split_size, split_
 from cnnlab.data.fetch import DatasetNotFound, download, how_to_get, locate
 from cnnlab.data.folder import class_folders, read_image_folder
 from cnnlab.data.images import channels_mode
+from cnnlab.files import Read
 
 
 def _default_val(val_split: float | int | None, n: int) -> int:
@@ -70,6 +71,24 @@ def load_dataset(
             notes.append(f"resized {train.images.shape[3]}×{train.images.shape[2]} images to {size[1]}×{size[0]}")
         train, val, test = (s.resized(size) if s is not None else None for s in (train, val, test))
     return DataSplits(name, train, val, test, train.classes, where, notes)
+
+
+def data_reads(spec: str | None, data_dir: str | Path | None = None) -> list[Read]:
+    """What a data source reads, for outputs to leave alone: the file or folder of folder:/npz:/csv:, or for a named
+    set --data-dir and the folder its files are found in."""
+    if not spec:
+        return []
+    kind, sep, path = spec.partition(":")
+    if sep and path:
+        return [Read(Path(path).expanduser(), "the data")]
+    reads = [Read(data_dir, "the data folder")] if data_dir else []
+    try:
+        found = locate(spec, data_dir)
+    except ValueError:  # not a known name: its reader says so
+        found = None
+    if found is not None:
+        reads.append(Read(found, f"the {spec} data folder"))
+    return reads
 
 
 def _read_source(
