@@ -141,3 +141,74 @@ def run_cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
             os.chdir(here)
             warnings.formatwarning = saved
     return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
+
+
+def foreign_onnx(path: Path, output: str = "logits", input_type: str = "float") -> Path:
+    """An ONNX file without cnnlab metadata: float (or uint8) N×1×28×28 in; out N×10 logits (a linear layer),
+    N×1×28×28 (an identity: not a classifier) or a scalar (a sum)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.FLOAT if input_type == "float" else TensorProto.UINT8
+    x = helper.make_tensor_value_info("input", elem, ["N", 1, 28, 28])
+    if output == "logits":
+        w = numpy_helper.from_array(np.zeros((784, 10), np.float32), "w")
+        nodes = [
+            helper.make_node("Cast", ["input"], ["x"], to=TensorProto.FLOAT),
+            helper.make_node("Flatten", ["x"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["y"]),
+        ]
+        y, inits = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10]), [w]
+    elif output == "image":
+        nodes, inits = [helper.make_node("Identity", ["input"], ["y"])], []
+        y = helper.make_tensor_value_info("y", elem, ["N", 1, 28, 28])
+    else:  # a scalar
+        nodes, inits = [helper.make_node("ReduceSum", ["input"], ["y"], keepdims=0)], []
+        y = helper.make_tensor_value_info("y", elem, [])
+    graph = helper.make_graph(nodes, "foreign", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save_model(model, path)
+    return path
+
+
+def with_onnx_record(src: Path, dst: Path, **changes) -> Path:
+    """A copy of a cnnlab ONNX file whose `cnnlab` metadata record has `changes` (lies)."""
+    import onnx
+
+    model = onnx.load(src)
+    props = {p.key: p for p in model.metadata_props}
+    record = json.loads(props["cnnlab"].value)
+    record.update(changes)
+    props["cnnlab"].value = json.dumps(record)
+    onnx.save_model(model, dst)
+    return dst
+
+
+def torch_bomb(path: Path, numel: int) -> Path:
+    """A torch file of {'model': {'w': float32 tensor of `numel`}} whose storage is deflated zeros: a small file
+    that inflates to numel × 4 bytes when torch.load reads it."""
+    import struct
+    import zipfile
+
+    import torch
+
+    small = 70000  # > 65535: pickled as a 4-byte integer, which the real size replaces in place
+    buf = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(small)}}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("/data/0"):
+                member = zipfile.ZipInfo(info.filename)
+                member.compress_type = zipfile.ZIP_DEFLATED
+                member._compresslevel = 1  # fast; Python ≥ 3.13 names it compress_level
+                chunk = bytes(16 * 2**20)
+                with out.open(member, "w", force_zip64=True) as f:
+                    for _ in range(numel * 4 // len(chunk)):
+                        f.write(chunk)
+                continue
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(struct.pack("<i", small), struct.pack("<i", numel))
+            out.writestr(info.filename, data, zipfile.ZIP_STORED)
+    return path

@@ -119,9 +119,12 @@ def _train_values(args: argparse.Namespace) -> dict:
     """TrainConfig values: the recipe, then the --config file, then the flags given on the command line."""
     import dataclasses
 
+    from cnnlab.files import regular_file
     from cnnlab.train.config import TrainConfig, read_config_file
 
-    values = read_config_file(args.config) if args.config else {}
+    if args.config and Path(args.config).is_dir():
+        raise ValueError(f"--config {args.config} is a folder; give a YAML, TOML or JSON file")
+    values = read_config_file(regular_file(args.config, "config file")) if args.config else {}
     recipe = getattr(args, "recipe", None) or values.pop("recipe", None)
     asked = dict(values)  # what the user set (config file, flags), as opposed to the recipe's settings
     for f in dataclasses.fields(TrainConfig):

@@ -77,6 +77,7 @@ def finish(
         "hardware": hardware_info(trainer.device),
     }
     summary = {k: metrics[k] for k in MODEL_FILE_METRICS}
+    _check_finite(model, folder.path / MODEL_FILE)
     save_model(folder.path / MODEL_FILE, model, setup.meta.replace(metrics=summary))
     if rows:
         smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
@@ -106,6 +107,16 @@ def _last_good_weights(setup: Setup, model: torch.nn.Module, folder: RunFolder, 
     elif t.stop_reason:
         log(f"stopped: {t.stop_reason}")
     return done
+
+
+def _check_finite(model: torch.nn.Module, path: Path) -> None:
+    """Non-finite weights never replace a model file: the run ends with one line and the previous file stays."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{path} not written: the weights to keep are not finite (nan or inf in {', '.join(bad[:3])}); "
+            "the previous file, if any, is kept"
+        )
 
 
 def _mean_rate(rows: list[dict]) -> float | None:

@@ -51,7 +51,7 @@ from cnnlab.train.config import TrainConfig
 from cnnlab.train.losses import ClassificationLoss
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.trainer import Trainer
-from cnnlab.train.transfer import load_pretrained, param_groups, read_source
+from cnnlab.train.transfer import check_source, load_pretrained, param_groups, read_source
 
 PROBE_SAMPLES = 64  # the thread probe's batch: enough to time a step, small enough to cost well under a second
 
@@ -85,6 +85,8 @@ def check(cfg: TrainConfig) -> None:
     if not is_model(cfg.model):
         create_model(cfg.model)  # raises the registry's error, with close names
     resolve_precision(cfg.precision, resolve_device(cfg.device))
+    if cfg.init_from is not None:
+        check_source(cfg.init_from)
 
 
 def build(

@@ -12,6 +12,7 @@ from cnnlab.run.setup import Setup, build, check, data_identity
 from cnnlab.runtime import resolve_device
 from cnnlab.train import distributed
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.state import check_state
 
 
 def train_run(
@@ -49,7 +50,16 @@ def _resume(state: dict, setup: Setup, folder: RunFolder, log) -> None:
     """Load a checkpoint into the set-up, after checking that it belongs to this run and has work left."""
     trainer = setup.trainer
     check_resumable(state, setup.cfg, data_identity(setup.splits), set(setup.model.state_dict()), folder)
-    trainer.load_state_dict(state)
+    try:
+        check_state(state, trainer, len(setup.train_loader))
+        trainer.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"{folder.checkpoint}: cannot be resumed: {e}; start a new run") from None
+    except (RuntimeError, KeyError, TypeError, IndexError, AttributeError) as e:  # what the checks did not foresee
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(
+            f"{folder.checkpoint}: cannot be resumed: a damaged checkpoint ({first}); start a new run"
+        ) from None
     if trainer.epoch + 1 >= setup.cfg.max_epochs and trainer.batch == 0:
         raise ValueError(
             f"{folder.path} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
