@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,8 +166,16 @@ def apply_quick_caps(values: dict, resume: bool = False) -> dict:
     return out
 
 
+# torchrun's own log lines ("E1206 09:26:26.509000 3765 torch/distributed/elastic/…")
+_TORCHRUN_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ torch/distributed/")
+
+
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node)."""
+    """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node).
+
+    The processes' output is passed on; torchrun's own report of a failed process (its log lines, a traceback of
+    its agent and the ChildFailedError table) is not: the first process that fails says what happened in one
+    line, and the other processes' error lines (the same, or "another process stopped") are left out."""
     if nproc < 1:
         raise ValueError(f"--nproc must be ≥ 1, got {nproc}")
     cmd = [
@@ -180,7 +189,31 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
         "train",
         *argv,
     ]
-    return subprocess.call(cmd)
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1) as job:
+        errors = _relay(job.stderr, sys.stderr)
+        code = job.wait()
+    if code != 0 and not errors:
+        print(f"cnnlab train: error: a training process ended with exit code {code} (torchrun)", file=sys.stderr)
+    return 0 if code == 0 else 2 if errors else code
+
+
+def _relay(lines, out) -> list[str]:
+    """Copy the processes' stderr to `out`, without torchrun's failure report; returns the error lines copied."""
+    errors: list[str] = []
+    report = False  # torchrun's report of a failed process: everything after its "failed (exitcode …)" line
+    for line in lines:
+        if report or _TORCHRUN_LOG.match(line):
+            report = report or "failed (exitcode" in line
+            continue
+        if set(line.strip()) <= {"*"} or line.startswith("Setting OMP_NUM_THREADS environment variable"):
+            continue  # torchrun's banner (and blank lines)
+        if "error:" in line:
+            if errors:
+                continue  # one line says what stopped the run: the other ranks' are the same or its consequence
+            errors.append(line)
+        out.write(line)
+        out.flush()
+    return errors
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

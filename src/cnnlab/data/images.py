@@ -41,6 +41,22 @@ def open_image(path: str | Path) -> Image.Image:
         raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 
 
+def check_header(path: str | Path) -> None:
+    """Read an image file's header only (nothing decoded); raise ImageReadError naming the file, with the words of
+    `open_image`, when it is not an image: an empty file, another kind of file, a decompression bomb."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path):  # parses the header
+                pass
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
 def base_mode(im: Image.Image) -> str:
     """'L' for grayscale-like modes, 'RGB' for colour ones (palette images by their palette)."""
     if im.mode in ("L", "LA", "1", "I", "I;16", "F"):

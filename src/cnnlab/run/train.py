@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from cnnlab.data.streaming import StreamError
 from cnnlab.io import load_checkpoint
 from cnnlab.run.finish import RunResult, finish
 from cnnlab.run.folder import RunFolder, check_resumable
@@ -77,6 +78,12 @@ def _fit(setup: Setup, folder: RunFolder) -> None:
         trainer.fit(setup.train_loader, setup.cfg.max_epochs, setup.val_loader)
     except KeyboardInterrupt:
         trainer.interrupted = True
+    except StreamError as e:  # the data changed under the run: say what becomes of it
+        if folder.resumed or trainer.step > 0:  # the folder and its last checkpoint are kept (`lifecycle`)
+            same = f" --nproc {distributed.world_size()}" if distributed.active() else ""
+            then = f"fix the data, then `cnnlab train --resume {folder.path}{same}` finishes it"
+            raise StreamError(f"{e}; the run stopped at its last checkpoint: {then}") from None
+        raise StreamError(f"{e}; nothing was trained yet and nothing is kept: fix the data and start again") from None
     except BaseException as e:
         if distributed.active() and distributed.is_peer_failure(e):
             raise distributed.as_distributed_error(e, folder.path) from None
