@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import check_out, print_notes
+from cnnlab.cli._common import check_out, count, print_notes
 
 # CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
 # test of the same command, so a documented command can be run in seconds
@@ -296,7 +296,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be 1–{MAX_AUGMENT_TILES} (samples shown in one figure), got {args.n}")
     out = Path(args.out or f"augment-{args.data.split(':')[-1].rstrip('/').split('/')[-1]}.png")
     check_out(out, data=args.data, data_dir=args.data_dir)
-    splits = load_dataset(args.data, args.data_dir, 0, args.seed)
+    splits = load_dataset(args.data, args.data_dir, 0, args.seed, image_size=args.image_size)
     if args.n > len(splits.train):
         print_notes(
             [
@@ -350,6 +350,9 @@ def add_parsers(sub) -> None:
         help="augmentation spec (default: %(default)s); --list shows the names",
     )
     p.add_argument("--n", type=int, default=16, help=f"samples to show, 1–{MAX_AUGMENT_TILES} (default: 16)")
+    p.add_argument(
+        "--image-size", type=count, default=None, help="resize the images to this size first (a folder of mixed sizes)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
     p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")

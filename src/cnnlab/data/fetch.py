@@ -56,7 +56,9 @@ def how_to_get(spec: DatasetSpec, data_dir: str | Path | None = None) -> str:
     if spec.system_hint:
         ways.append(f"install the distribution package: {spec.system_hint}")
     ways.append(f"download it into the cache: cnnlab datasets get {spec.name}  (from {spec.downloads[0][0]})")
-    ways.append(f"or put the files ({', '.join(spec.files)}; .gz accepted) in a folder and pass --data-dir FOLDER")
+    ways.append(
+        f"or put the files ({', '.join(spec.files)}; .gz accepted) in a folder named by --data-dir FOLDER or $CNNLAB_DATA"
+    )
     return f"dataset '{spec.name}' not found. Looked in:\n{looked}\nTo get it:\n" + "\n".join(f"  - {w}" for w in ways)
 
 

@@ -98,7 +98,7 @@ def read_image_folder(
             (h, w), _ = sizes.most_common(1)[0]
             raise ValueError(
                 f"{root}: images have {len(sizes)} different sizes (most common {w}×{h}); "
-                f"pass --image-size to resize them all"
+                "resize them all to one with --image-size (train, lr-find, augment)"
             )
         size = next(iter(sizes))
     tensors = []

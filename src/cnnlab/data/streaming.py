@@ -229,7 +229,8 @@ def file_set(
             sizes = Counter((im.height, im.width) for im in pics)
             if len(sizes) > 1:
                 raise ValueError(
-                    f"{root}: images have {len(sizes)} different sizes; pass --image-size to resize them all"
+                    f"{root}: images have {len(sizes)} different sizes; resize them all to one with --image-size "
+                    "(train, lr-find)"
                 )
             size = next(iter(sizes))
     size = (size, size) if isinstance(size, int) else tuple(size)
