@@ -132,7 +132,7 @@ def image_source(meta: RunMeta, where: Path, data_dir: str | None, named: Sequen
     config.json does) when it is a named one (read from `data_dir` or its standard places, never from a folder the
     file names) or a folder:/npz:/csv: source at the same place as one the user named (`named`, `serve --data`).
     A path in a model file is a hint, never opened on its own; a str says why there are no test images."""
-    record, _ = run_record(meta, where)
+    record, _ = run_record(meta.replace(export=None), where)  # not the config.json of a source_run the file names
     if record is None:
         return "the model does not record its data set"
     kind, sep, path = record.source.partition(":")
