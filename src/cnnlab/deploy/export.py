@@ -124,7 +124,7 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
     if opset is not None and written != opset:
         raise ValueError(
             f"--opset {opset}: the exporter could not convert this model to opset {opset} (it wrote opset {written}); "
-            f"give an opset it can convert to (18 and above always work), or leave --opset out"
+            "give another --opset, or leave it out (the exporter's own, 18, always works)"
         )
     return proto
 
