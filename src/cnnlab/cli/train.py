@@ -231,6 +231,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.run.folder import resume_config
     from cnnlab.run.train import train_run
+    from cnnlab.runtime import process_seconds
     from cnnlab.train import distributed
     from cnnlab.train.config import TrainConfig
 
@@ -251,11 +252,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         arch = source_architecture(values["init_from"])
         if arch is not None:
             values["model"], values["model_args"] = arch[0], {**arch[1], **values.get("model_args", {})}
-    try:
+    try:  # a time budget counts from this process's start: start-up is part of the time given
         if args.resume:
-            train_run(resume_config(args.resume, values), resume=args.resume)
+            train_run(resume_config(args.resume, values), resume=args.resume, clock=process_seconds)
         else:
-            train_run(TrainConfig.from_dict(values))
+            train_run(TrainConfig.from_dict(values), clock=process_seconds)
     except distributed.DistributedError as e:
         print(f"cnnlab train: error: {e}", file=sys.stderr)
         return 3

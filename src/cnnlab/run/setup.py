@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -95,11 +96,13 @@ def build(
     callbacks: list | None = None,
     log=print,
     folder: RunFolder | None = None,
+    clock: Callable[[], float] = process_seconds,
 ) -> Setup:
     """The whole set-up of a checked `cfg` on `device` (see `check`).
 
     folder: the run folder the checkpoint, CSV log and TensorBoard files go to (None: none of them, as for
     lr-find); `callbacks` are added to the run's own (LR schedule, NaN guard, early stopping, time limit, progress).
+    clock: the seconds the job has spent so far, which a time budget counts.
     """
     rank, world = distributed.rank(), distributed.world_size()
     torch.manual_seed(cfg.seed)
@@ -119,7 +122,7 @@ def build(
     loss_fn = ClassificationLoss(cfg.label_smoothing)
     probe = _probe_batch(splits, normalize, cfg.batch_size, device, channels_last)
     threads, step_estimate = _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last)
-    budget = _budget(cfg, splits, probe[0], step_estimate, log)
+    budget = _budget(cfg, splits, probe[0], step_estimate, log, clock)
     if folder is not None:  # a run (not lr-find): its schedule, guards, checkpoint and logs
         identity = data_identity(splits)
         callbacks += _run_callbacks(cfg, folder, {"config": cfg.to_dict(), "data": identity, "world_size": world}, log)
@@ -326,7 +329,7 @@ def _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last
     return f"threads {chosen} ({why})", step_s
 
 
-def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log) -> TimeBudget | None:
+def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log, clock) -> TimeBudget | None:
     """The time budget's callback: it keeps time for the per-epoch validation and the final evaluation (the
     held-out split, and the validation split the run's val_accuracy is measured on; twice each with flip TTA)."""
     if cfg.time_budget is None:
@@ -336,7 +339,7 @@ def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_esti
     final = val + (len(held[1]) if held is not None and held[0] == "test" else 0)
     return TimeBudget(
         parse_duration(cfg.time_budget),
-        process_seconds,
+        clock,
         probe=probe,
         val_samples=val,
         post_samples=final * (2 if cfg.tta else 1),

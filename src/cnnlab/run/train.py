@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cnnlab.data.streaming import StreamError
@@ -17,14 +18,21 @@ from cnnlab.train.state import check_state
 
 
 def train_run(
-    cfg: TrainConfig, callbacks: list | None = None, log=print, resume: str | Path | None = None
+    cfg: TrainConfig,
+    callbacks: list | None = None,
+    log=print,
+    resume: str | Path | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> RunResult:
     """Train `cfg.model` on `cfg.data`, evaluate on the test split and write the run folder `cfg.out`.
 
     callbacks: added to the run's own (schedule, NaN guard, early stopping, time limit, checkpoint, progress, logs).
     resume: a run folder whose checkpoint to continue from (exactly: same weights as a run never interrupted).
+    clock: the seconds the job has spent so far, which a --time-budget counts (default: since this call; `cnnlab
+    train` counts from its process start, so that its budget covers start-up too).
     """
     started = time.perf_counter()
+    clock = clock or (lambda: time.perf_counter() - started)
     check(cfg)
     if resume is not None and cfg.time_budget is not None:
         raise ValueError("a run with a time budget cannot be resumed: its schedule was laid out for its own time")
@@ -33,7 +41,7 @@ def train_run(
     log = log if distributed.is_main() else _quiet  # rank 0 prints, writes the run folder, evaluates and plots
     folder = RunFolder.reopen(resume) if resume is not None else RunFolder.new(cfg)
     state = load_checkpoint(folder.checkpoint) if resume is not None else None
-    setup = build(cfg, device, callbacks, log, folder)
+    setup = build(cfg, device, callbacks, log, folder, clock)
     log(setup.startup_line())
     if state is not None:
         _resume(state, setup, folder, log)
