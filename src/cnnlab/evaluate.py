@@ -37,7 +37,8 @@ def check_compatible(meta: RunMeta, image_shape: tuple[int, int, int], num_class
         c, h, w = meta.input_size
         raise ValueError(
             f"the model was trained on {c}×{h}×{w} images (C×H×W) but the data are "
-            f"{'×'.join(map(str, image_shape))}; use the same dataset or pass --image-size {h}"
+            f"{'×'.join(map(str, image_shape))}; give images of its size (run_splits reads a data set at the "
+            "model's input size)"
         )
     if num_classes != meta.num_classes:
         raise ValueError(f"the model has {meta.num_classes} classes but the data have {num_classes}")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.files import atomic_write
+
 PRECISIONS = ("auto", "fp32", "bf16")
 # torch.compile modes for the training forward pass; "reduce-overhead" replays CUDA graphs on a GPU
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -142,8 +144,8 @@ def bf16_check() -> dict:
     result = {"fp32_ms": round(fp32, 3), "bf16_ms": round(bf16, 3), "bf16_faster": bf16 < 0.9 * fp32}
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({**cached, key: result}, indent=2))
+            text = json.dumps({**cached, key: result}, indent=2)
+            atomic_write(path, lambda tmp: Path(tmp).write_text(text))
         except OSError:
             pass  # a read-only cache only costs the measurement next time
     return result

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, open_run_data
+from cnnlab.cli._common import add_run_data_flags, check_out, open_run_data
 
 
 def _log(msg: str) -> None:
@@ -30,6 +30,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.input:
         meta = RunMeta.from_dict({**meta.to_dict(), "input_size": list(parse_input_size(args.input))}, source)
     out = Path(args.out) if args.out else source.parent / ("model.int8.onnx" if args.int8 else "model.onnx")
+    check_out(out, args.run, meta, args.data, args.data_dir)
     if not args.int8:
         path = export_onnx(model, meta, out, str(source), args.opset)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): fp32, BN folded, dynamic batch axis")
@@ -59,6 +60,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from cnnlab.deploy.bench import bench_run, format_bench
 
+    if args.save:
+        check_out(args.save, args.run, data=args.data, data_dir=args.data_dir, flag="--save")
+
     try:
         batches = [int(b) for b in args.batch.split(",") if b.strip()]
     except ValueError:
@@ -69,7 +73,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images, threads=args.threads, log=_log
     )
     if args.save:
-        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
+        from cnnlab.io import save_json
+
+        save_json(args.save, result)
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
     return 0
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, count, open_run_data, print_notes
+from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_data, print_notes
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -17,6 +17,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.io import resolve_model_path
 
     classifier = open_classifier(args.run, args.device, args.precision, args.tta)
+    if args.out:
+        check_out(Path(args.out) / "confusion.png", args.run, classifier.meta, args.data, args.data_dir)
     data = open_run_data(args, classifier.meta)
     split = data.split(args.split)
     result = evaluate(classifier, split, log=lambda line: print(line, file=sys.stderr, flush=True))

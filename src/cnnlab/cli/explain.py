@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli._common import add_run_data_flags, classification_only, count, open_run_data, print_notes
+from cnnlab.cli._common import add_run_data_flags, check_out, classification_only, count, open_run_data, print_notes
 
 _USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
        cnnlab explain edges IMAGE"""
@@ -41,14 +41,22 @@ class Method:
     model: bool = True  # needs RUN
 
 
+MAX_INDICES = 256  # images one figure shows (maximize: one per channel or class)
+
+
 def _int_list(text: str) -> list[int]:
-    """'3', '0,4,7' or '0-7' → a list of ints."""
+    """'3', '0,4,7' or '0-7' → a list of ints (at most MAX_INDICES)."""
     out: list[int] = []
     for part in text.split(","):
         lo, sep, hi = part.partition("-")
         if not (lo.strip().isdigit() and (not sep or hi.strip().isdigit())):
-            raise ValueError(f"expected indices such as 3, 0,4,7 or 0-7, got '{text}'")
-        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+            raise argparse.ArgumentTypeError(f"expected indices such as 3, 0,4,7 or 0-7, got '{text}'")
+        lo, hi = int(lo), int(hi) if sep else int(lo)
+        if hi < lo or len(out) + hi - lo + 1 > MAX_INDICES:
+            raise argparse.ArgumentTypeError(
+                f"expected at most {MAX_INDICES} indices in increasing ranges, got '{text[:40]}'"
+            )
+        out += range(lo, hi + 1)
     return out
 
 
@@ -267,6 +275,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         context.model, context.meta = load_model(run)
         classification_only(context.meta, "explain")
         context.out = Path(opts.out or resolve_model_path(run).parent / default_name(opts))
+        image = getattr(opts, "image", None)
+        check_out(
+            context.out, run, context.meta, getattr(opts, "data", None), getattr(opts, "data_dir", None), (image,)
+        )
+    elif opts.out:
+        check_out(opts.out, files=(opts.image,))
     png = method.run(opts, context)
     if png is not None:
         print(png)

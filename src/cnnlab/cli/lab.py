@@ -15,6 +15,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
         for name, text in described.items():
             print(f"{name:<12}{text}")
         return 0
+    from cnnlab.cli._common import check_out
+
+    check_out(args.out, data=args.data, folder=True)
     result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, data=args.data, gif=args.gif)
     print(f"wrote {result['figure']}")
     return 0

@@ -153,7 +153,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
         if not args.name:
             raise ValueError("usage: cnnlab datasets samples NAME [--n 5] [--out DIR]")
+        from cnnlab.cli._common import check_out
+
         n, out = args.n or 5, args.out or "samples"
+        check_out(out, data=args.name, data_dir=args.data_dir, folder=True)
         for path, cls, index in write_samples(args.name, n, out, args.data_dir, args.split):
             print(f"{path}  ({cls}, {args.split} image {index})")
         return 0

@@ -18,6 +18,7 @@ from cnnlab.data.folder import class_folders, read_image_folder
 from cnnlab.data.images import channels_mode
 from cnnlab.data.targets import KINDS
 from cnnlab.data.yolo import read_yolo
+from cnnlab.files import Read
 
 BOX_SOURCES = ("yolo", "coco")  # sources whose targets are boxes
 
@@ -90,6 +91,24 @@ def _check_target(spec: str, kind: str | None, target: str) -> None:
             f"{spec} has class labels, not {KINDS[target]}; a box task reads yolo:PATH or coco:PATH "
             "(`cnnlab datasets make fashion-scenes --out DIR` writes such a set)"
         )
+
+
+def data_reads(spec: str | None, data_dir: str | Path | None = None) -> list[Read]:
+    """What a data source reads, for outputs to leave alone: the file or folder of folder:/npz:/csv:, or for a named
+    set --data-dir and the folder its files are found in."""
+    if not spec:
+        return []
+    kind, sep, path = spec.partition(":")
+    if sep and path:
+        return [Read(Path(path).expanduser(), "the data")]
+    reads = [Read(data_dir, "the data folder")] if data_dir else []
+    try:
+        found = locate(spec, data_dir)
+    except ValueError:  # not a known name: its reader says so
+        found = None
+    if found is not None:
+        reads.append(Read(found, f"the {spec} data folder"))
+    return reads
 
 
 def _read_source(

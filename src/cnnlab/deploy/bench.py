@@ -27,7 +27,9 @@ import cnnlab
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
 from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8
+from cnnlab.files import available_memory
 from cnnlab.infer import EVAL_BATCH, prepare, run
+from cnnlab.inspect import activation_bytes
 from cnnlab.io import load_model, resolve_model_path
 from cnnlab.models import main_output
 from cnnlab.run.splits import run_splits
@@ -35,6 +37,7 @@ from cnnlab.runtime import hardware_info, resolve_precision, use_channels_last
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 PARITY_IMAGES = 256
+MAX_BATCH = 4096
 
 
 def cpu_flags() -> list[str]:
@@ -83,6 +86,23 @@ def _engines(model: torch.nn.Module, fp32: OnnxClassifier, int8: OnnxClassifier)
         "onnxruntime fp32": ("fp32", lambda x: fp32.run(x.numpy())),
         "onnxruntime int8": ("int8 QDQ", lambda x: int8.run(x.numpy())),
     }
+
+
+def check_batches(batches: Sequence[int], meta) -> None:
+    """Refuse batch sizes out of 1–MAX_BATCH, or whose activations (traced on the meta device, nothing allocated)
+    would need more than half the memory available, before any batch is built."""
+    for b in batches:
+        if not 1 <= b <= MAX_BATCH:
+            raise ValueError(f"--batch {b}: batch sizes are 1–{MAX_BATCH:,}")
+    largest = max(batches)
+    need = largest * activation_bytes(meta.model, meta.model_args, meta.input_size)
+    free = available_memory()
+    if need > free // 2:
+        size = "×".join(map(str, meta.input_size))
+        raise ValueError(
+            f"--batch {largest}: a batch of {largest} {size} images needs about {need / 2**30:.1f} GiB of "
+            f"activations, more than half the memory available ({free / 2**30:.1f} GiB); give smaller batches"
+        )
 
 
 def _batch(images: torch.Tensor, n: int) -> torch.Tensor:
@@ -134,6 +154,7 @@ def bench_run(
     if threads:
         torch.set_num_threads(threads)
     model, meta = load_model(run_path)
+    check_batches(batches, meta)
     model.eval()
     task = meta.make_task()
     splits = run_splits(run_path, data=data, data_dir=data_dir).splits

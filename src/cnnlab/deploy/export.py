@@ -24,6 +24,8 @@ from cnnlab.io.meta import ONNX_INPUT, ONNX_OUTPUT, PREPROCESS, ExportInfo, RunM
 from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.models import main_output
 
+MIN_OPSET = 7  # the oldest opset ONNX's version converter reaches (with a classifier's ops)
+
 
 def _require_onnx():
     try:
@@ -85,12 +87,18 @@ def to_onnx_proto(
     deprecated since torch 2.9 and cannot export the adaptive average pooling of VGG and AlexNet at small inputs
     ("output size that are not factor of input size"), while the dynamo exporter handles every registered family.
     """
-    _require_onnx()
+    onnx = _require_onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"--opset {opset}: the ONNX exporter writes opsets {MIN_OPSET}–{newest}")
     net = _Logits(fold_batchnorm(model).cpu().float()).eval()
     example = torch.zeros(2, *input_size)  # batch 2: torch.export specializes a batch of 1 to a constant
-    out, onnx_log = io.StringIO(), logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # no "torchvision is not installed" warnings
+    out = io.StringIO()
+    # no "torchvision is not installed" warnings, and no converter tracebacks: a failed conversion is checked below
+    logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stdout(out), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -112,8 +120,16 @@ def to_onnx_proto(
         where = f"module {where}" if where else "the model"
         raise ValueError(f"the ONNX exporter cannot trace {where}: {_root_message(e)}") from None
     finally:
-        onnx_log.setLevel(level)
-    return program.model_proto
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+    proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and written != opset:
+        raise ValueError(
+            f"--opset {opset}: the exporter could not convert this model to opset {opset} (it wrote opset {written}); "
+            "give another --opset, or leave it out (the exporter's own, 18, always works)"
+        )
+    return proto
 
 
 def export_onnx(

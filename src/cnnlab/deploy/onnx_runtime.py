@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cnnlab.infer import EVAL_BATCH, Progress
-from cnnlab.io.meta import RunMeta
+from cnnlab.io.meta import MAX_CHANNELS, MAX_SIDE, RunMeta
 
 
 def is_onnx_path(path: str | Path) -> bool:
@@ -52,6 +52,9 @@ def parse_input_size(text: str | Sequence[int]) -> tuple[int, int, int]:
         size = [int(v) for v in text]
     if len(size) != 3 or min(size) < 1:
         raise ValueError(f"--input wants C,H,W (e.g. 1,28,28), got '{text}'")
+    c, h, w = size
+    if c > MAX_CHANNELS or h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"--input {text}: C must be 1–{MAX_CHANNELS} and H, W 1–{MAX_SIDE} pixels")
     return tuple(size)  # type: ignore[return-value]
 
 

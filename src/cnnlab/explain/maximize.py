@@ -84,6 +84,8 @@ def maximize(
     c, h, w = meta.input_size
     target = torch.as_tensor(index, dtype=torch.int64)
     gen = torch.Generator().manual_seed(seed)
+    with explaining(model), torch.no_grad():  # one image first: an index out of range is refused before a batch
+        _activation(model, torch.zeros(1, c, h, w), layer, target.max().view(1))
     with explaining(model):
         # start: the model's neutral input, x = 0 (the data mean), plus a little noise (σ = 0.1 data std)
         x = 0.1 * torch.randn(len(target), c, h, w, generator=gen)

@@ -247,7 +247,8 @@ class RunMeta:
         if raw is None:
             raise ValueError(
                 f"{where}: an ONNX file without cnnlab metadata; to run it as a classifier give "
-                "--input C,H,W --mean M[,M,M] --std S[,S,S]"
+                "--input C,H,W --mean M[,M,M] --std S[,S,S] to cnnlab predict (evaluate, bench and serve take an "
+                "ONNX file cnnlab exported)"
             )
         try:
             record = json.loads(raw)

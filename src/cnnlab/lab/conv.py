@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from cnnlab.explain.edges import convolve, correlation_vs_convolution, cross_correlate
 from cnnlab.explain.plotting import figure
+from cnnlab.files import atomic_write
 from cnnlab.lab._common import Report, save_figure
 
 # a 5×5 image with a bright upper-left corner, and an asymmetric kernel (flipping it changes the result)
@@ -146,5 +147,7 @@ def _gif(image, kernel, cells, out) -> Path:
         fig.savefig(buf, format="png", dpi=100)
         frames.append(Image.open(io.BytesIO(buf.getvalue())).convert("P"))
     path = Path(out) / "lab-conv.gif"
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=700, loop=0)
-    return path
+    return atomic_write(
+        path,
+        lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=700, loop=0),
+    )

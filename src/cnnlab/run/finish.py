@@ -80,6 +80,7 @@ def finish(
     extra = _task_metrics(task, test, val)  # a task's own numbers beside accuracy and loss, e.g. test_iou
     metrics.update(extra)
     summary = {k: metrics[k] for k in MODEL_FILE_METRICS} | extra
+    _check_finite(model, folder.path / MODEL_FILE)
     save_model(folder.path / MODEL_FILE, model, setup.meta.replace(metrics=summary))
     if rows:
         smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
@@ -120,6 +121,16 @@ def _last_good_weights(setup: Setup, model: torch.nn.Module, folder: RunFolder, 
     elif t.stop_reason:
         log(f"stopped: {t.stop_reason}")
     return done
+
+
+def _check_finite(model: torch.nn.Module, path: Path) -> None:
+    """Non-finite weights never replace a model file: the run ends with one line and the previous file stays."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{path} not written: the weights to keep are not finite (nan or inf in {', '.join(bad[:3])}); "
+            "the previous file, if any, is kept"
+        )
 
 
 def _mean_rate(rows: list[dict]) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +54,7 @@ from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.trainer import Trainer
-from cnnlab.train.transfer import load_pretrained, param_groups, read_source
+from cnnlab.train.transfer import check_source, load_pretrained, param_groups, read_source
 
 PROBE_SAMPLES = 64  # the thread probe's batch: enough to time a step, small enough to cost well under a second
 
@@ -87,6 +88,8 @@ def check(cfg: TrainConfig) -> None:
     if not is_model(cfg.model):
         create_model(cfg.model)  # raises the registry's error, with close names
     resolve_precision(cfg.precision, resolve_device(cfg.device))
+    if cfg.init_from is not None:
+        check_source(cfg.init_from)
 
 
 def build(
@@ -95,11 +98,13 @@ def build(
     callbacks: list | None = None,
     log=print,
     folder: RunFolder | None = None,
+    clock: Callable[[], float] = process_seconds,
 ) -> Setup:
     """The whole set-up of a checked `cfg` on `device` (see `check`).
 
     folder: the run folder the checkpoint, CSV log and TensorBoard files go to (None: none of them, as for
     lr-find); `callbacks` are added to the run's own (LR schedule, NaN guard, early stopping, time limit, progress).
+    clock: the seconds the job has spent so far, which a time budget counts.
     """
     rank, world = distributed.rank(), distributed.world_size()
     torch.manual_seed(cfg.seed)
@@ -120,7 +125,7 @@ def build(
     loss_fn = task.loss(cfg.label_smoothing)
     probe = _probe_batch(splits, normalize, cfg.batch_size, device, channels_last)
     threads, step_estimate = _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last)
-    budget = _budget(cfg, splits, probe[0], step_estimate, log)
+    budget = _budget(cfg, splits, probe[0], step_estimate, log, clock)
     if folder is not None:  # a run (not lr-find): its schedule, guards, checkpoint and logs
         identity = data_identity(splits)
         callbacks += _run_callbacks(cfg, folder, {"config": cfg.to_dict(), "data": identity, "world_size": world}, log)
@@ -337,7 +342,7 @@ def _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last
     return f"threads {chosen} ({why})", step_s
 
 
-def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log) -> TimeBudget | None:
+def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log, clock) -> TimeBudget | None:
     """The time budget's callback: it keeps time for the per-epoch validation and the final evaluation (the
     held-out split, and the validation split the run's val_accuracy is measured on; twice each with flip TTA)."""
     if cfg.time_budget is None:
@@ -347,7 +352,7 @@ def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_esti
     final = val + (len(held[1]) if held is not None and held[0] == "test" else 0)
     return TimeBudget(
         parse_duration(cfg.time_budget),
-        process_seconds,
+        clock,
         probe=probe,
         val_samples=val,
         post_samples=final * (2 if cfg.tta else 1),
