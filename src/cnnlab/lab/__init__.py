@@ -27,6 +27,11 @@ LESSONS: dict[str, str] = {
     "adversarial": "FGSM adversarial examples: accuracy vs ε",
     "gd": "gradient descent with the |Δθ| < ε stop, three step sizes; a finite-difference gradient check",
     "signal": "1-D convolution: smoothing and edges on a signal; a 1-D CNN classifying waveforms",
+    "pool": "max / average pooling window by window: 4×4 → 2×2, where the gradient goes, ceil mode, a 1-px shift",
+    "channels": "convolution over channels: M kernels of depth N, each output map summed over the input channels",
+    "sparse": "the Deep Learning book's edge example: 267,960 operations by convolution vs > 8 billion matrix entries",
+    "likelihood": "maximum likelihood: a coin, a classifier's labels (cross-entropy = −log-likelihood), a Gaussian",
+    "perceptron": "the perceptron rule w ← w + y·x: converges within (R/γ)² updates on separable data; AND, OR, XOR",
 }
 
 
