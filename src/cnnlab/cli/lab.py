@@ -18,6 +18,13 @@ LESSONS = (
     "sparse",
     "likelihood",
     "perceptron",
+    "standardize",
+    "equivariance",
+    "batch",
+    "advtrain",
+    "svm",
+    "gabor",
+    "dream",
 )
 
 

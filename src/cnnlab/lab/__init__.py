@@ -32,6 +32,13 @@ LESSONS: dict[str, str] = {
     "sparse": "the Deep Learning book's edge example: 267,960 operations by convolution vs > 8 billion matrix entries",
     "likelihood": "maximum likelihood: a coin, a classifier's labels (cross-entropy = −log-likelihood), a Gaussian",
     "perceptron": "the perceptron rule w ← w + y·x: converges within (R/γ)² updates on separable data; AND, OR, XOR",
+    "standardize": "the same model and SGD step on raw 0–255, 0–1 and standardized pixels; why (input curvature)",
+    "equivariance": "conv(T x) = T conv(x) for shifts, not rotations or zooms; the trained net's accuracy under each",
+    "batch": "batch size vs updates, test accuracy and time per epoch; minibatch gradient noise ∝ 1/B",
+    "advtrain": "adversarial training on FGSM examples: accuracy under FGSM and an iterated attack, before / after",
+    "svm": "hand-crafted HOG-like features + SVMs (scikit-learn) against LeNet-5's learned features",
+    "gabor": "learned first-layer 7×7 kernels beside the Gabor filters they come closest to (and their initial state)",
+    "dream": "activation maximization: one channel at a time vs DeepDream's whole-layer objective, from noise / a photo",
 }
 
 
