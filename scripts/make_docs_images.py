@@ -32,8 +32,9 @@ EXPLAIN = [
     ("explain-saliency.png", ["saliency", "--image", str(IMAGE), "--method", "all"]),
     ("explain-maximize.png", ["maximize", "--layer", "features.4", "--channel", "0-15"]),
     (
-        "explain-maximize-dream.png",
-        ["maximize", "--layer", "features.4", "--objective", "layer", "--image", str(IMAGE)],
+        "explain-maximize-dream.png",  # DeepDream: a few small steps from the photo, so the boot stays visible
+        ["maximize", "--layer", "features.4", "--objective", "layer", "--image", str(IMAGE), "--steps", "32"]
+        + ["--lr", "0.02"],
     ),
     ("explain-patches.png", ["patches", "--layer", "features.4", "--channel", "3", "--top", "16"]),
     ("explain-embedding.png", ["embedding", "--n", "2000"]),
@@ -56,7 +57,7 @@ def lab(out: Path, lessons: list[str] | None, threads: int | None) -> None:
         if name == "conv" and not options:
             options = {"gif": True}
         label = name + (" --slide" if options.get("slide") else "")
-        _timed(f"lab {label}", lambda n=name, o=options: run_lesson(n, out=out, threads=threads, echo=None, **o))
+        _timed(f"lab {label}", lambda n=name, o=options: run_lesson(n, out=out, threads=threads, **o))
 
 
 def explain(out: Path, run: Path, retrain: bool) -> None:

@@ -149,8 +149,9 @@ def _maximize(o, c: Context):
     kwargs = {"steps": o.steps, "lr": o.lr, "seed": o.seed, "objective": o.objective, "start": start}
     result = c.ex.maximize(c.model, c.meta, index, layer, **kwargs)
     print(c.ex.format_change(result))
+    if o.objective == "layer":
+        return c.ex.plot_maximized(result, c.out, f"{c.name}: DeepDream on {layer} (mean a², start → end)")
     what = "class logits" if layer is None else f"{layer} channels"
-    what = f"the whole of {layer} (DeepDream)" if o.objective == "layer" else what
     return c.ex.plot_maximized(result, c.out, f"{c.name}: inputs maximising {what} (activation start → end)")
 
 

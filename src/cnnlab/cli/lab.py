@@ -33,8 +33,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from cnnlab.lab import run_lesson
 
     if args.lesson == "list":
+        width = max(map(len, described)) + 2
         for name, text in described.items():
-            print(f"{name:<12}{text}")
+            print(f"{name:<{width}}{text}")
         return 0
     options = {"data": args.data, "gif": args.gif, "slide": args.slide}
     result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, **options)

@@ -33,13 +33,15 @@ class Maximized:
     """Result of `maximize`: images (B, H, W, C) on 0–1, and the target activation before and after, (B,).
 
     dead (B,): the targets no input raises: the gradient was zero at every step and the activation stayed at 0
-    (a channel whose ReLU never fires, for example); their image is just the decayed starting noise."""
+    (a channel whose ReLU never fires, for example); their image is just the decayed starting noise.
+    origins (B, H, W, C): the images the ascent started from, when they were given (DeepDream on a photo)."""
 
     images: np.ndarray
     start: np.ndarray
     end: np.ndarray
     labels: list[str]
     dead: np.ndarray | None = None
+    origins: np.ndarray | None = None
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -156,6 +158,7 @@ def maximize(
         x = start.float().clone() if start is not None else 0.1 * torch.randn(count, *meta.input_size, generator=gen)
         lo, hi = pixel_bounds(meta, x)
         x = torch.maximum(torch.minimum(x, hi), lo)
+        origins = to_pixels(x, meta) if start is not None else None
         with torch.no_grad():
             first = score(x)
         ascent = Ascent(steps, lr, jitter, blur_every, blur_sigma, decay)
@@ -163,7 +166,7 @@ def maximize(
         with torch.no_grad():
             end = score(x)
     dead = (~moved & (end <= 0)).numpy()
-    return Maximized(to_pixels(x, meta), first.numpy(), end.numpy(), labels, dead)
+    return Maximized(to_pixels(x, meta), first.numpy(), end.numpy(), labels, dead, origins)
 
 
 DEAD = "dead channel: no input raises it"
@@ -192,8 +195,16 @@ def format_change(result: Maximized) -> str:
 
 def plot_maximized(result: Maximized, path: str | Path, title: str = "") -> Path:
     """Grid of the synthesised inputs, each titled with its target and final activation; a dead channel's tile says
-    so instead of showing the grey starting noise."""
-    fig, axes = tile_grid(len(result.labels), tile=1.6, title=title)
+    so instead of showing the grey starting noise. Given start images (`origins`), each result follows its own."""
+    n = len(result.labels)
+    if result.origins is not None:
+        fig, pairs = tile_grid(2 * n, cols=min(2 * n, 8), tile=1.6, title=title)
+        for ax, origin in zip(pairs[0::2], result.origins, strict=True):
+            show(ax, origin)
+            ax.set_title("start image", fontsize=7, pad=2)
+        axes = pairs[1::2]
+    else:
+        fig, axes = tile_grid(n, tile=1.6, title=title)
     rows = zip(axes, result.images, result.labels, result.start, result.end, _dead(result), strict=True)
     for ax, img, label, s, e, dead in rows:
         if dead:

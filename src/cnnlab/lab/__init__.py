@@ -5,6 +5,9 @@ Each lesson is one module with `run(quick, out, echo=print, …) -> dict`: it pr
 computed by cnnlab's own code paths (the notation builder, `cnnlab.train.Trainer`, `cnnlab.infer`,
 `cnnlab.inspect`, `cnnlab.explain`); nothing is a stored result. `quick=True` uses tiny sizes and generated data
 (seconds); otherwise the lessons that train use Fashion-MNIST (never downloaded here: `cnnlab datasets get`).
+`slide=True` (`--slide`) switches `conv` and `xo` from our own example to the deck's worked example, printed as
+tables to compare line by line, in `lab-<lesson>-slide.png`; where the deck's numbers are in no document we hold,
+the lesson says so and uses a public version or its own numbers with the slide's shapes (docs/lectures.md).
 
 The package sits beside `cnnlab.run`, above evaluate / inspect / explain, whose code it uses. It trains small
 models with `Trainer` directly rather than through the pipeline, because a lesson needs its own short loops
@@ -20,10 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 LESSONS: dict[str, str] = {
-    "conv": "cross-correlation vs convolution window by window; stride, padding and ⌊(n + 2p − k)/s⌋ + 1",
-    "xo": "the X/O toy classifier: 3 detectors → ReLU → 2×2 max-pool in ceil mode (7×7 → 4×4) → votes",
+    "conv": "cross-correlation window by window; stride, padding, ⌊(n + 2p − k)/s⌋ + 1; --slide: 10×9 ⋆ 4×4 → 7×6",
+    "xo": "the X/O classifier: 3 detectors → ReLU → 2×2 ceil-mode max-pool → votes; --slide: the 7×7 / 4×4 tables",
     "invariance": "shift equivariance of convs, invariance from pooling; MLP vs CNN with shuffled pixels",
-    "depth": "vanishing gradients: plain nets with sigmoid / tanh / ReLU, a ResNet with and without shortcuts",
+    "depth": "vanishing gradients: sigmoid / tanh / ReLU plain nets (Glorot; ReLU also He), ResNet with / without shortcuts",
     "adversarial": "FGSM adversarial examples: accuracy vs ε",
     "gd": "gradient descent with the |Δθ| < ε stop, three step sizes; a finite-difference gradient check",
     "signal": "1-D convolution: smoothing and edges on a signal; a 1-D CNN classifying waveforms",

@@ -36,7 +36,7 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, data: str | None 
     noise = maximize(model, meta, [], LAYER, steps=steps, objective="layer")
     photo = trained.normalize(test.images[:1].float() / 255)
     # from a photo, no blur and no decay towards the mean: the photo itself keeps the result an image
-    photo_ascent = {"steps": steps, "lr": 0.05, "blur_every": 0, "decay": 0.0}
+    photo_ascent = {"steps": max(steps // 4, 8), "lr": 0.02, "blur_every": 0, "decay": 0.0}
     dreamed = maximize(model, meta, [], LAYER, objective="layer", start=photo, **photo_ascent)
     say(f"layer objective (DeepDream: the mean square of all of {LAYER}'s outputs):")
     say(f"  from noise:              {noise.start[0]:.3g} → {noise.end[0]:.3g} ({noise.end[0] / noise.start[0]:.0f}×)")

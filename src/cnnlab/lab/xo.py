@@ -160,8 +160,8 @@ def run_slide(out: Path | str = ".", echo=print) -> dict:
     say = Report(echo)
     model = build()
     say(
-        "The X/O example of Brandon Rohrer's public 'How convolutional neural networks work' (2016), which the deck "
-        "follows: a 9×9 X on −1 (background) / +1 (stroke), three 3×3 filters of ±1, each map cell the mean of the "
+        "The X/O example as published in Brandon Rohrer's 'How convolutional neural networks work' (2016), the "
+        "public version of the deck's X/O tables: a 9×9 X on −1 (background) / +1 (stroke), three 3×3 filters of ±1, each map cell the mean of the "
         "9 products (Σ/9). Every value below is computed here; 7/9 = 0.777… is shown truncated to 0.77, as the "
         "slides show it."
     )
