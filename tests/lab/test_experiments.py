@@ -78,6 +78,7 @@ def test_equivariance_lesson(tmp_path):
 # ---- batch size
 
 
+@pytest.mark.slow  # 150 backward passes: seconds when other jobs load the CPU
 def test_gradient_noise_falls_as_one_over_b():
     from torch import nn
 
