@@ -227,3 +227,14 @@ def test_the_new_experiments_are_listed():
 
     for name in ("standardize", "equivariance", "batch", "advtrain", "svm", "gabor", "dream"):
         assert name in LESSONS
+
+
+@pytest.mark.slow
+def test_a_lesson_does_not_depend_on_what_ran_before(tmp_path):
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = run_lesson("signal", quick=True, out=tmp_path, echo=None)  # its model draws from the global RNG
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is left as it was
+    torch.rand(1000)  # something else draws from the global RNG in between
+    again = run_lesson("signal", quick=True, out=tmp_path, echo=None)
+    assert {k: v for k, v in first.items() if k != "figure"} == {k: v for k, v in again.items() if k != "figure"}

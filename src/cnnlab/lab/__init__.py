@@ -78,8 +78,9 @@ def run_lesson(
     threads: int | None = None,
     **options,
 ) -> dict:
-    """Run lesson `name`; `options` are the lesson's own keywords (`data`, `gif`); those it does not take are
-    refused by name. `threads`: torch's intra-op threads while it runs (default: 1 in quick mode, else torch's)."""
+    """Run lesson `name`; `options` are the lesson's own keywords (`data`, `gif`, `slide`); those it does not take
+    are refused by name. `threads`: torch's intra-op threads while it runs (default: 1 in quick mode, else torch's).
+    The lesson runs with torch's RNG seeded with 0, so its numbers do not depend on what ran before it."""
     module = lesson_module(name)
     takes = inspect.signature(module.run).parameters
     unknown = [k for k, v in options.items() if k not in takes and v not in (None, False)]
@@ -87,5 +88,10 @@ def run_lesson(
         raise ValueError(f"lesson '{name}' does not take --{unknown[0].replace('_', '-')}")
     kwargs = {k: v for k, v in options.items() if k in takes}
     Path(out).mkdir(parents=True, exist_ok=True)
-    with _threads(threads or (1 if quick else None)):
+    import torch
+
+    # every lesson starts from torch's RNG seeded with 0, whatever ran before it in this process (the docs script
+    # runs them all in one), and leaves the caller's RNG as it found it
+    with _threads(threads or (1 if quick else None)), torch.random.fork_rng():
+        torch.manual_seed(0)
         return module.run(quick=quick, out=Path(out), echo=echo or (lambda line: None), **kwargs)
