@@ -77,3 +77,14 @@ def test_pycocotools_reads_the_written_json(fake_idx, tmp_path):
     ann = api.loadAnns(api.getAnnIds(imgIds=[1]))[0]
     assert ann["bbox"][2] > 0 and ann["area"] == ann["bbox"][2] * ann["bbox"][3]
     assert not (tmp_path / "labels").exists()  # COCO only: no YOLO label files
+
+
+def test_scenes_never_go_into_a_folder_that_holds_files(tmp_path):
+    """A user's folder is not written into: `datasets make` wants a new or empty folder, and refuses before any
+    data is read."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        make_scene_set("fashion-scenes", tmp_path / "mine", 4, size=32, data_dir=tmp_path / "nowhere")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]

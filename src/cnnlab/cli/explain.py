@@ -133,6 +133,13 @@ def _maximize_flags(p):
     p.add_argument("--steps", type=count, default=256)
     p.add_argument("--lr", type=float, default=0.1, help="step per iteration in normalised input units")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--objective",
+        choices=("channel", "layer"),
+        default="channel",
+        help="channel: each image raises one channel (default); layer: DeepDream, the mean square of the whole layer",
+    )
+    p.add_argument("--image", help="start from this image instead of noise (DeepDream starts from a photo)")
 
 
 def _maximize(o, c: Context):
@@ -140,10 +147,18 @@ def _maximize(o, c: Context):
         raise ValueError("give either --layer/--channel or --class, not both")
     if o.classes is None and not o.layer:
         raise ValueError("maximize needs --layer NAME [--channel K] or --class K")
+    if o.objective == "layer" and (o.classes is not None or o.channel):
+        raise ValueError("--objective layer raises the whole layer: give --layer alone, without --channel / --class")
     index = o.classes if o.classes is not None else (o.channel or list(range(8)))
     layer = None if o.classes is not None else o.layer
-    result = c.ex.maximize(c.model, c.meta, index, layer, steps=o.steps, lr=o.lr, seed=o.seed)
+    start = c.ex.to_input(_image(o.image, c)[None], c.meta) if o.image else None
+    count = 1 if o.objective == "layer" else len(index)
+    start = start.expand(count, -1, -1, -1) if start is not None else None
+    kwargs = {"steps": o.steps, "lr": o.lr, "seed": o.seed, "objective": o.objective, "start": start}
+    result = c.ex.maximize(c.model, c.meta, index, layer, **kwargs)
     print(c.ex.format_change(result))
+    if o.objective == "layer":
+        return c.ex.plot_maximized(result, c.out, f"{c.name}: DeepDream on {layer} (mean a², start → end)")
     what = "class logits" if layer is None else f"{layer} channels"
     return c.ex.plot_maximized(result, c.out, f"{c.name}: inputs maximising {what} (activation start → end)")
 
@@ -235,6 +250,8 @@ def default_name(opts: argparse.Namespace) -> str:
         parts.append(opts.layer)
     if opts.method == "patches":
         parts.append(f"channel{opts.channel}")
+    if getattr(opts, "objective", "channel") == "layer":
+        parts.append("dream")
     if getattr(opts, "thumbnails", False):
         parts.append("thumbnails")
     return "explain-" + "-".join(p.replace("/", "_") for p in parts) + ".png"

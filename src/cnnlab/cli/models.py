@@ -131,7 +131,10 @@ def make_scenes(args: argparse.Namespace) -> int:
 
     if args.name not in SCENE_SETS:
         raise ValueError(f"usage: cnnlab datasets make {{{','.join(SCENE_SETS)}}} [--n N] [--size S] --out DIR")
+    from cnnlab.cli._common import check_out
+
     out = args.out or args.name
+    check_out(out, data=SCENE_SETS[args.name], data_dir=args.data_dir, folder=True)
     count, formats = _objects(args.objects), tuple(f.strip() for f in args.format.split(",") if f.strip())
     n = args.n or 1000
     kw = dict(test=args.test, val=args.val, clutter=args.clutter, noise=args.noise, seed=args.seed)

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from cnnlab.data.dataset import ImageSet
+from cnnlab.files import atomic_write
 
 THRESHOLD = 16  # of 255: a pixel of a pasted object at least this bright is part of it (its box, its mask)
 MAX_OVERLAP = 0.3  # of the smaller of two boxes
@@ -159,20 +160,25 @@ def make_scenes(
     return scenes
 
 
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def write_images(out: Path, splits: dict[str, list[Scene]]) -> None:
     """images/<split>/NNNNNN.png: what both formats' annotations name."""
     for split, scenes in splits.items():
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         for i, scene in enumerate(scenes):
-            Image.fromarray(scene.image).save(out / "images" / split / f"{i:06d}.png")
+            image = Image.fromarray(scene.image)
+            atomic_write(out / "images" / split / f"{i:06d}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
 
 
 def write_yolo(out: Path, splits: dict[str, list[Scene]], classes: list[str]) -> None:
     """labels/<split>/NNNNNN.txt (`class cx cy w h`, fractions of the image), classes.txt and data.yaml."""
     lines = [f"path: {out.resolve()}"] + [f"{s}: images/{s}" for s in splits]
     lines += ["names:"] + [f"  {i}: {json.dumps(c)}" for i, c in enumerate(classes)]
-    (out / "data.yaml").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(classes) + "\n")
+    _write_text(out / "data.yaml", "\n".join(lines) + "\n")
+    _write_text(out / "classes.txt", "\n".join(classes) + "\n")
     for split, scenes in splits.items():
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i, scene in enumerate(scenes):
@@ -181,7 +187,7 @@ def write_yolo(out: Path, splits: dict[str, list[Scene]], classes: list[str]) ->
                 f"{c} {(x1 + x2) / 2 / s:.6f} {(y1 + y2) / 2 / s:.6f} {(x2 - x1) / s:.6f} {(y2 - y1) / s:.6f}"
                 for c, x1, y1, x2, y2 in scene.boxes()
             ]
-            (out / "labels" / split / f"{i:06d}.txt").write_text("".join(r + "\n" for r in rows))
+            _write_text(out / "labels" / split / f"{i:06d}.txt", "".join(r + "\n" for r in rows))
 
 
 def write_coco(out: Path, splits: dict[str, list[Scene]], classes: list[str]) -> None:
@@ -206,7 +212,7 @@ def write_coco(out: Path, splits: dict[str, list[Scene]], classes: list[str]) ->
                     }
                 )
         record = {"images": images, "annotations": annotations, "categories": categories}
-        (out / f"{split}.json").write_text(json.dumps(record))
+        _write_text(out / f"{split}.json", json.dumps(record))
 
 
 SCENE_SETS = {"fashion-scenes": "fashion-mnist", "mnist-scenes": "mnist"}  # scene set → where its objects come from
@@ -243,6 +249,9 @@ def make_scene_set(
         raise ValueError(
             f"--size must be 16–1024 pixels, --clutter ≥ 0 and --noise 0–255; got {size}, {clutter}, {noise}"
         )
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not an empty folder; scenes are written into a new or empty folder")
     source = load_dataset(SCENE_SETS[name], data_dir, val_split=0.1 if val else 0, seed=seed)
     pools = {
         "train": (source.train, n),
@@ -255,7 +264,6 @@ def make_scene_set(
         for i, (split, (pool, k)) in enumerate(pools.items())
         if k > 0 and pool is not None
     }
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_images(out, splits)
     for fmt, write in (("yolo", write_yolo), ("coco", write_coco)):
