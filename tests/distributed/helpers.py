@@ -19,6 +19,7 @@ def env(**extra: str) -> dict:
         "OMP_NUM_THREADS": "1",
         "CNNLAB_OFFLINE": "1",
         "CNNLAB_DIST_TIMEOUT": "20",
+        "PYTHONFAULTHANDLER": "1",  # a rank that aborts (SIGABRT, SIGSEGV) prints every thread's Python stack
     }
     e.update(extra)
     return e
