@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, count, open_run_data, print_notes
+from cnnlab.cli._common import add_run_data_flags, add_threads_flag, count, open_run_data, print_notes, use_threads
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -15,7 +15,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.evaluate import evaluate
     from cnnlab.io import resolve_model_path
 
-    classifier = open_classifier(args.run, args.device, args.precision, args.tta)
+    threads = use_threads(args)
+    classifier = open_classifier(args.run, args.device, args.precision, args.tta, threads=threads)
     data = open_run_data(args, classifier.meta)
     split = data.split(args.split)
     result = evaluate(classifier, split, log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -56,7 +57,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.deploy.engines import open_classifier
     from cnnlab.predict import predict_files
 
-    classifier = open_classifier(args.run, args.device, input_size=args.input, mean=args.mean, std=args.std)
+    threads = use_threads(args)
+    classifier = open_classifier(
+        args.run, args.device, threads=threads, input_size=args.input, mean=args.mean, std=args.std
+    )
     return print_predictions(args, predict_files(classifier, args.images, args.top))
 
 
@@ -90,6 +94,7 @@ def add_parsers(sub) -> None:
         "--json", action="store_true", help="print the metrics, most-confused pairs and confusion matrix as JSON"
     )
     p.add_argument("--out", help="folder for confusion.png (default: the run folder)")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")
@@ -101,4 +106,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--std", help="per-channel std (0–1 scale) for a foreign .onnx classifier")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_predict)

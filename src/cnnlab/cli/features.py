@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab.cli._common import add_run_data_flags, open_run_data
+from cnnlab.cli._common import add_run_data_flags, add_threads_flag, open_run_data, use_threads
 
 
 def cmd_features(args: argparse.Namespace) -> int:
     from cnnlab.features import extract, linear_probe, save_codes
     from cnnlab.io import load_model
 
+    use_threads(args)
     model, meta = load_model(args.run)
     splits = open_run_data(args, meta, split=None).splits
     codes = extract(model, meta, splits, args.device)
@@ -48,4 +49,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--probe-c", type=float, default=1.0, help="inverse L2 strength of the probe (default: 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_features)

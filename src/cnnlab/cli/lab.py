@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnlab.cli._common import count
+
 LESSONS = ("conv", "xo", "invariance", "depth", "adversarial", "gd", "signal")  # cnnlab.lab.LESSONS, without torch
 
 
@@ -26,6 +28,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes and generated data: seconds, for a first look")
     p.add_argument("--out", default=".", help="folder for the figure lab-LESSON.png (default: the current folder)")
     p.add_argument("--data", help="dataset of the lessons that train (default: fashion-mnist; generated in --quick)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 with --quick, else torch's own)")
+    p.add_argument("--threads", type=count, help="torch CPU threads (default: 1 with --quick, else measured at start)")
     p.add_argument("--gif", action="store_true", help="conv: also write lab-conv.gif, the sliding window animated")
     p.set_defaults(func=cmd_lab)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cnnlab.cli._common import add_threads_flag
+
 _MISSING = "cnnlab serve needs FastAPI and uvicorn: pip install 'cnnlab[serve]'"
 
 
@@ -17,7 +19,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"{_MISSING} ({e})", file=sys.stderr)
         return 2
+    from cnnlab.cli._common import use_threads
     from cnnlab.serve.app import create_app
+
+    use_threads(args)  # each request's forward pass runs on this many intra-op threads
 
     app = create_app(args.runs, data_dir=args.data_dir, max_bytes=args.max_bytes)
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -48,5 +53,6 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--data-dir", help="where the models' data sets are, for random test images")
     p.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="upload limit in bytes (default: 10 MB)")
+    add_threads_flag(p)
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)
