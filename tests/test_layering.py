@@ -15,9 +15,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 # bottom to top; a module belongs to the longest entry that is its dotted name (below cnnlab) or a package of it
 LAYERS = [
-    ("runtime", "data", "plots"),  # device/precision/compile; uint8 data and loaders; figures (matplotlib only)
+    ("runtime", "data", "plots", "files"),  # device/precision/compile; uint8 data and loaders; figures; safe files
     ("layers",),  # shared blocks
     ("models",),  # registry, families, the model interface, hooks
+    ("tasks",),  # per task (classify, localize, …): targets, heads, loss, metrics, decoding, drawing
     ("io",),  # model files with their RunMeta, checkpoints, atomic writes
     ("infer",),  # the one inference path and the Classifier protocol
     ("train",),  # Trainer, callbacks, optimizers, schedules, config

@@ -157,7 +157,9 @@ class SeenThreads(Callback):
 
 
 def _toy_fit(threads="auto"):
-    data = ImageSet(torch.randint(0, 255, (40, 1, 28, 28), dtype=torch.uint8), torch.arange(40) % 10, list("abcdefghij"))
+    data = ImageSet(
+        torch.randint(0, 255, (40, 1, 28, 28), dtype=torch.uint8), torch.arange(40) % 10, list("abcdefghij")
+    )
     model = create_model("lenet5", num_classes=10, in_chans=1)
     seen = SeenThreads()
     optimizer = build_optimizer("sgd", model, 0.01)

@@ -13,6 +13,7 @@ import numpy as np
 from torch import nn
 
 from cnnlab.data import DataSplits, ImageSet
+from cnnlab.files import atomic_write
 from cnnlab.infer import cnn_codes
 from cnnlab.io import RunMeta
 
@@ -40,11 +41,16 @@ def extract(model: nn.Module, meta: RunMeta, splits: DataSplits, device: str = "
 
 
 def save_codes(path: str | Path, codes: dict[str, np.ndarray]) -> Path:
-    """Write the codes as a compressed .npz (keys as `extract` returns them)."""
+    """Write the codes as a compressed .npz (keys as `extract` returns them), atomically, under exactly `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **codes)
-    return path
+    if path.suffix.lower() != ".npz":
+        raise ValueError(f"{path}: the codes are written as an .npz file; give a name ending in .npz")
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy adds no .npz of its own to the temporary name
+            np.savez_compressed(f, **codes)
+
+    return atomic_write(path, write)
 
 
 def linear_probe(codes: dict[str, np.ndarray], c: float = 1.0, max_iter: int = 2000, seed: int = 0) -> dict:

@@ -76,11 +76,13 @@ def run(
     tta: bool = False,
     head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     progress: Callable[[int], None] | None = None,
+    flip_back: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Outputs (N, …) in float32 on the CPU for batches of float model input (B, C, H, W), concatenated in order.
 
     fold_bn: merge BatchNorm into the preceding conv/linear (on a copy) — the deployed form of the network.
-    tta: flip test-time augmentation, the mean of each image's output and its left–right mirror's.
+    tta: flip test-time augmentation, the mean of each image's output and its left–right mirror's (the mirror's
+    mapped back by `flip_back` first, e.g. a box task's `Task.flip_back`; None: the outputs do not move).
     head: what to compute from the module and a batch; default the main logits (auxiliary heads dropped).
     progress: called with the samples done so far after every batch (e.g. a `Progress`: a long pass is never silent).
     """
@@ -99,7 +101,8 @@ def run(
             with autocast(device, precision):
                 out = head(net, x).float()
                 if tta:
-                    out = (out + head(net, x.flip(3)).float()) / 2
+                    mirrored = head(net, x.flip(3)).float()
+                    out = (out + (flip_back(mirrored) if flip_back is not None else mirrored)) / 2
             outs.append(out.cpu())
             done += len(out)
             if progress is not None:
@@ -153,25 +156,28 @@ def predict_logits(
     fold_bn: bool = True,
     head: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     log: Callable[[str], None] | None = None,
+    flip_back: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """float32 logits (N, classes) for uint8 images (N, C, H, W), normalised with the training mean/std.
+    """float32 logits (N, classes) — a task's raw outputs — for uint8 images (N, C, H, W), normalised with the
+    training mean/std.
 
     head: what to compute instead of the logits (see `run`), e.g. `penultimate` for the CNN codes.
     log: gets a progress line (done, rate, ETA) every 10 s of a long pass.
+    flip_back: how flip TTA maps a mirrored image's outputs back (see `run`).
     """
     device = resolve_device(device)
     batches = normalized_batches(images, mean, std, batch_size, device)
-    return run(
-        model, batches, device, precision, fold_bn=fold_bn, tta=tta, head=head, progress=Progress(len(images), log)
-    )
+    progress = Progress(len(images), log)
+    return run(model, batches, device, precision, fold_bn, tta, head, progress, flip_back)
 
 
 class Classifier(Protocol):
     """What evaluate, predict, bench and serve run: a trained classifier and how to feed it.
 
-    `meta` says how (input size, mode, mean / std, classes, flip TTA); `logits` takes uint8 images (N, C, H, W) and
-    returns float32 logits (N, classes) on the CPU. The torch model (`TorchClassifier`) and an ONNX Runtime session
-    (`cnnlab.deploy.onnx_runtime.OnnxClassifier`) both meet it.
+    `meta` says how (input size, mode, mean / std, classes, flip TTA, task); `logits` takes uint8 images
+    (N, C, H, W) and returns float32 logits (N, classes) on the CPU — for another task than classification its raw
+    outputs (N, width), which `meta.make_task()` decodes. The torch model (`TorchClassifier`) and an ONNX Runtime
+    session (`cnnlab.deploy.onnx_runtime.OnnxClassifier`) both meet it.
     """
 
     meta: RunMeta
@@ -201,6 +207,7 @@ class TorchClassifier:
         self.precision = resolve_precision(precision or meta.precision, self.device)
         self.tta = meta.tta if tta is None else tta
         self.net = prepare(model, self.device, use_channels_last(self.device, self.precision), fold_bn=True)
+        self.flip_back = meta.make_task().flip_back  # flip TTA: a box's centre mirrors back, a class stays
 
     def logits(
         self, images: torch.Tensor, tta: bool | None = None, log: Callable[[str], None] | None = None
@@ -208,7 +215,16 @@ class TorchClassifier:
         m = self.meta
         tta = self.tta if tta is None else tta
         return predict_logits(
-            self.net, images, m.mean, m.std, self.device, self.precision, tta=tta, fold_bn=False, log=log
+            self.net,
+            images,
+            m.mean,
+            m.std,
+            self.device,
+            self.precision,
+            tta=tta,
+            fold_bn=False,
+            log=log,
+            flip_back=self.flip_back,
         )
 
 

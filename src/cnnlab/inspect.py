@@ -26,6 +26,7 @@ residual block on one line, as in the GoogLeNet paper's table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.models import create_model
 from cnnlab.models.hooks import Call, record, tensors
 from cnnlab.models.notation import to_notation
 
@@ -279,6 +281,28 @@ def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | Non
         "activation_bytes": sum(storages.values()),
         "notation": to_notation(model, tuple(input_size)),
     }
+
+
+def activation_bytes(name: str, model_args: dict, input_size: tuple[int, ...], batch: int = 1) -> int:
+    """Bytes of the input and of every tensor the leaf modules of model `name` return, in fp32, for `batch` inputs of
+    `input_size`: an upper bound of a forward pass's activation memory, traced on the meta device (nothing is
+    allocated and no weights are read, so a file that claims a huge input costs nothing to check)."""
+    with torch.device("meta"):
+        model = create_model(name, **model_args)
+    total = batch * math.prod(input_size) * 4
+
+    def add(module, args, out) -> None:
+        nonlocal total
+        total += sum(t.numel() * 4 for t in tensors(out))
+
+    hooks = [m.register_forward_hook(add) for m in model.modules() if not any(m.children())]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.empty(batch, *input_size, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
 
 
 def _si(n: float, unit: str = "") -> str:

@@ -13,6 +13,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from cnnlab.files import atomic_write
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write `fig` atomically (a kill mid-write keeps the previous file), in the format of the name's suffix."""
+    kind = Path(path).suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=kind))
+
 
 def wrap_title(title: str, fig_width: float, fontsize: float = 12.0) -> str:
     """`title` broken into lines that fit a figure `fig_width` inches wide (long words such as a model written in
@@ -24,29 +32,35 @@ def wrap_title(title: str, fig_width: float, fontsize: float = 12.0) -> str:
     return "\n".join(lines)
 
 
-def plot_history(history: list[dict], path: str | Path, title: str = "", loss_note: str | None = None) -> Path:
-    """Loss and accuracy per epoch, train and validation, side by side.
+def plot_history(
+    history: list[dict],
+    path: str | Path,
+    title: str = "",
+    loss_note: str | None = None,
+    metrics: tuple[str, ...] = ("accuracy",),
+) -> Path:
+    """Loss and each of `metrics` (a task's: accuracy, and e.g. iou) per epoch, train and validation, side by side.
 
     loss_note: said in the legend next to the train loss, e.g. "includes label smoothing 0.1" (a smoothed loss
     cannot fall to 0, so it sits above the validation loss)."""
     epochs = [h["epoch"] for h in history]
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+    keys = ("loss", *metrics)
+    fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
+    axes = fig.subplots(1, len(keys))
+    for ax, key in zip(axes, keys, strict=True):
         note = f"\n({loss_note})" if loss_note and key == "loss" else ""
-        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {label}{note}")
+        ax.plot(epochs, [h[key] for h in history], "o-", label=f"train {key}{note}")
         if history and f"val_{key}" in history[0]:  # an epoch cut short has no validation point
-            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "s-", label=f"validation {label}")
+            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "s-", label=f"validation {key}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
         if epochs:
             ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 10).round())
     if title:
-        fig.suptitle(wrap_title(title, 10))
-    fig.savefig(path, dpi=110)
-    return Path(path)
+        fig.suptitle(wrap_title(title, 5 * len(keys)))
+    return save_figure(fig, path)
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
@@ -76,8 +90,7 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
                     color="white" if rates[i, j] > 0.5 else "black",
                 )
     ax.set_title(wrap_title(title or "confusion matrix", size))  # long model names (course notation) wrap
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def lr_find_view(lrs, losses, smooth, diverge: float = 4.0) -> tuple[int, tuple[float, float]]:
@@ -127,8 +140,7 @@ def plot_lr_find(
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(wrap_title(title or "learning-rate range test", 7))
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_augment(originals, augmented, labels, classes: list[str], path: str | Path, title: str = "") -> Path:
@@ -159,5 +171,4 @@ def plot_augment(originals, augmented, labels, classes: list[str], path: str | P
         ax.set_xticks([w / 2 - 0.5, pair.shape[1] - w / 2 - 0.5], ["original", "augmented"], fontsize=6)
         ax.tick_params(length=0, pad=1)
     fig.suptitle(wrap_title(title or "augmented samples", fig.get_figwidth(), 11), fontsize=11)
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save_figure(fig, path)

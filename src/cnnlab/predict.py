@@ -1,5 +1,5 @@
-"""Predict classes of images with a trained classifier (torch or ONNX), reading files exactly as its training data
-were read."""
+"""Predict with a trained model (torch or ONNX) on image files, read exactly as its training data were read: the
+model's task decodes the outputs (classification: the top classes; localization: also the box) and draws them."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ import torch
 
 from cnnlab.data.images import load_model_input
 from cnnlab.infer import Classifier
+from cnnlab.io.meta import RunMeta
+from cnnlab.tasks.classify import top_classes
 
-
-def top_classes(probs: torch.Tensor, classes: Sequence[str], k: int) -> list[list[dict]]:
-    """For each row of probabilities (N, K): the `k` most probable classes, [{"class", "index", "probability"}]."""
-    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
-    return [
-        [{"class": classes[i], "index": int(i), "probability": float(p)} for p, i in zip(row_p, row_i, strict=True)]
-        for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)
-    ]
+__all__ = ["draw_predictions", "predict_files", "predict_images", "top_classes"]
 
 
 def predict_images(classifier: Classifier, images: torch.Tensor, top: int = 3) -> list[list[dict]]:
@@ -27,11 +22,27 @@ def predict_images(classifier: Classifier, images: torch.Tensor, top: int = 3) -
 
 
 def predict_files(classifier: Classifier, files: Sequence[str | Path], top: int = 3) -> list[dict]:
-    """For each file: the `top` classes with probabilities, and notes on any conversion made."""
+    """For each file: the task's prediction (`top`: the classes with probabilities, most probable first; a box task
+    also its box in pixels of the model's input) and notes on any conversion made."""
     images, notes = [], []
     for f in files:
         x, n = load_model_input(f, classifier.meta.input_size)
         images.append(x)
         notes.append(n)
-    tops = predict_images(classifier, torch.stack(images), top)
-    return [{"file": str(f), "top": t, "notes": n} for f, t, n in zip(files, tops, notes, strict=True)]
+    task = classifier.meta.make_task()
+    predictions = task.decode(classifier.logits(torch.stack(images)), top)
+    return [{"file": str(f), **p, "notes": n} for f, p, n in zip(files, predictions, notes, strict=True)]
+
+
+def draw_predictions(meta: RunMeta, results: list[dict], out: str | Path) -> list[Path]:
+    """Each file of `results` (from `predict_files`) as the model saw it, its prediction drawn, written as
+    `out`/<name>.pred.png; returns the paths written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    task, written = meta.make_task(), []
+    for r in results:
+        image, _ = load_model_input(r["file"], meta.input_size)
+        path = out / f"{Path(r['file']).stem}.pred.png"
+        task.draw(image, r).save(path)
+        written.append(path)
+    return written

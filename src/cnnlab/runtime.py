@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.files import atomic_write
+
 PRECISIONS = ("auto", "fp32", "bf16")
 PRECISION_ENV = "CNNLAB_PRECISION"  # what 'auto' means on this machine when set: fp32 or bf16 (nothing measured)
 # torch.compile modes for the training forward pass; "reduce-overhead" replays CUDA graphs on a GPU
@@ -192,11 +194,9 @@ def _read_cache(path: Path | None) -> dict:
 def _write_cache(path: Path | None, entries: dict) -> None:
     if path is None:
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(entries, indent=2))
-        tmp.replace(path)  # another process reading the file sees the old one or the new one, whole
+    text = json.dumps(entries, indent=2)
+    try:  # another process reading the file sees the old one or the new one, whole
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     except OSError:
         pass  # a read-only cache only costs the measurement next time
 

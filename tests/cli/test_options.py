@@ -36,7 +36,7 @@ def test_every_field_has_help_and_a_train_flag():
     options = _options(_help("train"))
     for f in FIELDS:
         assert len(f.metadata.get("help", "")) > 10, f"{f.name} has no help metadata"
-        flag = "--model-arg" if f.name == "model_args" else "--" + f.name.replace("_", "-")
+        flag = {"model_args": "--model-arg", "task_args": "--task-arg"}.get(f.name, "--" + f.name.replace("_", "-"))
         assert flag in options, f"{f.name}: no {flag} in `cnnlab train --help`"
 
 

@@ -37,7 +37,8 @@ def test_unknown_model_lists_close_names(fake_idx, tmp_path):
 
 
 def test_missing_dataset_message(tmp_path):
-    proc = run_cli("train", "--data", "mnist", "--data-dir", tmp_path, "--out", tmp_path / "r", code=None)
+    (tmp_path / "data").mkdir()  # a run folder may not sit inside the data folder
+    proc = run_cli("train", "--data", "mnist", "--data-dir", tmp_path / "data", "--out", tmp_path / "r", code=None)
     assert proc.returncode == 2
     assert "not found" in proc.stderr and "cnnlab datasets get mnist" in proc.stderr
 

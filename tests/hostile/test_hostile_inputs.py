@@ -407,7 +407,7 @@ def test_counts_below_one_are_refused_with_the_range(model_file, png, args, flag
 def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
     import errno
 
-    from cnnlab import io
+    from cnnlab import files, io
 
     path = tmp_path / "checkpoint.pt"
     io.save_checkpoint(path, {"model": {}, "step": 1})
@@ -417,7 +417,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch)
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
 
     monkeypatch.setattr(torch, "save", full_disk_save)
-    monkeypatch.setattr(io.files.shutil, "disk_usage", lambda p: SimpleNamespace(free=0))
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: SimpleNamespace(free=0))
     with pytest.raises(OSError, match="could not be written \\(No space left on device\\); the previous file") as e:
         io.save_checkpoint(path, {"model": {}, "step": 2})
     assert e.value.errno == errno.ENOSPC

@@ -51,7 +51,8 @@ def test_run_folder_and_errors(tmp_path):
         read_meta(tmp_path / "x.safetensors")
     with pytest.raises(FileExistsError, match="--overwrite"):
         check_run_dir(tmp_path)
-    assert check_run_dir(tmp_path, overwrite=True) == tmp_path
+    with pytest.raises(FileExistsError, match="not a cnnlab run folder"):  # x.safetensors is not a run's file
+        check_run_dir(tmp_path, overwrite=True)
 
 
 def test_checkpoint_atomic_and_weights_only(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 
 class VerbParser(argparse.ArgumentParser):
@@ -31,6 +32,33 @@ class VerbParser(argparse.ArgumentParser):
     def format_usage(self) -> str:
         self._ensure_flags()
         return super().format_usage()
+
+
+def check_out(
+    out: str | Path,
+    run: str | Path | None = None,
+    meta=None,
+    data: str | None = None,
+    data_dir: str | None = None,
+    files: tuple = (),
+    flag: str = "--out",
+    folder: bool = False,
+) -> Path:
+    """`out` checked against everything the verb reads (`cnnlab.files.check_output`): the run folder or model file
+    `run` (new files may go into a run folder, never over its own), the data (`data` / `data_dir`, else the run's
+    own recorded data in `meta`) and input `files`. A folder output (`folder`) that only adds files is checked as a
+    place: never a data folder or inside one."""
+    from cnnlab.data.load import data_reads
+    from cnnlab.files import Read, check_output
+    from cnnlab.run.folder import run_reads
+
+    reads = run_reads(run) if run is not None else []
+    record = getattr(meta, "data", None)
+    if data is None and record is not None:
+        data, data_dir = record.source, data_dir or record.data_dir
+    reads += data_reads(data, data_dir)
+    reads += [Read(f, "an input file") for f in files if f is not None]
+    return check_output(out, reads, flag, folder=folder)
 
 
 def print_notes(notes: Iterable[str]) -> None:
@@ -129,3 +157,12 @@ def open_run_data(args: argparse.Namespace, meta, split: str | None = None):
     )
     print_notes(data.notes(split or getattr(args, "split", None)))
     return data
+
+
+def classification_only(meta, verb: str) -> None:
+    """Refuse a model of another task than classification in a verb that does not know tasks yet, in one line."""
+    if meta.task != "classify":
+        raise ValueError(
+            f"cnnlab {verb} works on classification models; this is a {meta.task} model "
+            "(evaluate, predict, summary, export and bench know its task)"
+        )

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, count, open_run_data, use_threads
+from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_data, use_threads
 
 
 def _log(msg: str) -> None:
@@ -31,6 +31,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.input:
         meta = RunMeta.from_dict({**meta.to_dict(), "input_size": list(parse_input_size(args.input))}, source)
     out = Path(args.out) if args.out else source.parent / ("model.int8.onnx" if args.int8 else "model.onnx")
+    check_out(out, args.run, meta, args.data, args.data_dir)
     if not args.int8:
         path = export_onnx(model, meta, out, str(source), args.opset)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): fp32, BN folded, dynamic batch axis")
@@ -45,11 +46,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         if held is None:
             print(f"wrote {path}; {data.splits.name} has no test split to compare accuracies on")
             return 0
-        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1])["accuracy"]
-        int8_acc = evaluate(OnnxClassifier(path), held[1])["accuracy"]
+        metric = meta.make_task().main_metric  # classification: accuracy; localization: mean IoU
+        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1])[metric]
+        int8_acc = evaluate(OnnxClassifier(path), held[1])[metric]
     split, test = held
     print(
-        f"test accuracy ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
+        f"test {metric} ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
         f"  fp32 {fp32_acc:.4f}   int8 {int8_acc:.4f}   ({(int8_acc - fp32_acc) * 100:+.2f} points)"
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): int8 QDQ, per-channel weights, BN folded")
@@ -58,6 +60,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from cnnlab.deploy.bench import bench_run, format_bench
+
+    if args.save:
+        check_out(args.save, args.run, data=args.data, data_dir=args.data_dir, flag="--save")
 
     try:
         batches = [int(b) for b in args.batch.split(",") if b.strip()]
@@ -69,7 +74,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images, threads=args.threads, log=_log
     )
     if args.save:
-        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
+        from cnnlab.io import save_json
+
+        save_json(args.save, result)
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
     return 0
 

@@ -1,4 +1,5 @@
-"""`cnnlab evaluate` (accuracy, per-class metrics, confusion matrix of a run) and `cnnlab predict` (image files)."""
+"""`cnnlab evaluate` (accuracy, per-class metrics, confusion matrix of a run — and a task's own metrics, such as
+localization's mean IoU) and `cnnlab predict` (image files; a box task's box drawn with --out)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, add_threads_flag, count, open_run_data, print_notes, use_threads
+from cnnlab.cli._common import (
+    add_run_data_flags,
+    add_threads_flag,
+    check_out,
+    count,
+    open_run_data,
+    print_notes,
+    use_threads,
+)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -17,24 +26,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     threads = use_threads(args)
     classifier = open_classifier(args.run, args.device, args.precision, args.tta, threads=threads)
+    if args.out:
+        check_out(Path(args.out) / "confusion.png", args.run, classifier.meta, args.data, args.data_dir)
     data = open_run_data(args, classifier.meta)
     split = data.split(args.split)
     result = evaluate(classifier, split, log=lambda line: print(line, file=sys.stderr, flush=True))
     path, meta = Path(args.run), classifier.meta
-    onnx = meta.export is not None
-    title = f"{meta.model}{' (ONNX)' if onnx else ''} on {data.splits.name} ({args.split}): accuracy {result['accuracy']:.4f}"
+    onnx, task = meta.export is not None, meta.make_task()
+    main = f"{task.main_metric} {result[task.main_metric]:.4f}"
+    title = f"{meta.model}{' (ONNX)' if onnx else ''} on {data.splits.name} ({args.split}): {main}"
     png = path.with_name(f"{path.stem}.confusion.png") if onnx else resolve_model_path(path).parent / "confusion.png"
-    return report_evaluation(args, result, list(meta.classes), title, png)
+    return report_evaluation(args, result, list(meta.classes), title, png, task.report(result))
 
 
-def report_evaluation(args: argparse.Namespace, result: dict, classes: list[str], title: str, png: Path) -> int:
-    """Print the report (JSON with --json), then draw the confusion matrix at `png` (in --out when given). The
-    report comes first: a folder that cannot take the plot must not cost the user the numbers."""
+def report_evaluation(
+    args: argparse.Namespace, result: dict, classes: list[str], title: str, png: Path, text: str | None = None
+) -> int:
+    """Print the report (`text`, default the classification report; JSON with --json), then draw the confusion
+    matrix at `png` (in --out when given). The report comes first: a folder that cannot take the plot must not
+    cost the user the numbers."""
     from cnnlab.evaluate import format_report
     from cnnlab.plots import plot_confusion
 
     if not args.json:
-        print(format_report(result, classes), flush=True)
+        print(text if text is not None else format_report(result, classes), flush=True)
     folder = Path(args.out) if args.out else png.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -55,24 +70,31 @@ def report_evaluation(args: argparse.Namespace, result: dict, classes: list[str]
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.deploy.engines import open_classifier
-    from cnnlab.predict import predict_files
+    from cnnlab.predict import draw_predictions, predict_files
 
     threads = use_threads(args)
     classifier = open_classifier(
         args.run, args.device, threads=threads, input_size=args.input, mean=args.mean, std=args.std
     )
-    return print_predictions(args, predict_files(classifier, args.images, args.top))
+    if args.out:
+        check_out(args.out, args.run, classifier.meta, files=tuple(args.images), folder=True)
+    results = predict_files(classifier, args.images, args.top)
+    code = print_predictions(args, results, classifier.meta.make_task().describe)
+    if args.out:
+        written = draw_predictions(classifier.meta, results, args.out)
+        print(f"drawn: {len(written)} PNG(s) in {args.out}", file=sys.stderr)
+    return code
 
 
-def print_predictions(args: argparse.Namespace, results: list[dict]) -> int:
-    """One line per image (its top classes with probabilities; conversion notes on stderr), or JSON with --json."""
+def print_predictions(args: argparse.Namespace, results: list[dict], describe) -> int:
+    """One line per image (its prediction, by the task's `describe`: the top classes with probabilities, and a
+    box task's box; conversion notes on stderr), or JSON with --json."""
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     for r in results:
         print_notes(r["notes"])
-        best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
-        print(f"{r['file']}: {best}")
+        print(f"{r['file']}: {describe(r)}")
     return 0
 
 
@@ -106,5 +128,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--std", help="per-channel std (0–1 scale) for a foreign .onnx classifier")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--out", help="folder to write each image with its prediction drawn (<name>.pred.png)")
     add_threads_flag(p)
     p.set_defaults(func=cmd_predict)

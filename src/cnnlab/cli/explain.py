@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli._common import add_run_data_flags, count, open_run_data, print_notes
+from cnnlab.cli._common import add_run_data_flags, check_out, classification_only, count, open_run_data, print_notes
 
 _USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
        cnnlab explain edges IMAGE"""
@@ -41,14 +41,22 @@ class Method:
     model: bool = True  # needs RUN
 
 
+MAX_INDICES = 256  # images one figure shows (maximize: one per channel or class)
+
+
 def _int_list(text: str) -> list[int]:
-    """'3', '0,4,7' or '0-7' → a list of ints."""
+    """'3', '0,4,7' or '0-7' → a list of ints (at most MAX_INDICES)."""
     out: list[int] = []
     for part in text.split(","):
         lo, sep, hi = part.partition("-")
         if not (lo.strip().isdigit() and (not sep or hi.strip().isdigit())):
-            raise ValueError(f"expected indices such as 3, 0,4,7 or 0-7, got '{text}'")
-        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+            raise argparse.ArgumentTypeError(f"expected indices such as 3, 0,4,7 or 0-7, got '{text}'")
+        lo, hi = int(lo), int(hi) if sep else int(lo)
+        if hi < lo or len(out) + hi - lo + 1 > MAX_INDICES:
+            raise argparse.ArgumentTypeError(
+                f"expected at most {MAX_INDICES} indices in increasing ranges, got '{text[:40]}'"
+            )
+        out += range(lo, hi + 1)
     return out
 
 
@@ -125,6 +133,13 @@ def _maximize_flags(p):
     p.add_argument("--steps", type=count, default=256)
     p.add_argument("--lr", type=float, default=0.1, help="step per iteration in normalised input units")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--objective",
+        choices=("channel", "layer"),
+        default="channel",
+        help="channel: each image raises one channel (default); layer: DeepDream, the mean square of the whole layer",
+    )
+    p.add_argument("--image", help="start from this image instead of noise (DeepDream starts from a photo)")
 
 
 def _maximize(o, c: Context):
@@ -132,10 +147,18 @@ def _maximize(o, c: Context):
         raise ValueError("give either --layer/--channel or --class, not both")
     if o.classes is None and not o.layer:
         raise ValueError("maximize needs --layer NAME [--channel K] or --class K")
+    if o.objective == "layer" and (o.classes is not None or o.channel):
+        raise ValueError("--objective layer raises the whole layer: give --layer alone, without --channel / --class")
     index = o.classes if o.classes is not None else (o.channel or list(range(8)))
     layer = None if o.classes is not None else o.layer
-    result = c.ex.maximize(c.model, c.meta, index, layer, steps=o.steps, lr=o.lr, seed=o.seed)
+    start = c.ex.to_input(_image(o.image, c)[None], c.meta) if o.image else None
+    count = 1 if o.objective == "layer" else len(index)
+    start = start.expand(count, -1, -1, -1) if start is not None else None
+    kwargs = {"steps": o.steps, "lr": o.lr, "seed": o.seed, "objective": o.objective, "start": start}
+    result = c.ex.maximize(c.model, c.meta, index, layer, **kwargs)
     print(c.ex.format_change(result))
+    if o.objective == "layer":
+        return c.ex.plot_maximized(result, c.out, f"{c.name}: DeepDream on {layer} (mean a², start → end)")
     what = "class logits" if layer is None else f"{layer} channels"
     return c.ex.plot_maximized(result, c.out, f"{c.name}: inputs maximising {what} (activation start → end)")
 
@@ -227,6 +250,8 @@ def default_name(opts: argparse.Namespace) -> str:
         parts.append(opts.layer)
     if opts.method == "patches":
         parts.append(f"channel{opts.channel}")
+    if getattr(opts, "objective", "channel") == "layer":
+        parts.append("dream")
     if getattr(opts, "thumbnails", False):
         parts.append("thumbnails")
     return "explain-" + "-".join(p.replace("/", "_") for p in parts) + ".png"
@@ -268,7 +293,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from cnnlab.io import load_model, resolve_model_path
 
         context.model, context.meta = load_model(run)
+        classification_only(context.meta, "explain")
         context.out = Path(opts.out or resolve_model_path(run).parent / default_name(opts))
+        image = getattr(opts, "image", None)
+        check_out(
+            context.out, run, context.meta, getattr(opts, "data", None), getattr(opts, "data_dir", None), (image,)
+        )
+    elif opts.out:
+        check_out(opts.out, files=(opts.image,))
     png = method.run(opts, context)
     if png is not None:
         print(png)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, add_threads_flag, open_run_data, use_threads
+from cnnlab.cli._common import (
+    add_run_data_flags,
+    add_threads_flag,
+    check_out,
+    classification_only,
+    open_run_data,
+    use_threads,
+)
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -14,6 +22,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     use_threads(args)
     model, meta = load_model(args.run)
+    classification_only(meta, "features")
+    if args.out:
+        if Path(args.out).suffix.lower() != ".npz":
+            raise ValueError(f"--out {args.out}: the codes are written as an .npz file; give a name ending in .npz")
+        check_out(args.out, args.run, meta, args.data, args.data_dir)
     splits = open_run_data(args, meta, split=None).splits
     codes = extract(model, meta, splits, args.device)
     sizes = ", ".join(f"{s} {len(codes[f'{s}_labels']):,}" for s in ("train", "val", "test") if f"{s}_labels" in codes)

@@ -6,7 +6,28 @@ import argparse
 
 from cnnlab.cli._common import count
 
-LESSONS = ("conv", "xo", "invariance", "depth", "adversarial", "gd", "signal")  # cnnlab.lab.LESSONS, without torch
+# cnnlab.lab.LESSONS, without importing torch
+LESSONS = (
+    "conv",
+    "xo",
+    "invariance",
+    "depth",
+    "adversarial",
+    "gd",
+    "signal",
+    "pool",
+    "channels",
+    "sparse",
+    "likelihood",
+    "perceptron",
+    "standardize",
+    "equivariance",
+    "batch",
+    "advtrain",
+    "svm",
+    "gabor",
+    "dream",
+)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -14,10 +35,15 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from cnnlab.lab import run_lesson
 
     if args.lesson == "list":
+        width = max(map(len, described)) + 2
         for name, text in described.items():
-            print(f"{name:<12}{text}")
+            print(f"{name:<{width}}{text}")
         return 0
-    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, data=args.data, gif=args.gif)
+    from cnnlab.cli._common import check_out
+
+    check_out(args.out, data=args.data, folder=True)
+    options = {"data": args.data, "gif": args.gif, "slide": args.slide}
+    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, **options)
     print(f"wrote {result['figure']}")
     return 0
 
@@ -30,4 +56,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--data", help="dataset of the lessons that train (default: fashion-mnist; generated in --quick)")
     p.add_argument("--threads", type=count, help="torch CPU threads (default: 1 with --quick, else measured at start)")
     p.add_argument("--gif", action="store_true", help="conv: also write lab-conv.gif, the sliding window animated")
+    p.add_argument(
+        "--slide",
+        action="store_true",
+        help="conv, xo: the deck's own worked example (10×9 ⋆ 4×4 → 7×6; the X/O feature-map tables) as tables, "
+        "in lab-LESSON-slide.png",
+    )
     p.set_defaults(func=cmd_lab)

@@ -1,5 +1,6 @@
 """`cnnlab models` (the registered names), `cnnlab summary` (a model's layers, parameters, MACs, receptive fields)
-and `cnnlab datasets` (where each dataset is, `get` to fetch one, `samples` to write a few of its images)."""
+and `cnnlab datasets` (where each dataset is, `get` to fetch one, `samples` to write a few of its images, `make` to
+generate a scene set with boxes)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
             hint = "; for a 1-D network give --model-arg dims=1" if len(size) == 2 else ""
             raise ValueError(f"{args.model} takes inputs of {want}, got --input {args.input}{hint}")
         size, name = size or tuple(model.default_cfg["input_size"]), args.model
+        if args.task != "classify":  # the network with the task's head on its features
+            from cnnlab.tasks import make_task
+
+            classes = [str(i) for i in range(model.model_args.get("num_classes", 10))]
+            model = make_task(args.task, classes, size).build(model)
     if args.notation:  # the string alone, or why the model has none
         try:
             print(to_notation(model, size, strict=True))
@@ -110,15 +116,51 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _objects(text: str) -> tuple[int, int]:
+    """--objects 1-4 (or 1) → (1, 4)."""
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise ValueError(f"--objects wants a count or a range such as 1-4, got '{text}'") from None
+
+
+def make_scenes(args: argparse.Namespace) -> int:
+    """`cnnlab datasets make fashion-scenes …`: a generated scene set in YOLO and COCO formats."""
+    from cnnlab.data.scenes import SCENE_SETS, make_scene_set
+
+    if args.name not in SCENE_SETS:
+        raise ValueError(f"usage: cnnlab datasets make {{{','.join(SCENE_SETS)}}} [--n N] [--size S] --out DIR")
+    from cnnlab.cli._common import check_out
+
+    out = args.out or args.name
+    check_out(out, data=SCENE_SETS[args.name], data_dir=args.data_dir, folder=True)
+    count, formats = _objects(args.objects), tuple(f.strip() for f in args.format.split(",") if f.strip())
+    n = args.n or 1000
+    kw = dict(test=args.test, val=args.val, clutter=args.clutter, noise=args.noise, seed=args.seed)
+    sizes = make_scene_set(args.name, out, n, args.size, count, data_dir=args.data_dir, formats=formats, **kw)
+    made = ", ".join(f"{k:,} {split}" for split, k in sizes.items())
+    each = "object" if args.objects == "1" else "objects"
+    print(f"{args.name}: {made} scenes of {args.size}×{args.size}, {args.objects} {each} each → {out}")
+    print(f"formats: {', '.join(formats)}; train with --data yolo:{out} or --data coco:{out}")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from cnnlab.data import sources
 
+    if args.action == "make":
+        return make_scenes(args)
     if args.action == "samples":
         from cnnlab.data.samples import write_samples
 
         if not args.name:
             raise ValueError("usage: cnnlab datasets samples NAME [--n 5] [--out DIR]")
-        for path, cls, index in write_samples(args.name, args.n, args.out, args.data_dir, args.split):
+        from cnnlab.cli._common import check_out
+
+        n, out = args.n or 5, args.out or "samples"
+        check_out(out, data=args.name, data_dir=args.data_dir, folder=True)
+        for path, cls, index in write_samples(args.name, n, out, args.data_dir, args.split):
             print(f"{path}  ({cls}, {args.split} image {index})")
         return 0
     if args.action == "get":
@@ -138,6 +180,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     print("folder:PATH    one sub-folder of images per class (optionally under train/, val/, test/)")
     print("npz:PATH       arrays x_train, y_train[, x_test, y_test, class_names]")
     print("csv:PATH       rows of label, pixel values (a file, or a folder with *train*.csv / *test*.csv)")
+    print("yolo:PATH      images/<split>/ and labels/<split>/*.txt of `class cx cy w h` boxes, classes.txt")
+    print("coco:PATH      <split>.json with images, annotations (bbox [x, y, w, h]) and categories")
+    print("fashion-scenes generated scenes with boxes: `cnnlab datasets make fashion-scenes --out DIR`")
     return 0
 
 
@@ -162,25 +207,38 @@ def add_parsers(sub) -> None:
         help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3",
     )
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
+    p.add_argument("--task", default="classify", help="classify (default) or localize: the model with that task's head")
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser(
         "datasets",
         help="list known datasets and where they are; `datasets get NAME` fetches one, "
-        "`datasets samples NAME` writes a few of its test images as PNGs",
+        "`datasets samples NAME` writes a few of its test images as PNGs, "
+        "`datasets make fashion-scenes` generates scenes with boxes",
     )
     p.add_argument(
         "action",
         nargs="?",
-        choices=("list", "get", "samples"),
+        choices=("list", "get", "samples", "make"),
         default="list",
-        help="list (default): where each dataset is; get: fetch NAME; samples: write images of NAME",
+        help="list (default): where each dataset is; get: fetch NAME; samples: write images of NAME; "
+        "make: generate the scene set NAME (fashion-scenes, mnist-scenes) in YOLO and COCO formats",
     )
     p.add_argument("name", nargs="?", help="dataset name, e.g. fashion-mnist (for get and samples)")
     p.add_argument("--data-dir", help="folder holding the dataset's official files (searched first)")
-    p.add_argument("--n", type=int, default=5, help="samples: how many images, one per class (default: 5)")
-    p.add_argument("--out", default="samples", help="samples: folder to write the PNGs in (default: samples)")
+    p.add_argument(
+        "--n", type=int, help="samples: how many images, one per class (default: 5); make: training scenes (1000)"
+    )
+    p.add_argument("--out", help="folder to write in (default: samples for samples, the set's NAME for make)")
+    p.add_argument("--size", type=int, default=96, help="make: canvas side in pixels (default: 96)")
+    p.add_argument("--objects", default="1-4", help="make: objects per scene, a count or a range (default: 1-4)")
+    p.add_argument("--test", type=int, help="make: test scenes, from the test images (default: n / 5)")
+    p.add_argument("--val", type=int, default=0, help="make: validation scenes (default: 0, carved when training)")
+    p.add_argument("--clutter", type=int, default=0, help="make: faint fragments per scene that are not objects")
+    p.add_argument("--noise", type=float, default=0.0, help="make: Gaussian noise, std in 0–255 pixel units")
+    p.add_argument("--seed", type=int, default=0, help="make: seed of the whole set (default: 0)")
+    p.add_argument("--format", default="yolo,coco", help="make: yolo, coco or both (default: yolo,coco)")
     p.add_argument(
         "--split", choices=("train", "test"), default="test", help="samples: split to take them from (default: test)"
     )

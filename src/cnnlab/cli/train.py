@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import print_notes
+from cnnlab.cli._common import check_out, count, print_notes
 
 # CNNLAB_QUICK=1 (set by tests/test_readme.py, which runs the README's commands): training is capped to a smoke
 # test of the same command, so a documented command can be run in seconds
@@ -28,6 +29,7 @@ LR_FIND_FIELDS = (
     "mode",
     "strict",
     "model",
+    "task",
     "init",
     "optimizer",
     "momentum",
@@ -76,9 +78,16 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
         metavar="KEY=VALUE",
         help="extra model constructor argument (repeatable), e.g. drop_rate=0.3",
     )
+    p.add_argument(
+        "--task-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the task (repeatable), e.g. grid=4 for localize's head",
+    )
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in names or tuple(fields):
-        if name == "model_args":  # --model-arg above
+        if name in ("model_args", "task_args"):  # --model-arg, --task-arg above
             continue
         f = fields[name]
         flag = "--" + name.replace("_", "-")
@@ -119,26 +128,30 @@ def _train_values(args: argparse.Namespace) -> dict:
     """TrainConfig values: the recipe, then the --config file, then the flags given on the command line."""
     import dataclasses
 
+    from cnnlab.files import regular_file
     from cnnlab.train.config import TrainConfig, read_config_file
 
-    values = read_config_file(args.config) if args.config else {}
+    if args.config and Path(args.config).is_dir():
+        raise ValueError(f"--config {args.config} is a folder; give a YAML, TOML or JSON file")
+    values = read_config_file(regular_file(args.config, "config file")) if args.config else {}
     recipe = getattr(args, "recipe", None) or values.pop("recipe", None)
     asked = dict(values)  # what the user set (config file, flags), as opposed to the recipe's settings
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)  # None: not given (or not a flag of this verb)
-        if v is not None and f.name != "model_args":
+        if v is not None and f.name not in ("model_args", "task_args"):
             asked[f.name] = v
     values = {**(_recipe_for_this_machine(recipe, asked) if recipe else {}), **asked}
     if values.get("time_budget") is not None and asked.get("epochs") is None:
         values.pop("epochs", None)  # a recipe's epoch count yields to the budget; the user's own --epochs caps it
-    if args.model_arg:
-        model_args = dict(values.get("model_args") or {})
-        for item in args.model_arg:
-            key, sep, val = item.partition("=")
-            if not sep:
-                raise ValueError(f"--model-arg expects KEY=VALUE, got '{item}'")
-            model_args[key] = _parse_value(val)
-        values["model_args"] = model_args
+    for flag, key in (("model_arg", "model_args"), ("task_arg", "task_args")):
+        if getattr(args, flag, None):
+            given = dict(values.get(key) or {})
+            for item in getattr(args, flag):
+                name, sep, val = item.partition("=")
+                if not sep:
+                    raise ValueError(f"--{flag.replace('_', '-')} expects KEY=VALUE, got '{item}'")
+                given[name] = _parse_value(val)
+            values[key] = given
     return values
 
 
@@ -162,8 +175,16 @@ def apply_quick_caps(values: dict, resume: bool = False) -> dict:
     return out
 
 
+# torchrun's own log lines ("E1206 09:26:26.509000 3765 torch/distributed/elastic/…")
+_TORCHRUN_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ torch/distributed/")
+
+
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node)."""
+    """`cnnlab train --nproc N …` → `torchrun --standalone --nproc-per-node N -m cnnlab train …` (one node).
+
+    The processes' output is passed on; torchrun's own report of a failed process (its log lines, a traceback of
+    its agent and the ChildFailedError table) is not: the first process that fails says what happened in one
+    line, and the other processes' error lines (the same, or "another process stopped") are left out."""
     if nproc < 1:
         raise ValueError(f"--nproc must be ≥ 1, got {nproc}")
     cmd = [
@@ -177,7 +198,31 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
         "train",
         *argv,
     ]
-    return subprocess.call(cmd)
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1) as job:
+        errors = _relay(job.stderr, sys.stderr)
+        code = job.wait()
+    if code != 0 and not errors:
+        print(f"cnnlab train: error: a training process ended with exit code {code} (torchrun)", file=sys.stderr)
+    return 0 if code == 0 else 2 if errors else code
+
+
+def _relay(lines, out) -> list[str]:
+    """Copy the processes' stderr to `out`, without torchrun's failure report; returns the error lines copied."""
+    errors: list[str] = []
+    report = False  # torchrun's report of a failed process: everything after its "failed (exitcode …)" line
+    for line in lines:
+        if report or _TORCHRUN_LOG.match(line):
+            report = report or "failed (exitcode" in line
+            continue
+        if set(line.strip()) <= {"*"} or line.startswith("Setting OMP_NUM_THREADS environment variable"):
+            continue  # torchrun's banner (and blank lines)
+        if "error:" in line:
+            if errors:
+                continue  # one line says what stopped the run: the other ranks' are the same or its consequence
+            errors.append(line)
+        out.write(line)
+        out.flush()
+    return errors
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -195,6 +240,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.run.folder import resume_config
     from cnnlab.run.train import train_run
+    from cnnlab.runtime import process_seconds
     from cnnlab.train import distributed
     from cnnlab.train.config import TrainConfig
 
@@ -215,11 +261,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         arch = source_architecture(values["init_from"])
         if arch is not None:
             values["model"], values["model_args"] = arch[0], {**arch[1], **values.get("model_args", {})}
-    try:
+    try:  # a time budget counts from this process's start: start-up is part of the time given
         if args.resume:
-            train_run(resume_config(args.resume, values), resume=args.resume)
+            train_run(resume_config(args.resume, values), resume=args.resume, clock=process_seconds)
         else:
-            train_run(TrainConfig.from_dict(values))
+            train_run(TrainConfig.from_dict(values), clock=process_seconds)
     except distributed.DistributedError as e:
         print(f"cnnlab train: error: {e}", file=sys.stderr)
         return 3
@@ -234,6 +280,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     values = _train_values(args)
     out = values.pop("out", None) or "."
+    check_out(Path(out) / "lr_find.png", data=values.get("data", "fashion-mnist"), data_dir=values.get("data_dir"))
     result = lr_find(TrainConfig.from_dict(values), args.min_lr, args.max_lr, args.steps, out)
     print(
         f"suggested learning rate: {result['suggested_lr']:.3g} (steepest fall of the smoothed loss; "
@@ -257,7 +304,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
         return 0
     if not 1 <= args.n <= MAX_AUGMENT_TILES:
         raise ValueError(f"--n must be 1–{MAX_AUGMENT_TILES} (samples shown in one figure), got {args.n}")
-    splits = load_dataset(args.data, args.data_dir, 0, args.seed)
+    out = Path(args.out or f"augment-{args.data.split(':')[-1].rstrip('/').split('/')[-1]}.png")
+    check_out(out, data=args.data, data_dir=args.data_dir)
+    splits = load_dataset(args.data, args.data_dir, 0, args.seed, image_size=args.image_size)
     if args.n > len(splits.train):
         print_notes(
             [
@@ -266,7 +315,6 @@ def cmd_augment(args: argparse.Namespace) -> int:
             ]
         )
     originals, augmented, labels, spec = augment_samples(splits.train, args.augment, args.n, args.seed)
-    out = Path(args.out or f"augment-{splits.name}.png")
     plot_augment(originals, augmented, labels, splits.classes, out, f"{splits.name}, --augment {args.augment}")
     print(f"{len(labels)} samples of {splits.name}: original left, augmented right ({spec}) → {out}")
     return 0
@@ -312,6 +360,9 @@ def add_parsers(sub) -> None:
         help="augmentation spec (default: %(default)s); --list shows the names",
     )
     p.add_argument("--n", type=int, default=16, help=f"samples to show, 1–{MAX_AUGMENT_TILES} (default: 16)")
+    p.add_argument(
+        "--image-size", type=count, default=None, help="resize the images to this size first (a folder of mixed sizes)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the augmentation (default: 0)")
     p.add_argument("--out", help="PNG file to write (default: augment-<data>.png)")
     p.add_argument("--list", action="store_true", help="list the augmentations and what their value means")

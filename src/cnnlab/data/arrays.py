@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.dataset import ImageSet
+from cnnlab.files import available_memory, check_zip, regular_file
 
 
 def _to_nchw(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
@@ -79,11 +80,13 @@ def check_labels(
 
 def read_npz(path: str | Path) -> tuple[ImageSet, ImageSet | None]:
     """Read x_train, y_train and optionally x_test, y_test and class_names from an .npz file."""
-    path = Path(path)
+    path = regular_file(path, ".npz file")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # an .npz is a zip archive of .npy arrays
         raise ValueError(f"{path}: not an .npz file (not a zip archive of .npy arrays; save one with numpy.savez)")
+    free = available_memory()
+    check_zip(path, free // 2, f"half the memory available ({free / 2**30:.1f} GiB)")
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -120,9 +123,9 @@ def read_csv(path: str | Path, channels: int = 1, classes: list[str] | None = No
 
     classes: the class names the labels must index (a test file is checked against its training file's classes);
     without them the labels define the classes (0…max, none empty)."""
-    path = Path(path)
+    path = regular_file(path, "CSV file")
     with open(path) as f:
-        first = f.readline()
+        first = f.readline(1 << 16)
     skip = 0 if first.split(",")[0].strip().lstrip("-").isdigit() else 1
     try:
         with warnings.catch_warnings():  # an empty file: numpy warns, then the check below says it in our words

@@ -5,6 +5,10 @@
 from the Augment's own generator (on the device: no host round trip per batch), whose state can be saved and
 restored for an exact resume. Mixup / cutmix change the targets as well, so they run as `augment.mix(x, y)` on the
 (normalized) batch and return soft targets (B, classes).
+
+Boxes and masks move with the pixels: `augment.transform(x, targets, kind)` makes the same random draws as
+`augment(x)` and moves the targets of `kind` (data/targets.py) by the same flip, shift and affine map — boxes by
+their corners, masks nearest-neighbour. Erasing and cutout change pixels, not geometry: targets stay.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import random
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data import targets as tg
 from cnnlab.data.dataset import ImageSet
 
 # name → (default value, what the value means)
@@ -81,15 +86,17 @@ def translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int | No
     return xp[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def affine(x: torch.Tensor, degrees: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Rotate each sample counter-clockwise by `degrees` (B,) and zoom by `scale` (B,) about the centre, 0 fill."""
+def affine(x: torch.Tensor, degrees: torch.Tensor, scale: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Rotate each sample counter-clockwise by `degrees` (B,) and zoom by `scale` (B,) about the centre, 0 fill.
+
+    mode: the sampling, bilinear for images, nearest for masks (a class index must not be interpolated)."""
     rad = degrees.double() * (math.pi / 180.0)  # float64 so that 90° gives cos ≈ 1e-17, not 4e-8
     cos, sin = (torch.cos(rad) / scale).float(), (torch.sin(rad) / scale).float()
     zero = torch.zeros_like(cos)
     # theta maps output (x, y) in [-1, 1] to the input location it samples (y points down in the image)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
 def box_mask(shape: tuple[int, int], top: torch.Tensor, left: torch.Tensor, height: torch.Tensor, width: torch.Tensor):
@@ -132,18 +139,44 @@ class Augment:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or 0–255 float (B, C, H, W) → augmented float (B, C, H, W) on the same 0–255 scale."""
+        return self.transform(x)[0]
+
+    def transform(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, kind: str = "label"
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`self(x)` and the batch's targets of `kind` moved with the pixels (the same random draws as `self(x)`:
+        a run's augmentation stream does not depend on its task)."""
         x = x.float()
         b, _, h, w = x.shape
         ops = self.ops
+        moves = targets is not None and kind != "label"
         if ops.get("flip"):
-            x = hflip(x, self._rand(b) < ops["flip"])
+            flip = self._rand(b) < ops["flip"]
+            x = hflip(x, flip)
+            if moves:
+                targets = _move(kind, targets, lambda m: hflip(m, flip), lambda t: tg.flip_boxes(kind, t, flip, w))
         if ops.get("translate"):
             p = int(ops["translate"])
-            x = translate(x, self._randint(-p, p, b), self._randint(-p, p, b), pad=p)
+            dy, dx = self._randint(-p, p, b), self._randint(-p, p, b)
+            x = translate(x, dy, dx, pad=p)
+            if moves:
+                shift = (lambda m: translate(m, dy, dx, pad=p), lambda t: tg.shift_boxes(kind, t, dy, dx, (h, w)))
+                targets = _move(kind, targets, *shift)
         if ops.get("rotate") or ops.get("scale"):
             degrees = (self._rand(b) * 2 - 1) * ops.get("rotate", 0.0)
             scale = 1 + (self._rand(b) * 2 - 1) * ops.get("scale", 0.0)
             x = affine(x, degrees, scale)
+            if moves:
+                turn = (
+                    lambda m: affine(m, degrees, scale, mode="nearest"),
+                    lambda t: tg.affine_boxes(kind, t, degrees, scale, (h, w)),
+                )
+                targets = _move(kind, targets, *turn)
+        return self._occlude(x, b, h, w), targets
+
+    def _occlude(self, x: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+        """Random erasing and cutout: pixels change, the geometry (and so the targets) does not."""
+        ops = self.ops
         if ops.get("erase"):
             # Zhong et al.: area 2–33 % of the image, aspect ratio 0.3–3.3 (log-uniform), filled with uniform noise
             area = (0.02 + 0.31 * self._rand(b)) * h * w
@@ -199,6 +232,13 @@ class Augment:
 
     def __repr__(self) -> str:
         return f"Augment({', '.join(f'{k}={v:g}' for k, v in self.ops.items())})"
+
+
+def _move(kind: str, targets: torch.Tensor, pixels, boxes) -> torch.Tensor:
+    """Apply one geometric change to targets: `pixels` to masks (as a (B, 1, H, W) image), `boxes` to boxes."""
+    if kind == "mask":
+        return pixels(targets[:, None].float())[:, 0].round().to(targets.dtype)
+    return boxes(targets)
 
 
 def augment_samples(

@@ -1,4 +1,4 @@
-"""In-memory image sets: uint8 N×C×H×W images, int64 labels and class names."""
+"""In-memory image sets: uint8 N×C×H×W images, their targets (class labels, boxes or masks) and class names."""
 
 from __future__ import annotations
 
@@ -7,23 +7,26 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data import targets
 from cnnlab.data.images import channels_mode
 
 
 @dataclass
 class ImageSet:
-    """One split of a dataset held in memory as uint8 (N, C, H, W) plus int64 labels (N,)."""
+    """One split of a dataset held in memory as uint8 (N, C, H, W) plus its targets: int64 class labels (N,) by
+    default, or the boxes or masks of another `kind` (see `cnnlab.data.targets`; `labels` holds them all)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    kind: str = "label"  # what `labels` holds: label, box, boxes or mask (data/targets.py)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be uint8 N×C×H×W, got {self.images.dtype} {tuple(self.images.shape)}")
-        if self.labels.shape != (self.images.shape[0],):
+        if self.kind == "label" and self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
-        self.labels = self.labels.to(torch.int64)
+        self.labels = targets.check(self.kind, self.labels, self.images.shape[0], tuple(self.images.shape[2:]))
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -34,10 +37,11 @@ class ImageSet:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     def subset(self, index: torch.Tensor | slice) -> ImageSet:
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.kind)
 
     def resized(self, size: int | tuple[int, int]) -> ImageSet:
-        """Bilinear resize of every image (antialiased when shrinking), kept as uint8."""
+        """Bilinear resize of every image (antialiased when shrinking), kept as uint8; boxes are scaled with the
+        pixels and masks resized nearest-neighbour."""
         size = (size, size) if isinstance(size, int) else tuple(size)
         if tuple(self.images.shape[2:]) == size:
             return self
@@ -45,7 +49,8 @@ class ImageSet:
         for chunk in self.images.split(4096):  # bounded float memory for big sets
             x = F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
             out.append(x.round_().clamp_(0, 255).to(torch.uint8))
-        return ImageSet(torch.cat(out), self.labels, self.classes)
+        moved = targets.resize(self.kind, self.labels, tuple(self.images.shape[2:]), size)
+        return ImageSet(torch.cat(out), moved, self.classes, self.kind)
 
 
 @dataclass

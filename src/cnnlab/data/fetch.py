@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from cnnlab.data.catalog import DatasetSpec, get_spec
+from cnnlab.files import atomic_write
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -55,7 +56,9 @@ def how_to_get(spec: DatasetSpec, data_dir: str | Path | None = None) -> str:
     if spec.system_hint:
         ways.append(f"install the distribution package: {spec.system_hint}")
     ways.append(f"download it into the cache: cnnlab datasets get {spec.name}  (from {spec.downloads[0][0]})")
-    ways.append(f"or put the files ({', '.join(spec.files)}; .gz accepted) in a folder and pass --data-dir FOLDER")
+    ways.append(
+        f"or put the files ({', '.join(spec.files)}; .gz accepted) in a folder named by --data-dir FOLDER or $CNNLAB_DATA"
+    )
     return f"dataset '{spec.name}' not found. Looked in:\n{looked}\nTo get it:\n" + "\n".join(f"  - {w}" for w in ways)
 
 
@@ -104,8 +107,8 @@ def get(name: str, data_dir: str | Path | None = None, allow_download: bool = Tr
         target = cache_dir() / spec.name
         target.mkdir(parents=True, exist_ok=True)
         for f in found.iterdir():
-            if f.is_file():
-                shutil.copy2(f, target / f.name)
+            if f.is_file():  # a copy cut short must not pass for the data set
+                atomic_write(target / f.name, lambda tmp, f=f: shutil.copy2(f, tmp))
         return spec.present_in(target), f"copied from {found}"
     if not allow_download:
         raise DatasetNotFound(how_to_get(spec, data_dir))

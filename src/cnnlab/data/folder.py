@@ -37,6 +37,17 @@ def decode(path: Path, mode: str, size: tuple[int, int]) -> torch.Tensor:
     return image_to_tensor(im)
 
 
+def report_unreadable(root: Path, bad: list[str], strict: bool) -> None:
+    """The files of a folder that could not be read: one warning listing them (they are skipped), or with `strict`
+    one error. The same words whether the folder is read into memory or streamed."""
+    if not bad:
+        return
+    msg = f"{len(bad)} file(s) in {root} could not be read and were skipped:\n  " + "\n  ".join(bad)
+    if strict:
+        raise ImageReadError(msg.replace("were skipped", "(--strict)"))
+    warnings.warn(msg, stacklevel=3)
+
+
 def read_image_folder(
     root: str | Path,
     classes: list[str] | None = None,
@@ -66,11 +77,7 @@ def read_image_folder(
             labels.append(label)
         except ImageReadError as e:
             bad.append(str(e))
-    if bad:
-        msg = f"{len(bad)} file(s) in {root} could not be read and were skipped:\n  " + "\n  ".join(bad)
-        if strict:
-            raise ImageReadError(msg.replace("were skipped", "(--strict)"))
-        warnings.warn(msg, stacklevel=2)
+    report_unreadable(root, bad, strict)
     if not pics:
         raise ValueError(f"{root}: no readable images in {len(classes)} class folder(s)")
     empty = [c for i, c in enumerate(classes) if i not in set(labels)]
@@ -91,7 +98,7 @@ def read_image_folder(
             (h, w), _ = sizes.most_common(1)[0]
             raise ValueError(
                 f"{root}: images have {len(sizes)} different sizes (most common {w}×{h}); "
-                f"pass --image-size to resize them all"
+                "resize them all to one with --image-size (train, lr-find, augment)"
             )
         size = next(iter(sizes))
     tensors = []

@@ -41,6 +41,22 @@ def open_image(path: str | Path) -> Image.Image:
         raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 
 
+def check_header(path: str | Path) -> None:
+    """Read an image file's header only (nothing decoded); raise ImageReadError naming the file, with the words of
+    `open_image`, when it is not an image: an empty file, another kind of file, a decompression bomb."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path):  # parses the header
+                pass
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
 def base_mode(im: Image.Image) -> str:
     """'L' for grayscale-like modes, 'RGB' for colour ones (palette images by their palette)."""
     if im.mode in ("L", "LA", "1", "I", "I;16", "F"):
@@ -53,13 +69,23 @@ def base_mode(im: Image.Image) -> str:
 def to_mode(im: Image.Image, mode: str) -> Image.Image:
     """Convert to 'L' or 'RGB'; transparency is composited onto white."""
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(bg, rgba)
     if im.mode in ("I", "I;16", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        im = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8))
+        im = _scaled_to_l(im)
     return im.convert(mode) if im.mode != mode else im
+
+
+def _scaled_to_l(im: Image.Image, band: int = 256) -> Image.Image:
+    """An integer or float image (I, I;16, F) as 8-bit gray: value / max × 255, clipped to 0–255. Computed in bands
+    of `band` rows, so a large image never has a float64 copy of the whole (8 bytes a pixel)."""
+    top = max(im.getextrema()[1], 1)
+    out = np.empty((im.height, im.width), np.uint8)
+    for r in range(0, im.height, band):
+        rows = np.asarray(im.crop((0, r, im.width, min(r + band, im.height))), dtype=np.float64)
+        out[r : r + len(rows)] = np.clip(rows / top * 255, 0, 255).astype(np.uint8)
+    return Image.fromarray(out)
 
 
 def image_to_tensor(im: Image.Image) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""`load_dataset`: a dataset name or a folder:/npz:/csv: source → DataSplits (train, validation carved from train,
-test), converted to a colour mode and resized on request."""
+"""`load_dataset`: a dataset name or a folder:/npz:/csv:/yolo:/coco: source → DataSplits (train, validation carved
+from train, test), converted to a colour mode and resized on request (boxes and masks follow the pixels)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ import torch
 
 from cnnlab.data.arrays import read_csv, read_npz
 from cnnlab.data.catalog import get_spec
+from cnnlab.data.coco import read_coco
 from cnnlab.data.dataset import DataSplits, ImageSet, resolve_split_size, split_off
 from cnnlab.data.fetch import DatasetNotFound, download, how_to_get, locate
 from cnnlab.data.folder import class_folders, read_image_folder
 from cnnlab.data.images import channels_mode
+from cnnlab.data.targets import KINDS
+from cnnlab.data.yolo import read_yolo
+from cnnlab.files import Read
+
+BOX_SOURCES = ("yolo", "coco")  # sources whose targets are boxes
 
 
 def _default_val(val_split: float | int | None, n: int) -> int:
@@ -33,17 +39,21 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     strict: bool = False,
     allow_download: bool = True,
+    target: str = "label",
 ) -> DataSplits:
-    """Load a dataset by name (`fashion-mnist`, `mnist`, `cifar10`) or source (`folder:`, `npz:`, `csv:`).
+    """Load a dataset by name (`fashion-mnist`, `mnist`, `cifar10`) or source (`folder:`, `npz:`, `csv:`, and with
+    boxes `yolo:`, `coco:`).
 
     val_split: validation samples carved from train (count or fraction; None → 5,000 for the 60 k sets, 10 %
     otherwise; 0 → none). mode: 'L' or 'RGB' to convert to. image_size: resize every image to this size.
+    target: the kind of targets a task trains on (data/targets.py): label, box (one object per image) or boxes.
     """
     kind, _, path = spec.partition(":")
     notes: list[str] = []
+    _check_target(spec, kind if path else None, target)
     if path:
         source = Path(path).expanduser()
-        train, val, test = _read_source(spec, kind, source, mode, image_size, strict)
+        train, val, test = _read_source(spec, kind, source, mode, image_size, strict, target)
         name, where = spec, str(source)
     else:
         ds = get_spec(spec)
@@ -72,12 +82,51 @@ def load_dataset(
     return DataSplits(name, train, val, test, train.classes, where, notes)
 
 
+def _check_target(spec: str, kind: str | None, target: str) -> None:
+    """Refuse asking boxes of a source that has class labels only."""
+    if target not in KINDS:
+        raise ValueError(f"unknown target kind '{target}'; choose from {', '.join(KINDS)}")
+    if target != "label" and kind not in BOX_SOURCES:
+        raise ValueError(
+            f"{spec} has class labels, not {KINDS[target]}; a box task reads yolo:PATH or coco:PATH "
+            "(`cnnlab datasets make fashion-scenes --out DIR` writes such a set)"
+        )
+
+
+def data_reads(spec: str | None, data_dir: str | Path | None = None) -> list[Read]:
+    """What a data source reads, for outputs to leave alone: the file or folder of folder:/npz:/csv:, or for a named
+    set --data-dir and the folder its files are found in."""
+    if not spec:
+        return []
+    kind, sep, path = spec.partition(":")
+    if sep and path:
+        return [Read(Path(path).expanduser(), "the data")]
+    reads = [Read(data_dir, "the data folder")] if data_dir else []
+    try:
+        found = locate(spec, data_dir)
+    except ValueError:  # not a known name: its reader says so
+        found = None
+    if found is not None:
+        reads.append(Read(found, f"the {spec} data folder"))
+    return reads
+
+
 def _read_source(
-    spec: str, kind: str, source: Path, mode: str | None, image_size: int | tuple[int, int] | None, strict: bool
+    spec: str,
+    kind: str,
+    source: Path,
+    mode: str | None,
+    image_size: int | tuple[int, int] | None,
+    strict: bool,
+    target: str = "label",
 ) -> tuple[ImageSet, ImageSet | None, ImageSet | None]:
-    """(train, val, test) of a folder:/npz:/csv: source; val is None unless a folder has a val/ sub-folder."""
+    """(train, val, test) of a folder:/npz:/csv:/yolo:/coco: source; val is None unless the source has its own."""
     if not source.exists():
         raise FileNotFoundError(f"{spec}: {source} does not exist")
+    if kind in BOX_SOURCES:
+        size = (image_size, image_size) if isinstance(image_size, int) else image_size
+        parts = (read_yolo if kind == "yolo" else read_coco)(source, target, mode, size, strict)
+        return parts["train"], parts.get("val"), parts.get("test")
     if kind == "folder":
         parts = {p: source / p for p in ("train", "val", "test") if (source / p).is_dir()}
         size = (image_size, image_size) if isinstance(image_size, int) else image_size
@@ -118,7 +167,7 @@ def _read_source(
                 f"file's are {'×'.join(map(str, train.image_shape))} (C×H×W)"
             )
         return train, None, test
-    raise ValueError(f"unknown data source '{kind}:'; use folder:PATH, npz:PATH or csv:PATH")
+    raise ValueError(f"unknown data source '{kind}:'; use folder:PATH, npz:PATH, csv:PATH, yolo:PATH or coco:PATH")
 
 
 def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

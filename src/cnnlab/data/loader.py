@@ -14,9 +14,10 @@ from cnnlab.data.dataset import ImageSet
 class BatchLoader(Protocol):
     """The loader contract of `Trainer.fit` (training and validation data alike).
 
-    An epoch is `len(loader)` batches of (x, y): x float model input (B, C, H, W) already transformed, y labels (B,)
-    or soft targets (B, classes). `batches(start)` yields one epoch's batches from batch `start` on; after
-    `load_state_dict(state_dict())` taken mid-epoch, `batches(start)` replays the rest of that epoch exactly.
+    An epoch is `len(loader)` batches of (x, y): x float model input (B, C, H, W) already transformed, y the batch's
+    targets — labels (B,), soft targets (B, classes), or the boxes or masks of a task (data/targets.py).
+    `batches(start)` yields one epoch's batches from batch `start` on; after `load_state_dict(state_dict())` taken
+    mid-epoch, `batches(start)` replays the rest of that epoch exactly.
     A streaming (DataLoader-backed) or sharded source implements the same five members.
     """
 
@@ -130,6 +131,8 @@ class InMemoryLoader(ShardedBatches):
     """Iterate (x, y) batches of an ImageSet that lives on `device` as uint8.
 
     transform: batched callable applied on the device to each uint8 batch (e.g. Normalize + augmentation).
+    pair_transform: applied before `transform` to (images, targets) → (images, targets), for augmentation that
+    moves boxes or masks with the pixels (e.g. `functools.partial(augment.transform, kind="box")`).
     Order, shards and resume state: `ShardedBatches`.
     """
 
@@ -145,10 +148,12 @@ class InMemoryLoader(ShardedBatches):
         channels_last: bool = False,
         rank: int = 0,
         world: int = 1,
+        pair_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
         super().__init__(
             data.images.shape[0], batch_size, shuffle, transform, seed, drop_last, channels_last, rank, world
         )
+        self.pair_transform = pair_transform
         self.device = torch.device(device)
         self.images = data.images.to(self.device, non_blocking=True)
         self.labels = data.labels.to(self.device, non_blocking=True)
@@ -168,5 +173,7 @@ class InMemoryLoader(ShardedBatches):
             else:
                 idx = order[a:b]
                 x, y = self.images[idx], self.labels[idx]
+            if self.pair_transform is not None:
+                x, y = self.pair_transform(x, y)
             yield self._finish(x), y
         self._epoch_done()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cnnlab.data.images import tensor_to_image
 from cnnlab.data.load import load_dataset
+from cnnlab.files import atomic_write
 
 
 def class_slug(name: str) -> str:
@@ -38,7 +39,8 @@ def write_samples(
         seen.add(label)
         name = data.classes[label]
         path = folder / f"{class_slug(name)}.png"
-        tensor_to_image(data.images[i]).save(path)
+        image = tensor_to_image(data.images[i])
+        atomic_write(path, lambda tmp, image=image: image.save(tmp, format="PNG"))
         written.append((path, name, i))
         if len(written) == n:
             break

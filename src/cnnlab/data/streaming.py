@@ -6,6 +6,12 @@ workers decode with pillow exactly as `read_image_folder` does, the batch moves 
 batched transform (Normalize, augmentation) runs there. Its state is the order's generator, so a resume replays
 the epoch. `FileSet` is the training split: the file list plus a decoded sample (statistics, probes); it has a real
 `subset` (the first N files, the validation carve-out) but is not an ImageSet.
+
+The file system can change under a long run. Files that cannot be opened when the folder is listed (empty, not an
+image) are skipped with the same warning as an in-memory read (or refused with --strict). A file deleted,
+truncated or replaced after that (its size or modification time changed) is never decoded as if nothing
+happened: the epoch ends with one `StreamError` naming the file, raised in the training process (a worker's
+traceback never reaches the user), and the run keeps its last checkpoint for `--resume`.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.data.dataset import DataSplits, ImageSet
-from cnnlab.data.folder import class_folders, decode, image_files, read_image_folder
-from cnnlab.data.images import IMAGE_SUFFIXES, ImageReadError, base_mode, open_image
+from cnnlab.data.folder import class_folders, decode, image_files, read_image_folder, report_unreadable
+from cnnlab.data.images import IMAGE_SUFFIXES, ImageReadError, base_mode, check_header, open_image
 from cnnlab.data.load import _default_val
 from cnnlab.data.loader import ShardedBatches
 
@@ -30,17 +36,63 @@ SAMPLE = 1024  # images decoded up front: channel statistics, colour mode, threa
 SAMPLE_SEED_OFFSET = 1  # the sample's stream: independent of the validation split's (see file_set)
 
 
-class DecodeDataset(Dataset):
-    """files[i] → (uint8 (C, H, W), label), decoded with pillow in `mode` and resized to `size` (H, W)."""
+class StreamError(ImageReadError):
+    """A file of a streamed folder that changed, vanished or stopped being readable while the run read it."""
 
-    def __init__(self, files: list[Path], labels: list[int], mode: str, size: tuple[int, int]) -> None:
+
+def file_stat(path: Path) -> tuple[int, int]:
+    """(size in bytes, modification time in ns): what tells a file replaced or truncated since it was listed."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+class DecodeDataset(Dataset):
+    """files[i] → (uint8 (C, H, W), label), decoded with pillow in `mode` and resized to `size` (H, W).
+
+    stats: each file's `file_stat` when it was listed; a file whose stat differs now is a StreamError."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        labels: list[int],
+        mode: str,
+        size: tuple[int, int],
+        stats: list[tuple[int, int]] | None = None,
+    ) -> None:
         self.files, self.labels, self.mode, self.size = files, labels, mode, tuple(size)
+        self.stats = stats
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return decode(self.files[i], self.mode, self.size), self.labels[i]
+        path = self.files[i]
+        if self.stats is not None:
+            try:
+                now = file_stat(path)
+            except FileNotFoundError:
+                raise StreamError(f"{path}: deleted while the run was reading the folder") from None
+            if now != self.stats[i]:
+                raise StreamError(f"{path}: changed (replaced or truncated) since the run listed the folder")
+        return decode(path, self.mode, self.size), self.labels[i]
+
+
+class _Guarded(Dataset):
+    """A DecodeDataset whose items carry their error instead of raising it in a DataLoader worker: (image or None,
+    label, error message or None). The training process raises it, as one line."""
+
+    def __init__(self, data: DecodeDataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
+        try:
+            image, label = self.data[i]
+        except (ImageReadError, OSError) as e:
+            return None, self.data.labels[i], str(e).splitlines()[0] if str(e) else type(e).__name__
+        return image, label, None
 
 
 class FileSet:
@@ -58,11 +110,13 @@ class FileSet:
         size,
         sample: ImageSet,
         sample_index: list[int],
+        stats: list[tuple[int, int]] | None = None,
     ) -> None:
         self.files, self.file_labels, self.classes = files, labels, classes
         self.mode, self.size = mode, tuple(size)
         self.sample = sample
         self.sample_index = sample_index  # file index of each sample image
+        self.stats = stats  # each file's (size, mtime) when listed: a change mid-run is a StreamError
 
     def __len__(self) -> int:
         return len(self.files)
@@ -72,7 +126,7 @@ class FileSet:
         return tuple(self.sample.images.shape[1:])  # type: ignore[return-value]
 
     def dataset(self) -> DecodeDataset:
-        return DecodeDataset(self.files, self.file_labels, self.mode, self.size)
+        return DecodeDataset(self.files, self.file_labels, self.mode, self.size, self.stats)
 
     def subset(self, index: slice | torch.Tensor | list[int], seed: int = 0) -> FileSet:
         """The files at `index` (a slice, or file indices in order) as a FileSet. Its sample is the part of this
@@ -80,20 +134,14 @@ class FileSet:
         seeded sample of the subset is decoded (all of it when it has no more than `SAMPLE` files)."""
         keep = list(range(len(self.files)))[index] if isinstance(index, slice) else [int(i) for i in index]
         files, labels = [self.files[i] for i in keep], [self.file_labels[i] for i in keep]
+        stats = [self.stats[i] for i in keep] if self.stats is not None else None
         position = {i: j for j, i in enumerate(keep)}
         mine = [j for j, i in enumerate(self.sample_index) if i in position]
         if len(mine) >= min(SAMPLE // 4, len(keep)):
             sample = self.sample.subset(torch.tensor(mine, dtype=torch.int64))
-            return FileSet(
-                files,
-                labels,
-                self.classes,
-                self.mode,
-                self.size,
-                sample,
-                [position[self.sample_index[j]] for j in mine],
-            )
-        return _with_sample(files, labels, self.classes, self.mode, self.size, seed)
+            index = [position[self.sample_index[j]] for j in mine]
+            return FileSet(files, labels, self.classes, self.mode, self.size, sample, index, stats)
+        return _with_sample(files, labels, self.classes, self.mode, self.size, seed, stats)
 
 
 def decoded(data: ImageSet | FileSet) -> ImageSet:
@@ -102,13 +150,15 @@ def decoded(data: ImageSet | FileSet) -> ImageSet:
     return data.sample if isinstance(data, FileSet) else data
 
 
-def _with_sample(files: list[Path], labels: list[int], classes: list[str], mode: str, size, seed: int) -> FileSet:
+def _with_sample(
+    files: list[Path], labels: list[int], classes: list[str], mode: str, size, seed: int, stats=None
+) -> FileSet:
     """A FileSet whose sample is `SAMPLE` files of a seeded shuffle (all of them when there are fewer)."""
     g = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
     pick = torch.randperm(len(files), generator=g)[:SAMPLE].tolist()
     data = DecodeDataset([files[i] for i in pick], [labels[i] for i in pick], mode, size)
     sample = ImageSet(torch.stack([data[i][0] for i in range(len(data))]), torch.tensor(data.labels), classes)
-    return FileSet(files, labels, classes, mode, size, sample, pick)
+    return FileSet(files, labels, classes, mode, size, sample, pick, stats)
 
 
 def folder_files(root: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
@@ -122,6 +172,35 @@ def folder_files(root: Path, classes: list[str] | None = None) -> tuple[list[Pat
     return [p for p, _ in pairs], [i for _, i in pairs], classes
 
 
+def readable_files(
+    root: Path, classes: list[str] | None, strict: bool
+) -> tuple[list[Path], list[int], list[str], list[tuple[int, int]]]:
+    """The files of root/<class>/ that open as images (their header is read, nothing decoded), their labels, the
+    classes and each file's `file_stat`. The others are skipped with the warning `read_image_folder` gives (an
+    error with `strict`): an empty file, a file that is not an image."""
+    classes = classes or class_folders(root)
+    if not classes:
+        raise ValueError(f"{root}: no class sub-folders (expected {root}/<class>/<image files>)")
+    files, labels, stats, bad = [], [], [], []
+    for path, label in image_files(root, classes):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            bad.append(f"{path} (not an image file type)")
+            continue
+        try:
+            stat = file_stat(path)
+            check_header(path)
+        except (ImageReadError, OSError) as e:
+            bad.append(str(e) if isinstance(e, ImageReadError) else f"{path}: {e.strerror or e}")
+            continue
+        files.append(path)
+        labels.append(label)
+        stats.append(stat)
+    report_unreadable(root, bad, strict)
+    if not files:
+        raise ValueError(f"{root}: no readable images in {len(classes)} class folder(s)")
+    return files, labels, classes, stats
+
+
 def decoded_bytes(root: Path, image_size: int | tuple[int, int] | None, mode: str | None) -> int:
     """Estimated uint8 size of the whole folder in memory (file count × one image's decoded size)."""
     files, _, _ = folder_files(root)
@@ -133,10 +212,13 @@ def decoded_bytes(root: Path, image_size: int | tuple[int, int] | None, mode: st
     return len(files) * channels * h * w
 
 
-def file_set(root: Path, mode: str | None, size, seed: int, classes: list[str] | None = None) -> FileSet:
-    """The FileSet of root/<class>/: mode (majority of the sample when None) and size (the sample's single size
-    when None, else an error asking for --image-size) are fixed from the files of a seeded sample."""
-    files, labels, classes = folder_files(root, classes)
+def file_set(
+    root: Path, mode: str | None, size, seed: int, classes: list[str] | None = None, strict: bool = False
+) -> FileSet:
+    """The FileSet of root/<class>/ (its readable files, see `readable_files`): mode (majority of the sample when
+    None) and size (the sample's single size when None, else an error asking for --image-size) are fixed from the
+    files of a seeded sample."""
+    files, labels, classes, stats = readable_files(root, classes, strict)
     if mode is None or size is None:
         # not `seed` itself: load_streaming holds out the first files of randperm(seed) for validation, and a sample
         # drawn from the same permutation would lie wholly in the held-out files
@@ -147,15 +229,20 @@ def file_set(root: Path, mode: str | None, size, seed: int, classes: list[str] |
             sizes = Counter((im.height, im.width) for im in pics)
             if len(sizes) > 1:
                 raise ValueError(
-                    f"{root}: images have {len(sizes)} different sizes; pass --image-size to resize them all"
+                    f"{root}: images have {len(sizes)} different sizes; resize them all to one with --image-size "
+                    "(train, lr-find)"
                 )
             size = next(iter(sizes))
     size = (size, size) if isinstance(size, int) else tuple(size)
-    return _with_sample(files, labels, classes, mode, size, seed)
+    return _with_sample(files, labels, classes, mode, size, seed, stats)
 
 
-def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.int64)
+def _collate(items: list[tuple]) -> tuple[torch.Tensor | None, torch.Tensor | None, str | None]:
+    """A batch (x, y, None), or (None, None, the first error) when a file of it could not be read."""
+    error = next((e for _, _, e in items if e is not None), None)
+    if error is not None:
+        return None, None, error
+    return torch.stack([x for x, _, _ in items]), torch.tensor([y for _, y, _ in items], dtype=torch.int64), None
 
 
 def default_workers() -> int:
@@ -195,7 +282,7 @@ class StreamingFolderLoader(ShardedBatches):
         order = torch.arange(self.n) if order is None else order
         plan = [order[a:b].tolist() for a, b in bounds]
         loader = DataLoader(
-            self.dataset,
+            _Guarded(self.dataset),
             batch_sampler=plan,
             num_workers=self.workers,
             collate_fn=_collate,
@@ -203,11 +290,10 @@ class StreamingFolderLoader(ShardedBatches):
             persistent_workers=False,
             prefetch_factor=4 if self.workers else None,
         )
-        try:
-            for x, y in loader:
-                yield self._finish(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
-        except ImageReadError as e:
-            raise ImageReadError(f"while streaming: {e}") from None
+        for x, y, error in loader:
+            if error is not None:
+                raise StreamError(error)
+            yield self._finish(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
         self._epoch_done()
 
 
@@ -224,7 +310,7 @@ def load_streaming(
         raise FileNotFoundError(f"{spec}: {root} is not a folder")
     parts = {p: root / p for p in ("train", "val", "test") if (root / p).is_dir()}
     train_root = parts.get("train", root)
-    train = file_set(train_root, mode, image_size, seed)
+    train = file_set(train_root, mode, image_size, seed, strict=strict)
     kw = dict(classes=train.classes, mode=train.mode, size=train.size, strict=strict)
     test = read_image_folder(parts["test"], **kw) if "test" in parts else None
     val = read_image_folder(parts["val"], **kw) if "val" in parts else None

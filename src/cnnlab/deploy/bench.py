@@ -7,7 +7,8 @@ Engines (all given the same normalised float32 NCHW batches; the time is that of
 
 With several threads the process CPU time counts all of them: with `--threads 1` it is the work of one call
 without the time spent waiting for a core, the useful figure on a shared machine. Rounds interleave the engines (each round times every engine in turn), so that load from other jobs on a shared
-machine spreads over all rows instead of landing on one. Accuracy is measured without flip TTA in every row.
+machine spreads over all rows instead of landing on one. Accuracy — for another task than classification its main
+metric, such as localization's mean IoU — is measured without flip TTA in every row.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import cnnlab
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
 from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8
+from cnnlab.files import available_memory
 from cnnlab.infer import EVAL_BATCH, prepare, run
+from cnnlab.inspect import activation_bytes
 from cnnlab.io import load_model, resolve_model_path
 from cnnlab.models import main_output
 from cnnlab.run.splits import run_splits
@@ -34,6 +37,7 @@ from cnnlab.runtime import hardware_info, resolve_precision, use_channels_last
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 PARITY_IMAGES = 256
+MAX_BATCH = 4096
 
 
 def cpu_flags() -> list[str]:
@@ -84,6 +88,23 @@ def _engines(model: torch.nn.Module, fp32: OnnxClassifier, int8: OnnxClassifier)
     }
 
 
+def check_batches(batches: Sequence[int], meta) -> None:
+    """Refuse batch sizes out of 1–MAX_BATCH, or whose activations (traced on the meta device, nothing allocated)
+    would need more than half the memory available, before any batch is built."""
+    for b in batches:
+        if not 1 <= b <= MAX_BATCH:
+            raise ValueError(f"--batch {b}: batch sizes are 1–{MAX_BATCH:,}")
+    largest = max(batches)
+    need = largest * activation_bytes(meta.model, meta.model_args, meta.input_size)
+    free = available_memory()
+    if need > free // 2:
+        size = "×".join(map(str, meta.input_size))
+        raise ValueError(
+            f"--batch {largest}: a batch of {largest} {size} images needs about {need / 2**30:.1f} GiB of "
+            f"activations, more than half the memory available ({free / 2**30:.1f} GiB); give smaller batches"
+        )
+
+
 def _batch(images: torch.Tensor, n: int) -> torch.Tensor:
     reps = -(-n // len(images))
     return images.repeat(reps, 1, 1, 1)[:n].contiguous() if reps > 1 else images[:n].contiguous()
@@ -109,9 +130,10 @@ def _timings(engines: dict, x: torch.Tensor, rounds: int, calls: int, warmup: in
     return times
 
 
-def _accuracy(fn: Callable, x: torch.Tensor, labels: torch.Tensor) -> float:
-    preds = np.concatenate([fn(chunk).argmax(1) for chunk in x.split(EVAL_BATCH)])
-    return float((preds == labels.numpy()).mean())
+def _score(fn: Callable, x: torch.Tensor, targets: torch.Tensor, task) -> float:
+    """The task's main metric (classification: accuracy) of one engine's outputs."""
+    outputs = np.concatenate([fn(chunk) for chunk in x.split(EVAL_BATCH)])
+    return task.score(torch.from_numpy(np.asarray(outputs, np.float32)), targets)
 
 
 def bench_run(
@@ -132,7 +154,9 @@ def bench_run(
     if threads:
         torch.set_num_threads(threads)
     model, meta = load_model(run_path)
+    check_batches(batches, meta)
     model.eval()
+    task = meta.make_task()
     splits = run_splits(run_path, data=data, data_dir=data_dir).splits
     held = splits.held_out()
     if held is None:
@@ -149,10 +173,10 @@ def bench_run(
         engines = _engines(model, fp32, OnnxClassifier(int8_path, threads=threads))
         x_all = torch.from_numpy(fp32.normalize(test.images[:n_acc]))
         rows = {name: {"engine": name, "precision": prec} for name, (prec, _) in engines.items()}
-        log(f"accuracy on {n_acc:,} test images …")
+        log(f"{task.main_metric} on {n_acc:,} test images …")
         for name, (_, fn) in engines.items():
-            rows[name]["accuracy"] = _accuracy(fn, x_all, test.labels[:n_acc])
-        parity = _parity(engines, x_all[:PARITY_IMAGES])
+            rows[name][task.main_metric] = _score(fn, x_all, test.labels[:n_acc], task)
+        parity = _parity(engines, x_all[:PARITY_IMAGES], task)
         for b in batches:
             log(f"timing batch {b} …")
             x = _batch(x_all, b)
@@ -174,6 +198,8 @@ def bench_run(
         "run": str(run_path),
         "model": meta.model,
         "input_size": list(meta.input_size),
+        "task": task.name,
+        "metric": task.main_metric,
         "dataset": splits.name,
         "accuracy_images": n_acc,
         "batches": list(batches),
@@ -186,8 +212,8 @@ def bench_run(
     }
 
 
-def _parity(engines: dict, x: torch.Tensor) -> dict:
-    """Max |logit difference| and argmax agreement of each engine against PyTorch fp32 eager."""
+def _parity(engines: dict, x: torch.Tensor, task) -> dict:
+    """Max |output difference| and agreement of the predicted class of each engine against PyTorch fp32 eager."""
     names = list(engines)
     ref = engines[names[0]][1](x)
     out = {}
@@ -195,7 +221,7 @@ def _parity(engines: dict, x: torch.Tensor) -> dict:
         got = engines[name][1](x)
         out[name] = {
             "max_abs": float(np.abs(got - ref).max()),
-            "argmax_agree": float((got.argmax(1) == ref.argmax(1)).mean()),
+            "argmax_agree": task.agreement(torch.from_numpy(np.asarray(got)), torch.from_numpy(np.asarray(ref))),
             "images": len(x),
         }
     return out
@@ -205,13 +231,14 @@ def format_bench(result: dict) -> str:
     """The bench table (markdown), then parity, hardware and versions."""
     batches = result["batches"]
     base = result["rows"][0]
-    head = ["engine", "precision", "accuracy"]
+    metric = result.get("metric", "accuracy")
+    head = ["engine", "precision", metric]
     for b in batches:  # batch 1: latency; larger batches: throughput; both also per CPU time of the process
         head += [f"b{b} p50 ms", f"b{b} p99 ms", f"b{b} CPU ms"] if b == 1 else [f"b{b} samples/s", f"b{b} /CPU-s"]
         head.append(f"b{b} vs eager")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
-        cells = [row["engine"], row["precision"], f"{row['accuracy']:.4f}"]
+        cells = [row["engine"], row["precision"], f"{row[metric]:.4f}"]
         for b in batches:
             t = row[f"b{b}"]
             if b == 1:
@@ -224,7 +251,7 @@ def format_bench(result: dict) -> str:
     hw, v = result["hardware"], result["versions"]
     lines += [
         "",
-        f"{result['model']} {c}×{h}×{w} on {result['dataset']}; accuracy on {result['accuracy_images']:,} test "
+        f"{result['model']} {c}×{h}×{w} on {result['dataset']}; {metric} on {result['accuracy_images']:,} test "
         f"images, no TTA; int8 calibrated on {result['calibration']['images']} training images"
         + (" (quick mode: too few calls for reliable timings)" if result["quick"] else ""),
     ]

@@ -2,7 +2,8 @@
 everything a stranger needs to use it without cnnlab (classes, input size and mode, mean / std, source run).
 
 The file's input is `input`: float32 (N, C, H, W), pixels ÷255 then (x − mean) / std per channel; its output is
-`logits` (N, classes). The props are `RunMeta.onnx_props`; `RunMeta.from_onnx_props` reads them back, and the
+`logits` (N, classes) for a classifier, else `outputs`, the task's raw outputs (the `outputs` prop says what the
+columns mean). The props are `RunMeta.onnx_props`; `RunMeta.from_onnx_props` reads them back, and the
 standalone example examples/onnx_predict.py reads the same props through onnxruntime alone.
 """
 
@@ -22,6 +23,8 @@ from cnnlab.io import atomic_write
 from cnnlab.io.meta import ONNX_INPUT, ONNX_OUTPUT, PREPROCESS, ExportInfo, RunMeta
 from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.models import main_output
+
+MIN_OPSET = 7  # the oldest opset ONNX's version converter reaches (with a classifier's ops)
 
 
 def _require_onnx():
@@ -75,19 +78,27 @@ def _root_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {first[:200]}"
 
 
-def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None = None):
+def to_onnx_proto(
+    model: nn.Module, input_size: Sequence[int], opset: int | None = None, output_name: str = ONNX_OUTPUT
+):
     """Trace `model` (BN folded, eval mode, on a copy) into an ONNX ModelProto with a dynamic batch axis.
 
     torch's dynamo-based exporter (torch.export + onnxscript) is used, not the TorchScript one: the latter is
     deprecated since torch 2.9 and cannot export the adaptive average pooling of VGG and AlexNet at small inputs
     ("output size that are not factor of input size"), while the dynamo exporter handles every registered family.
     """
-    _require_onnx()
+    onnx = _require_onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"--opset {opset}: the ONNX exporter writes opsets {MIN_OPSET}–{newest}")
     net = _Logits(fold_batchnorm(model).cpu().float()).eval()
     example = torch.zeros(2, *input_size)  # batch 2: torch.export specializes a batch of 1 to a constant
-    out, onnx_log = io.StringIO(), logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # no "torchvision is not installed" warnings
+    out = io.StringIO()
+    # no "torchvision is not installed" warnings, and no converter tracebacks: a failed conversion is checked below
+    logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stdout(out), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -97,7 +108,7 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
                 None,
                 dynamo=True,
                 input_names=[ONNX_INPUT],
-                output_names=[ONNX_OUTPUT],
+                output_names=[output_name],
                 opset_version=opset,
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
@@ -109,8 +120,16 @@ def to_onnx_proto(model: nn.Module, input_size: Sequence[int], opset: int | None
         where = f"module {where}" if where else "the model"
         raise ValueError(f"the ONNX exporter cannot trace {where}: {_root_message(e)}") from None
     finally:
-        onnx_log.setLevel(level)
-    return program.model_proto
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+    proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and written != opset:
+        raise ValueError(
+            f"--opset {opset}: the exporter could not convert this model to opset {opset} (it wrote opset {written}); "
+            "give another --opset, or leave it out (the exporter's own, 18, always works)"
+        )
+    return proto
 
 
 def export_onnx(
@@ -122,7 +141,7 @@ def export_onnx(
 ) -> Path:
     """Write `model` as a self-contained ONNX file (weights inside) with its metadata; checked by onnx."""
     _require_onnx()
-    proto = to_onnx_proto(model, meta.input_size, opset)
+    proto = to_onnx_proto(model, meta.input_size, opset, meta.make_task().onnx_output)
     return save_onnx(proto, path, meta.onnx_props(ExportInfo(source_run=source)))
 
 

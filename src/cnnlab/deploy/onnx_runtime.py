@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cnnlab.infer import EVAL_BATCH, Progress
-from cnnlab.io.meta import RunMeta
+from cnnlab.io.meta import MAX_CHANNELS, MAX_SIDE, RunMeta
 
 
 def is_onnx_path(path: str | Path) -> bool:
@@ -52,6 +52,9 @@ def parse_input_size(text: str | Sequence[int]) -> tuple[int, int, int]:
         size = [int(v) for v in text]
     if len(size) != 3 or min(size) < 1:
         raise ValueError(f"--input wants C,H,W (e.g. 1,28,28), got '{text}'")
+    c, h, w = size
+    if c > MAX_CHANNELS or h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"--input {text}: C must be 1–{MAX_CHANNELS} and H, W 1–{MAX_SIDE} pixels")
     return tuple(size)  # type: ignore[return-value]
 
 
@@ -107,6 +110,7 @@ class OnnxClassifier:
                 self.path,
             )
         self.meta = meta
+        self.task = meta.make_task()
         self.precision = meta.export.precision if meta.export else "fp32"  # of the graph: fp32 or int8
         self.tta = meta.tta if tta is None else tta
         self._check_graph()
@@ -122,29 +126,40 @@ class OnnxClassifier:
             return width
         return int(self.run(np.zeros((1, *size), np.float32)).shape[1])
 
-    def _check_io_kinds(self) -> None:
+    def _check_io_kinds(self, rank: int = 2) -> None:
+        """Float32 N×C×H×W in, and an output of `rank` (2: N×K logits; a task's raw outputs may have more)."""
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         if inp.type != "tensor(float)" or len(inp.shape) != 4:
             raise ValueError(
                 f"{self.path}: not an image classifier cnnlab can feed (its input '{inp.name}' is "
                 f"{inp.type} of rank {len(inp.shape)}; cnnlab feeds float32 N×C×H×W)"
             )
-        if len(out.shape) != 2:
+        if len(out.shape) != rank and rank == 2:
             raise ValueError(
                 f"{self.path}: not a classifier (its output '{out.name}' has rank {len(out.shape)}, not N×K logits)"
             )
+        if len(out.shape) != rank:
+            raise ValueError(f"{self.path}: its output '{out.name}' has rank {len(out.shape)}, its task's {rank}")
 
     def _check_graph(self) -> None:
-        """The graph's static input dimensions and output width agree with the metadata."""
-        self._check_io_kinds()
+        """The graph's static input dimensions and output shape agree with the metadata."""
+        want_out = self.task.output_shape
+        self._check_io_kinds(1 + len(want_out))
         want = self.meta.input_size
         got = self.session.get_inputs()[0].shape[1:]
         for name, g, w in zip(("channels", "height", "width"), got, want, strict=True):
             if isinstance(g, int) and g != w:
                 raise ValueError(f"{self.path}: its graph takes {name} {g}, its metadata says {w}")
-        k = self.session.get_outputs()[0].shape[1]
-        if isinstance(k, int) and k != self.meta.num_classes:
-            raise ValueError(f"{self.path}: its graph outputs {k} classes, its metadata names {self.meta.num_classes}")
+        got_out = self.session.get_outputs()[0].shape[1:]
+        if any(isinstance(g, int) and g != w for g, w in zip(got_out, want_out, strict=True)):
+            if self.task.name == "classify":
+                k = got_out[0]
+                raise ValueError(
+                    f"{self.path}: its graph outputs {k} classes, its metadata names {self.meta.num_classes}"
+                )
+            raise ValueError(
+                f"{self.path}: its graph outputs {list(got_out)} per image, its {self.task.name} task {list(want_out)}"
+            )
 
     def normalize(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, C, H, W) → the float32 model input, as `cnnlab.data.transforms.Normalize` computes it."""
@@ -166,9 +181,11 @@ class OnnxClassifier:
         for start in range(0, len(images), batch_size):
             x = self.normalize(images[start : start + batch_size])
             out = self.run(x)
-            if tta:
-                out = (out + self.run(np.ascontiguousarray(x[..., ::-1]))) / 2
-            outs.append(torch.from_numpy(np.asarray(out, np.float32)))
+            out = torch.from_numpy(np.asarray(out, np.float32))
+            if tta:  # the mirrored image's outputs, mirrored back by the task (a box's centre moves)
+                flipped = torch.from_numpy(np.asarray(self.run(np.ascontiguousarray(x[..., ::-1])), np.float32))
+                out = (out + self.task.flip_back(flipped)) / 2
+            outs.append(out)
             done += len(x)
             progress(done)
-        return torch.cat(outs) if outs else torch.zeros(0, self.meta.num_classes)
+        return torch.cat(outs) if outs else torch.zeros(0, *self.task.output_shape)

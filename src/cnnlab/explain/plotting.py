@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from cnnlab.plots import save_figure
+
 DPI = 90  # modest: the PNGs are for reading on screen and for docs/images
 
 
@@ -62,11 +64,8 @@ def show(ax: Axes, image: np.ndarray, **kw):
 
 
 def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
-    """Write the figure as PNG (the figure is not registered anywhere: nothing to close)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    """Write the figure as PNG, atomically (the figure is not registered anywhere: nothing to close)."""
+    return save_figure(fig, path, dpi)
 
 
 def scale01(a: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:

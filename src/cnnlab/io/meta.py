@@ -102,6 +102,8 @@ class RunMeta:
     metrics: dict = field(default_factory=dict)  # test_accuracy, val_accuracy, epochs, train_seconds, …
     init_from: dict | None = None  # transfer learning: the source and what was loaded
     export: ExportInfo | None = None  # set for an exported ONNX file
+    task: str = "classify"  # what the outputs are (cnnlab/tasks): classify, localize, …
+    task_args: dict = field(default_factory=dict)  # the task's own arguments (its head's size, loss weights)
 
     @property
     def channels(self) -> int:
@@ -118,6 +120,12 @@ class RunMeta:
 
     def replace(self, **changes: Any) -> RunMeta:
         return dataclasses.replace(self, **changes)
+
+    def make_task(self):
+        """The model's task (a `cnnlab.tasks.Task`), bound to its classes and input size."""
+        from cnnlab.tasks import make_task
+
+        return make_task(self.task, self.classes, self.input_size, **self.task_args)
 
     @classmethod
     def for_model(cls, model: Any, **values: Any) -> RunMeta:
@@ -170,6 +178,7 @@ class RunMeta:
             raise MetaError(where, f"'precision' {precision!r} is not fp32 or bf16")
         data = raw.get("data")
         export = raw.get("export")
+        task, task_args = _task(raw, classes, size, where)
         return cls(
             model=raw["model"],
             model_args=dict(raw["model_args"]),
@@ -184,6 +193,8 @@ class RunMeta:
             metrics=raw.get("metrics") if isinstance(raw.get("metrics"), dict) else {},
             init_from=raw.get("init_from") if isinstance(raw.get("init_from"), dict) else None,
             export=ExportInfo(**export) if isinstance(export, dict) else None,
+            task=task,
+            task_args=task_args,
         )
 
     @classmethod
@@ -207,7 +218,7 @@ class RunMeta:
             source_run=export.source_run,
             bn_folded=True,
             input_name=ONNX_INPUT,
-            output_name=ONNX_OUTPUT,
+            output_name=self.make_task().onnx_output,
         )
         if export.quantization is not None:
             record["quantization"] = export.quantization
@@ -222,6 +233,8 @@ class RunMeta:
             "preprocess": PREPROCESS,
             "source_run": str(export.source_run or ""),
             "precision": export.precision,
+            "task": self.task,
+            "outputs": self.make_task().describe_outputs(),
         }
         if self.dataset:
             props["dataset"] = self.dataset
@@ -234,7 +247,8 @@ class RunMeta:
         if raw is None:
             raise ValueError(
                 f"{where}: an ONNX file without cnnlab metadata; to run it as a classifier give "
-                "--input C,H,W --mean M[,M,M] --std S[,S,S]"
+                "--input C,H,W --mean M[,M,M] --std S[,S,S] to cnnlab predict (evaluate, bench and serve take an "
+                "ONNX file cnnlab exported)"
             )
         try:
             record = json.loads(raw)
@@ -300,6 +314,20 @@ def _per_channel(values: object, key: str, c: int, where: str | Path) -> tuple[f
     if not all(math.isfinite(v) for v in values):
         raise MetaError(where, f"'{key}' {list(values)} is not finite")
     return tuple(float(v) for v in values)
+
+
+def _task(raw: dict, classes: list, size: tuple[int, int, int], where: str | Path) -> tuple[str, dict]:
+    """The task and its arguments (files written before tasks existed are classifiers), checked by binding them."""
+    from cnnlab.tasks import make_task
+
+    task, args = raw.get("task", "classify"), raw.get("task_args") or {}
+    if not isinstance(task, str) or not isinstance(args, dict):
+        raise MetaError(where, "'task' must be a name and 'task_args' a mapping")
+    try:
+        make_task(task, classes, size, **args)
+    except (ValueError, TypeError) as e:
+        raise MetaError(where, str(e)) from None
+    return task, dict(args)
 
 
 def _check_model_args(args: dict, num_classes: int, where: str | Path) -> None:

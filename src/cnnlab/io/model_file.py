@@ -60,14 +60,15 @@ def read_meta(path: str | Path) -> RunMeta:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunMeta]:
-    """Rebuild a model from a model file or run folder: returns (model in eval mode, metadata).
+    """Rebuild a model from a model file or run folder: returns (model in eval mode, metadata). The network is
+    built by name (`create_model`), then the task in the metadata builds its model on it (`Task.build`).
 
     A file whose tensors do not fit the model it names (missing, unexpected or wrong-shaped keys) or whose weights
     are not finite is refused with the file named: evaluating it would print numbers that mean nothing.
     """
     path = resolve_model_path(path)
     meta = read_meta(path)
-    model = create_model(meta.model, **meta.model_args)
+    model = meta.make_task().build(create_model(meta.model, **meta.model_args))  # a classifier: the model itself
     try:
         tensors = load_file(str(path), device=str(device))
     except Exception as e:  # safetensors' own error types for a damaged file

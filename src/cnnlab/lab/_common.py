@@ -15,6 +15,7 @@ from cnnlab import infer
 from cnnlab.data import ImageSet, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.explain.plotting import save
 from cnnlab.train import Trainer, build_optimizer
+from cnnlab.train.callbacks import Callback
 
 
 @dataclass
@@ -102,6 +103,16 @@ class Trained:
         return (logits.argmax(1) == data.labels).float().mean().item()
 
 
+class StepLosses(Callback):
+    """Every training step's loss, as a float (the lessons that plot a first epoch step by step)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        self.losses.append(float(logs["loss"]))
+
+
 def fit(
     model: nn.Module,
     data: ImageSet,
@@ -110,11 +121,19 @@ def fit(
     lr: float = 1e-3,
     seed: int = 0,
     transform: Callable | None = None,
+    optimizer: str = "adam",
+    stats: tuple[list[float], list[float]] | None = None,
+    mix: Callable | None = None,
+    steps: StepLosses | None = None,
 ) -> Trained:
-    """Train `model` on `data` with Adam through `cnnlab.train.Trainer` (CPU, fp32); `transform` runs on the
-    normalised batch (e.g. a fixed pixel shuffle)."""
+    """Train `model` on `data` through `cnnlab.train.Trainer` (CPU, fp32); `transform` runs on the normalised batch
+    (e.g. a fixed pixel shuffle).
+
+    optimizer: a `build_optimizer` name (adam; gd is plain SGD). stats: (mean, std) on the 0–1 scale to normalise
+    with instead of the data's own (mean 0, std 1/255 feeds raw 0–255 pixels). mix: the Trainer's batch hook
+    (x, y) → (x, y), e.g. adversarial examples added to each batch. steps: collects every step's loss."""
     torch.manual_seed(seed)
-    mean, std = channel_stats(data.images)
+    mean, std = stats or channel_stats(data.images)
     norm = Normalize(mean, std)
     loader = InMemoryLoader(
         data,
@@ -123,9 +142,11 @@ def fit(
         seed=seed,
         transform=norm if transform is None else (lambda x: transform(norm(x))),
     )
-    trainer = Trainer(model, build_optimizer("adam", model, lr), device="cpu", precision="fp32")
+    opt = build_optimizer(optimizer, model, lr)
+    callbacks = [steps] if steps is not None else []
+    trainer = Trainer(model, opt, device="cpu", precision="fp32", callbacks=callbacks, mix=mix)
     history = trainer.fit(loader, epochs)
-    return Trained(model, mean, std, history)
+    return Trained(model, list(mean), list(std), history)
 
 
 def as01(data: ImageSet) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 
 from cnnlab.explain.plotting import figure
 from cnnlab.lab._common import Report, save_figure
+from cnnlab.lab._tables import draw_numbers, say_table, side_by_side, table
 from cnnlab.models import create_model
 
 N = 9
@@ -81,7 +82,10 @@ def build() -> torch.nn.Module:
     return model
 
 
-def run(quick: bool = True, out: Path | str = ".", echo=print) -> dict:
+def run(quick: bool = True, out: Path | str = ".", echo=print, slide: bool = False) -> dict:
+    """The X/O classifier on X, O and their variants; `slide`: the slides' feature-map tables as numbers."""
+    if slide:
+        return run_slide(out, echo)
     say = Report(echo)
     model = build()
     say(f"model {MODEL} on {N}×{N} inputs (−1 background, +1 strokes):")
@@ -148,3 +152,48 @@ def _plot(rows, out) -> Path:
         ax.set_title(f"votes → {verdict}", fontsize=8)
     fig.suptitle("X/O: 3 detectors → ReLU → 2×2 max-pool, ceil mode (7×7 → 4×4) → fully connected votes")
     return save_figure(fig, out, "xo")
+
+
+def run_slide(out: Path | str = ".", echo=print) -> dict:
+    """The slides' X/O tables: the 9×9 X, each 3×3 filter, its 7×7 feature map (mean of the 9 products), and the
+    4×4 map after ReLU and the 2×2 max-pool in ceil mode; then the votes for X and O."""
+    say = Report(echo)
+    model = build()
+    say(
+        "The X/O example as published in Brandon Rohrer's 'How convolutional neural networks work' (2016), the "
+        "public version of the deck's X/O tables: a 9×9 X on −1 (background) / +1 (stroke), three 3×3 filters of ±1, each map cell the mean of the "
+        "9 products (Σ/9). Every value below is computed here; 7/9 = 0.777… is shown truncated to 0.77, as the "
+        "slides show it."
+    )
+    x = torch.tensor(x_image(), dtype=torch.float32)[None, None]
+    say_table(say, "image 9×9:", x[0, 0], "+.0f")
+    with torch.no_grad():
+        maps = model.features[0](x)[0]
+        pooled = model.features[2](model.features[1](maps[None].clone()))[0]  # the ReLU works in place
+    for k, (name, filt) in enumerate(DETECTORS.items()):
+        say_table(say, f"filter {name}:", filt, "+.0f")
+        say_table(say, f"feature map {name}, 7×7 (Σ window ⊙ filter / 9):", maps[k], "t2")
+    blocks = [(f"{name}: ReLU → max-pool 4×4", table(pooled[k], "t2")) for k, name in enumerate(DETECTORS)]
+    for line in side_by_side(blocks):
+        say(line)
+    votes = {}
+    for name, img in (("X", x_image()), ("O", o_image())):
+        with torch.no_grad():
+            votes[name] = model(torch.tensor(img, dtype=torch.float32)[None, None])[0].tolist()
+        say(f"votes for the {name} image: X {votes[name][0]:.2f}, O {votes[name][1]:.2f}")
+    path = _plot_slide(x[0, 0], maps, pooled, out)
+    say(f"figure: {path}")
+    return {"maps": maps.tolist(), "pooled": pooled.tolist(), "votes": votes, "figure": str(path)}
+
+
+def _plot_slide(image, maps, pooled, out) -> Path:
+    fig = figure((15, 10.5))
+    grid = fig.add_gridspec(3, 4, width_ratios=[9, 3, 7, 4])
+    draw_numbers(fig.add_subplot(grid[:, 0]), image, "image 9×9 (−1 / +1)", "+.0f", fontsize=9)
+    for k, name in enumerate(DETECTORS):
+        filt = torch.tensor(DETECTORS[name], dtype=torch.float32)
+        draw_numbers(fig.add_subplot(grid[k, 1]), filt, f"filter {name}", "+.0f", fontsize=9)
+        draw_numbers(fig.add_subplot(grid[k, 2]), maps[k], "feature map 7×7 (Σ/9)", "t2", fontsize=8, lim=1)
+        draw_numbers(fig.add_subplot(grid[k, 3]), pooled[k], "ReLU → max-pool 2×2, ceil: 4×4", "t2", lim=1)
+    fig.suptitle("X/O: the slides' feature maps as numbers (7/9 shown truncated as 0.77)")
+    return save_figure(fig, out, "xo-slide")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 
 from cnnlab.models._base import SequentialClassifier
-from cnnlab.models._notation_parse import Token, format_notation, out_sides
+from cnnlab.models._notation_parse import Token, format_notation
 
 
 def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -73,7 +71,7 @@ def _conv_token(name: str, m: nn.Conv1d | nn.Conv2d) -> Token:
     return Token("CL", m.out_channels, m.kernel_size, m.stride, pad)  # Token writes (3, 3) as 3
 
 
-def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
+def _pool_token(name: str, m: nn.Module) -> Token:
     kind = "MP" if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)) else "AP"
     dims = 1 if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d)) else 2
     if kind == "MP" and _square(m.dilation, "dilation", name) != 1:
@@ -81,17 +79,18 @@ def _pool_token(name: str, m: nn.Module, sizes: tuple | None) -> Token:
     if kind == "AP" and (not m.count_include_pad or m.divisor_override):
         raise ValueError(f"pool '{name}' averages without the padding, which AP cannot write")
     # a pool keeps kernel_size, stride and padding as given: an int, or (kH, kW) / (k,); no stride: the kernel's
-    tok = Token(kind, kernel=m.kernel_size, stride=m.stride or m.kernel_size, padding=m.padding, dims=dims)
-    # ceil_mode changes nothing when the window fits the map exactly (AlexNet's pools at 227×227): written plain
-    if m.ceil_mode and (sizes is None or out_sides(sizes[0], tok) != sizes[1]):
-        tok = replace(tok, ceil=True)
-    return tok
+    # ceil mode is written whenever the pool has it, also where it changes nothing at the size written for
+    # (AlexNet's 3×3/2 pools at 227×227): at 224×224 it keeps 6×6 maps where floor mode gives 5×5, and the string
+    # must rebuild the same model at every input size
+    return Token(
+        kind, kernel=m.kernel_size, stride=m.stride or m.kernel_size, padding=m.padding, ceil=m.ceil_mode, dims=dims
+    )
 
 
 def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.Module, tuple]:
-    """(input H×W, output H×W) of every pooling module, from one dry run on `input_size`."""
+    """(input H×W, output H×W) of every adaptive pooling module, from one dry run on `input_size`."""
     seen: dict[nn.Module, tuple] = {}
-    pools = [m for m in model.modules() if isinstance(m, _POOLS)]
+    pools = [m for m in model.modules() if isinstance(m, _ADAPTIVE)]
     hooks = [
         p.register_forward_hook(lambda m, i, o: seen.__setitem__(m, (tuple(i[0].shape[2:]), tuple(o.shape[2:]))))
         for p in pools
@@ -140,7 +139,7 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
     # only what the notation does not write: no-op wrappers and the flatten it inserts itself
     leaves = [(n, m) for n, m in leaves if not isinstance(m, (nn.Identity, nn.Flatten))]
     sizes: dict[nn.Module, tuple] = {}
-    if any(isinstance(m, _ADAPTIVE) or getattr(m, "ceil_mode", False) for _, m in leaves):
+    if any(isinstance(m, _ADAPTIVE) for _, m in leaves):
         sizes = _pool_sizes(model, input_size or tuple(model.default_cfg["input_size"]))
     tokens: list[Token] = []
     i = 0
@@ -164,7 +163,7 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
                 raise ValueError(f"'{name}' is followed by {after}; the notation puts a ReLU after every CL and FC")
             i += 1
         elif isinstance(m, _POOLS[:4]):
-            tokens.append(_pool_token(name, m, sizes.get(m)))
+            tokens.append(_pool_token(name, m))
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             tokens.append(Token("BN"))
         elif type(m) is nn.Dropout:

@@ -17,7 +17,10 @@ Grammar: tokens separated by ``-``; layer letters upper case, option letters low
                                    (``k3x3`` is ``k3``). Not in 1-D networks, whose windows have one side.
 ``…c`` after a pool token          ceil mode: the output side is rounded up, ⌈(n + 2p − k)/s⌉ + 1, so a
                                    partial window at the edge is kept: ``MP4c`` takes 7×7 to 4×4 (the
-                                   lectures' X/O example), ``MP4`` to 3×3.
+                                   lectures' X/O example), ``MP4`` to 3×3. `to_notation` writes it for every
+                                   pool with ``ceil_mode=True``, also where the window fits the map exactly:
+                                   AlexNet is ``…-MPk3s2c-…``, whose 3×3/2 pools give 6×6 maps at 224×224
+                                   as at 227×227 (``MPk3s2`` gives 5×5 at 224).
 ``BN``                             batch norm. Right after a CL or a hidden FC it goes between that layer
                                    and its ReLU (conv → BN → ReLU, as in VGG-BN); elsewhere it stays where
                                    it is written (BatchNorm2d before the flatten, BatchNorm1d after).

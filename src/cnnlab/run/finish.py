@@ -39,7 +39,7 @@ def finish(
     The final evaluation goes through the same path as `cnnlab evaluate` (a `TorchClassifier`), so evaluating the
     run folder later reproduces `test_accuracy` and `val_accuracy` exactly.
     """
-    trainer, cfg = setup.trainer, setup.cfg
+    trainer, cfg, task = setup.trainer, setup.cfg, setup.trainer.task
     model = distributed.plain_batchnorm(setup.model) if cfg.sync_bn else setup.model
     epochs = _last_good_weights(setup, model, folder, log)
     classifier = TorchClassifier(model, setup.meta, trainer.device)
@@ -64,6 +64,7 @@ def finish(
         "interrupted": trainer.interrupted,
         "stop_reason": trainer.stop_reason,
         "resumed": resumed,
+        "task": task.name,
         "samples_per_s": _mean_rate(rows),
         "time_budget": setup.budget.plan if setup.budget is not None else None,
         "model": cfg.model,
@@ -76,20 +77,34 @@ def finish(
         "versions": {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "hardware": hardware_info(trainer.device),
     }
-    summary = {k: metrics[k] for k in MODEL_FILE_METRICS}
+    extra = _task_metrics(task, test, val)  # a task's own numbers beside accuracy and loss, e.g. test_iou
+    metrics.update(extra)
+    summary = {k: metrics[k] for k in MODEL_FILE_METRICS} | extra
+    _check_finite(model, folder.path / MODEL_FILE)
     save_model(folder.path / MODEL_FILE, model, setup.meta.replace(metrics=summary))
     if rows:
         smoothing = f"includes label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else None
-        plot_history(rows, folder.path / "curves.png", f"{cfg.model} on {setup.splits.name}", loss_note=smoothing)
+        title = f"{cfg.model} on {setup.splits.name}"
+        plot_history(rows, folder.path / "curves.png", title, loss_note=smoothing, metrics=task.running_metrics)
     metrics["process_seconds"] = round(process_seconds(), 3)
     save_json(folder.path / "metrics.json", metrics)
     if test:
+        main = "" if task.main_metric == "accuracy" else f", {task.main_metric} {test[task.main_metric]:.4f}"
         log(
-            f"test accuracy: {test['accuracy']:.4f} ({held[0]}, {test['n']:,} samples); "
+            f"test accuracy: {test['accuracy']:.4f}{main} ({held[0]}, {test['n']:,} samples); "
             f"training took {train_seconds:.1f} s for {epochs:g} epochs ({trainer.step:,} steps)"
         )
     log(f"run folder: {folder.path}")
     return RunResult(folder.path, metrics, trainer.history)
+
+
+def _task_metrics(task, test: dict | None, val: dict | None) -> dict:
+    """test_<name> and val_<name> of the task's numbers other than accuracy and loss (which every run reports)."""
+    out = {}
+    for split, result in (("test", test), ("val", val)):
+        names = [k for k in task.summary(result) if k not in ("accuracy", "loss")] if result else []
+        out |= {f"{split}_{k}": result[k] for k in names}
+    return out
 
 
 def _last_good_weights(setup: Setup, model: torch.nn.Module, folder: RunFolder, log) -> float:
@@ -106,6 +121,16 @@ def _last_good_weights(setup: Setup, model: torch.nn.Module, folder: RunFolder, 
     elif t.stop_reason:
         log(f"stopped: {t.stop_reason}")
     return done
+
+
+def _check_finite(model: torch.nn.Module, path: Path) -> None:
+    """Non-finite weights never replace a model file: the run ends with one line and the previous file stays."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{path} not written: the weights to keep are not finite (nan or inf in {', '.join(bad[:3])}); "
+            "the previous file, if any, is kept"
+        )
 
 
 def _mean_rate(rows: list[dict]) -> float | None:

@@ -7,6 +7,11 @@ first step puts it back whole. Only rank 0 touches the disk.
 
 A resumed run reopens its folder: the checkpoint must belong to the same model and data, and only the settings in
 `RESUME_MAY_CHANGE` may differ from its config.json.
+
+What is a cnnlab run folder (`run_folder_problem`): a folder whose `config.json` is a run's (a JSON object with
+`model` and `data`) and which holds nothing but what cnnlab writes into a run folder (`written_by_cnnlab`).
+`--overwrite` replaces only such a folder: never a data folder, a parent of the data, the working folder or a
+folder with files of the user's own.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 
-from cnnlab.io import CHECKPOINT_FILE, remove_stale_temporaries, save_json
+from cnnlab.data.load import data_reads
+from cnnlab.files import Read, check_output, real_path
+from cnnlab.io import CHECKPOINT_FILE, MODEL_FILE, remove_stale_temporaries, save_json
 from cnnlab.train import distributed
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.trainer import Trainer
@@ -28,6 +36,50 @@ BEST_FILE = "best.pt"
 CONFIG_FILE = "config.json"
 # settings a resumed run may change: they do not alter what the remaining steps compute
 RESUME_MAY_CHANGE = ("epochs", "time_limit", "checkpoint_every", "verbose", "tensorboard", "out", "overwrite")
+# the files a run holds of its own: no verb may write over them (export --out RUN/model.safetensors, …)
+RUN_FILES = (MODEL_FILE, CONFIG_FILE, CHECKPOINT_FILE, BEST_FILE, "metrics.json", "history.csv", "curves.png")
+# what else cnnlab writes into a run folder (evaluate, export, bench, explain, lr-find, TensorBoard, temporaries)
+RUN_EXTRAS = ("confusion.png", "bench.json", "lr_find.png", "tensorboard", "*.onnx", "*.confusion.png", "explain-*.png")
+RUN_EXTRAS += (".*.tmp",)  # what an atomic write killed midway leaves
+
+
+def written_by_cnnlab(name: str) -> bool:
+    """Whether a file of this name in a run folder is one cnnlab writes there."""
+    return name in RUN_FILES or any(fnmatch(name, pattern) for pattern in RUN_EXTRAS)
+
+
+def run_folder_problem(path: Path) -> str | None:
+    """Why `path` is not a cnnlab run folder (None: it is one): its config.json must be a run's, and every entry a
+    file cnnlab writes into a run folder."""
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        config = None
+    if not (isinstance(config, dict) and "model" in config and "data" in config):
+        return f"it has no {CONFIG_FILE} of a cnnlab run"
+    foreign = sorted(p.name for p in path.iterdir() if not written_by_cnnlab(p.name))
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        return f"it holds files cnnlab did not write ({', '.join(foreign[:5])}{more})"
+    return None
+
+
+def run_reads(path: str | Path) -> list[Read]:
+    """What a verb that opens a run (folder or file) reads, for its outputs to leave alone: a run folder may get new
+    files (model.onnx, confusion.png, …) but none of the files of the run itself; a model or ONNX file is itself."""
+    path = Path(path)
+    if not path.is_dir():
+        return [Read(path, "the model file")]
+    own = [Read(path / name, f"the run's {name}") for name in RUN_FILES if (path / name).exists()]
+    return [Read(path, "the run folder", inside_ok=True), *own]
+
+
+def train_reads(cfg: TrainConfig) -> list[Read]:
+    """What a training run reads: its data and its --init-from source."""
+    reads = data_reads(cfg.data, cfg.data_dir)
+    if cfg.init_from:
+        reads += [Read(r.path, f"{r.what} of --init-from") for r in run_reads(cfg.init_from)]  # not inside it
+    return reads
 
 
 def default_run_name(cfg: TrainConfig) -> str:
@@ -35,13 +87,26 @@ def default_run_name(cfg: TrainConfig) -> str:
     return f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_run_dir(path: str | Path, overwrite: bool = False) -> Path:
-    """Refuse an existing non-empty run folder unless `overwrite` (creates nothing)."""
+def check_run_dir(path: str | Path, overwrite: bool = False, reads: Iterable[Read] = ()) -> Path:
+    """Refuse a run folder that is, holds or sits inside what the run reads (`reads`: its data, its --init-from
+    source), an existing non-empty folder unless `overwrite`, and with `overwrite` anything but a cnnlab run folder
+    (see `run_folder_problem`) or a folder that holds the working folder. Creates nothing."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a folder; choose another run folder (out=…)")
-    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} exists and is not a folder; choose another run folder (--out)")
+    check_output(path, reads, "--out", replaces=True, folder=True)
+    if not (path.exists() and any(path.iterdir())):
+        return path
+    if not overwrite:
         raise FileExistsError(f"{path} already exists; choose another run folder (--out) or overwrite it (--overwrite)")
+    problem = run_folder_problem(path)
+    if problem is not None:
+        raise FileExistsError(
+            f"--out {path} is not a cnnlab run folder ({problem}); --overwrite replaces only run folders: "
+            "choose another --out"
+        )
+    if Path.cwd().resolve().is_relative_to(real_path(path)):
+        raise FileExistsError(f"--out {path} holds the working folder; --overwrite would move it away: choose another")
     return path
 
 
@@ -62,7 +127,7 @@ class RunFolder:
         out, error = None, None
         if distributed.is_main():
             try:
-                out = check_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite)
+                out = check_run_dir(cfg.out or Path("runs") / default_run_name(cfg), cfg.overwrite, train_reads(cfg))
             except (FileExistsError, ValueError, OSError) as e:
                 error = e
         out, error = distributed.gather_objects((out, error))[0]

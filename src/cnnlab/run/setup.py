@@ -7,7 +7,9 @@ the Trainer receives the complete callback list and the augmentation's batch mix
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +19,7 @@ from cnnlab.data import Compose, DataSplits, InMemoryLoader, Normalize, channel_
 from cnnlab.data.augment import Augment
 from cnnlab.data.loader import BatchLoader
 from cnnlab.data.streaming import FileSet, StreamingFolderLoader, decoded
+from cnnlab.data.targets import KINDS
 from cnnlab.io import RunMeta
 from cnnlab.layers import init_weights
 from cnnlab.models import create_model, is_model
@@ -30,6 +33,7 @@ from cnnlab.runtime import (
     resolve_precision,
     use_channels_last,
 )
+from cnnlab.tasks import Task, get_task, make_task
 from cnnlab.train import distributed
 from cnnlab.train.callbacks import (
     Checkpoint,
@@ -45,11 +49,10 @@ from cnnlab.train.callbacks.freeze import FreezeSchedule
 from cnnlab.train.callbacks.time_budget import TimeBudget
 from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.losses import ClassificationLoss
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.probe import PROBE_SAMPLES, choose_training_threads
 from cnnlab.train.trainer import Trainer
-from cnnlab.train.transfer import load_pretrained, param_groups, read_source
+from cnnlab.train.transfer import check_source, load_pretrained, param_groups, read_source
 
 
 @dataclass
@@ -81,6 +84,8 @@ def check(cfg: TrainConfig) -> None:
     if not is_model(cfg.model):
         create_model(cfg.model)  # raises the registry's error, with close names
     resolve_precision(cfg.precision, resolve_device(cfg.device))
+    if cfg.init_from is not None:
+        check_source(cfg.init_from)
 
 
 def build(
@@ -89,20 +94,23 @@ def build(
     callbacks: list | None = None,
     log=print,
     folder: RunFolder | None = None,
+    clock: Callable[[], float] = process_seconds,
 ) -> Setup:
     """The whole set-up of a checked `cfg` on `device` (see `check`).
 
     folder: the run folder the checkpoint, CSV log and TensorBoard files go to (None: none of them, as for
     lr-find); `callbacks` are added to the run's own (LR schedule, NaN guard, early stopping, time limit, progress).
+    clock: the seconds the job has spent so far, which a time budget counts.
     """
     rank, world = distributed.rank(), distributed.world_size()
     torch.manual_seed(cfg.seed)
     record = data_record(cfg)
-    splits = load_splits(record, cfg.mode, cfg.image_size)
+    splits = load_splits(record, cfg.mode, cfg.image_size, target=get_task(cfg.task).target)
     _describe(splits, log)
     if cfg.patience is not None and splits.val is None:
         raise ValueError("--patience needs validation data: set --val-split above 0")
-    model = _model(cfg, splits, device)
+    task = make_task(cfg.task, splits.classes, splits.image_shape, **cfg.task_args)
+    model = _model(cfg, splits, device, task)
     precision = resolve_precision(cfg.precision, device)
     channels_last = use_channels_last(device, precision)
     mean, std = channel_stats(decoded(splits.train).images)  # a streamed set: of its decoded sample
@@ -110,10 +118,10 @@ def build(
     params, init_from, callbacks = model, None, list(callbacks or [])
     if cfg.init_from is not None:  # transfer learning: trained weights, a new head, the backbone at a lower LR
         params, init_from, callbacks = _init_from(cfg, model, splits.classes, callbacks, log)
-    loss_fn = ClassificationLoss(cfg.label_smoothing)
+    loss_fn = task.loss(cfg.label_smoothing)
     probe = _probe_batch(splits, normalize, cfg.batch_size, device, channels_last)
     threads, step_estimate = _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last)
-    budget = _budget(cfg, splits, probe[0], step_estimate, log)
+    budget = _budget(cfg, splits, probe[0], step_estimate, log, clock)
     if folder is not None:  # a run (not lr-find): its schedule, guards, checkpoint and logs
         identity = data_identity(splits)
         callbacks += _run_callbacks(cfg, folder, {"config": cfg.to_dict(), "data": identity, "world_size": world}, log)
@@ -137,11 +145,12 @@ def build(
         grad_clip=cfg.grad_clip,
         mix=augment.mix if augment is not None and augment.mixes else None,
         compile=cfg.compile,
+        task=task,
         threads=torch.get_num_threads(),  # as chosen above
     )
     if augment is not None:
         trainer.track("augment", augment)
-    train_loader, val_loader = _loaders(cfg, splits, normalize, augment, device)
+    train_loader, val_loader = _loaders(cfg, splits, normalize, augment, device, task)
     meta = RunMeta.for_model(
         model,
         classes=list(splits.classes),
@@ -153,19 +162,24 @@ def build(
         dataset=splits.name,
         data=record.to_dict(),
         init_from=init_from,
+        task=cfg.task,
+        task_args=dict(cfg.task_args),
     )
     return Setup(cfg, splits, model, trainer, train_loader, val_loader, meta, threads, budget)
 
 
-def _loaders(cfg: TrainConfig, splits: DataSplits, normalize: Normalize, augment: Augment | None, device):
+def _loaders(cfg: TrainConfig, splits: DataSplits, normalize: Normalize, augment: Augment | None, device, task: Task):
     """The training loader (augmented, shuffled by its own stream) and the validation loader (normalized only).
 
     The data order stream is separate from the init stream (seed) and the augmentation stream (seed + 2).
     Distributed: the same order on every rank, each rank its share of every global batch of --batch-size.
+    A task whose targets are boxes or masks has them moved with the pixels (`Augment.transform`).
     """
     rank, world = distributed.rank(), distributed.world_size()
-    transform = Compose([augment, normalize]) if augment is not None else normalize
+    moves = augment is not None and task.target != "label"
+    transform = Compose([augment, normalize]) if augment is not None and not moves else normalize
     source = StreamingFolderLoader if isinstance(splits.train, FileSet) else InMemoryLoader
+    extra = {"pair_transform": functools.partial(augment.transform, kind=task.target)} if moves else {}
     train = source(
         splits.train,
         cfg.batch_size,
@@ -175,6 +189,7 @@ def _loaders(cfg: TrainConfig, splits: DataSplits, normalize: Normalize, augment
         seed=cfg.seed + 1,
         rank=rank,
         world=world,
+        **extra,
     )
     val = None
     if splits.val is not None:
@@ -197,14 +212,16 @@ def _describe(splits: DataSplits, log) -> None:
         log(note)
     c, h, w = splits.image_shape
     sizes = (len(s) if s is not None else 0 for s in (splits.train, splits.val, splits.test))
+    kind = getattr(splits.train, "kind", "label")
+    targets = "" if kind == "label" else f"; targets: {KINDS[kind]}"
     log(
         f"data: {splits.name} from {splits.source} — train {next(sizes):,}, val {next(sizes):,}, "
-        f"test {next(sizes):,}; {c}×{h}×{w}, {len(splits.classes)} classes"
+        f"test {next(sizes):,}; {c}×{h}×{w}, {len(splits.classes)} classes{targets}"
     )
 
 
-def _model(cfg: TrainConfig, splits: DataSplits, device: torch.device) -> nn.Module:
-    """The model of `cfg` for these data (classes, channels, size), initialized as asked."""
+def _model(cfg: TrainConfig, splits: DataSplits, device: torch.device, task: Task) -> nn.Module:
+    """The model of `cfg` for these data (classes, channels, size) and its task, initialized as asked."""
     c, h, w = splits.image_shape
     if h != w:
         raise ValueError(f"images are {w}×{h}; cnnlab models take square inputs: pass --image-size")
@@ -217,6 +234,7 @@ def _model(cfg: TrainConfig, splits: DataSplits, device: torch.device) -> nn.Mod
         raise ValueError(
             f"{cfg.model} cannot take {w}×{h} inputs ({e}); resize them with --image-size, e.g. 32 or 64"
         ) from None
+    model = task.build(model)  # a classifier is the network itself; another task puts its head on the features
     if cfg.init is not None:
         init_weights(model, cfg.init)
     if cfg.sync_bn and distributed.world_size() > 1:
@@ -302,7 +320,7 @@ def _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last
     return choice.describe(), step_s
 
 
-def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log) -> TimeBudget | None:
+def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log, clock) -> TimeBudget | None:
     """The time budget's callback: it keeps time for the per-epoch validation and the final evaluation (the
     held-out split, and the validation split the run's val_accuracy is measured on; twice each with flip TTA)."""
     if cfg.time_budget is None:
@@ -312,7 +330,7 @@ def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_esti
     final = val + (len(held[1]) if held is not None and held[0] == "test" else 0)
     return TimeBudget(
         parse_duration(cfg.time_budget),
-        process_seconds,
+        clock,
         probe=probe,
         val_samples=val,
         post_samples=final * (2 if cfg.tta else 1),

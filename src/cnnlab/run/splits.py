@@ -10,6 +10,7 @@ caller asks for them, and each difference is said in one line (`RunData.differs`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 
 from cnnlab.data import DataSplits, ImageSet, load_dataset
 from cnnlab.data.streaming import load_streaming, should_stream
+from cnnlab.data.targets import relabel
 from cnnlab.io import DataRecord, RunMeta, read_meta
 from cnnlab.train.config import TrainConfig
 
@@ -35,13 +37,15 @@ def load_splits(
     mode: str | None = None,
     image_size: int | tuple[int, int] | None = None,
     allow_download: bool = True,
+    target: str = "label",
 ) -> DataSplits:
-    """The splits `record` describes, converted to `mode` and resized to `image_size` (None: as the data are).
+    """The splits `record` describes, converted to `mode` and resized to `image_size` (None: as the data are),
+    their targets of kind `target` (the task's: label, box, …).
 
     A folder streams (its training split a `FileSet`) when the record says so or when it is too big for memory;
     `max_train_samples` keeps the first N training images, as the run trained on them.
     """
-    if record.stream or should_stream(record.source, image_size, mode):
+    if target == "label" and (record.stream or should_stream(record.source, image_size, mode)):
         splits = load_streaming(record.source, record.val_split, record.seed, mode, image_size, record.strict)
     else:
         splits = load_dataset(
@@ -53,6 +57,7 @@ def load_splits(
             image_size,
             record.strict,
             allow_download,
+            target,
         )
     n = record.max_train_samples
     if n is not None and n < len(splits.train):
@@ -138,7 +143,8 @@ def run_splits(
         own.stream if same else False,
         own.strict if strict is None else strict,
     )
-    out = RunData(load_splits(asked, meta.mode, meta.input_size[1:], allow_download), asked)
+    target = meta.make_task().target
+    out = RunData(load_splits(asked, meta.mode, meta.input_size[1:], allow_download, target), asked)
     if record is not None and asked.source != record.source:
         out.differs.append(f"data {asked.source}, not the data the run trained on ({record.source})")
     elif record is not None and (asked.val_split, asked.seed) != (record.val_split, record.seed):
@@ -165,6 +171,7 @@ def _in_model_order(splits: DataSplits, classes: list[str]) -> None:
     for name in ("train", "val", "test"):
         part = getattr(splits, name)
         if isinstance(part, ImageSet):
-            setattr(splits, name, ImageSet(part.images, to_model[part.labels], classes))
+            labels = relabel(part.kind, part.labels, to_model)  # a box's or a pixel's class as well as a label
+            setattr(splits, name, dataclasses.replace(part, labels=labels, classes=classes))
     splits.classes = classes
     splits.notes.append("classes put in the model's order")

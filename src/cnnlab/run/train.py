@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from cnnlab.data.streaming import StreamError
 from cnnlab.io import load_checkpoint
 from cnnlab.run.finish import RunResult, finish
 from cnnlab.run.folder import RunFolder, check_resumable
@@ -12,17 +14,25 @@ from cnnlab.run.setup import Setup, build, check, data_identity
 from cnnlab.runtime import resolve_device
 from cnnlab.train import distributed
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.state import check_state
 
 
 def train_run(
-    cfg: TrainConfig, callbacks: list | None = None, log=print, resume: str | Path | None = None
+    cfg: TrainConfig,
+    callbacks: list | None = None,
+    log=print,
+    resume: str | Path | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> RunResult:
     """Train `cfg.model` on `cfg.data`, evaluate on the test split and write the run folder `cfg.out`.
 
     callbacks: added to the run's own (schedule, NaN guard, early stopping, time limit, checkpoint, progress, logs).
     resume: a run folder whose checkpoint to continue from (exactly: same weights as a run never interrupted).
+    clock: the seconds the job has spent so far, which a --time-budget counts (default: since this call; `cnnlab
+    train` counts from its process start, so that its budget covers start-up too).
     """
     started = time.perf_counter()
+    clock = clock or (lambda: time.perf_counter() - started)
     check(cfg)
     if resume is not None and cfg.time_budget is not None:
         raise ValueError("a run with a time budget cannot be resumed: its schedule was laid out for its own time")
@@ -31,7 +41,7 @@ def train_run(
     log = log if distributed.is_main() else _quiet  # rank 0 prints, writes the run folder, evaluates and plots
     folder = RunFolder.reopen(resume) if resume is not None else RunFolder.new(cfg)
     state = load_checkpoint(folder.checkpoint) if resume is not None else None
-    setup = build(cfg, device, callbacks, log, folder)
+    setup = build(cfg, device, callbacks, log, folder, clock)
     log(setup.startup_line())
     if state is not None:
         _resume(state, setup, folder, log)
@@ -49,7 +59,16 @@ def _resume(state: dict, setup: Setup, folder: RunFolder, log) -> None:
     """Load a checkpoint into the set-up, after checking that it belongs to this run and has work left."""
     trainer = setup.trainer
     check_resumable(state, setup.cfg, data_identity(setup.splits), set(setup.model.state_dict()), folder)
-    trainer.load_state_dict(state)
+    try:
+        check_state(state, trainer, len(setup.train_loader))
+        trainer.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"{folder.checkpoint}: cannot be resumed: {e}; start a new run") from None
+    except (RuntimeError, KeyError, TypeError, IndexError, AttributeError) as e:  # what the checks did not foresee
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(
+            f"{folder.checkpoint}: cannot be resumed: a damaged checkpoint ({first}); start a new run"
+        ) from None
     if trainer.epoch + 1 >= setup.cfg.max_epochs and trainer.batch == 0:
         raise ValueError(
             f"{folder.path} has already finished its {trainer.epoch + 1} epoch(s); nothing to resume "
@@ -67,6 +86,12 @@ def _fit(setup: Setup, folder: RunFolder) -> None:
         trainer.fit(setup.train_loader, setup.cfg.max_epochs, setup.val_loader)
     except KeyboardInterrupt:
         trainer.interrupted = True
+    except StreamError as e:  # the data changed under the run: say what becomes of it
+        if folder.resumed or trainer.step > 0:  # the folder and its last checkpoint are kept (`lifecycle`)
+            same = f" --nproc {distributed.world_size()}" if distributed.active() else ""
+            then = f"fix the data, then `cnnlab train --resume {folder.path}{same}` finishes it"
+            raise StreamError(f"{e}; the run stopped at its last checkpoint: {then}") from None
+        raise StreamError(f"{e}; nothing was trained yet and nothing is kept: fix the data and start again") from None
     except BaseException as e:
         if distributed.active() and distributed.is_peer_failure(e):
             raise distributed.as_distributed_error(e, folder.path) from None

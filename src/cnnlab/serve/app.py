@@ -10,14 +10,22 @@
 Every model is loaded once at start, as a `cnnlab.infer.Classifier`: a run folder or model file as its torch model
 (a BatchNorm-folded copy in inference mode), an .onnx file through ONNX Runtime. Prediction runs without a lock on
 Starlette's thread pool; explanations need gradients and forward hooks, so they run on the torch model as trained,
-one request at a time per model (an ONNX model predicts only). Uploads are read into memory
-with a byte limit (`images.MAX_BYTES`) and parsed there; nothing a client sends becomes a path or a file.
+one request at a time per model, waiting in the event loop rather than on a thread (an ONNX model predicts only).
+Uploads are read into memory with a byte limit (`images.MAX_BYTES`) and parsed there; nothing a client sends
+becomes a path or a file, and nothing is spooled to disk.
+
+Safety (`limits`): only requests addressed to this server and, under /api/, sent by its own page are answered;
+every request reserves its memory (upload, decoded pixels, activations) from one budget before it decodes
+anything. Test images come only from data the user named when starting the server (`--data`, `--data-dir`) or
+from a named data set in its standard places: a path recorded in a served model file is a hint, never opened on
+its own (`image_source`).
 """
 
 from __future__ import annotations
 
 import copy
 import random
+import sys
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -39,17 +47,29 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 import cnnlab
 from cnnlab import explain as ex
 from cnnlab.deploy.onnx_runtime import OnnxClassifier, is_onnx_path
+from cnnlab.files import real_path
 from cnnlab.infer import Classifier, TorchClassifier
-from cnnlab.io import RunMeta, load_model, resolve_model_path
+from cnnlab.io import DataRecord, RunMeta, load_model, resolve_model_path
 from cnnlab.predict import predict_images, top_classes
-from cnnlab.run.splits import run_splits
+from cnnlab.run.splits import run_record, run_splits
 from cnnlab.runtime import resolve_device
 from cnnlab.serve import images
 from cnnlab.serve.images import UploadError
+from cnnlab.serve.limits import (
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_PENDING,
+    MAX_FEATURE_MAPS,
+    ExplainQueue,
+    MemoryBudget,
+    ModelCost,
+    SameOrigin,
+    decode_bytes,
+    model_cost,
+)
 
 STATIC = files("cnnlab.serve") / "static"
 MAX_TOP = 20
-MAX_FEATURE_MAPS = 64
+MAX_OVERLAY_SIDE = 1024  # pixels: the overlay is the input upscaled up to 8 ×, never beyond this
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields, on top of the image's byte limit
 
 
@@ -61,8 +81,10 @@ class Served:
     path: Path
     classifier: Classifier  # torch (BN folded, channels_last, eval) or ONNX Runtime: run lock-free by predict
     explainer: torch.nn.Module | None  # the model as trained: gradients and hooks, one request at a time (not ONNX)
+    cost: ModelCost
+    test_source: DataRecord | str  # where its test images may come from, or why they may not (`image_source`)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    data_dir: str | None = None
+    queue: ExplainQueue = field(default_factory=ExplainQueue)  # explanations waiting, in the event loop
     _test: Any = None  # the test ImageSet once loaded, or the reason it is not available (str)
     _test_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,17 +111,41 @@ class Served:
     def test_set(self):
         """The test split of the model's data set, loaded on first use (never downloaded); a str says why not."""
         with self._test_lock:
-            if self._test is None:
+            if self._test is None and isinstance(self.test_source, str):
+                self._test = self.test_source
+            elif self._test is None:
                 try:
-                    data = run_splits(self.meta, where=self.path, data_dir=self.data_dir, allow_download=False)
-                    self._test = data.split("test")
+                    meta = self.meta.replace(data=self.test_source)
+                    self._test = run_splits(meta, allow_download=False).split("test")
                 except Exception as e:  # not installed, unreadable, another shape: the page says so
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+                    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+                    print(f"cnnlab serve: test images of {self.id}: {first}", file=sys.stderr)
                     self._test = (
-                        f"test images of {self.meta.dataset} are not available on the server: {first} "
-                        "(cnnlab serve --data-dir)"
+                        f"test images of {self.meta.dataset or self.id} are not available on the server: {first} "
+                        "(cnnlab serve --data-dir / --data)"
                     )
             return self._test
+
+
+def image_source(meta: RunMeta, where: Path, data_dir: str | None, named: Sequence[str]) -> DataRecord | str:
+    """Where the test images of a served model may come from: a data set the model records (or its run folder's
+    config.json does) when it is a named one (read from `data_dir` or its standard places, never from a folder the
+    file names) or a folder:/npz:/csv: source at the same place as one the user named (`named`, `serve --data`).
+    A path in a model file is a hint, never opened on its own; a str says why there are no test images."""
+    record, _ = run_record(meta.replace(export=None), where)  # not the config.json of a source_run the file names
+    if record is None:
+        return "the model does not record its data set"
+    kind, sep, path = record.source.partition(":")
+    if not sep:  # a named data set: its standard places, or the --data-dir the user gave
+        return DataRecord(record.source, data_dir, record.val_split, record.seed, record.max_train_samples)
+    for source in named:
+        k, s, p = source.partition(":")
+        if s and k == kind and real_path(p) == real_path(path):
+            return DataRecord(source, None, record.val_split, record.seed, record.max_train_samples)
+    return (
+        f"the model's data set {kind}:… is not served: name it when starting the server "
+        f"(cnnlab serve … --data {kind}:PATH)"
+    )
 
 
 def _model_id(path: Path, taken: set[str]) -> str:
@@ -112,8 +158,12 @@ def _model_id(path: Path, taken: set[str]) -> str:
     return name
 
 
-def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dict[str, Served]:
-    """Load every RUN (run folder, .safetensors model file, or .onnx file: predictions only) once."""
+def load_served(
+    paths: Sequence[str | Path], data_dir: str | None = None, data: Sequence[str] = ()
+) -> dict[str, Served]:
+    """Load every RUN (run folder, .safetensors model file, or .onnx file: predictions only) once.
+
+    data_dir / data: where test images may come from (`image_source`)."""
     if not paths:
         raise ValueError("serve needs at least one run folder or model file")
     served: dict[str, Served] = {}
@@ -122,13 +172,17 @@ def load_served(paths: Sequence[str | Path], data_dir: str | None = None) -> dic
         path = Path(raw)
         sid = _model_id(path, set(served))
         if is_onnx_path(path):  # ONNX Runtime predicts; explanations need the torch model (gradients, hooks)
-            served[sid] = Served(sid, path, OnnxClassifier(path), None, data_dir=data_dir)
-            continue
-        model, meta = load_model(path)
-        classifier = TorchClassifier(model, meta, device)
-        if classifier.net is model:  # nothing to fold or convert: predict must not share the explainer's module
-            classifier.net = copy.deepcopy(model).eval()
-        served[sid] = Served(sid, resolve_model_path(path), classifier, model.eval(), data_dir=data_dir)
+            classifier, explainer = OnnxClassifier(path), None
+        else:
+            model, meta = load_model(path)
+            classifier, explainer, path = TorchClassifier(model, meta, device), model.eval(), resolve_model_path(path)
+            if classifier.net is model:  # nothing to fold or convert: predict must not share the explainer's module
+                classifier.net = copy.deepcopy(model).eval()
+        meta = classifier.meta
+        if meta.task != "classify":  # the page and the API show classes and saliency: classifiers only, so far
+            raise ValueError(f"{path}: a {meta.task} model; cnnlab serve shows classifiers so far")
+        source = image_source(meta, path, data_dir, data)
+        served[sid] = Served(sid, path, classifier, explainer, model_cost(meta), source)
     return served
 
 
@@ -151,6 +205,7 @@ def _overlay(pixels: np.ndarray, heat: np.ndarray, scale: int = 8, alpha: float 
     from PIL import Image
 
     h, w = heat.shape
+    scale = max(1, min(scale, MAX_OVERLAY_SIDE // max(h, w)))
     size = (w * scale, h * scale)
     gray = pixels if pixels.ndim == 2 else pixels.mean(2).astype(np.uint8)
     base = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.NEAREST).convert("RGB"), dtype=np.float32)
@@ -219,7 +274,9 @@ def random_test_image(s: Served, seed: int | None) -> dict:
 class _InMemoryParser(MultiPartParser):
     """Starlette's multipart parser with its file spool kept in memory (the body is already capped in bytes)."""
 
-    spool_max_size = images.MAX_BYTES + FORM_OVERHEAD
+    def __init__(self, *args, spool_max_size: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.spool_max_size = spool_max_size  # the whole body fits: nothing is written to a temporary file
 
 
 async def _capped(request: Request, limit: int) -> AsyncIterator[bytes]:
@@ -239,7 +296,8 @@ async def _form(request: Request, max_bytes: int) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise UploadError(415, "send multipart/form-data with the image in the field 'image' (curl -F image=@file)")
-    parser = _InMemoryParser(request.headers, _capped(request, max_bytes + FORM_OVERHEAD), max_files=1, max_fields=16)
+    limit = max_bytes + FORM_OVERHEAD
+    parser = _InMemoryParser(request.headers, _capped(request, limit), max_files=1, max_fields=16, spool_max_size=limit)
     try:
         form = await parser.parse()
     except MultiPartException as e:
@@ -312,13 +370,22 @@ def create_app(
     data_dir: str | None = None,
     max_bytes: int = images.MAX_BYTES,
     max_pixels: int = images.MAX_PIXELS,
+    data: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    max_pending: int = DEFAULT_MAX_PENDING,
 ) -> FastAPI:
     """The FastAPI app serving the models of `paths` (run folders, model files or .onnx files), each loaded once here.
 
-    data_dir: where the models' data sets are (for random test images; default: the usual places, never a download).
+    data_dir / data: where the models' test images may come from: named data sets from `data_dir` or their usual
+    places (never a download), folder:/npz:/csv: sources only when named in `data` (see `image_source`).
     max_bytes / max_pixels: the upload limits (bytes of the file; width × height read from its header).
+    allowed_hosts: Host names the server answers besides its address and the loopback names.
+    max_memory / max_pending: the bytes all requests in progress may use together, and how many may be in at once.
     """
-    served = load_served(paths, data_dir)
+    if max_bytes < 1 or max_pixels < 1:
+        raise ValueError(f"the upload limits must be ≥ 1 (max_bytes {max_bytes}, max_pixels {max_pixels})")
+    served = load_served(paths, data_dir, data)
     # FastAPI's /docs and /redoc with Swagger UI and ReDoc served by the app itself (fastapi-offline), not a CDN
     app = FastAPIOffline(
         title="cnnlab serve",
@@ -330,8 +397,9 @@ def create_app(
     )
     app.state.served = served
     _install_error_handlers(app)
-    _install_routes(app, Requests(served, max_bytes, max_pixels))
+    _install_routes(app, Requests(served, max_bytes, max_pixels, MemoryBudget(max_memory, max_pending)))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.add_middleware(SameOrigin, allowed_hosts=tuple(allowed_hosts))
     return app
 
 
@@ -359,11 +427,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 @dataclass
 class Requests:
-    """What every request is checked against: the served models and the upload limits."""
+    """What every request is checked against: the served models, the upload limits and the memory budget."""
 
     served: dict[str, Served]
     max_bytes: int
     max_pixels: int
+    budget: MemoryBudget
 
     def model(self, sid: str | None) -> Served:
         """The model a request names (default: the first served)."""
@@ -377,13 +446,18 @@ class Requests:
         form = await _form(request, self.max_bytes)
         return form, self.model(_field_str(form, "model", None))
 
-    async def image(self, form: dict, s: Served) -> tuple[torch.Tensor, list[str]]:
+    def upload(self, form: dict) -> tuple[Any, int]:
+        """The uploaded image, its header read and checked but nothing decoded, and what decoding it will cost."""
         data = form.get("image")
         if data is None:
             raise UploadError(400, "no image: send the file in the form field 'image' (curl -F image=@file)")
         if isinstance(data, str):
             raise UploadError(400, "the field 'image' must be a file upload (curl -F image=@file)")
-        return await run_in_threadpool(images.read_upload, data, s.meta.input_size, self.max_bytes, self.max_pixels)
+        im = images.open_upload(data, self.max_bytes, self.max_pixels)
+        return im, len(data) + decode_bytes(im.width, im.height, im.mode)
+
+    async def decode(self, im, s: Served) -> tuple[torch.Tensor, list[str]]:
+        return await run_in_threadpool(images.read_upload, im, s.meta.input_size, self.max_bytes, self.max_pixels)
 
 
 def _explain_options(form: dict, s: Served) -> dict:
@@ -429,18 +503,27 @@ def _install_routes(app: FastAPI, req: Requests) -> None:
 
     @app.post("/api/predict", summary="Top-k classes of an uploaded image", openapi_extra=_FORM_DOC)
     async def predict(request: Request):
-        form, s = await req.form(request)
-        top = _field_int(form, "top", 5, 1, MAX_TOP)
-        image, notes = await req.image(form, s)
-        result = await run_in_threadpool(predict_image, s, image, top)
+        async with req.budget.request():
+            form, s = await req.form(request)
+            top = _field_int(form, "top", 5, 1, MAX_TOP)
+            im, cost = req.upload(form)
+            async with req.budget.reserve(cost + s.cost.predict, f"this {im.width}×{im.height} image"):
+                image, notes = await req.decode(im, s)
+                result = await run_in_threadpool(predict_image, s, image, top)
         return {"model": s.id, "top": result, "notes": notes}
 
     @app.post("/api/explain", summary="Saliency map and feature maps of an uploaded image", openapi_extra=_EXPLAIN_DOC)
     async def explain(request: Request):
-        form, s = await req.form(request)
-        options = _explain_options(form, s)
-        image, notes = await req.image(form, s)
-        out = await run_in_threadpool(explain_image, s, image, **options)
+        async with req.budget.request():
+            form, s = await req.form(request)
+            options = _explain_options(form, s)
+            im, cost = req.upload(form)
+            cost += s.cost.explain(options["fmt"], options["features"])
+            what = f"an explanation by '{s.id}' (input {'×'.join(map(str, s.meta.input_size))})"
+            req.budget.check(cost, what)  # before waiting for its turn
+            async with s.queue.turn(s.id), req.budget.reserve(cost, what):
+                image, notes = await req.decode(im, s)
+                out = await run_in_threadpool(explain_image, s, image, **options)
         return {**out, "notes": notes}
 
     @app.get("/api/models/{model_id}/random", summary="A random test image of the model's data set, with its label")

@@ -33,8 +33,9 @@ class UploadError(ValueError):
         self.status = status
 
 
-def decode_image(data: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode uploaded bytes into a PIL image (first frame, EXIF orientation applied), or raise UploadError."""
+def open_upload(data: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The uploaded image with its header read and checked (size in bytes, pixel count, mode), nothing decoded; or
+    UploadError."""
     if not data:
         raise UploadError(400, "empty upload: send an image file in the form field 'image'")
     if len(data) > max_bytes:
@@ -53,6 +54,13 @@ def decode_image(data: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_
         raise UploadError(413, f"image of {im.width}×{im.height} pixels exceeds the limit of {max_pixels:,} pixels")
     if im.mode not in MODES:
         raise UploadError(415, f"unsupported image mode {im.mode} ({im.format}); send grayscale, RGB or RGBA")
+    return im
+
+
+def decode_image(data: bytes | Image.Image, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode uploaded bytes (or an image `open_upload` returned) into a PIL image (first frame, EXIF orientation
+    applied), or raise UploadError."""
+    im = data if isinstance(data, Image.Image) else open_upload(data, max_bytes, max_pixels)
     try:
         im.load()  # decodes the first frame only
         im = ImageOps.exif_transpose(im)
@@ -68,9 +76,10 @@ def model_input(im: Image.Image, input_size: Sequence[int]) -> tuple[torch.Tenso
 
 
 def read_upload(
-    data: bytes, input_size: Sequence[int], max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
+    data: bytes | Image.Image, input_size: Sequence[int], max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
 ) -> tuple[torch.Tensor, list[str]]:
-    """Uploaded bytes → (uint8 (C, H, W) model input, notes); UploadError for anything the server refuses."""
+    """Uploaded bytes (or an opened upload) → (uint8 (C, H, W) model input, notes); UploadError for anything the
+    server refuses."""
     return model_input(decode_image(data, max_bytes, max_pixels), input_size)
 
 

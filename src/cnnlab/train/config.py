@@ -52,7 +52,9 @@ BUDGET_EPOCH_CAP = 10_000  # a time budget without --epochs: the budget, not thi
 class TrainConfig:
     # data
     data: str = option(
-        "fashion-mnist", "dataset name (fashion-mnist, mnist, cifar10) or folder:PATH, npz:PATH, csv:PATH"
+        "fashion-mnist",
+        "dataset name (fashion-mnist, mnist, cifar10) or folder:PATH, npz:PATH, csv:PATH; with boxes yolo:PATH, "
+        "coco:PATH",
     )
     data_dir: str | None = option(None, "folder holding the dataset's official files (searched first)")
     val_split: int | float | None = option(
@@ -71,6 +73,16 @@ class TrainConfig:
     model_args: dict = option(
         help_="extra model constructor arguments, e.g. {drop_rate: 0.3}; on the command line --model-arg KEY=VALUE "
         "(repeatable)",
+        default_factory=dict,
+    )
+    task: str = option(
+        "classify",
+        "what the model learns: classify (a class per image) or localize (the class and box of the one object in "
+        "each image; --data yolo:PATH or coco:PATH)",
+    )
+    task_args: dict = option(
+        help_="the task's own arguments, e.g. {grid: 4, hidden: 256} for localize's head; on the command line "
+        "--task-arg KEY=VALUE (repeatable)",
         default_factory=dict,
     )
     init: str | None = option(
@@ -217,6 +229,7 @@ class TrainConfig:
                 raise ValueError(
                     f"unknown --{key.replace('_', '-')} '{getattr(self, key)}'; choose from {', '.join(valid)}"
                 )
+        self._validate_task()
         if self.init is not None and self.init not in INIT_SCHEMES:
             raise ValueError(f"unknown --init '{self.init}'; choose from {', '.join(INIT_SCHEMES)}")
         parse_spec(self.augment)
@@ -262,6 +275,30 @@ class TrainConfig:
                     f"--{key.replace('_', '-')} applies to --schedule {' / '.join(schedules)}, not {self.schedule}"
                 )
         return self
+
+    def _validate_task(self) -> None:
+        """The task exists, and what phase 1 of the tasks does not do yet is refused before any work starts."""
+        from cnnlab.data.augment import parse_spec
+        from cnnlab.data.load import BOX_SOURCES
+        from cnnlab.tasks import get_task
+
+        task = get_task(self.task)
+        unknown = sorted(set(self.task_args) - set(task.ARGS))
+        if unknown:
+            takes = ", ".join(task.ARGS) or "no arguments"
+            raise ValueError(f"--task {task.name} does not take {', '.join(unknown)}; it takes {takes}")
+        if task.name == "classify":
+            return
+        if self.data.partition(":")[0] not in BOX_SOURCES:  # before any data are read or a folder exists
+            raise ValueError(
+                f"--task {task.name} reads boxes: --data yolo:PATH or coco:PATH, not {self.data} "
+                "(`cnnlab datasets make fashion-scenes --out DIR` writes a scene set)"
+            )
+        if {"mixup", "cutmix"} & set(parse_spec(self.augment)):
+            raise ValueError(f"mixup and cutmix mix class labels; --task {task.name} cannot use them")
+        for key, what in (("stream", "--stream"), ("init_from", "--init-from")):
+            if getattr(self, key):
+                raise ValueError(f"{what} is for --task classify so far, not {task.name}")
 
 
 @functools.cache

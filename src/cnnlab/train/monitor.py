@@ -6,7 +6,7 @@ import math
 
 MODES = ("auto", "min", "max")
 # metrics that improve upwards; everything else (losses, errors) improves downwards
-_HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "precision", "recall", "auc")
+_HIGHER_IS_BETTER = ("accuracy", "acc", "f1", "precision", "recall", "auc", "iou", "map")
 
 
 def resolve_mode(metric: str, mode: str = "auto") -> str:

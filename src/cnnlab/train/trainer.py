@@ -10,11 +10,11 @@ from torch import nn
 
 from cnnlab import infer
 from cnnlab.data.loader import BatchLoader
-from cnnlab.models import main_output
 from cnnlab.runtime import ThreadChoice, autocast, compiled, resolve_device, resolve_precision, use_channels_last
+from cnnlab.tasks import Task
+from cnnlab.tasks.classify import Classify
 from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import Callback, CallbackList
-from cnnlab.train.losses import ClassificationLoss, hard_labels
 from cnnlab.train.probe import choose_training_threads
 
 
@@ -42,7 +42,7 @@ def _shard_weight(local: int, i: int, batch_size: int, num_samples: int) -> floa
 
 
 class Trainer:
-    """Train a classifier on batches of (x, y).
+    """Train a model on batches of (x, y): a classifier, or the model of another task (localization, …).
 
     precision: 'auto' | 'fp32' | 'bf16' — bf16 runs the forward pass under autocast; channels_last memory on CPU and
         with bf16 (see precision.use_channels_last).
@@ -52,6 +52,8 @@ class Trainer:
     mix: optional (x, y) → (x, soft targets) applied to training batches after the loader, e.g. Augment.mix.
     compile: 'off' | 'default' | 'reduce-overhead' (CUDA graphs on a GPU) | 'max-autotune' — torch.compile the
         training forward pass; `model` itself stays the plain module (saved, evaluated and explained as it is).
+    task: what the targets are (cnnlab.tasks): its running metrics (logged with the loss: `accuracy`, and e.g.
+        `iou` for localization), validation loss and metrics, and the default loss; default classification.
     threads: CPU threads while `fit` runs — 'auto' measures them on the first batch (`runtime.choose_threads`:
         $CNNLAB_THREADS or an enclosing `use_threads` fix them; a choice measured minutes ago is reused), an int
         fixes them. The caller's count is restored when `fit` returns; `threads_choice` says what was used and why.
@@ -80,6 +82,7 @@ class Trainer:
         grad_clip: float | None = None,
         mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         compile: str = "off",
+        task: Task | None = None,
         threads: int | str = "auto",
     ) -> None:
         if threads != "auto" and (not isinstance(threads, int) or threads < 1):
@@ -97,7 +100,8 @@ class Trainer:
         # the training forward pass: DDP-wrapped under torchrun (gradients averaged over ranks), maybe compiled
         self.forward = compiled(distributed.wrap(self.model), compile)
         self.optimizer = optimizer
-        self.loss_fn = loss_fn or ClassificationLoss()
+        self.task = task or Classify([], [])  # classes and input size are not needed to train and validate
+        self.loss_fn = loss_fn or self.task.loss()
         self.accumulate = accumulate
         self.grad_clip = grad_clip
         self.mix = mix
@@ -151,21 +155,31 @@ class Trainer:
     # ---- running metrics, accumulated on the device (no host sync per step)
     def _reset_running(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
-        self._correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._sums: dict[str, torch.Tensor] = {}  # the task's running metrics, summed over the epoch's samples
         self._seen = 0
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics logged next to the loss (and as val_*): the task's, e.g. ('accuracy',)."""
+        return self.task.running_metrics
+
+    def _running_values(self) -> list[float]:
+        return [self._sums[k].item() if k in self._sums else 0 for k in self.metric_names]
+
     def running_logs(self) -> dict:
-        """Mean loss and accuracy of the current epoch so far (synchronises with the device); this rank's own in a
-        distributed run."""
+        """Mean loss and the task's metrics (accuracy, …) of the current epoch so far (synchronises with the
+        device); this rank's own in a distributed run."""
         n = max(self._seen, 1)
-        return {"loss": self._loss_sum.item() / n, "accuracy": self._correct.item() / n}
+        values = self._running_values()
+        return {"loss": self._loss_sum.item() / n, **{k: v / n for k, v in zip(self.metric_names, values, strict=True)}}
 
     def _epoch_logs(self) -> dict:
         """`running_logs` over all ranks (a collective in a distributed run; the same numbers in one process)."""
         if not distributed.active():
             return self.running_logs()
-        loss, correct, seen = distributed.all_sum([self._loss_sum.item(), self._correct.item(), self._seen])
-        return {"loss": loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+        loss, *values, seen = distributed.all_sum([self._loss_sum.item(), *self._running_values(), self._seen])
+        n = max(seen, 1)
+        return {"loss": loss / n, **{k: v / n for k, v in zip(self.metric_names, values, strict=True)}}
 
     # ---- training
     def train_step(self, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0, update: bool = True) -> torch.Tensor:
@@ -181,7 +195,8 @@ class Trainer:
         loss = loss.detach()
         with torch.no_grad():
             self._loss_sum += loss * y.shape[0]
-            self._correct += (main_output(output).argmax(1) == hard_labels(y)).sum()
+            for name, total in self.task.running(output, y).items():
+                self._sums[name] = self._sums[name] + total if name in self._sums else total
         self._seen += y.shape[0]
         return loss
 
@@ -284,7 +299,8 @@ class Trainer:
 
     # ---- evaluation
     def evaluate(self, loader: BatchLoader) -> dict:
-        """Mean cross-entropy loss and accuracy over `loader` (no label smoothing), through `cnnlab.infer`.
+        """Mean loss (no label smoothing) and the task's metrics over `loader` — classification: cross-entropy and
+        accuracy — through `cnnlab.infer`.
 
         Validation runs the training model as it is (no BatchNorm folding, no TTA) at the trainer's precision.
         """
@@ -295,19 +311,13 @@ class Trainer:
                 labels.append(y)
                 yield x
 
-        logits = infer.run(self.model, inputs(), self.device, self.precision, fold_bn=False)
+        outputs = infer.run(self.model, inputs(), self.device, self.precision, fold_bn=False)
         y = torch.cat(labels).cpu() if labels else torch.zeros(0, dtype=torch.int64)
         if distributed.active():  # each rank evaluated its shard: sums over ranks
-            f = torch.nn.functional
-            mine = [
-                f.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0,
-                (logits.argmax(1) == y).sum().item() if len(y) else 0,
-                len(y),
-            ]
-            loss_sum, correct, n = distributed.all_sum(mine)
-            return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
-        loss = torch.nn.functional.cross_entropy(logits, y).item()
-        return {"loss": loss, "accuracy": (logits.argmax(1) == y).float().mean().item()}
+            sums = self.task.evaluate_sums(outputs, y)
+            *totals, n = distributed.all_sum([*sums.values(), len(y)])
+            return {k: v / max(n, 1) for k, v in zip(sums, totals, strict=True)}
+        return self.task.evaluate_outputs(outputs, y)
 
     # ---- resume state
     def state_dict(self) -> dict:
@@ -323,7 +333,11 @@ class Trainer:
             "batch": self.batch,
             "step": self.step,
             "history": self.history,
-            "running": {"loss_sum": self._loss_sum.cpu(), "correct": self._correct.cpu(), "seen": self._seen},
+            "running": {
+                "loss_sum": self._loss_sum.cpu(),
+                "sums": {k: v.cpu() for k, v in self._sums.items()},
+                "seen": self._seen,
+            },
             "rng": rng,
             "tracked": {**self._pending, **{name: obj.state_dict() for name, obj in self.tracked.items()}},
         }
@@ -343,21 +357,23 @@ class Trainer:
         if ranks is not None and len(ranks) == distributed.world_size():  # the same N: each rank its own streams
             state = {**state, **ranks[distributed.rank()]}
         elif ranks is not None:  # another N (or one process): rank 0's streams, the epoch's running sums summed
+            runs = [_running_state(r["running"]) for r in ranks]
             run = {
-                "loss_sum": sum(r["running"]["loss_sum"] for r in ranks),
-                "correct": sum(r["running"]["correct"] for r in ranks),
-                "seen": sum(r["running"]["seen"] for r in ranks) if distributed.is_main() else 0,
+                "loss_sum": sum(r["loss_sum"] for r in runs),
+                "sums": {k: sum(r["sums"][k] for r in runs) for k in runs[0]["sums"]},
+                "seen": sum(r["seen"] for r in runs),
             }
             if not distributed.is_main():
-                run = {"loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64), "seen": 0}
+                run = {"loss_sum": torch.zeros(()), "sums": {}, "seen": 0}
             state = {**state, "running": run}
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.batch = state["batch"]
         self.history = list(state["history"])
-        run = state["running"]
-        self._loss_sum, self._correct = run["loss_sum"].to(self.device), run["correct"].to(self.device)
+        run = _running_state(state["running"])
+        self._loss_sum = run["loss_sum"].to(self.device)
+        self._sums = {k: v.to(self.device) for k, v in run["sums"].items()}
         self._seen = run["seen"]
         rng = state["rng"]
         torch.set_rng_state(rng["cpu"])
@@ -369,3 +385,10 @@ class Trainer:
                 self.tracked[name].load_state_dict(obj_state)
             else:  # restored when tracked: the loader and the callbacks at the next `fit`
                 self._pending[name] = obj_state
+
+
+def _running_state(run: dict) -> dict:
+    """The running sums of a checkpoint; those written before tasks (a `correct` count) are classification's."""
+    if "sums" in run:
+        return run
+    return {"loss_sum": run["loss_sum"], "sums": {"accuracy": run["correct"]}, "seen": run["seen"]}

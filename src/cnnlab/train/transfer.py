@@ -24,7 +24,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from cnnlab.files import regular_file
 from cnnlab.io import MODEL_FILE, RunMeta, read_meta
+from cnnlab.io.checkpoint import check_torch_file
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 _NESTED = ("state_dict", "model", "model_state_dict", "module")  # how training scripts wrap a state dict
@@ -111,6 +113,7 @@ def _tensors(obj, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    check_torch_file(path, "weight file")
     try:
         with warnings.catch_warnings():  # "pickle protocol 4 …": the refusal below says what matters
             warnings.simplefilter("ignore", UserWarning)
@@ -128,21 +131,38 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     return _tensors(obj, path)
 
 
+def check_source(source: str | Path) -> Path:
+    """What can be known of SOURCE without reading its weights, refused in one line naming --init-from and the file:
+    that it exists, that a folder is a run with a model file whose metadata is valid, that a file is a regular one
+    within the bounds of its kind. Returns the file the weights are in."""
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {source}: no such run folder, model file or weight file")
+    if path.is_dir():
+        if not (path / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"--init-from {path}: not a cnnlab run folder (it has no {MODEL_FILE})")
+        read_meta(path)
+        return path / MODEL_FILE
+    if path.suffix == ".safetensors":
+        return regular_file(path, "weight file")
+    return check_torch_file(path, "weight file")
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a safetensors file ({(str(e).splitlines() or ['?'])[0][:160]})") from None
+
+
 def read_source(source: str | Path) -> Source:
     """The weights and metadata of SOURCE: a cnnlab run folder, a model file, a checkpoint, or a plain weight file."""
     path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"{source}: no such run folder, model file or weight file")
+    file = check_source(path)
     if path.is_dir():
-        if not (path / MODEL_FILE).exists():
-            raise FileNotFoundError(f"{path}: not a cnnlab run folder (it has no {MODEL_FILE})")
-        path = path / MODEL_FILE
-        return Source(Path(source), load_file(str(path)), read_meta(path), "cnnlab run")
+        return Source(path, _load_safetensors(file), read_meta(file), "cnnlab run")
     if path.suffix == ".safetensors":
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"{path}: not a safetensors file ({str(e)[:160]})") from None
+        state = _load_safetensors(path)
         try:
             meta = read_meta(path)
         except ValueError:  # timm / Hugging Face weights: tensors without cnnlab metadata

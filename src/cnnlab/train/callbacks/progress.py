@@ -78,10 +78,8 @@ class ProgressBar(Callback):
         run = self.trainer.running_logs()
         run_eta = self.run_eta()
         whole = f" (run {fmt_time(run_eta)})" if run_eta is not None else ""
-        stats = (
-            f"ETA {fmt_time(eta)}{whole} - loss: {run['loss']:.4f} - accuracy: {run['accuracy']:.4f} - "
-            f"{self.samples / elapsed:,.0f} samples/s"
-        )
+        metrics = " - ".join(f"{k}: {v:.4f}" for k, v in run.items())  # loss, then the task's: accuracy, …
+        stats = f"ETA {fmt_time(eta)}{whole} - {metrics} - {self.samples / elapsed:,.0f} samples/s"
         if self.live:
             filled = int(self.width * done / max(self.steps, 1))
             bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") + "." * (self.width - filled)
@@ -95,13 +93,10 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.verbose <= 0:
             return
-        parts = [
-            f"{fmt_time(logs['seconds'])}",
-            f"loss: {logs['loss']:.4f}",
-            f"accuracy: {logs['accuracy']:.4f}",
-        ]
+        names = ("loss", *getattr(self.trainer, "metric_names", ("accuracy",)))
+        parts = [f"{fmt_time(logs['seconds'])}", *(f"{k}: {logs[k]:.4f}" for k in names)]
         if "val_loss" in logs:
-            parts += [f"val_loss: {logs['val_loss']:.4f}", f"val_accuracy: {logs['val_accuracy']:.4f}"]
+            parts += [f"val_{k}: {logs[f'val_{k}']:.4f}" for k in names]
         parts.append(f"{logs['samples_per_s']:,.0f} samples/s")
         run_eta = self.run_eta()
         if run_eta is not None and self.trainer.total_steps > self.trainer.step:
