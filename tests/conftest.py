@@ -126,22 +126,24 @@ DEFAULT_THREADS = torch.get_num_threads()  # what a `cnnlab` process starts with
 
 
 @pytest.fixture
-def default_threads():
-    """For a test that runs commands as a user does: torch's thread count as a new process has it (the measured
-    thread choice of a training run then has its two candidates)."""
+def default_threads(monkeypatch):
+    """For a test that runs commands as a user does: torch's thread count as a new process has it, and no
+    CNNLAB_THREADS (a training run then measures its thread choice between its candidates)."""
+    monkeypatch.delenv("CNNLAB_THREADS", raising=False)
     torch.set_num_threads(DEFAULT_THREADS)
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(monkeypatch):
     """Every test runs torch on one thread, and leaves the count as it found it. The suite's tensors are small:
     intra-op threads add overhead there, and on a shared 2-core machine their OpenMP hand-offs cost several times
     the compute (resnet152's 2-sample step: 0.4 s on one thread, 4 s on two while other jobs ran), so the suite's
-    speed would follow the machine's load. A run started in this process therefore measures no thread choice
-    (one candidate) unless it asks for `default_threads` (the README test does); tests/test_run.py checks the
-    measured choice with two threads, and tests/test_runtime.py the measurement itself."""
+    speed would follow the machine's load. CNNLAB_THREADS=1 says so to every thread choice (commands, Trainers,
+    lessons, subprocesses), so nothing is measured unless a test asks for it (`default_threads`, as the README test
+    does; tests/test_runtime_threads.py checks the choice itself on injected timings)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    monkeypatch.setenv("CNNLAB_THREADS", "1")
     yield
     torch.set_num_threads(threads)
 

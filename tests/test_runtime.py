@@ -34,18 +34,19 @@ def test_auto_follows_the_measured_check(fresh_check, monkeypatch):
 
 def test_check_is_measured_once_and_cached(fresh_check, monkeypatch):
     calls = []
-    monkeypatch.setattr(precision, "_step_ms", lambda p, reps=4: calls.append(p) or {"fp32": 10.0, "bf16": 4.0}[p])
+    monkeypatch.setattr(precision, "_precision_times", lambda: calls.append(1) or {"fp32": 10.0, "bf16": 4.0})
     result = precision.bf16_check()
-    assert result == {"fp32_ms": 10.0, "bf16_ms": 4.0, "bf16_faster": True} and calls == ["fp32", "bf16"]
+    assert result == {"fp32_ms": 10.0, "bf16_ms": 4.0, "bf16_faster": True} and len(calls) == 1
     cached = json.loads(precision.check_file().read_text())
     assert list(cached.values()) == [result]
     _CHECK.cache_clear()
-    assert precision.bf16_check() == result and len(calls) == 2  # read back from the file, not measured again
+    assert precision.bf16_check() == result and len(calls) == 1  # read back from the file, not measured again
 
 
 @pytest.mark.slow
 def test_step_timer_runs_both_precisions():
-    assert precision._step_ms("fp32", reps=1) > 0 and precision._step_ms("bf16", reps=1) > 0
+    times = precision._precision_times()
+    assert set(times) == {"fp32", "bf16"} and all(t > 0 for t in times.values())
 
 
 def test_unknown_precision():
@@ -67,26 +68,7 @@ def test_cold_check_leaves_the_callers_random_stream_alone(fresh_check, monkeypa
 def test_check_cache_path_and_switch(monkeypatch, tmp_path, fresh_check):
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", "off")
     assert precision.check_file() is None
-    monkeypatch.setattr(precision, "_step_ms", lambda p, reps=4: {"fp32": 10.0, "bf16": 9.5}[p])
+    monkeypatch.setattr(precision, "_precision_times", lambda: {"fp32": 10.0, "bf16": 9.5})
     assert precision.bf16_check()["bf16_faster"] is False  # measured, nothing written
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "x.json"))
     assert precision.check_file() == tmp_path / "x.json"
-
-
-def test_threads_are_chosen_by_measurement(monkeypatch):
-    calls = []
-
-    def step():
-        calls.append(torch.get_num_threads())
-
-    before = torch.get_num_threads()
-    try:
-        # one thread first: 10 ms a step; then two threads: the warm-up step alone takes 1 s (a busy core)
-        times = iter([0.0, 0.01, 0.01, 0.02, 0.02, 0.03, 0.03, 0.04, 1.0, 2.0])
-
-        monkeypatch.setattr(precision.time, "perf_counter", lambda: next(times))
-        chosen, measured = precision.choose_threads(step, [2, 1], reps=3)
-        assert chosen == 1 and measured == {1: pytest.approx(0.01), 2: pytest.approx(1.0)}
-        assert torch.get_num_threads() == 1 and calls == [1] * 4 + [2]  # the slow count is not timed further
-    finally:
-        torch.set_num_threads(before)

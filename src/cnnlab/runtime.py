@@ -8,6 +8,8 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,6 +17,7 @@ import torch
 from cnnlab.files import atomic_write
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_ENV = "CNNLAB_PRECISION"  # what 'auto' means on this machine when set: fp32 or bf16 (nothing measured)
 # torch.compile modes for the training forward pass; "reduce-overhead" replays CUDA graphs on a GPU
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -61,29 +64,26 @@ def compiled(model: torch.nn.Module, mode: str | bool) -> torch.nn.Module:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' → 'bf16' on CUDA with bf16 support, and on a CPU with AMX / AVX512-BF16 where a measured check finds
-    bf16 faster than fp32 (see `bf16_check`); 'fp32' elsewhere — never bf16 where it would be slow."""
+    """'auto' → $CNNLAB_PRECISION when set; else 'bf16' on CUDA with bf16 support, and on a CPU with AMX /
+    AVX512-BF16 where a measured check finds bf16 faster than fp32 (see `bf16_check`); 'fp32' elsewhere — never
+    bf16 where it would be slow."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
+    setting = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if setting and setting != "auto":
+        if setting not in PRECISIONS:
+            raise ValueError(f"{PRECISION_ENV}={setting!r}: expected {', '.join(PRECISIONS)} (or unset it)")
+        return setting
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     # bf16 instructions are necessary but not sufficient: check once per machine that they pay off here
     return "bf16" if cpu_bf16_flags() and bf16_check()["bf16_faster"] else "fp32"
 
 
-def _step_ms(precision: str, reps: int = 4) -> float:
-    """Best time (ms) of one training step of a small conv stack at batch 64 — the shape of work cnnlab models do.
-
-    Runs under a forked RNG: the probe's own seed never leaks into the caller's random stream (a run's --seed).
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return _time_probe_step(precision, reps)
-
-
-def _time_probe_step(precision: str, reps: int) -> float:
+def _probe_net() -> tuple[torch.nn.Module, torch.Tensor]:
+    """A small conv stack and a batch of 64 (channels_last) — the shape of work cnnlab models do on a CPU."""
     net = torch.nn.Sequential(
         torch.nn.Conv2d(32, 64, 3, padding=1),
         torch.nn.ReLU(),
@@ -95,59 +95,134 @@ def _time_probe_step(precision: str, reps: int) -> float:
     )
     # both in channels_last, as cnnlab runs them on a CPU (see use_channels_last)
     net = net.to(memory_format=torch.channels_last)
-    x = torch.randn(64, 32, 14, 14).contiguous(memory_format=torch.channels_last)
-    best = float("inf")
-    for i in range(reps + 2):  # two warm-up steps (oneDNN primitive creation)
-        start = time.perf_counter()
+    return net, torch.randn(64, 32, 14, 14).contiguous(memory_format=torch.channels_last)
+
+
+def probe_step(precision: str = "fp32") -> Callable[[], None]:
+    """One training step (forward + backward) of the probe net in `precision`: the workload of the precision check
+    and of the thread choice of commands that do not train (evaluate, features, serve, lab, …)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net, x = _probe_net()
+
+    def step() -> None:
         with autocast(torch.device("cpu"), precision):
             loss = net(x).float().square().mean()
         loss.backward()
-        if i >= 2:
-            best = min(best, time.perf_counter() - start)
-    return best * 1e3
+        net.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure(
+    variants: dict,
+    rounds: int = 3,
+    warmup: int = 2,
+    block_s: float = 0.05,
+    max_block: int = 8,
+    give_up: float = 3.0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    """Seconds per call of each variant (name → a callable that does one step its way), measured to be robust.
+
+    - Warm-up: `warmup` calls of each variant are never timed (a cold first step — oneDNN primitives, the OpenMP
+      pool of a new thread count — once made one thread look 3× faster than two).
+    - Blocks: each timing is the mean over a block of calls lasting about `block_s` at the fastest warm-up's pace
+      (at most `max_block` calls, the same number for every variant), so a block averages over the OS scheduler's
+      time slices: on a busy machine a multi-thread step is fast when every thread has a core and many times
+      slower when one waits, and a single lucky call must not decide.
+    - Interleaved rounds: every round times each variant once, in alternating order (A B, B A, A B), so a change of
+      load lands on every variant; each variant's figure is its fastest block (the minimum filters other jobs'
+      bursts; the block mean already holds the contention the choice is about).
+    - A variant whose first block is `give_up` × slower than the best so far is not timed again.
+    Runs under a forked RNG: dropout in a step does not move the caller's random stream.
+    """
+    names = list(variants)
+    best: dict = {}
+    with torch.random.fork_rng(devices=[]):
+        pace = float("inf")
+        for name in names:
+            for _ in range(warmup):
+                start = clock()
+                variants[name]()
+                pace = min(pace, clock() - start)
+        calls = max(1, min(max_block, round(block_s / pace) if 0 < pace < float("inf") else max_block))
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else reversed(names):
+                if r > 0 and best[name] > give_up * min(best.values()):
+                    continue
+                start = clock()
+                for _ in range(calls):
+                    variants[name]()
+                best[name] = min(best.get(name, float("inf")), (clock() - start) / calls)
+    return best
+
+
+def _precision_times() -> dict[str, float]:
+    """ms per probe step in fp32 and in bf16 (see `measure`)."""
+    steps = {p: probe_step(p) for p in ("fp32", "bf16")}
+    return {p: t * 1e3 for p, t in measure(steps).items()}
 
 
 def check_file() -> Path | None:
     """Where the measured bf16 check is cached: $CNNLAB_PRECISION_CACHE (a file path; 'off' disables the cache),
     else precision-check.json in $CNNLAB_CACHE or $XDG_CACHE_HOME/cnnlab (default ~/.cache/cnnlab)."""
-    setting = os.environ.get("CNNLAB_PRECISION_CACHE", "")
+    return _cache_file("CNNLAB_PRECISION_CACHE", "precision-check.json")
+
+
+def _cache_file(variable: str, name: str) -> Path | None:
+    setting = os.environ.get(variable, "")
     if setting.lower() in ("off", "0", "none", "false"):
         return None
     if setting:
         return Path(setting)
     if os.environ.get("CNNLAB_CACHE"):
-        return Path(os.environ["CNNLAB_CACHE"]) / "precision-check.json"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnlab" / "precision-check.json"
+        return Path(os.environ["CNNLAB_CACHE"]) / name
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnlab" / name
+
+
+def _read_cache(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return cached if isinstance(cached, dict) else {}
+
+
+def _write_cache(path: Path | None, entries: dict) -> None:
+    if path is None:
+        return
+    text = json.dumps(entries, indent=2)
+    try:  # another process reading the file sees the old one or the new one, whole
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    except OSError:
+        pass  # a read-only cache only costs the measurement next time
+
+
+def machine_key() -> str:
+    """What a measured choice is a property of: CPU model, instruction set (with oneDNN's cap:
+    ONEDNN_MAX_CPU_ISA=AVX2 makes the same CPU another machine) and torch version."""
+    return f"{hardware_info(torch.device('cpu'))['cpu']}|{cpu_isa()}|torch {torch.__version__}"
 
 
 @functools.cache
 def bf16_check() -> dict:
-    """Whether bf16 autocast trains faster than fp32 on this CPU: measured once (≈ 0.3 s), cached per machine.
+    """Whether bf16 autocast trains faster than fp32 on this CPU: measured once (≈ 0.5 s), cached per machine.
 
-    The cache (see `check_file`) is keyed by CPU model, instruction set (with oneDNN's cap: ONEDNN_MAX_CPU_ISA=AVX2
-    makes the same CPU another machine), thread count and torch version.
+    The cache (see `check_file`) is keyed by `machine_key` and the thread count. A property of the hardware, it
+    does not expire (the thread choice's cache does: see `choose_threads`).
     """
-    key = (
-        f"{hardware_info(torch.device('cpu'))['cpu']}|{cpu_isa()}|{torch.get_num_threads()} threads|"
-        f"torch {torch.__version__}"
-    )
+    key = f"{machine_key()}|{torch.get_num_threads()} threads"
     path = check_file()
-    cached: dict = {}
-    if path is not None:
-        try:
-            cached = json.loads(path.read_text())
-            if key in cached:
-                return cached[key]
-        except (OSError, ValueError):
-            cached = {}
-    fp32, bf16 = _step_ms("fp32"), _step_ms("bf16")
+    cached = _read_cache(path)
+    if key in cached:
+        return cached[key]
+    times = _precision_times()
+    fp32, bf16 = times["fp32"], times["bf16"]
     result = {"fp32_ms": round(fp32, 3), "bf16_ms": round(bf16, 3), "bf16_faster": bf16 < 0.9 * fp32}
-    if path is not None:
-        try:
-            text = json.dumps({**cached, key: result}, indent=2)
-            atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-        except OSError:
-            pass  # a read-only cache only costs the measurement next time
+    _write_cache(path, {**cached, key: result})
     return result
 
 
@@ -197,6 +272,8 @@ def precision_reason(requested: str, device: torch.device, resolved: str) -> str
     """One line saying why `resolved` was chosen, e.g. 'fp32: this CPU has no bf16 instructions'."""
     if requested != "auto":
         return f"{resolved}: asked for"
+    if os.environ.get(PRECISION_ENV, "").strip().lower() in ("fp32", "bf16"):
+        return f"{resolved}: {PRECISION_ENV}"
     if device.type == "cuda":
         return f"{resolved}: the GPU {'does' if resolved == 'bf16' else 'does not do'} bf16"
     flags = cpu_bf16_flags()
@@ -222,35 +299,123 @@ def process_seconds() -> float:
 _IMPORTED = time.perf_counter()
 
 
-def choose_threads(step, candidates: list[int], reps: int = 3) -> tuple[int, dict[int, float]]:
-    """Time `step()` (one training step, on a copy) at each CPU thread count; set and return the one to use.
+# ---- the CPU thread count: one measured choice for every entry point
+THREADS_ENV = "CNNLAB_THREADS"  # a whole number ≥ 1: every command and Trainer uses it, nothing is measured
+THREADS_TTL_S = 600.0  # how long a measured thread choice is reused (see `choose_threads`)
+_START_THREADS = torch.get_num_threads()  # torch's own default when cnnlab started: one per core, or OMP_NUM_THREADS
+_PINNED: list[int] = []  # counts set by `use_threads` around the code that runs now (innermost last)
 
-    The first candidate (normally one thread per core) is kept unless another is ≥ 10 % faster: on a busy machine,
-    OpenMP threads that wait for a core the OS gave to another process can make every step 10× slower, and one
-    thread then wins. The candidates are timed from the last (one thread: never collapses) to the first, and one
-    whose warm-up step already takes 3× the best time so far is not timed further (it would only waste the
-    seconds the measurement is meant to save). Runs under a forked RNG (dropout in the step does not move the
-    run's random stream). Returns (threads, {threads: best seconds per step}).
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """A thread count and why: `how` is 'asked', CNNLAB_THREADS, 'set by the caller', 'one core', 'measured' or
+    'cached'; `times` the seconds per probe step at each count measured (also for a cached choice), `age_s` the
+    age of a cached measurement."""
+
+    threads: int
+    how: str
+    times: dict[int, float] = field(default_factory=dict)
+    age_s: float | None = None
+
+    def describe(self, what: str = "a training step") -> str:
+        """'threads 2 (measured: a training step took 8.1 ms with 2, 12.9 ms with 1)'."""
+        if not self.times:
+            return f"threads {self.threads} ({self.how})"
+        ms = ", ".join(f"{t * 1e3:.1f} ms with {n}" for n, t in self.times.items())
+        when = f" {self.age_s / 60:.0f} min ago" if self.age_s is not None else ""
+        return f"threads {self.threads} ({self.how}{when}: {what} took {ms})"
+
+
+def thread_candidates(most: int | None = None) -> list[int]:
+    """The counts to measure, most first: one per core (torch's default), half of that, one."""
+    most = most or _START_THREADS
+    return sorted({most, max(most // 2, 1), 1}, reverse=True)
+
+
+def pick_threads(times: dict[int, float], tolerance: float = 0.1) -> int:
+    """The most threads whose step time is within `tolerance` of the fastest: more threads unless fewer are
+    clearly faster (on a quiet machine never fewer than the fastest; with a busy core one thread wins by 2–3×)."""
+    fastest = min(times.values())
+    return max(n for n, t in times.items() if t <= (1 + tolerance) * fastest)
+
+
+def threads_asked(asked: int | None = None) -> ThreadChoice | None:
+    """The thread count fixed without measuring: `asked`, else the one `use_threads` set around this call, else
+    $CNNLAB_THREADS; None when the count is to be measured."""
+    if asked is not None:
+        if asked < 1:
+            raise ValueError(f"--threads must be ≥ 1, got {asked}")
+        return ThreadChoice(asked, "asked for")
+    if _PINNED:
+        return ThreadChoice(_PINNED[-1], "set by the caller")
+    setting = os.environ.get(THREADS_ENV, "").strip()
+    if not setting:
+        return None
+    if not setting.isdigit() or int(setting) < 1:
+        raise ValueError(f"{THREADS_ENV}={setting!r}: expected a whole number of threads ≥ 1 (or unset it)")
+    return ThreadChoice(int(setting), THREADS_ENV)
+
+
+def threads_cache_file() -> Path | None:
+    """Where measured thread choices are kept: $CNNLAB_THREADS_CACHE (a file path; 'off' disables the cache), else
+    threads-check.json beside the precision check's file."""
+    return _cache_file("CNNLAB_THREADS_CACHE", "threads-check.json")
+
+
+def choose_threads(
+    step: Callable[[], None] | None = None,
+    key: str = "probe",
+    asked: int | None = None,
+    candidates: list[int] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    now: Callable[[], float] = time.time,
+) -> ThreadChoice:
+    """Set torch's CPU thread count for the work `step` stands for, and return the choice.
+
+    `asked` (--threads), a count set by `use_threads` around the call, or $CNNLAB_THREADS fix it. Otherwise one
+    step of the workload (`step`, e.g. a training step on a copy of the model; default the probe net's) is timed at
+    each of `candidates` (default `thread_candidates()`) by `measure`, and `pick_threads` decides. `key` names the
+    workload in the cache (model, input, batch, precision): an entry holds its per-thread times and is reused for
+    THREADS_TTL_S seconds, since the answer follows the machine's load (docs/architecture.md, "No global side
+    effects"). `clock` and `now` are injectable for tests.
     """
-    times: dict[int, float] = {}
-    with torch.random.fork_rng(devices=[]):
-        for n in reversed(candidates):
-            torch.set_num_threads(n)
-            start = time.perf_counter()
-            step()  # warm-up: kernels and primitives for this thread count
-            best = time.perf_counter() - start
-            if times and best > 3 * min(times.values()):
-                times[n] = best
-                continue
-            best = float("inf")
-            for _ in range(reps):
-                start = time.perf_counter()
-                step()
-                best = min(best, time.perf_counter() - start)
-            times[n] = best
-    chosen = candidates[0]
-    fastest = min(times, key=times.get)
-    if times[fastest] < 0.9 * times[chosen]:
-        chosen = fastest
-    torch.set_num_threads(chosen)
-    return chosen, times
+    fixed = threads_asked(asked)
+    if fixed is not None:
+        torch.set_num_threads(fixed.threads)
+        return fixed
+    candidates = candidates or thread_candidates()
+    if len(candidates) == 1:
+        torch.set_num_threads(candidates[0])
+        return ThreadChoice(candidates[0], "one core")
+    path, entry = threads_cache_file(), f"{machine_key()}|{key}|{','.join(map(str, candidates))}"
+    cached = _read_cache(path)
+    hit = cached.get(entry)
+    if isinstance(hit, dict) and 0 <= now() - hit.get("at", -1e18) < THREADS_TTL_S:
+        times = {int(n): float(t) for n, t in hit["times"].items()}
+        choice = ThreadChoice(pick_threads(times), "cached", times, now() - hit["at"])
+    else:
+        step = step or probe_step()
+
+        def at(n: int) -> Callable[[], None]:
+            return lambda: (torch.set_num_threads(n), step())
+
+        times = measure({n: at(n) for n in candidates}, clock=clock)
+        choice = ThreadChoice(pick_threads(times), "measured", times)
+        fresh = {k: v for k, v in cached.items() if isinstance(v, dict) and now() - v.get("at", 0) < THREADS_TTL_S}
+        _write_cache(path, {**fresh, entry: {"times": times, "threads": choice.threads, "at": now()}})
+    torch.set_num_threads(choice.threads)
+    return choice
+
+
+@contextlib.contextmanager
+def use_threads(threads: int | None = None) -> Iterator[ThreadChoice]:
+    """Run the block on `threads` CPU threads (None: `choose_threads()`'s choice, made now), which every choice made
+    inside takes as given (a Trainer's, a lesson's); the caller's count is restored on exit."""
+    before = torch.get_num_threads()
+    choice = choose_threads(asked=threads)
+    _PINNED.append(choice.threads)
+    try:
+        yield choice
+    finally:
+        _PINNED.pop()
+        torch.set_num_threads(before)

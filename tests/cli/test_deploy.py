@@ -110,6 +110,8 @@ def test_bench_quick(toy_run):
     assert result["parity"]["onnxruntime fp32"]["max_abs"] < 1e-4
     assert all(row["b8"]["samples_per_s"] > 0 and 0 <= row["accuracy"] <= 1 for row in result["rows"])
     assert "onnxruntime" in result["versions"] and "hardware:" in stdout
+    assert result["recommendation"]["engine"] in {row["engine"] for row in result["rows"]}
+    assert "recommended here: " in stdout
 
 
 def test_serve_predicts_with_an_onnx_file_and_says_why_it_cannot_explain(exported, toy_run, fake_idx):
@@ -135,3 +137,36 @@ def test_serve_predicts_with_an_onnx_file_and_says_why_it_cannot_explain(exporte
         r = client.post("/api/explain", files={"image": ("a.png", square_png(3), "image/png")}, data={"model": onnx_id})
         assert r.status_code == 400 and "ONNX" in r.json()["error"]
         assert client.get(f"/api/models/{onnx_id}/random?seed=1").status_code == 200
+
+
+def bench_result(rates: dict[str, tuple[float, float]], metric_of: dict[str, float]) -> dict:
+    """A bench result with the given (batch-256 samples/s, batch-1 p50 ms) and metric per engine, eager first."""
+    rows = [
+        {
+            "engine": k,
+            "precision": k.split()[-1],
+            "accuracy": metric_of[k],
+            "b1": {"p50_ms": b1},
+            "b256": {"samples_per_s": r},
+        }
+        for k, (r, b1) in rates.items()
+    ]
+    return {"metric": "accuracy", "batches": [1, 256], "rows": rows}
+
+
+def test_the_recommendation_is_the_fastest_engine_that_keeps_the_accuracy():
+    from cnnlab.deploy.bench import describe_recommendation, recommend
+
+    rates = {"eager fp32": (1000.0, 1.0), "ort fp32": (3000.0, 0.3), "ort int8": (6000.0, 0.1)}
+    accuracy = {"eager fp32": 0.90, "ort fp32": 0.90, "ort int8": 0.899}
+    rec = recommend(bench_result(rates, accuracy))
+    assert (rec["engine"], rec["batch"], rec["vs_eager"], rec["b1_p50_ms"]) == ("ort int8", 256, 6.0, 0.1)
+    assert "6.00× eager fp32 at batch 256" in describe_recommendation(rec)
+    # int8 measured slower than fp32 (as on a CPU without fast int8): it is not recommended for speed it lacks
+    rates["ort int8"] = (2900.0, 0.3)
+    assert recommend(bench_result(rates, accuracy))["engine"] == "ort fp32"
+    # an engine that loses more than half a point is left out, however fast
+    rates["ort int8"], accuracy["ort int8"] = (9000.0, 0.1), 0.89
+    rec = recommend(bench_result(rates, accuracy))
+    assert rec["engine"] == "ort fp32" and rec["left_out"] == ["ort int8"]
+    assert "not considered" in describe_recommendation(rec)

@@ -95,6 +95,24 @@ def val_split(text: str) -> int | float:
 val_split.__name__ = "val_split"
 
 
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    """--threads: torch's (and ONNX Runtime's) CPU threads; by default measured on this machine (`use_threads`)."""
+    p.add_argument(
+        "--threads",
+        type=count,
+        default=None,
+        help="CPU threads (default: $CNNLAB_THREADS, else measured at start: one per core, fewer on a busy machine)",
+    )
+
+
+def use_threads(args: argparse.Namespace) -> int:
+    """Set the CPU thread count of a verb that runs a model: --threads, $CNNLAB_THREADS, else the measured choice
+    (`runtime.choose_threads`, reused for minutes across commands). Returns the count."""
+    from cnnlab.runtime import choose_threads
+
+    return choose_threads(asked=getattr(args, "threads", None)).threads
+
+
 def add_run_data_flags(p: argparse.ArgumentParser, split_help: str | None = None, resplit: bool = True) -> None:
     """The flags of a verb that reopens a run's data: by default exactly as the run trained on them.
 

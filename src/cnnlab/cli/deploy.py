@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, check_out, open_run_data
+from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_data, use_threads
 
 
 def _log(msg: str) -> None:
@@ -25,6 +25,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":
         raise ValueError(f"unknown --format '{args.format}'; cnnlab exports onnx")
+    use_threads(args)
     model, meta = load_model(args.run)
     source = resolve_model_path(args.run)
     if args.input:
@@ -109,7 +110,12 @@ def add_parsers(sub) -> None:
         metavar="N",
         help="test images to measure accuracy on (default: all)",
     )
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads of every engine (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=count,
+        default=None,
+        help="intra-op threads of every engine (default: $CNNLAB_THREADS, else measured at start)",
+    )
     p.add_argument("--save", metavar="FILE.json", help="also write the result as JSON")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -8,7 +8,15 @@ import json
 import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_data, print_notes
+from cnnlab.cli._common import (
+    add_run_data_flags,
+    add_threads_flag,
+    check_out,
+    count,
+    open_run_data,
+    print_notes,
+    use_threads,
+)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -16,7 +24,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.evaluate import evaluate
     from cnnlab.io import resolve_model_path
 
-    classifier = open_classifier(args.run, args.device, args.precision, args.tta)
+    threads = use_threads(args)
+    classifier = open_classifier(args.run, args.device, args.precision, args.tta, threads=threads)
     if args.out:
         check_out(Path(args.out) / "confusion.png", args.run, classifier.meta, args.data, args.data_dir)
     data = open_run_data(args, classifier.meta)
@@ -63,7 +72,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.deploy.engines import open_classifier
     from cnnlab.predict import draw_predictions, predict_files
 
-    classifier = open_classifier(args.run, args.device, input_size=args.input, mean=args.mean, std=args.std)
+    threads = use_threads(args)
+    classifier = open_classifier(
+        args.run, args.device, threads=threads, input_size=args.input, mean=args.mean, std=args.std
+    )
+    if args.out:
+        check_out(args.out, args.run, classifier.meta, files=tuple(args.images), folder=True)
     results = predict_files(classifier, args.images, args.top)
     code = print_predictions(args, results, classifier.meta.make_task().describe)
     if args.out:
@@ -102,6 +116,7 @@ def add_parsers(sub) -> None:
         "--json", action="store_true", help="print the metrics, most-confused pairs and confusion matrix as JSON"
     )
     p.add_argument("--out", help="folder for confusion.png (default: the run folder)")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top classes for image files")
@@ -114,4 +129,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", help="folder to write each image with its prediction drawn (<name>.pred.png)")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_predict)

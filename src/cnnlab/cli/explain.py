@@ -284,6 +284,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     method = METHODS[opts.method]
 
     from cnnlab import explain as ex
+    from cnnlab.cli._common import use_threads
+
+    use_threads(opts)  # $CNNLAB_THREADS, else measured (explain takes no --threads of its own)
 
     context = Context(ex)
     if method.model:

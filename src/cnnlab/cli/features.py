@@ -6,13 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, check_out, classification_only, open_run_data
+from cnnlab.cli._common import (
+    add_run_data_flags,
+    add_threads_flag,
+    check_out,
+    classification_only,
+    open_run_data,
+    use_threads,
+)
 
 
 def cmd_features(args: argparse.Namespace) -> int:
     from cnnlab.features import extract, linear_probe, save_codes
     from cnnlab.io import load_model
 
+    use_threads(args)
     model, meta = load_model(args.run)
     classification_only(meta, "features")
     if args.out:
@@ -54,4 +62,5 @@ def add_parsers(sub) -> None:
     p.add_argument("--probe-c", type=float, default=1.0, help="inverse L2 strength of the probe (default: 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_features)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnlab.cli._common import count
+
 # cnnlab.lab.LESSONS, without importing torch
 LESSONS = (
     "conv",
@@ -52,7 +54,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes and generated data: seconds, for a first look")
     p.add_argument("--out", default=".", help="folder for the figure lab-LESSON.png (default: the current folder)")
     p.add_argument("--data", help="dataset of the lessons that train (default: fashion-mnist; generated in --quick)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 with --quick, else torch's own)")
+    p.add_argument("--threads", type=count, help="torch CPU threads (default: 1 with --quick, else measured at start)")
     p.add_argument("--gif", action="store_true", help="conv: also write lab-conv.gif, the sliding window animated")
     p.add_argument(
         "--slide",

@@ -6,7 +6,7 @@ import argparse
 import socket
 import sys
 
-from cnnlab.cli._common import count
+from cnnlab.cli._common import add_threads_flag, count
 
 _MISSING = "cnnlab serve needs FastAPI and uvicorn: pip install 'cnnlab[serve]'"
 
@@ -53,7 +53,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"{_MISSING} ({e})", file=sys.stderr)
         return 2
+    from cnnlab.cli._common import use_threads
     from cnnlab.serve.app import create_app
+
+    use_threads(args)  # each request's forward pass runs on this many intra-op threads
 
     app = create_app(
         args.runs,
@@ -116,5 +119,6 @@ def add_parsers(sub) -> None:
         metavar="MB",
         help="memory all requests in progress may use together, in MiB (default: 1024); a request waits for room",
     )
+    add_threads_flag(p)
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)

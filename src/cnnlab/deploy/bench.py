@@ -194,7 +194,7 @@ def bench_run(
                     "samples_per_cpu_s": b / max(statistics.median(cpu), 1e-9),
                     "calls": len(wall),
                 }
-    return {
+    result = {
         "run": str(run_path),
         "model": meta.model,
         "input_size": list(meta.input_size),
@@ -210,6 +210,49 @@ def bench_run(
         "hardware": {**hardware_info(torch.device("cpu")), "isa": cpu_flags()},
         "versions": versions(),
     }
+    result["recommendation"] = recommend(result)
+    return result
+
+
+MAX_METRIC_LOSS = 0.005  # an engine is recommended only if it loses at most 0.5 points of the main metric
+
+
+def recommend(result: dict, max_loss: float = MAX_METRIC_LOSS) -> dict:
+    """The engine to ship on this machine, from a bench result: the highest throughput at the largest batch measured
+    among the engines whose main metric is within `max_loss` of PyTorch fp32 eager's (the first row). An engine is
+    never recommended for a speed it was not measured to have: int8 wins only where its measured rate is higher.
+    Returns engine, precision, batch, its samples/s, the speed-up over eager and its batch-1 p50 where measured."""
+    metric, rows = result.get("metric", "accuracy"), result["rows"]
+    batch = max(result["batches"])
+    base = rows[0]
+    fit = [r for r in rows if r[metric] >= base[metric] - max_loss]
+    best = max(fit, key=lambda r: r[f"b{batch}"]["samples_per_s"])
+    rate = best[f"b{batch}"]["samples_per_s"]
+    out = {
+        "engine": best["engine"],
+        "precision": best["precision"],
+        "batch": batch,
+        "samples_per_s": rate,
+        "vs_eager": rate / base[f"b{batch}"]["samples_per_s"],
+        "metric_change": best[metric] - base[metric],
+        "left_out": [r["engine"] for r in rows if r not in fit],
+    }
+    if 1 in result["batches"]:
+        out["b1_p50_ms"] = best["b1"]["p50_ms"]
+    return out
+
+
+def describe_recommendation(rec: dict, metric: str = "accuracy") -> str:
+    """'recommended here: onnxruntime int8 (int8 QDQ): 5.95× eager fp32 at batch 256, …'."""
+    line = (
+        f"recommended here: {rec['engine']} ({rec['precision']}): {rec['vs_eager']:.2f}× eager fp32 at batch "
+        f"{rec['batch']} ({rec['samples_per_s']:,.0f} samples/s), {metric} {rec['metric_change']:+.4f}"
+    )
+    if "b1_p50_ms" in rec:
+        line += f", batch 1 p50 {rec['b1_p50_ms']:.3f} ms"
+    if rec["left_out"]:
+        line += f"; not considered (lose > {MAX_METRIC_LOSS:g} {metric}): {', '.join(rec['left_out'])}"
+    return line
 
 
 def _parity(engines: dict, x: torch.Tensor, task) -> dict:
@@ -260,6 +303,8 @@ def format_bench(result: dict) -> str:
             f"parity vs eager, {name}: max |Δlogit| {p['max_abs']:.2e}, argmax agrees on "
             f"{p['argmax_agree']:.2%} of {p['images']} images"
         )
+    if "recommendation" in result:
+        lines.append(describe_recommendation(result["recommendation"], metric))
     lines.append(f"hardware: {hw['cpu']}, {hw['threads']} threads, ISA {' '.join(hw['isa']) or 'unknown'}")
     lines.append("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     return "\n".join(lines)

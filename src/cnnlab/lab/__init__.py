@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 LESSONS: dict[str, str] = {
@@ -55,21 +54,6 @@ def lesson_module(name: str):
     return importlib.import_module(f"cnnlab.lab.{name}")
 
 
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to `n` inside the block, restored after (quick lessons run tiny tensors, whose
-    thread fan-out costs more than it gains, badly so on a busy machine)."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def run_lesson(
     name: str,
     quick: bool = False,
@@ -79,8 +63,12 @@ def run_lesson(
     **options,
 ) -> dict:
     """Run lesson `name`; `options` are the lesson's own keywords (`data`, `gif`, `slide`); those it does not take
-    are refused by name. `threads`: torch's intra-op threads while it runs (default: 1 in quick mode, else torch's).
-    The lesson runs with torch's RNG seeded with 0, so its numbers do not depend on what ran before it."""
+    are refused by name. `threads`: torch's intra-op threads while it runs, restored after (default: 1 in quick mode,
+    whose tiny tensors gain nothing from more; else `runtime.choose_threads`'s measured choice, which every Trainer
+    of the lesson then takes as given). The lesson runs with torch's RNG seeded with 0, so its numbers do not depend
+    on what ran before it."""
+    from cnnlab.runtime import use_threads
+
     module = lesson_module(name)
     takes = inspect.signature(module.run).parameters
     unknown = [k for k, v in options.items() if k not in takes and v not in (None, False)]
@@ -92,6 +80,6 @@ def run_lesson(
 
     # every lesson starts from torch's RNG seeded with 0, whatever ran before it in this process (the docs script
     # runs them all in one), and leaves the caller's RNG as it found it
-    with _threads(threads or (1 if quick else None)), torch.random.fork_rng():
+    with use_threads(threads or (1 if quick else None)), torch.random.fork_rng():
         torch.manual_seed(0)
         return module.run(quick=quick, out=Path(out), echo=echo or (lambda line: None), **kwargs)

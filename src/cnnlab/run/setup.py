@@ -7,7 +7,6 @@ the Trainer receives the complete callback list and the augmentation's batch mix
 
 from __future__ import annotations
 
-import copy
 import functools
 import warnings
 from collections.abc import Callable
@@ -27,8 +26,6 @@ from cnnlab.models import create_model, is_model
 from cnnlab.run.folder import RunFolder
 from cnnlab.run.splits import data_record, load_splits
 from cnnlab.runtime import (
-    autocast,
-    choose_threads,
     cpu_isa,
     precision_reason,
     process_seconds,
@@ -53,10 +50,9 @@ from cnnlab.train.callbacks.time_budget import TimeBudget
 from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
+from cnnlab.train.probe import PROBE_SAMPLES, choose_training_threads
 from cnnlab.train.trainer import Trainer
 from cnnlab.train.transfer import check_source, load_pretrained, param_groups, read_source
-
-PROBE_SAMPLES = 64  # the thread probe's batch: enough to time a step, small enough to cost well under a second
 
 
 @dataclass
@@ -150,6 +146,7 @@ def build(
         mix=augment.mix if augment is not None and augment.mixes else None,
         compile=cfg.compile,
         task=task,
+        threads=torch.get_num_threads(),  # as chosen above
     )
     if augment is not None:
         trainer.track("augment", augment)
@@ -310,36 +307,17 @@ def _probe_batch(
 
 
 def _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last) -> tuple[str, float | None]:
-    """Set the CPU thread count: --threads, else measured (one training step of a copy at each candidate).
-
-    Returns what was chosen and why (one phrase), and the measured seconds per training step of a full batch
-    (a first estimate for a time budget), when it was measured."""
+    """Set the CPU thread count (`train.probe.choose_training_threads`: --threads, $CNNLAB_THREADS, else measured
+    on a copy of the model). Returns what was chosen and why (one phrase), and the measured seconds per training
+    step of a full batch (a first estimate for a time budget), when it was measured."""
     if device.type != "cpu":
         return f"threads {torch.get_num_threads()} (CPU side of a {device.type} run)", None
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-        return f"threads {cfg.threads} (asked for)", None
-    default = torch.get_num_threads()
-    candidates = [default, 1] if default > 1 else [1]
-    net = copy.deepcopy(model).to(device).train()
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    x, y = probe[0][:PROBE_SAMPLES], probe[1][:PROBE_SAMPLES]
-
-    def step() -> None:
-        with autocast(device, precision):
-            loss = loss_fn(net(x), y)
-        loss.backward()
-        net.zero_grad(set_to_none=True)
-
-    chosen, times = choose_threads(step, candidates)
-    if len(times) == 1:
-        why = "one core"
-    else:
-        ms = ", ".join(f"{t * 1e3:.1f} ms with {n}" for n, t in times.items())
-        why = f"{'the fastest' if chosen == 1 else 'one per core'}; a training step took {ms}"
-    step_s = times[chosen] * cfg.batch_size / len(x) * 1.3  # the probe has no optimizer step and ≤ 64 samples
-    return f"threads {chosen} ({why})", step_s
+    choice = choose_training_threads(model, loss_fn, *probe, device, precision, channels_last, asked=cfg.threads)
+    if not choice.times:
+        return choice.describe(), None
+    samples = min(len(probe[0]), PROBE_SAMPLES)
+    step_s = choice.times[choice.threads] * cfg.batch_size / samples * 1.3  # the probe has no optimizer step
+    return choice.describe(), step_s
 
 
 def _budget(cfg: TrainConfig, splits: DataSplits, probe: torch.Tensor, step_estimate, log, clock) -> TimeBudget | None:

@@ -10,11 +10,12 @@ from torch import nn
 
 from cnnlab import infer
 from cnnlab.data.loader import BatchLoader
-from cnnlab.runtime import autocast, compiled, resolve_device, resolve_precision, use_channels_last
+from cnnlab.runtime import ThreadChoice, autocast, compiled, resolve_device, resolve_precision, use_channels_last
 from cnnlab.tasks import Task
 from cnnlab.tasks.classify import Classify
 from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import Callback, CallbackList
+from cnnlab.train.probe import choose_training_threads
 
 
 def accumulation_plan(num_batches: int, batch_size: int, num_samples: int, per_update: int) -> list[tuple[float, bool]]:
@@ -53,6 +54,9 @@ class Trainer:
         training forward pass; `model` itself stays the plain module (saved, evaluated and explained as it is).
     task: what the targets are (cnnlab.tasks): its running metrics (logged with the loss: `accuracy`, and e.g.
         `iou` for localization), validation loss and metrics, and the default loss; default classification.
+    threads: CPU threads while `fit` runs — 'auto' measures them on the first batch (`runtime.choose_threads`:
+        $CNNLAB_THREADS or an enclosing `use_threads` fix them; a choice measured minutes ago is reused), an int
+        fixes them. The caller's count is restored when `fit` returns; `threads_choice` says what was used and why.
     Ctrl-C stops `fit` after cleaning up: `interrupted` is set and `on_train_end` still runs. `stop(reason)` (from a
     callback) during an epoch stops at the next optimizer step; at an epoch's end, after that epoch.
 
@@ -79,7 +83,10 @@ class Trainer:
         mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         compile: str = "off",
         task: Task | None = None,
+        threads: int | str = "auto",
     ) -> None:
+        if threads != "auto" and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be 'auto' or a whole number ≥ 1, got {threads!r}")
         if accumulate < 0:
             raise ValueError(f"accumulate must be ≥ 1 batches (or 0 for the whole epoch), got {accumulate}")
         if grad_clip is not None and grad_clip <= 0:
@@ -118,6 +125,8 @@ class Trainer:
         self.last_lr = optimizer.param_groups[0]["lr"]
         self.history: list[dict] = []
         self.partial: dict | None = None  # logs of an epoch cut short by a stop (not in `history`: not resumable)
+        self.threads = threads
+        self.threads_choice: ThreadChoice | None = None  # made at the first batch `fit` sees (CPU only)
         self._reset_running()
 
     def stop(self, reason: str | None = None, diverged: bool = False) -> None:
@@ -204,6 +213,24 @@ class Trainer:
         self, train: BatchLoader, epochs: int, val: BatchLoader | None = None, initial_epoch: int = 0
     ) -> list[dict]:
         """Train until epoch `epochs` (from `initial_epoch`, or where a loaded state left off); returns the history."""
+        before = torch.get_num_threads()
+        try:
+            return self._fit(train, epochs, val, initial_epoch)
+        finally:
+            torch.set_num_threads(before)  # the caller's count comes back, whatever the choice
+
+    def _choose_threads(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Set the CPU threads for this fit (see `threads`): measured once per Trainer, on its first batch."""
+        if self.device.type != "cpu":
+            return
+        if self.threads_choice is None:
+            asked = self.threads if isinstance(self.threads, int) else None
+            self.threads_choice = choose_training_threads(
+                self.model, self.loss_fn, x, y, self.device, self.precision, self.channels_last, asked
+            )
+        torch.set_num_threads(self.threads_choice.threads)
+
+    def _fit(self, train: BatchLoader, epochs: int, val: BatchLoader | None, initial_epoch: int) -> list[dict]:
         self.track("loader", train)
         self.epochs = epochs
         self.steps_per_epoch = len(train)
@@ -217,6 +244,7 @@ class Trainer:
         self.callbacks.on_train_begin(logs)
         self.track("callbacks", self.callbacks)  # after on_train_begin: a resumed run's callback state wins
         start, seen_before = time.perf_counter(), self._seen
+        threads_set = False
         try:
             for epoch in range(max(initial_epoch, self.epoch + 1), epochs):
                 self.model.train()
@@ -227,6 +255,9 @@ class Trainer:
                 for i, (x, y) in enumerate(train.batches(self.batch), self.batch):
                     if self.channels_last and x.ndim == 4:
                         x = x.contiguous(memory_format=torch.channels_last)
+                    if not threads_set:  # the first batch of this fit
+                        self._choose_threads(x, y)
+                        threads_set = True
                     weight, update = plan[i]
                     if distributed.active():  # this rank's share of the global batch (1.0 when split evenly)
                         weight *= _shard_weight(y.shape[0], i, train.batch_size, train.num_samples)
