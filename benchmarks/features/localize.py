@@ -4,7 +4,7 @@ The scenes are `cnnlab datasets make fashion-scenes --size 64 --objects 1` (a Fa
 place, 16–32 px a side, on a black 64×64 canvas; train scenes from the training images, test scenes from the test
 images), read back through `yolo:`. The run is the real `cnnlab train` path (`run.train.train_run`), so its numbers
 are those of metrics.json: the test split's class accuracy, mean IoU and `loc_accuracy` (class right and IoU ≥ 0.5).
-Target (issue 26): class accuracy ≥ 95 % and mean IoU ≥ 0.85.
+Target: class accuracy ≥ 95 % and mean IoU ≥ 0.85.
 
 Run (from the repository root; each run appends to benchmarks/results/localize_results.json):
 
