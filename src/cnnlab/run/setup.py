@@ -124,7 +124,8 @@ def build(
     budget = _budget(cfg, splits, probe[0], step_estimate, log, clock)
     if folder is not None:  # a run (not lr-find): its schedule, guards, checkpoint and logs
         identity = data_identity(splits)
-        callbacks += _run_callbacks(cfg, folder, {"config": cfg.to_dict(), "data": identity, "world_size": world}, log)
+        extra = {"config": cfg.to_dict(), "data": identity, "world_size": world}
+        callbacks += _run_callbacks(cfg, folder, extra, log, budget)
     if budget is not None:
         callbacks.append(budget)
     # each rank its own augmentation stream (rank 0's is the single process's)
@@ -261,9 +262,10 @@ def _init_from(cfg: TrainConfig, model: nn.Module, classes: list[str], callbacks
     return groups, info, callbacks
 
 
-def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log) -> list:
+def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log, budget: TimeBudget | None) -> list:
     """A run's own callbacks; each one's `order` places it (stateful ones before the checkpoint, the CSV row after
-    it), not this list. The progress bar and the files are rank 0's."""
+    it), not this list. The progress bar (which shows the time budget's epochs its own way) and the files are rank
+    0's."""
     end_ratio = cfg.lr_end / cfg.lr if cfg.lr_end is not None else None
     schedule = LRScheduler(
         cfg.schedule,
@@ -284,7 +286,7 @@ def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log) -> lis
     out.append(Checkpoint(folder.checkpoint, cfg.checkpoint_every, folder.best, extra=extra, log=saves))
     if not folder.main:
         return out
-    out += [ProgressBar(verbose=cfg.verbose), CSVLogger(folder.path / "history.csv")]
+    out += [ProgressBar(verbose=cfg.verbose, budget=budget), CSVLogger(folder.path / "history.csv")]
     if cfg.tensorboard:
         try:
             out.append(TensorBoard(folder.path / "tensorboard"))
