@@ -2,44 +2,63 @@
 or stops that leave nothing behind. (To move into tests/run/, with that package's other tests.)"""
 
 import csv
+import json
 import re
 
 import pytest
 import torch
 
 from cnnlab.run.train import train_run
-from cnnlab.runtime import thread_candidates
+from cnnlab.runtime import cpu_isa, thread_candidates
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.config import TrainConfig
 
 
 @pytest.mark.slow
 def test_explicit_threads_and_startup_line(fake_idx, tmp_path):
+    """One short start-up line; why that precision and thread count is in metrics.json and, with --verbose 2,
+    printed in full below it."""
     before = torch.get_num_threads()
-    lines = []
+    runs = {}
     try:
-        cfg = TrainConfig(
-            data_dir=str(fake_idx), epochs=1, threads=1, precision="fp32", verbose=0, out=str(tmp_path / "run")
-        )
-        train_run(cfg, log=lines.append)
+        for verbose in (1, 2):
+            lines, out = [], tmp_path / f"run{verbose}"
+            cfg = TrainConfig(
+                data_dir=str(fake_idx), epochs=1, threads=1, precision="fp32", verbose=verbose, out=str(out)
+            )
+            train_run(cfg, log=lines.append)
+            runs[verbose] = lines, json.loads((out / "metrics.json").read_text())
     finally:
         torch.set_num_threads(before)
+    lines, metrics = runs[1]
     start = next(line for line in lines if line.startswith("model:"))
-    assert "precision fp32: asked for" in start and "threads 1 (asked for)" in start and "CPU ISA" in start
+    assert len(start) <= 120 and start.startswith("model: lenet5 (") and ", fp32, 1 thread (why: --verbose 2)" in start
+    assert not any(line.startswith("  ") for line in lines)
+    assert (
+        metrics["startup"]["precision"] == "fp32: asked for"
+        and metrics["startup"]["threads"] == "threads 1 (asked for)"
+    )
+    assert metrics["startup"]["cpu_isa"]
+    lines, _ = runs[2]
+    at = next(i for i, line in enumerate(lines) if line.startswith("model:"))
+    assert lines[at + 1 : at + 4] == [
+        "  precision fp32: asked for",
+        "  threads 1 (asked for)",
+        f"  CPU ISA {cpu_isa()}",
+    ]
 
 
 @pytest.mark.slow
 def test_the_thread_choice_is_measured_between_one_per_core_and_one(fake_idx, tmp_path, default_threads):
-    lines = []
     cfg = TrainConfig(data_dir=str(fake_idx), epochs=1, precision="fp32", verbose=0, out=str(tmp_path / "run"))
-    train_run(cfg, log=lines.append)
-    start = next(line for line in lines if line.startswith("model:"))
-    # either count may win on a given machine and load; every candidate was timed, and the line says which won
+    train_run(cfg, log=lambda line: None)
+    chosen = json.loads((tmp_path / "run" / "metrics.json").read_text())["startup"]["threads"]
+    # either count may win on a given machine and load; every candidate was timed, and the record says which won
     counts = thread_candidates()
     if len(counts) == 1:
         pytest.skip("one core: nothing to choose between")
     took = ", ".join(rf"[\d.]+ ms with {n}" for n in counts)
-    assert re.search(rf"threads \d+ \(measured: a training step took {took}\)", start), start
+    assert re.search(rf"threads \d+ \(measured: a training step took {took}\)", chosen), chosen
 
 
 @pytest.mark.slow

@@ -71,6 +71,7 @@ def finish(
         "parameters": sum(p.numel() for p in model.parameters()),
         "dataset": setup.splits.name,
         "precision": trainer.precision,
+        "startup": setup.details(),  # why that precision and thread count, the CPU's vector instructions
         "seed": cfg.seed,
         "init_from": setup.meta.init_from,
         "world_size": distributed.world_size(),

@@ -42,7 +42,8 @@ def train_run(
     folder = RunFolder.reopen(resume) if resume is not None else RunFolder.new(cfg)
     state = load_checkpoint(folder.checkpoint) if resume is not None else None
     setup = build(cfg, device, callbacks, log, folder, clock)
-    log(setup.startup_line())
+    for line in setup.startup_lines(cfg.verbose):
+        log(line)
     if state is not None:
         _resume(state, setup, folder, log)
     trainer = setup.trainer

@@ -18,6 +18,12 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
+def plural(n: float, noun: str) -> str:
+    """'1 epoch', '1.5 epochs', '1,024 steps' (a regular plural: the noun and an s)."""
+    number = f"{n:,}" if isinstance(n, int) else f"{n:,.3g}" if n < 1000 else f"{n:,.0f}"
+    return f"{number} {noun}{'' if n == 1 else 's'}"
+
+
 class Budget(Protocol):
     """What the progress bar shows of a time budget (`TimeBudget`): its length and what is left of it."""
 
