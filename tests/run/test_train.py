@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 
+from cnnlab.io import load_checkpoint
 from cnnlab.run.train import train_run
 from cnnlab.runtime import cpu_isa, thread_candidates
 from cnnlab.train.callbacks import Callback
@@ -109,3 +110,53 @@ def test_a_failed_start_leaves_no_folder(tmp_path):
         with pytest.raises((ValueError, FileNotFoundError)):
             train_run(cfg, log=lambda s: None)
         assert not (tmp_path / "run").exists(), bad
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_epoch_says_what_was_kept_and_what_was_trained_in_one_wording(fake_idx, tmp_path):
+    class CtrlC(Callback):
+        def on_batch_end(self, batch, logs):
+            if self.trainer.epoch == 0 and batch == 4:  # the 5th batch of the 2nd epoch
+                raise KeyboardInterrupt
+
+    lines = []
+    cfg = TrainConfig(
+        data_dir=str(fake_idx), epochs=3, batch_size=32, val_split=100, verbose=0, out=str(tmp_path / "run")
+    )
+    train_run(cfg, callbacks=[CtrlC()], log=lines.append)  # 500 training images: 16 steps an epoch
+    assert "interrupted; keeping the weights of the last good checkpoint (1 epoch, 16 steps)" in lines
+    took = next(line for line in lines if "training took" in line)
+    assert re.search(r"; training took [\d.]+ s for 1\.31 epochs, 21 steps$", took), took
+
+
+@pytest.mark.slow
+def test_a_resumed_run_reports_the_whole_runs_training_time(fake_idx, tmp_path):
+    out = tmp_path / "run"
+    cfg = TrainConfig(data_dir=str(fake_idx), epochs=1, batch_size=32, val_split=100, verbose=0, out=str(out))
+    train_run(cfg, log=lambda line: None)
+    earlier = load_checkpoint(out / "checkpoint.pt")["tracked"]["training_time"]["seconds"]
+    assert 0 < earlier <= json.loads((out / "metrics.json").read_text())["train_seconds"]
+    lines = []
+    train_run(TrainConfig(**{**cfg.to_dict(), "epochs": 2}), resume=out, log=lines.append)
+    metrics = json.loads((out / "metrics.json").read_text())
+    session = metrics["session_train_seconds"]
+    assert metrics["resumed"] and metrics["train_seconds"] == pytest.approx(earlier + session, abs=2e-3)
+    took = next(line for line in lines if "training took" in line)
+    assert re.search(
+        rf"training took [\d.]+ s for 2 epochs, 32 steps in all \({session:.1f} s in this session\)$", took
+    )
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_its_training_time_counts_its_epochs(fake_idx, tmp_path):
+    """Checkpoints written before the training time was kept: the earlier session is its epochs' own time."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(data_dir=str(fake_idx), epochs=1, batch_size=32, val_split=100, verbose=0, out=str(out))
+    train_run(cfg, log=lambda line: None)
+    state = load_checkpoint(out / "checkpoint.pt")
+    del state["tracked"]["training_time"]
+    torch.save(state, out / "checkpoint.pt")
+    train_run(TrainConfig(**{**cfg.to_dict(), "epochs": 2}), resume=out, log=lambda line: None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    first = float(next(csv.DictReader(open(out / "history.csv")))["seconds"])
+    assert metrics["train_seconds"] == pytest.approx(first + metrics["session_train_seconds"], abs=2e-3)
