@@ -7,6 +7,7 @@ how linearly separable a trained network's features make a (possibly new) task.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +21,30 @@ from cnnlab.io import RunMeta
 SPLITS = ("train", "val", "test")
 
 
-def split_codes(model: nn.Module, meta: RunMeta, data: ImageSet, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(codes (N, D) float32, labels (N,) int64) of one split, normalized with the model's training mean / std."""
+def split_codes(
+    model: nn.Module, meta: RunMeta, data: ImageSet, device: str = "cpu", log: Callable[[str], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (N, D) float32, labels (N,) int64) of one split, normalized with the model's training mean / std.
+    log: gets a progress line every 10 s of a long pass."""
     if tuple(data.image_shape) != tuple(meta.input_size) and data.image_shape[0] != meta.input_size[0]:
         raise ValueError(
             f"the model takes {meta.input_size[0]}-channel images, the data has {data.image_shape[0]} channels"
         )
-    codes = cnn_codes(model, data.images, meta.mean, meta.std, device=device)
+    codes = cnn_codes(model, data.images, meta.mean, meta.std, device=device, log=log)
     return codes.numpy(), data.labels.numpy()
 
 
-def extract(model: nn.Module, meta: RunMeta, splits: DataSplits, device: str = "cpu") -> dict[str, np.ndarray]:
-    """The codes and labels of every split present: {train_codes, train_labels, val_…, test_…, classes}."""
+def extract(
+    model: nn.Module, meta: RunMeta, splits: DataSplits, device: str = "cpu", log: Callable[[str], None] | None = None
+) -> dict[str, np.ndarray]:
+    """The codes and labels of every split present: {train_codes, train_labels, val_…, test_…, classes}.
+    log: gets a line as each split starts, and progress lines during a long one."""
     out: dict[str, np.ndarray] = {"classes": np.array(splits.classes)}
-    for name in SPLITS:
-        data = getattr(splits, name)
-        if data is not None:
-            out[f"{name}_codes"], out[f"{name}_labels"] = split_codes(model, meta, data, device)
+    present = [(name, getattr(splits, name)) for name in SPLITS if getattr(splits, name) is not None]
+    for i, (name, data) in enumerate(present, 1):
+        if log is not None:
+            log(f"features: {name} split ({i}/{len(present)}), CNN codes of {len(data):,} images …")
+        out[f"{name}_codes"], out[f"{name}_labels"] = split_codes(model, meta, data, device, log)
     return out
 
 
@@ -53,8 +61,15 @@ def save_codes(path: str | Path, codes: dict[str, np.ndarray]) -> Path:
     return atomic_write(path, write)
 
 
-def linear_probe(codes: dict[str, np.ndarray], c: float = 1.0, max_iter: int = 2000, seed: int = 0) -> dict:
-    """Logistic regression (L2, inverse strength `c`) on the standardized training codes; accuracy per split."""
+def linear_probe(
+    codes: dict[str, np.ndarray],
+    c: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Logistic regression (L2, inverse strength `c`) on the standardized training codes; accuracy per split.
+    log: gets a line before the fit and before the scoring."""
     try:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -64,7 +79,12 @@ def linear_probe(codes: dict[str, np.ndarray], c: float = 1.0, max_iter: int = 2
     if "train_codes" not in codes:
         raise ValueError("the linear probe needs training codes")
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, random_state=seed))
+    n, dim = codes["train_codes"].shape
+    if log is not None:
+        log(f"features: fitting the linear probe (logistic regression on {n:,} training codes of {dim} features) …")
     probe.fit(codes["train_codes"], codes["train_labels"])
+    if log is not None:
+        log("features: scoring the linear probe on every split …")
     out = {"dim": int(codes["train_codes"].shape[1]), "c": c}
     for name in SPLITS:
         if f"{name}_codes" in codes:

@@ -24,11 +24,15 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onnx_predict.py"
 
 @pytest.fixture(scope="module")
 def exported(toy_run, fake_idx, tmp_path_factory):
-    """(fp32 path, int8 path, the int8 export's stdout) of the toy run."""
+    """(fp32 path, int8 path, the int8 export's result: stdout and stderr) of the toy run."""
     folder = tmp_path_factory.mktemp("onnx")
-    run_cli("export", toy_run, "--out", folder / "toy.onnx")
-    stdout = run_cli("export", toy_run, "--int8", "--calibration", 200, "--out", folder / "toy.int8.onnx").stdout
-    return folder / "toy.onnx", folder / "toy.int8.onnx", stdout
+    fp32 = run_cli("export", toy_run, "--out", folder / "toy.onnx")
+    assert fp32.stderr.splitlines() == [  # one line as each step starts
+        "export: tracing lenet5 with torch.export (BatchNorm folded) …",
+        "export: checking the ONNX graph and writing it …",
+    ]
+    int8 = run_cli("export", toy_run, "--int8", "--calibration", 200, "--out", folder / "toy.int8.onnx")
+    return folder / "toy.onnx", folder / "toy.int8.onnx", int8
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,15 @@ def image_files(fake_idx, tmp_path_factory):
 
 
 def test_int8_keeps_accuracy_on_held_out_set(exported, toy_run, fake_idx):
-    _, int8, stdout = exported
+    _, int8, proc = exported
+    stdout = proc.stdout
+    steps = [line.split(",")[0] for line in proc.stderr.splitlines() if line.startswith("export: ")]
+    assert steps == [
+        "export: tracing lenet5 with torch.export (BatchNorm folded) …",
+        "export: checking the ONNX graph and writing it …",
+        "export: quantizing to int8",
+        "export: checking parity",
+    ]
     fp32_acc, int8_acc = map(float, re.search(r"fp32 ([\d.]+)\s+int8 ([\d.]+)", stdout).groups())
     assert fp32_acc > 0.9 and abs(int8_acc - fp32_acc) <= 0.01, stdout
     run_acc = json.loads((toy_run / "metrics.json").read_text())["test_accuracy"]

@@ -81,3 +81,14 @@ def test_default_names_follow_the_content(toy_run, fake_idx, rgb_image, tmp_path
     monkeypatch.chdir(tmp_path)
     assert run_cli("explain", "edges", rgb_image).stdout.strip().endswith("edges plot: explain-edges.png")
     assert (tmp_path / "explain-edges.png").exists()
+
+
+def test_embedding_says_each_step_on_stderr(toy_run, fake_idx, tmp_path):
+    out = tmp_path / "e.png"
+    proc = run_cli("explain", toy_run, "embedding", "--n", 40, "--data-dir", fake_idx, "--out", out)
+    assert proc.stdout.strip() == str(out)  # stdout: the figure's path alone
+    assert [line for line in proc.stderr.splitlines() if line.startswith("embedding: ")] == [
+        "embedding: CNN codes of 40 images …",
+        "embedding: t-SNE of 40 codes of 84 features to 2-D …",
+        "embedding: drawing 40 points …",
+    ]

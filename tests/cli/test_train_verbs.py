@@ -29,6 +29,9 @@ def test_lr_find_writes_plot_and_suggests(fake_idx, tmp_path):
     )
     lr = float(proc.stdout.split("suggested learning rate: ")[1].split()[0])
     assert 1e-5 < lr < 1
+    # its progress is the loss against the LR: a running accuracy at a changing LR means nothing
+    progress = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert progress and all("loss: " in line and "lr: " in line and "accuracy" not in line for line in progress)
     with Image.open(tmp_path / "lr_find.png") as im:
         assert im.width > 500
 

@@ -50,7 +50,12 @@ def test_xo_ceil_pool_and_votes(tmp_path):
 
 @pytest.mark.slow
 def test_invariance(tmp_path):
-    r = _run("invariance", tmp_path)
+    stages = []
+    r = _run("invariance", tmp_path, status=stages.append)
+    assert stages == [  # a line as each model starts training (not in the lesson's report)
+        f"lab: training the {net}, 2 epochs of 400 images …"
+        for net in ("CNN", "CNN on shuffled pixels", "MLP", "MLP on shuffled pixels")
+    ]
     assert max(r["equivariance_error"]) < 1e-5  # a conv layer commutes with shifts (away from the borders)
     assert r["pooled_change"][0] == 0 and r["pooled_change"][-1] > 0
     assert set(r["accuracy"]) == {"CNN", "CNN shuffled", "MLP", "MLP shuffled"}
@@ -107,6 +112,16 @@ def test_cli_runs_a_lesson(tmp_path):
     out = run_cli("lab", "gd", "--quick", "--out", tmp_path).stdout
     assert "largest relative error vs autograd" in out and (tmp_path / "lab-gd.png").exists()
     assert "xo" in run_cli("lab", "list").stdout
+
+
+@pytest.mark.slow
+def test_cli_says_each_training_stage_on_stderr(tmp_path):
+    proc = run_cli("lab", "depth", "--quick", "--out", tmp_path)
+    stages = proc.stderr.splitlines()
+    names = ["plain sigmoid net", "plain tanh net", "plain relu net", "plain relu He net"]
+    names += ["ResNet with shortcuts", "ResNet without shortcuts"]
+    assert stages == [f"lab: training the {name}: 6 Adam steps …" for name in names]
+    assert "lab: " not in proc.stdout  # the report stays the lesson's own lines
 
 
 def test_cli_refuses_an_option_a_lesson_does_not_take(tmp_path):

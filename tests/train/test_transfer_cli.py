@@ -77,6 +77,19 @@ def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path):
     assert list(codes["classes"]) == ["sq", "ring", "plus", "x"]
 
 
+def test_features_says_each_step_on_stderr_and_keeps_json_on_stdout(run_a, shapes_npz):
+    proc = run_cli("features", run_a, "--data", f"npz:{shapes_npz}", "--probe", "--json")
+    assert json.loads(proc.stdout)["probe"]["test_n"] == 100  # stdout is the JSON alone
+    stages = [line for line in proc.stderr.splitlines() if line.startswith("features: ")]
+    assert stages == [
+        "features: train split (1/3), CNN codes of 180 images …",
+        "features: val split (2/3), CNN codes of 20 images …",
+        "features: test split (3/3), CNN codes of 100 images …",
+        "features: fitting the linear probe (logistic regression on 180 training codes of 84 features) …",
+        "features: scoring the linear probe on every split …",
+    ]
+
+
 def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path):
     class Evil:
         def __reduce__(self):

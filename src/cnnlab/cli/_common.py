@@ -8,6 +8,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
+def status(line: str) -> None:
+    """A line saying what a verb is doing now, before a step that takes a while: on stderr, so that stdout stays the
+    verb's result (machine-readable where it is, e.g. --json)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 class VerbParser(argparse.ArgumentParser):
     """A verb's parser; `populate(parser)` adds its flags when it is first used (parsing, help, usage), so that
     building the whole CLI does not import what one verb's flags come from (TrainConfig pulls in torch)."""

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_data, use_threads
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr)
+from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_data, status, use_threads
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -33,22 +28,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else source.parent / ("model.int8.onnx" if args.int8 else "model.onnx")
     check_out(out, args.run, meta, args.data, args.data_dir)
     if not args.int8:
-        path = export_onnx(model, meta, out, str(source), args.opset)
+        path = export_onnx(model, meta, out, str(source), args.opset, log=status)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): fp32, BN folded, dynamic batch axis")
         return 0
     data = open_run_data(args, meta)
     images, info = calibration_images(data.splits, args.calibration)
     held = data.splits.held_out()
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = export_onnx(model, meta, Path(tmp) / "model.onnx", str(source), args.opset)
-        _log(f"calibrating int8 ranges on {info['images']} {info['split']} images of {info['dataset']} …")
+        fp32_path = export_onnx(model, meta, Path(tmp) / "model.onnx", str(source), args.opset, log=status)
+        status(
+            f"export: quantizing to int8, calibrating its ranges on {info['images']} {info['split']} images of "
+            f"{info['dataset']} …"
+        )
         path = quantize_int8(fp32_path, out, images, info)
         if held is None:
             print(f"wrote {path}; {data.splits.name} has no test split to compare accuracies on")
             return 0
         metric = meta.make_task().main_metric  # classification: accuracy; localization: mean IoU
-        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1])[metric]
-        int8_acc = evaluate(OnnxClassifier(path), held[1])[metric]
+        status(f"export: checking parity, the {metric} of fp32 and int8 on {len(held[1]):,} {held[0]} images …")
+        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1], log=status)[metric]
+        int8_acc = evaluate(OnnxClassifier(path), held[1], log=status)[metric]
     split, test = held
     print(
         f"test {metric} ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
@@ -71,7 +70,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not batches or min(batches) < 1:
         raise ValueError(f"--batch wants batch sizes separated by commas, e.g. 1,256; got '{args.batch}'")
     result = bench_run(
-        args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images, threads=args.threads, log=_log
+        args.run, batches, args.quick, args.data, args.data_dir, args.accuracy_images, threads=args.threads, log=status
     )
     if args.save:
         from cnnlab.io import save_json

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli._common import add_run_data_flags, check_out, classification_only, count, open_run_data, print_notes
+from cnnlab.cli._common import (
+    add_run_data_flags,
+    check_out,
+    classification_only,
+    count,
+    open_run_data,
+    print_notes,
+    status,
+)
 
 _USAGE = """cnnlab explain RUN METHOD [options]   (RUN: run folder or model file)
        cnnlab explain edges IMAGE"""
@@ -190,9 +198,10 @@ def _embedding_flags(p):
 
 def _embedding(o, c: Context):
     data = _data(o, c)
-    emb = c.ex.embedding(c.model, c.meta, data, o.n, o.seed)
+    emb = c.ex.embedding(c.model, c.meta, data, o.n, o.seed, log=status)
     thumbs = data.images[emb.indices] if o.thumbnails else None
     title = f"{c.name}: t-SNE of {emb.codes.shape[1]}-D CNN codes, {len(emb.points)} {o.split} images"
+    status(f"embedding: drawing {len(emb.points):,} points{' and their images' if thumbs is not None else ''} …")
     return c.ex.plot_embedding(emb, c.meta.classes, c.out, title, thumbs)
 
 

@@ -12,6 +12,7 @@ from cnnlab.cli._common import (
     check_out,
     classification_only,
     open_run_data,
+    status,
     use_threads,
 )
 
@@ -28,13 +29,13 @@ def cmd_features(args: argparse.Namespace) -> int:
             raise ValueError(f"--out {args.out}: the codes are written as an .npz file; give a name ending in .npz")
         check_out(args.out, args.run, meta, args.data, args.data_dir)
     splits = open_run_data(args, meta, split=None).splits
-    codes = extract(model, meta, splits, args.device)
+    codes = extract(model, meta, splits, args.device, log=status)
     sizes = ", ".join(f"{s} {len(codes[f'{s}_labels']):,}" for s in ("train", "val", "test") if f"{s}_labels" in codes)
     result: dict = {"out": None, "dim": int(codes["train_codes"].shape[1])}
     if args.out:
         result["out"] = str(save_codes(args.out, codes))
     if args.probe:
-        result["probe"] = linear_probe(codes, c=args.probe_c, seed=0)
+        result["probe"] = linear_probe(codes, c=args.probe_c, seed=0, log=status)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

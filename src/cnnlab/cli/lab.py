@@ -39,11 +39,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
         for name, text in described.items():
             print(f"{name:<{width}}{text}")
         return 0
-    from cnnlab.cli._common import check_out
+    from cnnlab.cli._common import check_out, status
 
     check_out(args.out, data=args.data, folder=True)
     options = {"data": args.data, "gif": args.gif, "slide": args.slide}
-    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, **options)
+    result = run_lesson(args.lesson, quick=args.quick, out=args.out, threads=args.threads, status=status, **options)
     print(f"wrote {result['figure']}")
     return 0
 

@@ -13,7 +13,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -138,10 +138,16 @@ def export_onnx(
     path: str | Path,
     source: str | None = None,
     opset: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write `model` as a self-contained ONNX file (weights inside) with its metadata; checked by onnx."""
+    """Write `model` as a self-contained ONNX file (weights inside) with its metadata; checked by onnx.
+    log: gets a line as each step starts (tracing, checking and writing)."""
     _require_onnx()
+    if log is not None:
+        log(f"export: tracing {meta.model} with torch.export (BatchNorm folded) …")
     proto = to_onnx_proto(model, meta.input_size, opset, meta.make_task().onnx_output)
+    if log is not None:
+        log("export: checking the ONNX graph and writing it …")
     return save_onnx(proto, path, meta.onnx_props(ExportInfo(source_run=source)))
 
 

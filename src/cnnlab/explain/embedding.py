@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,12 @@ class Embedding:
     indices: np.ndarray
 
 
-def cnn_codes(model: nn.Module, meta: RunMeta, images: torch.Tensor, batch: int = 500) -> np.ndarray:
-    """forward_head(forward_features(x), pre_logits=True) for uint8 images (N, C, H, W) → (N, D) float32."""
-    return infer.cnn_codes(model, images, meta.mean, meta.std, batch_size=batch).numpy()
+def cnn_codes(
+    model: nn.Module, meta: RunMeta, images: torch.Tensor, batch: int = 500, log: Callable[[str], None] | None = None
+) -> np.ndarray:
+    """forward_head(forward_features(x), pre_logits=True) for uint8 images (N, C, H, W) → (N, D) float32.
+    log: gets a progress line every 10 s of a long pass."""
+    return infer.cnn_codes(model, images, meta.mean, meta.std, batch_size=batch, log=log).numpy()
 
 
 def tsne(codes: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
@@ -42,12 +46,24 @@ def tsne(codes: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarr
     return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes).astype(np.float32)
 
 
-def embedding(model: nn.Module, meta: RunMeta, data: ImageSet, n: int = 2000, seed: int = 0) -> Embedding:
-    """t-SNE of the CNN codes of `n` images drawn at random (seeded) from `data`."""
+def embedding(
+    model: nn.Module,
+    meta: RunMeta,
+    data: ImageSet,
+    n: int = 2000,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> Embedding:
+    """t-SNE of the CNN codes of `n` images drawn at random (seeded) from `data`.
+    log: gets a line as each step starts (the codes, the t-SNE), and progress lines during a long pass."""
     if n < 5:
         raise ValueError(f"--n must be at least 5 for a t-SNE, got {n}")
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    codes = cnn_codes(model, meta, data.images[order])
+    if log is not None:
+        log(f"embedding: CNN codes of {len(order):,} images …")
+    codes = cnn_codes(model, meta, data.images[order], log=log)
+    if log is not None:
+        log(f"embedding: t-SNE of {len(codes):,} codes of {codes.shape[1]} features to 2-D …")
     return Embedding(tsne(codes, seed), codes, data.labels[order].numpy(), order.numpy())
 
 

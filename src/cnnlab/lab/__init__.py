@@ -60,13 +60,15 @@ def run_lesson(
     out: str | Path = ".",
     echo: Callable[[str], None] | None = print,
     threads: int | None = None,
+    status: Callable[[str], None] | None = None,
     **options,
 ) -> dict:
     """Run lesson `name`; `options` are the lesson's own keywords (`data`, `gif`, `slide`); those it does not take
     are refused by name. `threads`: torch's intra-op threads while it runs, restored after (default: 1 in quick mode,
     whose tiny tensors gain nothing from more; else `runtime.choose_threads`'s measured choice, which every Trainer
     of the lesson then takes as given). The lesson runs with torch's RNG seeded with 0, so its numbers do not depend
-    on what ran before it."""
+    on what ran before it. `status` gets a line as each long step of the lesson starts (a model trained, …); these
+    lines are not the lesson's report (`echo`)."""
     from cnnlab.runtime import use_threads
 
     module = lesson_module(name)
@@ -80,6 +82,8 @@ def run_lesson(
 
     # every lesson starts from torch's RNG seeded with 0, whatever ran before it in this process (the docs script
     # runs them all in one), and leaves the caller's RNG as it found it
-    with use_threads(threads or (1 if quick else None)), torch.random.fork_rng():
+    from cnnlab.lab._common import stages_to
+
+    with use_threads(threads or (1 if quick else None)), torch.random.fork_rng(), stages_to(status):
         torch.manual_seed(0)
         return module.run(quick=quick, out=Path(out), echo=echo or (lambda line: None), **kwargs)

@@ -3,7 +3,9 @@ training run through `cnnlab.train.Trainer`, accuracy through `cnnlab.infer`, an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,28 @@ from cnnlab.data import ImageSet, InMemoryLoader, Normalize, channel_stats, load
 from cnnlab.explain.plotting import save
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import Callback
+from cnnlab.train.callbacks.progress import plural
+
+# where a lesson says what it is doing now (`stage`): set by `run_lesson` (the CLI: stderr), none by default
+_STAGES: ContextVar[Callable[[str], None] | None] = ContextVar("lab_stages", default=None)
+
+
+@contextmanager
+def stages_to(status: Callable[[str], None] | None) -> Iterator[None]:
+    """Send the `stage` lines of the lessons run inside to `status` (None: nowhere)."""
+    token = _STAGES.set(status)
+    try:
+        yield
+    finally:
+        _STAGES.reset(token)
+
+
+def stage(line: str) -> None:
+    """One line saying what the lesson does now, before a step that takes a while (training, mostly); it is not
+    part of the lesson's report."""
+    status = _STAGES.get()
+    if status is not None:
+        status(line)
 
 
 @dataclass
@@ -125,13 +149,15 @@ def fit(
     stats: tuple[list[float], list[float]] | None = None,
     mix: Callable | None = None,
     steps: StepLosses | None = None,
+    label: str | None = None,
 ) -> Trained:
     """Train `model` on `data` through `cnnlab.train.Trainer` (CPU, fp32); `transform` runs on the normalised batch
     (e.g. a fixed pixel shuffle).
 
     optimizer: a `build_optimizer` name (adam; gd is plain SGD). stats: (mean, std) on the 0–1 scale to normalise
     with instead of the data's own (mean 0, std 1/255 feeds raw 0–255 pixels). mix: the Trainer's batch hook
-    (x, y) → (x, y), e.g. adversarial examples added to each batch. steps: collects every step's loss."""
+    (x, y) → (x, y), e.g. adversarial examples added to each batch. steps: collects every step's loss. label: what
+    the stage line calls the model (default: its name)."""
     torch.manual_seed(seed)
     mean, std = stats or channel_stats(data.images)
     norm = Normalize(mean, std)
@@ -145,6 +171,8 @@ def fit(
     opt = build_optimizer(optimizer, model, lr)
     callbacks = [steps] if steps is not None else []
     trainer = Trainer(model, opt, device="cpu", precision="fp32", callbacks=callbacks, mix=mix)
+    name = label or getattr(model, "model_name", type(model).__name__)
+    stage(f"lab: training {name}, {plural(epochs, 'epoch')} of {len(data):,} images …")
     history = trainer.fit(loader, epochs)
     return Trained(model, list(mean), list(std), history)
 

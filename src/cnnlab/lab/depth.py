@@ -16,10 +16,11 @@ from torch import nn
 
 from cnnlab.data import InMemoryLoader, Normalize, channel_stats
 from cnnlab.explain.plotting import figure
-from cnnlab.lab._common import Report, lesson_data, save_figure
+from cnnlab.lab._common import Report, lesson_data, save_figure, stage
 from cnnlab.layers import BasicBlock, init_weights
 from cnnlab.models import create_model
 from cnnlab.train import Trainer, build_optimizer
+from cnnlab.train.callbacks.progress import plural
 
 ACTS = ("sigmoid", "tanh", "relu")
 
@@ -152,11 +153,14 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, data: str | None 
     for name, model in _plain_nets(depth, classes, size).items():
         rms = conv_rms(model, probe)
         signal[name] = {"rms": rms, "factor": per_layer_factor(rms), "last": rms[-1]}
+        stage(f"lab: training the {name} net: {plural(steps, 'Adam step')} …")
         runs[name] = train_recording(model, loader, steps, 1e-3)
     for shortcuts in (True, False):
         torch.manual_seed(0)
         model = TinyResNet(blocks, classes, shortcuts)
-        runs[f"ResNet {'with' if shortcuts else 'without'} shortcuts"] = train_recording(model, loader, steps, 1e-3)
+        name = f"ResNet {'with' if shortcuts else 'without'} shortcuts"
+        stage(f"lab: training the {name}: {plural(steps, 'Adam step')} …")
+        runs[name] = train_recording(model, loader, steps, 1e-3)
     say(
         f"plain nets: {plain_notation(depth)} (Glorot init unless 'He', no BN); ResNets: {2 * blocks + 1} BN conv "
         f"layers (stem + {blocks} blocks); {steps} Adam steps of {batch} images, lr 1e-3"

@@ -58,7 +58,8 @@ def run(quick: bool = True, out: Path | str = ".", echo=print, data: str | None 
     for net, name in (("CNN", CNN), ("MLP", MLP)):
         for shuffled in (False, True):
             key = f"{net}{' shuffled' if shuffled else ''}"
-            runs[key] = fit(make(name), train, epochs, lr=1e-3, transform=shuffle if shuffled else None)
+            label = f"the {net}{' on shuffled pixels' if shuffled else ''}"
+            runs[key] = fit(make(name), train, epochs, lr=1e-3, transform=shuffle if shuffled else None, label=label)
             x01 = as01(test)
             logits = runs[key].logits01(x01) if not shuffled else _shuffled_logits(runs[key], x01, shuffle)
             acc[key] = (logits.argmax(1) == test.labels).float().mean().item()

@@ -18,6 +18,7 @@ from cnnlab.run.folder import RunFolder
 from cnnlab.run.setup import Setup
 from cnnlab.runtime import hardware_info, process_seconds
 from cnnlab.train import distributed
+from cnnlab.train.callbacks.progress import plural
 
 # what the model file keeps of metrics.json
 MODEL_FILE_METRICS = ("test_accuracy", "test_loss", "val_accuracy", "epochs", "train_seconds")
@@ -31,11 +32,12 @@ class RunResult:
 
 
 def finish(
-    setup: Setup, folder: RunFolder, started: float, train_seconds: float, resumed: bool, log=print
+    setup: Setup, folder: RunFolder, started: float, train_seconds: float, earlier: float | None = None, log=print
 ) -> RunResult:
     """Write the run's results into its folder and return them.
 
-    started: `time.perf_counter()` when the run began; train_seconds: the time spent in `Trainer.fit`.
+    started: `time.perf_counter()` when the run began; train_seconds: the time this session spent in `Trainer.fit`;
+    earlier: the training seconds of the sessions before a resume (None: the run was not resumed).
     The final evaluation goes through the same path as `cnnlab evaluate` (a `TorchClassifier`), so evaluating the
     run folder later reproduces `test_accuracy` and `val_accuracy` exactly.
     """
@@ -55,7 +57,8 @@ def finish(
         "test_split": held[0] if held is not None else None,
         "val_accuracy": val["accuracy"] if val else None,
         "val_loss": val["loss"] if val else None,
-        "train_seconds": round(train_seconds, 3),
+        "train_seconds": round(train_seconds + (earlier or 0.0), 3),  # the whole run, every session
+        "session_train_seconds": round(train_seconds, 3),
         "total_seconds": round(time.perf_counter() - started, 3),
         "process_seconds": None,  # filled below, once everything is written
         "epochs": epochs,
@@ -63,7 +66,7 @@ def finish(
         "steps": trainer.step,
         "interrupted": trainer.interrupted,
         "stop_reason": trainer.stop_reason,
-        "resumed": resumed,
+        "resumed": earlier is not None,
         "task": task.name,
         "samples_per_s": _mean_rate(rows),
         "time_budget": setup.budget.plan if setup.budget is not None else None,
@@ -71,6 +74,7 @@ def finish(
         "parameters": sum(p.numel() for p in model.parameters()),
         "dataset": setup.splits.name,
         "precision": trainer.precision,
+        "startup": setup.details(),  # why that precision and thread count, the CPU's vector instructions
         "seed": cfg.seed,
         "init_from": setup.meta.init_from,
         "world_size": distributed.world_size(),
@@ -91,11 +95,21 @@ def finish(
     if test:
         main = "" if task.main_metric == "accuracy" else f", {task.main_metric} {test[task.main_metric]:.4f}"
         log(
-            f"test accuracy: {test['accuracy']:.4f}{main} ({held[0]}, {test['n']:,} samples); "
-            f"training took {train_seconds:.1f} s for {epochs:g} epochs ({trainer.step:,} steps)"
+            f"test accuracy: {test['accuracy']:.4f}{main} ({held[0]}, {test['n']:,} samples); {_took(setup, train_seconds, earlier)}"
         )
     log(f"run folder: {folder.path}")
     return RunResult(folder.path, metrics, trainer.history)
+
+
+def _took(setup: Setup, seconds: float, earlier: float | None) -> str:
+    """'training took 12.3 s for 1.6 epochs, 686 steps': what was trained (which may be more than the weights kept
+    after a stop); after a resume the whole run's time, and this session's."""
+    t = setup.trainer
+    trained = round(t.epoch + 1 + t.batch / max(t.steps_per_epoch, 1), 3)
+    work = f"{plural(trained, 'epoch')}, {plural(t.step, 'step')}"
+    if earlier is None:
+        return f"training took {seconds:.1f} s for {work}"
+    return f"training took {earlier + seconds:.1f} s for {work} in all ({seconds:.1f} s in this session)"
 
 
 def _task_metrics(task, test: dict | None, val: dict | None) -> dict:
@@ -117,7 +131,8 @@ def _last_good_weights(setup: Setup, model: torch.nn.Module, folder: RunFolder, 
         model.load_state_dict(ckpt["model"])
         done = round(ckpt["epoch"] + 1 + ckpt["batch"] / max(t.steps_per_epoch, 1), 3)
         why = "interrupted" if t.interrupted else f"stopped: {t.stop_reason}"
-        log(f"{why}; keeping the weights of the last good checkpoint ({done:g} epochs, step {ckpt['step']})")
+        kept = f"{plural(done, 'epoch')}, {plural(ckpt['step'], 'step')}"
+        log(f"{why}; keeping the weights of the last good checkpoint ({kept})")
     elif t.stop_reason:
         log(f"stopped: {t.stop_reason}")
     return done

@@ -24,7 +24,9 @@ def lr_find(
         raise ValueError("lr-find runs in one process; start it without torchrun or --nproc")
     check(cfg)
     test = LRRangeTest(min_lr, max_lr, steps)
-    setup = build(cfg, resolve_device(cfg.device), [test, ProgressBar(verbose=cfg.verbose)], log)
+    setup = build(
+        cfg, resolve_device(cfg.device), [test, ProgressBar(verbose=cfg.verbose, metrics=("loss",), lr=True)], log
+    )
     setup.trainer.fit(setup.train_loader, epochs=steps)  # every epoch has ≥ 1 step; the test stops the run
     if len(test.losses) < 3:
         raise ValueError(f"lr-find stopped after {len(test.losses)} steps; lower --min-lr or use more data")

@@ -46,6 +46,7 @@ from cnnlab.train.callbacks import (
     TimeLimit,
 )
 from cnnlab.train.callbacks.freeze import FreezeSchedule
+from cnnlab.train.callbacks.progress import plural
 from cnnlab.train.callbacks.time_budget import TimeBudget
 from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
@@ -53,6 +54,8 @@ from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.probe import PROBE_SAMPLES, choose_training_threads
 from cnnlab.train.trainer import Trainer
 from cnnlab.train.transfer import check_source, load_pretrained, param_groups, read_source
+
+MODEL_NAME_CHARS = 40  # of a model's name in the start-up line (a notation string can be hundreds)
 
 
 @dataclass
@@ -69,12 +72,34 @@ class Setup:
     threads: str  # the thread count chosen and why
     budget: TimeBudget | None = None
 
-    def startup_line(self) -> str:
-        t, cfg = self.trainer, self.cfg
-        return (
-            f"model: {cfg.model} ({sum(p.numel() for p in self.model.parameters()):,} parameters) on {t.device}; "
-            f"precision {precision_reason(cfg.precision, t.device, t.precision)}; {self.threads}; CPU ISA {cpu_isa()}"
-        )
+    def details(self) -> dict:
+        """Why the run runs as it does: the precision, the thread count (with what was measured) and the CPU's vector
+        instructions, in words (metrics.json keeps them as `startup`)."""
+        t = self.trainer
+        return {
+            "precision": precision_reason(self.cfg.precision, t.device, t.precision),
+            "threads": self.threads,
+            "cpu_isa": cpu_isa(),
+        }
+
+    def startup_lines(self, verbose: int = 1) -> list[str]:
+        """'model: lenet5 (61,706 parameters) on cpu, fp32, 2 threads': one short line (`MODEL_NAME_CHARS` of a
+        long notation model's name); --verbose 2 adds the details, one a line."""
+        t, name = self.trainer, self.cfg.model
+        if len(name) > MODEL_NAME_CHARS:
+            name = name[: MODEL_NAME_CHARS - 1] + "…"
+        params = sum(p.numel() for p in self.model.parameters())
+        threads = t.threads if isinstance(t.threads, int) else torch.get_num_threads()  # as chosen in `build`
+        line = f"model: {name} ({params:,} parameters) on {t.device}, {t.precision}, {plural(threads, 'thread')}"
+        if verbose < 2:
+            return [f"{line} (why: --verbose 2)"]
+        details = self.details()
+        return [
+            line,
+            f"  precision {details['precision']}",
+            f"  {details['threads']}",
+            f"  CPU ISA {details['cpu_isa']}",
+        ]
 
 
 def check(cfg: TrainConfig) -> None:
@@ -124,7 +149,8 @@ def build(
     budget = _budget(cfg, splits, probe[0], step_estimate, log, clock)
     if folder is not None:  # a run (not lr-find): its schedule, guards, checkpoint and logs
         identity = data_identity(splits)
-        callbacks += _run_callbacks(cfg, folder, {"config": cfg.to_dict(), "data": identity, "world_size": world}, log)
+        extra = {"config": cfg.to_dict(), "data": identity, "world_size": world}
+        callbacks += _run_callbacks(cfg, folder, extra, log, budget)
     if budget is not None:
         callbacks.append(budget)
     # each rank its own augmentation stream (rank 0's is the single process's)
@@ -261,9 +287,10 @@ def _init_from(cfg: TrainConfig, model: nn.Module, classes: list[str], callbacks
     return groups, info, callbacks
 
 
-def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log) -> list:
+def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log, budget: TimeBudget | None) -> list:
     """A run's own callbacks; each one's `order` places it (stateful ones before the checkpoint, the CSV row after
-    it), not this list. The progress bar and the files are rank 0's."""
+    it), not this list. The progress bar (which shows the time budget's epochs its own way) and the files are rank
+    0's."""
     end_ratio = cfg.lr_end / cfg.lr if cfg.lr_end is not None else None
     schedule = LRScheduler(
         cfg.schedule,
@@ -284,7 +311,7 @@ def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log) -> lis
     out.append(Checkpoint(folder.checkpoint, cfg.checkpoint_every, folder.best, extra=extra, log=saves))
     if not folder.main:
         return out
-    out += [ProgressBar(verbose=cfg.verbose), CSVLogger(folder.path / "history.csv")]
+    out += [ProgressBar(verbose=cfg.verbose, budget=budget), CSVLogger(folder.path / "history.csv")]
     if cfg.tensorboard:
         try:
             out.append(TensorBoard(folder.path / "tensorboard"))

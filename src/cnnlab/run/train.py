@@ -42,17 +42,52 @@ def train_run(
     folder = RunFolder.reopen(resume) if resume is not None else RunFolder.new(cfg)
     state = load_checkpoint(folder.checkpoint) if resume is not None else None
     setup = build(cfg, device, callbacks, log, folder, clock)
-    log(setup.startup_line())
+    for line in setup.startup_lines(cfg.verbose):
+        log(line)
     if state is not None:
         _resume(state, setup, folder, log)
     trainer = setup.trainer
+    timing = TrainingTime()
+    trainer.track("training_time", timing)  # a resumed checkpoint's earlier sessions are restored here
+    earlier = timing.resumed(trainer.history) if state is not None else None
     with folder.lifecycle(trainer):
         folder.write_config(cfg)  # after every refusal: a refused resume rewrites nothing
-        fit_started = time.perf_counter()
+        timing.begin()
         _fit(setup, folder)
     if not distributed.is_main():
         return RunResult(folder.path, {}, trainer.history)
-    return finish(setup, folder, started, time.perf_counter() - fit_started, state is not None, log)
+    return finish(setup, folder, started, timing.session(), earlier, log)
+
+
+class TrainingTime:
+    """Seconds spent training, over every session of a run: kept in each checkpoint (a tracked object), so that a
+    resumed run reports the whole run and not only its last session. Time after an earlier session's last checkpoint
+    is not counted: that work was lost and is done again in this session."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.start: float | None = None
+        self.earlier: float | None = None  # from the checkpoint this session resumed
+
+    def begin(self) -> None:
+        self.start = self.clock()
+
+    def session(self) -> float:
+        """Seconds since `begin` (0 before it)."""
+        return self.clock() - self.start if self.start is not None else 0.0
+
+    def resumed(self, history: list[dict]) -> float:
+        """The earlier sessions' seconds, once the checkpoint is loaded; for a checkpoint written before they were
+        kept, the time of its finished epochs (`history`)."""
+        if self.earlier is None:
+            self.earlier = sum(row.get("seconds", 0.0) for row in history)
+        return self.earlier
+
+    def state_dict(self) -> dict:
+        return {"seconds": (self.earlier or 0.0) + self.session()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.earlier = float(state["seconds"])
 
 
 def _resume(state: dict, setup: Setup, folder: RunFolder, log) -> None:

@@ -194,7 +194,9 @@ class TrainConfig:
     tensorboard: bool = option(
         False, "write TensorBoard event files to <run>/tensorboard (pip install 'cnnlab[tensorboard]')"
     )
-    verbose: int = option(1, "0 silences the progress bar; 2 also logs each checkpoint")
+    verbose: int = option(
+        1, "0 silences the progress bar; 2 also says why the precision and thread count, and logs each checkpoint"
+    )
 
     @property
     def max_epochs(self) -> int:

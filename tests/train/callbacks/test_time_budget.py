@@ -7,6 +7,7 @@ and its inference rate all read it, so nothing here depends on how fast this mac
 
 import csv
 import json
+import re
 import time
 
 import pytest
@@ -231,6 +232,9 @@ def test_time_budget_through_the_cli(budget_data, tmp_path, monkeypatch):
     assert plan["steps"] == metrics["steps"] and plan["ended_by"] == "budget", proc.stdout  # the planned step
     assert f"time budget 3 s: {plan['steps']:,} steps" in proc.stdout and "planned steps are done" in proc.stdout
     assert plan["step_ms"] == round(STEP_S / SAFETY * 1e3, 3) and plan["inference_samples_per_s"] == 1e4
+    # the progress lines name each epoch with the budget, never a total that the re-plans would move
+    assert re.search(r"^epoch 1 \(budget 3s, \d+s left\) - ", proc.stdout, re.M), proc.stdout
+    assert not re.search(r"^epoch \d+/", proc.stdout, re.M)
     rows = list(csv.DictReader(open(out / "history.csv")))
     # one-cycle laid out over the planned steps: the last step's LR is the schedule's end, lr / 25 / 1e4
     end = 0.05 * make_schedule("onecycle", total=plan["steps"])(plan["steps"] - 1)

@@ -96,6 +96,10 @@ class TimeBudget(Callback):
             total, _ = self._fit(self.estimate_step_s, per_sample)
             self.trainer.plan(_agreed_min(min(total, self.cap)))
 
+    def left(self) -> float:
+        """Seconds of the budget still unspent (the final evaluation's share included)."""
+        return self.seconds - self.clock()
+
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         self.last = None  # the epoch's first step pays for the epoch's start: not timed
 
