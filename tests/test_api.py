@@ -35,10 +35,9 @@ def test_dir_lists_only_public_names():
 def test_the_functions_keep_their_names_beside_the_packages():
     """cnnlab/train/ and cnnlab/predict.py have the names of two functions: imports of them do not replace the
     functions, and `from` imports of the packages still work."""
+    import cnnlab.predict  # noqa: F401 - the module's import must leave cnnlab.predict the function
     from cnnlab.train import Trainer  # binds nothing on cnnlab
     from cnnlab.train.config import TrainConfig
-
-    import cnnlab.predict  # noqa: F401 - the module's import must leave cnnlab.predict the function
 
     assert callable(cnnlab.train) and cnnlab.train.__module__ == "cnnlab.api"
     assert callable(cnnlab.predict) and cnnlab.predict.__module__ == "cnnlab.api"
