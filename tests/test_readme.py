@@ -309,6 +309,31 @@ def test_readme_files_exist():
                 assert (ROOT / word).exists(), f"{cmd.where}: {word} does not exist (`{cmd.text}`)"
 
 
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_of_the_pages_resolve():
+    """Every relative link of README.md, BENCHMARKS.md and docs/ names a file that exists, and a heading of it when
+    it has an anchor: the README's map and the moved sections stay reachable."""
+    pages = [README, ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and file.suffix == ".md":
+                headings = re.findall(r"^#+ (.*)$", file.read_text(), flags=re.M)
+                if anchor not in {_anchor(h) for h in headings}:
+                    broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
 def _run_cnnlab(argv: list[str]) -> tuple[int, str]:
     """`cnnlab ARGV` in this process (tests/helpers.py: no interpreter start per command): exit code and output."""
     proc = run_cli(*argv, code=None)
