@@ -426,6 +426,8 @@ def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch, default_thre
     try:
         for cmd in commands:
             reason = skip_reason(cmd)
+            if reason and reason.startswith("unknown program"):  # a new kind of command: run it or say why not
+                failures.append(f"{cmd.where} `{cmd.text}`: {reason}")
             if reason:
                 skipped.append(f"{cmd.where} `{cmd.text}`: {reason}")
                 continue
@@ -448,6 +450,5 @@ def test_readme_runs_as_written(fashion_dir, tmp_path, monkeypatch, default_thre
             server.stop()
     print("\n".join(["skipped:", *skipped, "timings:", *timings]))
     assert not failures, "\n\n".join(failures)
-    assert len(skipped) <= 3, skipped  # the set-up scripts and `source`: everything else runs
     for made in ("runs/lenet5/model.safetensors", "runs/lenet5-py", "runs/lenet5-ft", "runs/lr_find.png"):
         assert (tmp_path / made).exists(), made
