@@ -33,16 +33,28 @@ def test_dir_lists_only_public_names():
 
 
 def test_the_functions_keep_their_names_beside_the_packages():
-    """cnnlab/train/ and cnnlab/predict.py have the names of two functions: imports of them do not replace the
-    functions, and `from` imports of the packages still work."""
-    import cnnlab.predict  # noqa: F401 - the module's import must leave cnnlab.predict the function
-    from cnnlab.train import Trainer  # binds nothing on cnnlab
+    """cnnlab/train/ and cnnlab/predict.py have the names of two functions: the modules are callable, so
+    `cnnlab.train(...)` trains and every import form of the modules still works."""
+    import cnnlab.predict
+    import cnnlab.train.config as config
+    from cnnlab.api import predict, train
+    from cnnlab.train import Trainer
     from cnnlab.train.config import TrainConfig
 
-    assert callable(cnnlab.train) and cnnlab.train.__module__ == "cnnlab.api"
-    assert callable(cnnlab.predict) and cnnlab.predict.__module__ == "cnnlab.api"
-    assert cnnlab.Trainer is Trainer and TrainConfig.__name__ == "TrainConfig"
+    assert callable(cnnlab.train) and callable(cnnlab.predict)
+    assert cnnlab.train.__name__ == "cnnlab.train" and cnnlab.predict.predict_files  # the modules, with contents
+    assert config.TrainConfig is TrainConfig and cnnlab.Trainer is Trainer
     assert cnnlab.runtime.__name__ == "cnnlab.runtime"  # other submodules are attributes as before
+    assert train.__module__ == predict.__module__ == "cnnlab.api"
+
+
+def test_calling_the_modules_calls_the_functions(monkeypatch):
+    import cnnlab.api
+
+    monkeypatch.setattr(cnnlab.api, "train", lambda *a, **kw: ("train", a, kw))
+    monkeypatch.setattr(cnnlab.api, "predict", lambda *a, **kw: ("predict", a, kw))
+    assert cnnlab.train(data="x", epochs=2) == ("train", (), {"data": "x", "epochs": 2})
+    assert cnnlab.predict("run", ["a.png"], top=2) == ("predict", ("run", ["a.png"]), {"top": 2})
 
 
 @pytest.mark.parametrize(

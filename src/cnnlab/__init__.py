@@ -14,8 +14,6 @@ import types as _types
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "cnnlab.api",
-    "predict": "cnnlab.api",
     "lr_find": "cnnlab.api",
     "fine_tune": "cnnlab.api",
     "ImageSet": "cnnlab.data",
@@ -31,7 +29,7 @@ _EXPORTS = {
     "unfreeze": "cnnlab.train.transfer",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "train", "predict"])
 
 
 def __getattr__(name: str):
@@ -52,16 +50,26 @@ def __dir__() -> list[str]:
     return [*__all__, "__version__"]
 
 
+class _CallableModule(_types.ModuleType):
+    """The package cnnlab/train/ or the module cnnlab/predict.py, made callable: `cnnlab.train(...)` and
+    `cnnlab.predict(...)` call the flat API's functions (cnnlab/api.py), while the module keeps its name and
+    contents, so every import form works (`import cnnlab.train.config as c`, `from cnnlab.train import Trainer`,
+    `mock.patch("cnnlab.train.trainer.…")`)."""
+
+    def __call__(self, *args, **kwargs):
+        function = getattr(_importlib.import_module("cnnlab.api"), self.__name__.rpartition(".")[2])
+        return function(*args, **kwargs)
+
+
+_CALLABLE = ("train", "predict")  # submodules that are also the API's functions
+
+
 class _Package(_types.ModuleType):
-    """`cnnlab` itself. `cnnlab.train` and `cnnlab.predict` are the functions of the flat API, while the package
-    cnnlab/train/ and the module cnnlab/predict.py keep those names for `from` imports (`from cnnlab.train import
-    Trainer`, `from cnnlab.predict import predict_files`). Importing a submodule binds it as an attribute of its
-    parent, which would replace the function: that binding is skipped for the exported names (the submodule stays
-    in sys.modules, where imports find it). Hence `import cnnlab.train.config as c` does not work; use `from`."""
+    """`cnnlab` itself: binding the submodule `train` or `predict` (as any import of it does) makes it callable."""
 
     def __setattr__(self, name: str, value) -> None:
-        if name in _EXPORTS and isinstance(value, _types.ModuleType) and value.__name__ == f"{__name__}.{name}":
-            return  # `cnnlab.train` stays (or resolves on first use to) the function
+        if name in _CALLABLE and isinstance(value, _types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            value.__class__ = _CallableModule
         super().__setattr__(name, value)
 
 
