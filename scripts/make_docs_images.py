@@ -5,7 +5,7 @@
 - lab: every `cnnlab lab` lesson in full mode (Fashion-MNIST, never downloaded), the `--slide` variants and
   `conv --gif`: lab-*.png and lab-conv.gif;
 - explain: trains `lenet5` for 5 epochs on Fashion-MNIST into --run (kept and reused unless --retrain), then runs
-  `cnnlab explain` for the README's pictures: explain-*.png (and the DeepDream objective, explain-maximize-dream.png);
+  `cnnlab explain` for docs/explain.md's pictures: explain-*.png (and the DeepDream objective, explain-maximize-dream.png);
 - transfer: transfer.png from the saved results of benchmarks/features/transfer.py (its `--report`; no training);
 - serve: serve.png, the page in headless chromium (scripts/serve_screenshot.py; needs playwright and
   /usr/bin/chromium, else skipped with the reason).
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("lab", "explain", "transfer", "serve")
 IMAGE = ROOT / "examples" / "images" / "ankle-boot.png"
-# `cnnlab explain RUN …` for each README picture: (file name, arguments)
+# `cnnlab explain RUN …` for each picture of docs/explain.md: (file name, arguments)
 EXPLAIN = [
     ("explain-filters.png", ["filters"]),
     ("explain-featuremaps.png", ["featuremaps", "--image", str(IMAGE), "--layer", "features.1"]),

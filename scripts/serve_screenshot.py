@@ -1,4 +1,4 @@
-"""The README's screenshot of `cnnlab serve`: the page in headless chromium with a random test image of one class.
+"""The screenshot of `cnnlab serve`: the page in headless chromium with a random test image of one class (docs/serve.md).
 
     PYTHONPATH=src python scripts/serve_screenshot.py runs/NAME [--class "Ankle boot"] [--out docs/images/serve.png]
 

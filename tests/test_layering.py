@@ -24,7 +24,8 @@ LAYERS = [
     ("train",),  # Trainer, callbacks, optimizers, schedules, config
     ("run.splits", "run.folder"),  # reopening a run: its data exactly as trained, its folder
     ("evaluate", "predict", "inspect", "explain", "features", "deploy"),  # what is done with a (trained) model
-    ("run", "recipes", "serve", "lab"),  # a whole run wired together; the web page and API; the lectures' lessons
+    ("run", "recipes", "serve", "lab", "api"),  # a whole run wired together; the web page and API; the lectures'
+    # lessons; the flat Python API (cnnlab.train, cnnlab.predict, …)
     ("cli", "__main__"),  # the command line, on top
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -27,7 +27,7 @@ reused):
     PYTHONPATH=src python -m benchmarks.features.transfer --report   # table (Markdown) and docs/images/transfer.png
 
 The sizes of A's training and of the B epochs per model are in MODELS below (resnet18 gets fewer: 2 shared CPU
-cores); the report states what was run. The published table (BENCHMARKS.md, "Transfer learning"; the README
+cores); the report states what was run. The published table (BENCHMARKS.md, "Transfer learning"; docs/transfer.md
 quotes it) came from the lenet5 command above and, for ResNet-18 (one B run took 0.5–9 minutes on the shared CPU),
 from `--model resnet18 --seeds S --sizes 10 50` for S = 0, 1, 2 (in pieces, two at a time, each in its own copy of
 the repository, the JSON rows merged: concurrent runs must not share benchmarks/results/transfer_results.json).

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from cnnlab.data.images import load_model_input
 from cnnlab.infer import Classifier
@@ -21,9 +23,13 @@ def predict_images(classifier: Classifier, images: torch.Tensor, top: int = 3) -
     return top_classes(classifier.logits(images).float().softmax(1), classifier.meta.classes, top)
 
 
-def predict_files(classifier: Classifier, files: Sequence[str | Path], top: int = 3) -> list[dict]:
+def predict_files(
+    classifier: Classifier, files: Sequence[str | Path | Image.Image | np.ndarray], top: int = 3
+) -> list[dict]:
     """For each file: the task's prediction (`top`: the classes with probabilities, most probable first; a box task
-    also its box in pixels of the model's input) and notes on any conversion made."""
+    also its box in pixels of the model's input) and notes on any conversion made.
+
+    files: image files, or images in memory (PIL images, H×W(×C) arrays; their "file" is None)."""
     images, notes = [], []
     for f in files:
         x, n = load_model_input(f, classifier.meta.input_size)
@@ -31,7 +37,8 @@ def predict_files(classifier: Classifier, files: Sequence[str | Path], top: int 
         notes.append(n)
     task = classifier.meta.make_task()
     predictions = task.decode(classifier.logits(torch.stack(images)), top)
-    return [{"file": str(f), **p, "notes": n} for f, p, n in zip(files, predictions, notes, strict=True)]
+    names = [str(f) if isinstance(f, str | Path) else None for f in files]
+    return [{"file": f, **p, "notes": n} for f, p, n in zip(names, predictions, notes, strict=True)]
 
 
 def draw_predictions(meta: RunMeta, results: list[dict], out: str | Path) -> list[Path]:

@@ -255,12 +255,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"quick mode ({QUICK_ENV}): training capped to {values['epochs']} epoch, {values['time_limit']}"
                 + (f", the first {values['max_train_samples']:,} training images" if not args.resume else "")
             )
-    if values.get("init_from") and "model" not in values and not args.resume:  # a cnnlab source names its model
-        from cnnlab.train.transfer import source_architecture
+    if not args.resume:  # a cnnlab source names its model
+        from cnnlab.train.transfer import with_source_model
 
-        arch = source_architecture(values["init_from"])
-        if arch is not None:
-            values["model"], values["model_args"] = arch[0], {**arch[1], **values.get("model_args", {})}
+        values = with_source_model(values)
     try:  # a time budget counts from this process's start: start-up is part of the time given
         if args.resume:
             train_run(resume_config(args.resume, values), resume=args.resume, clock=process_seconds)

@@ -106,10 +106,36 @@ def channels_mode(channels: int) -> str:
     return "L" if channels == 1 else "RGB"
 
 
-def load_model_input(path: str | Path, input_size: Sequence[int]) -> tuple[torch.Tensor, list[str]]:
-    """Read an image as a model with `input_size` (C, H, W) takes it: mode and size converted, with notes."""
+def load_model_input(
+    image: str | Path | Image.Image | np.ndarray, input_size: Sequence[int]
+) -> tuple[torch.Tensor, list[str]]:
+    """An image as a model with `input_size` (C, H, W) takes it: mode and size converted, with notes.
+
+    image: a file, a PIL image, or an array as PIL and numpy hold images — H×W or H×W×C (C = 1, 3 or 4), uint8, or
+    float in [0, 1]."""
     c, h, w = input_size
-    return load_image(path, channels_mode(c), (h, w))
+    if isinstance(image, str | Path):
+        return load_image(image, channels_mode(c), (h, w))
+    if isinstance(image, np.ndarray):
+        image = array_to_image(image)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"an image is a file path, a PIL image or an H×W(×C) array, not {type(image).__name__}")
+    return conform(image, channels_mode(c), (h, w))
+
+
+def array_to_image(arr: np.ndarray) -> Image.Image:
+    """An H×W or H×W×C array (C = 1, 3 or 4; uint8, or float in [0, 1]) → PIL image."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"an image array is H×W or H×W×C with C = 1, 3 or 4, got shape {tuple(arr.shape)}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.floating) or not (
+            np.isfinite(arr).all() and 0 <= arr.min() <= arr.max() <= 1
+        ):
+            raise ValueError(f"an image array is uint8 (0–255) or float in [0, 1], got {arr.dtype}")
+        arr = np.rint(arr * 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(arr))
 
 
 def load_image(path: str | Path, mode: str, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, list[str]]:

@@ -185,6 +185,17 @@ def source_architecture(source: str | Path) -> tuple[str, dict] | None:
     return None
 
 
+def with_source_model(values: dict) -> dict:
+    """Config values with `init_from` and no `model`: the model and constructor arguments of a cnnlab source filled
+    in (its `model_args` updated by those given); anything else unchanged (a weight file needs `model`)."""
+    if not values.get("init_from") or "model" in values:
+        return values
+    arch = source_architecture(values["init_from"])
+    if arch is None:
+        return values
+    return {**values, "model": arch[0], "model_args": {**arch[1], **(values.get("model_args") or {})}}
+
+
 # ---- loading into a model
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> tuple[torch.Tensor, str]:
     """A first-conv kernel (O, C, k, k) for `in_chans` input channels, and how it was made.
