@@ -155,7 +155,8 @@ NUMBER = r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?"  # 8, 0.8903, 55,000, 1e
 
 def output_pattern(line: str, classes: tuple[str, ...] = ()) -> re.Pattern:
     """The form of a shown output line: `…` is anything, a number any number, a class name any class name, spaces
-    any spaces; the rest as written."""
+    any spaces, a counted noun after a number in the singular or plural ("5 epochs" matches "1 epoch"); the rest
+    as written."""
     names = "|".join(re.escape(c) for c in sorted(classes, key=len, reverse=True))
     token = re.compile(rf"(?P<any>…)|(?P<num>{NUMBER})|(?P<space>\s+)" + (f"|(?P<cls>{names})" if names else ""))
     parts, at = [], 0
@@ -167,7 +168,12 @@ def output_pattern(line: str, classes: tuple[str, ...] = ()) -> re.Pattern:
             parts[-1] = f"(?:{names})"
         at = m.end()
     parts.append(re.escape(line.strip()[at:]))
-    return re.compile("".join(parts))
+    pattern = "".join(parts)
+    counted = rf"({re.escape(NUMBER)}\\s\+)({'|'.join(COUNTED)})s?\b"
+    return re.compile(re.sub(counted, lambda m: rf"{m.group(1)}{m.group(2)}s?\b", pattern))
+
+
+COUNTED = ("epoch", "step", "thread", "sample", "image", "file")  # nouns whose plural follows the number
 
 
 def missing_output(expected: list[str], output: str, classes: tuple[str, ...] = ()) -> list[str]:
