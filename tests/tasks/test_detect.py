@@ -23,6 +23,11 @@ def _task(**args):
     return make_task("detect", CLASSES, SIZE, **args)
 
 
+def _assert_close(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-5, rtol: float = 0.0) -> None:
+    """torch.allclose with the values in the message (torch.testing.assert_close's first call imports for ~1 s)."""
+    assert torch.allclose(got, want, atol=atol, rtol=rtol), f"{got} != {want}"
+
+
 def _outputs(task, cells: dict, default_logit: float = -20.0) -> torch.Tensor:
     """One image's raw outputs: every logit `default_logit`, every box (0, 0, 1, 1), except cells given as
     {cell: (class logits, box)}."""
@@ -59,10 +64,8 @@ def test_boxes_are_decoded_around_the_cell_centres():
     torch.nn.init.zeros_(model.head.box.bias)  # every side softplus(0) = ln 2 strides from the centre
     out = model.eval()(torch.zeros(1, *SIZE))
     side = math.log(2) * 8  # stride 32 / 4 = 8 px
-    torch.testing.assert_close(out[0, 0, 4:], torch.tensor([4 - side, 4 - side, 4 + side, 4 + side]))
-    torch.testing.assert_close(
-        out[0, 6, 4:], torch.tensor([20 - side, 12 - side, 20 + side, 12 + side])
-    )  # row 1, col 2
+    _assert_close(out[0, 0, 4:], torch.tensor([4 - side, 4 - side, 4 + side, 4 + side]))
+    _assert_close(out[0, 6, 4:], torch.tensor([20 - side, 12 - side, 20 + side, 12 + side]))  # row 1, col 2
 
 
 def test_each_object_owns_the_cell_of_its_centre_and_the_smaller_wins_a_shared_cell():
@@ -86,7 +89,7 @@ def test_focal_loss_on_hand_worked_values():
         (1 - FOCAL_ALPHA) * 0.5**2 * math.log(2),  # p = 0.5 of a negative
         (1 - FOCAL_ALPHA) * p2**2 * -math.log(1 - p2),  # a confident false positive weighs most
     ]
-    torch.testing.assert_close(focal_loss(logits, truth), torch.tensor(want), atol=1e-6, rtol=0)
+    _assert_close(focal_loss(logits, truth), torch.tensor(want), atol=1e-6, rtol=0)
 
 
 def test_the_loss_is_focal_plus_giou_per_positive_cell():
@@ -102,6 +105,33 @@ def test_the_loss_is_focal_plus_giou_per_positive_cell():
         [exact, _outputs(task, {0: ([-20, 0, -20, -20], [0, 0, 16, 16]), 3: ([0, -20, -20, -20], [16, 16, 32, 32])})]
     )
     assert task.loss()(both, two).item() == pytest.approx(want, abs=1e-6)  # summed over 3 positives, divided by 3
+
+
+def test_images_without_objects_have_only_negatives():
+    task = _task(grid=2)
+    none = torch.zeros(2, 0, 5)  # a set without any object: M = 0
+    out = _outputs(task, {0: ([0.0, -20, -20, -20], [0, 0, 16, 16])}).expand(2, -1, -1)
+    want = (1 - FOCAL_ALPHA) * 0.25 * math.log(2) * 2  # one logit at p = 0.5 per image, divided by max(0, 1)
+    assert task.loss()(out, none).item() == pytest.approx(want, abs=1e-6)
+    assert task.running(out, none)["accuracy"].item() == 2  # nothing to get wrong
+    result = task.metrics(out, none)
+    assert result["objects"] == 0 and result["map"] == 0.0 and all(r["ap"] is None for r in result["per_class"])
+
+
+def test_metrics_of_perfect_outputs():
+    task = _task(grid=2)
+    targets = torch.tensor([[[1.0, 0, 0, 16, 16], [3.0, 18, 20, 30, 31]], [[0.0, 4, 16, 12, 30], PAD]])
+    out = torch.cat(
+        [
+            _outputs(task, {0: ([-20, 9, -20, -20], [0, 0, 16, 16]), 3: ([-20, -20, -20, 9], [18, 20, 30, 31])}),
+            _outputs(task, {2: ([9, -20, -20, -20], [4, 16, 12, 30])}),
+        ]
+    )
+    result = task.metrics(out, targets)
+    assert result["map"] == pytest.approx(1.0) and result["map50"] == pytest.approx(1.0)
+    assert result["accuracy"] == 1.0 and result["objects"] == 3 and result["n"] == 2
+    assert [r["ap"] for r in result["per_class"]] == [pytest.approx(1.0), pytest.approx(1.0), None, pytest.approx(1.0)]
+    assert "mAP@0.5:0.95: 1.0000" in task.report(result) and task.score(out, targets) == pytest.approx(1.0)
 
 
 def _brute_force_nms(boxes, scores, groups, threshold):
@@ -244,8 +274,8 @@ def test_flip_back_mirrors_cells_and_boxes():
     task = _task(grid=2)
     out = _outputs(task, {0: ([1.0, 2, 3, 4], [2, 3, 10, 12])})  # cell 0 (top left)
     back = task.flip_back(out)
-    torch.testing.assert_close(back[0, 1], torch.tensor([1.0, 2, 3, 4, 22, 3, 30, 12]))  # top right, x mirrored
-    torch.testing.assert_close(task.flip_back(back), out)
+    _assert_close(back[0, 1], torch.tensor([1.0, 2, 3, 4, 22, 3, 30, 12]))  # top right, x mirrored
+    _assert_close(task.flip_back(back), out)
 
 
 def test_a_detect_model_file_round_trips(tmp_path):

@@ -108,3 +108,15 @@ def test_verbs_that_do_not_know_tasks_yet_say_so(run, verb, capsys):
     out, _ = run
     assert main([v.format(run=out) for v in verb]) == 2
     assert f"cnnlab {verb[0]} works on classification models; this is a detect model" in capsys.readouterr().err
+
+
+def test_flip_tta_averages_the_mirrored_cells_back(run):
+    from cnnlab.infer import TorchClassifier
+
+    out, _ = run
+    model, meta = load_model(out)
+    images = run_splits(out).split("test").images[:8]
+    clf = TorchClassifier(model, meta, "cpu", "fp32")
+    plain, mirrored = clf.logits(images, tta=False), clf.logits(images.flip(3), tta=False)
+    back = meta.make_task().flip_back(mirrored)
+    torch.testing.assert_close(clf.logits(images, tta=True), (plain + back) / 2, atol=1e-4, rtol=0)

@@ -76,6 +76,14 @@ class GridHead(nn.Module):
         self.num_classes = num_classes
 
 
+def with_a_row(targets: torch.Tensor) -> torch.Tensor:
+    """`targets` (B, M, 5) with at least one row per image (a set without any object has M = 0; gathering needs a
+    row, and a padding row owns no cell)."""
+    if targets.shape[1]:
+        return targets
+    return torch.cat([targets, torch.full((len(targets), 1, 5), -1.0, device=targets.device)], 1)
+
+
 def assign(targets: torch.Tensor, grid: int, size: tuple[int, int]) -> torch.Tensor:
     """(B, grid²) index of the object (row of `targets` (B, M, 5), padded with class −1) that owns each cell, −1 for
     none: the cell holding the object's centre, the smallest object where centres share a cell."""
@@ -115,7 +123,7 @@ class DetectionLoss:
         self.grid, self.size, self.k, self.giou_weight = grid, size, num_classes, giou_weight
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        output = output.float()
+        output, target = output.float(), with_a_row(target)
         owner = assign(target, self.grid, self.size)  # (B, A)
         positive = owner >= 0
         rows = target.gather(1, owner.clamp_min(0)[..., None].expand(-1, -1, 5).to(target.device))  # (B, A, 5)
@@ -171,6 +179,7 @@ class Detect(Task):
     def _right(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(N,) per image: the share of its objects that own a cell whose most likely class is theirs (an image
         without objects: 1, nothing to get wrong)."""
+        targets = with_a_row(targets)
         owner = assign(targets, self.grid, self.size)
         positive = owner >= 0
         truth = targets[..., 0].gather(1, owner.clamp_min(0)).long()
