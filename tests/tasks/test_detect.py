@@ -186,7 +186,7 @@ def _fixture(seed=0, images=12, k=3):
     return detections, truths
 
 
-def _pycocotools(detections, truths, k):
+def _pycocotools(detections, truths, k, max_detections=100):
     coco_module = pytest.importorskip("pycocotools.coco")
     cocoeval = pytest.importorskip("pycocotools.cocoeval")
 
@@ -212,17 +212,18 @@ def _pycocotools(detections, truths, k):
         for b, s, c in zip(boxes.tolist(), scores.tolist(), cls.tolist(), strict=True)
     ]
     ev = cocoeval.COCOeval(gt, gt.loadRes(results), "bbox")
+    ev.params.maxDets = [max_detections] * 3  # evaluate() sorts the list: index 2 is the largest
     ev.evaluate()
     ev.accumulate()
-    return ev.eval["precision"][:, :, :, 0, 2]  # (T, R, K) at area "all", 100 detections
+    return ev.eval["precision"][:, :, :, 0, 2]  # (T, R, K) at area "all", max_detections per image and class
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_map_matches_pycocotools(seed):
+@pytest.mark.parametrize(("seed", "max_detections"), [(0, 100), (1, 100), (2, 100), (3, 1)])
+def test_map_matches_pycocotools(seed, max_detections):
     k = 3
     detections, truths = _fixture(seed, k=k)
-    precision = _pycocotools(detections, truths, k)
-    ours = average_precision(detections, truths, k)
+    precision = _pycocotools(detections, truths, k, max_detections)
+    ours = average_precision(detections, truths, k, max_detections)
     present = precision > -1
     assert ours["map"] == pytest.approx(precision[present].mean(), abs=1e-4)
     assert ours["map50"] == pytest.approx(precision[0][present[0]].mean(), abs=1e-4)
