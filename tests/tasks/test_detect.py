@@ -271,6 +271,14 @@ def test_decode_thresholds_suppresses_and_draws():
     assert task.describe({"objects": []}) == "no object with a score ≥ 0.5"
 
 
+def test_engines_agree_when_they_detect_the_same_classes():
+    task = _task(grid=2, score=0.5)
+    one = _outputs(task, {0: ([3.0, -20, -20, -20], [0, 0, 16, 16]), 3: ([-20, 2, -20, -20], [16, 16, 32, 32])})
+    moved = _outputs(task, {0: ([2.0, -20, -20, -20], [1, 0, 16, 16]), 3: ([-20, 4, -20, -20], [16, 16, 30, 32])})
+    other = _outputs(task, {0: ([3.0, -20, -20, -20], [0, 0, 16, 16])})  # the ring is no longer found
+    assert task.agreement(torch.cat([one, one]), torch.cat([moved, other])) == 0.5
+
+
 def test_flip_back_mirrors_cells_and_boxes():
     task = _task(grid=2)
     out = _outputs(task, {0: ([1.0, 2, 3, 4], [2, 3, 10, 12])})  # cell 0 (top left)

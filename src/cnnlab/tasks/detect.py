@@ -255,9 +255,14 @@ class Detect(Task):
         return "\n".join(lines)
 
     def agreement(self, a: torch.Tensor, b: torch.Tensor) -> float:
-        """The share of cells whose most likely class is the same in both engines' outputs."""
-        k = self.num_classes
-        return float((a[..., :k].argmax(-1) == b[..., :k].argmax(-1)).float().mean())
+        """The share of images for which both engines' outputs detect the same objects: the same classes, as many
+        of each, at the task's `score` threshold (boxes are compared by bench's max |Δ| instead)."""
+        if not len(a):
+            return 1.0
+        same = [
+            sorted(x[2].tolist()) == sorted(y[2].tolist()) for x, y in zip(self.detect(a), self.detect(b), strict=True)
+        ]
+        return sum(same) / len(same)
 
     def flip_back(self, outputs: torch.Tensor) -> torch.Tensor:
         """Cells mirrored left–right, and each box's x1, x2 = W − x2, W − x1."""
