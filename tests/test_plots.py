@@ -13,7 +13,7 @@ from PIL import Image
 
 from cnnlab.explain.edges import apply_edge_filters, plot_edges, to_gray
 from cnnlab.explain.saliency import plot_saliency
-from cnnlab.plots import plot_confusion, plot_history, plot_lr_find
+from cnnlab.plots import plot_confusion, plot_history, plot_lr_find, plot_pr_curves
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -164,3 +164,11 @@ def test_augment_figure_names_classes_and_sides(tmp_path):
         assert im.size == (660, round((2 * 1.45 + 0.7) * 110))  # 3 × 2 tiles; the 6th is empty
     rgb = rng.integers(0, 255, (2, 3, 32, 32), dtype=np.uint8)
     assert plot_augment(rgb, rgb, np.array([0, 1]), ["a", "b"], tmp_path / "rgb.png").stat().st_size > 0
+
+
+def test_pr_curves_skip_classes_without_objects(tmp_path):
+    curves = [np.linspace(1, 0, 101).tolist(), None, [1.0] * 101]  # class b had no objects: no curve, no legend row
+    png = plot_pr_curves(curves, ["a", "b", "c"], tmp_path / "pr.png", "detect (test): map 0.5")
+    with Image.open(png) as im:
+        assert im.size[0] > 500 and np.asarray(im.convert("L")).min() < 100
+    assert plot_pr_curves([None], ["a"], tmp_path / "none.png").exists()  # a split without objects still draws

@@ -1,4 +1,5 @@
-"""Figures written by the verbs: training curves, confusion matrices, the LR range test, augmentation samples.
+"""Figures written by the verbs: training curves, confusion matrices, detection's precision–recall curves, the LR
+range test, augmentation samples.
 
 Built with matplotlib's object API (`matplotlib.figure.Figure`, drawn by its own Agg canvas when saved): no display
 is needed, nothing is registered with pyplot and the backend is never changed, so importing this module keeps a
@@ -90,6 +91,26 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
                     color="white" if rates[i, j] > 0.5 else "black",
                 )
     ax.set_title(wrap_title(title or "confusion matrix", size))  # long model names (course notation) wrap
+    return save_figure(fig, path)
+
+
+def plot_pr_curves(curves: list, classes: list[str], path: str | Path, title: str = "", iou: float = 0.5) -> Path:
+    """Precision against recall per class (detection; `curves[k]`: precision at recall 0, 0.01, …, 1, or None for a
+    class without objects), each labelled with its AP (the curve's mean)."""
+    recall = np.linspace(0.0, 1.0, 101)
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for name, precision in zip(classes, curves, strict=True):
+        if precision is not None:
+            ax.plot(recall, precision, label=f"{name} (AP {np.mean(precision):.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel(f"precision (IoU ≥ {iou:g})")
+    ax.grid(alpha=0.3)
+    if any(c is not None for c in curves):
+        ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(wrap_title(title or "precision–recall", 6.5))
     return save_figure(fig, path)
 
 

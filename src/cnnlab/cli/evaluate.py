@@ -26,8 +26,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     threads = use_threads(args)
     classifier = open_classifier(args.run, args.device, args.precision, args.tta, threads=threads)
+    figure = figure_name(classifier.meta.task)
     if args.out:
-        check_out(Path(args.out) / "confusion.png", args.run, classifier.meta, args.data, args.data_dir)
+        check_out(Path(args.out) / f"{figure}.png", args.run, classifier.meta, args.data, args.data_dir)
     data = open_run_data(args, classifier.meta)
     split = data.split(args.split)
     result = evaluate(classifier, split, log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -35,25 +36,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     onnx, task = meta.export is not None, meta.make_task()
     main = f"{task.main_metric} {result[task.main_metric]:.4f}"
     title = f"{meta.model}{' (ONNX)' if onnx else ''} on {data.splits.name} ({args.split}): {main}"
-    png = path.with_name(f"{path.stem}.confusion.png") if onnx else resolve_model_path(path).parent / "confusion.png"
+    png = path.with_name(f"{path.stem}.{figure}.png") if onnx else resolve_model_path(path).parent / f"{figure}.png"
     return report_evaluation(args, result, list(meta.classes), title, png, task.report(result))
+
+
+def figure_name(task: str) -> str:
+    """The figure evaluate draws for a model of `task`: detection's precision–recall curves, else the confusion
+    matrix."""
+    return "pr_curve" if task == "detect" else "confusion"
 
 
 def report_evaluation(
     args: argparse.Namespace, result: dict, classes: list[str], title: str, png: Path, text: str | None = None
 ) -> int:
     """Print the report (`text`, default the classification report; JSON with --json), then draw the confusion
-    matrix at `png` (in --out when given). The report comes first: a folder that cannot take the plot must not
+    matrix (detection: the precision–recall curves) at `png` (in --out when given). The report comes first: a folder that cannot take the plot must not
     cost the user the numbers."""
     from cnnlab.evaluate import format_report
-    from cnnlab.plots import plot_confusion
+    from cnnlab.plots import plot_confusion, plot_pr_curves
 
     if not args.json:
         print(text if text is not None else format_report(result, classes), flush=True)
     folder = Path(args.out) if args.out else png.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        written = plot_confusion(result["confusion"], classes, folder / png.name, title)
+        if "pr_curves" in result:
+            written = plot_pr_curves(result["pr_curves"], classes, folder / png.name, title)
+        else:
+            written = plot_confusion(result["confusion"], classes, folder / png.name, title)
     except OSError as e:
         written = None
         print(
@@ -62,9 +72,10 @@ def report_evaluation(
             file=sys.stderr,
         )
     if args.json:
-        print(json.dumps({**result, "confusion_png": str(written) if written else None}, indent=2))
+        key = "pr_curve_png" if "pr_curves" in result else "confusion_png"
+        print(json.dumps({**result, key: str(written) if written else None}, indent=2))
     elif written:
-        print(f"\nconfusion matrix plot: {written}")
+        print(f"\n{'precision–recall curves' if 'pr_curves' in result else 'confusion matrix'} plot: {written}")
     return 0
 
 
@@ -115,7 +126,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the metrics, most-confused pairs and confusion matrix as JSON"
     )
-    p.add_argument("--out", help="folder for confusion.png (default: the run folder)")
+    p.add_argument("--out", help="folder for confusion.png (detection: pr_curve.png) (default: the run folder)")
     add_threads_flag(p)
     p.set_defaults(func=cmd_evaluate)
 

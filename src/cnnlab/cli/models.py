@@ -207,7 +207,9 @@ def add_parsers(sub) -> None:
         help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3",
     )
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
-    p.add_argument("--task", default="classify", help="classify (default) or localize: the model with that task's head")
+    p.add_argument(
+        "--task", default="classify", help="classify (default), localize or detect: the model with that task's head"
+    )
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 

@@ -40,6 +40,7 @@ RESUME_MAY_CHANGE = ("epochs", "time_limit", "checkpoint_every", "verbose", "ten
 RUN_FILES = (MODEL_FILE, CONFIG_FILE, CHECKPOINT_FILE, BEST_FILE, "metrics.json", "history.csv", "curves.png")
 # what else cnnlab writes into a run folder (evaluate, export, bench, explain, lr-find, TensorBoard, temporaries)
 RUN_EXTRAS = ("confusion.png", "bench.json", "lr_find.png", "tensorboard", "*.onnx", "*.confusion.png", "explain-*.png")
+RUN_EXTRAS += ("pr_curve.png", "*.pr_curve.png")  # detection's evaluate
 RUN_EXTRAS += (".*.tmp",)  # what an atomic write killed midway leaves
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from cnnlab.tasks.base import Task, TaskModel
 from cnnlab.tasks.classify import Classify
+from cnnlab.tasks.detect import Detect
 from cnnlab.tasks.localize import Localize
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Classify, Localize)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (Classify, Localize, Detect)}
 
 
 def list_tasks() -> list[str]:

@@ -77,11 +77,12 @@ class TrainConfig:
     )
     task: str = option(
         "classify",
-        "what the model learns: classify (a class per image) or localize (the class and box of the one object in "
-        "each image; --data yolo:PATH or coco:PATH)",
+        "what the model learns: classify (a class per image), localize (the class and box of the one object in "
+        "each image) or detect (class, score and box of every object); the box tasks read --data yolo:PATH or "
+        "coco:PATH",
     )
     task_args: dict = option(
-        help_="the task's own arguments, e.g. {grid: 4, hidden: 256} for localize's head; on the command line "
+        help_="the task's own arguments, e.g. {grid: 4, hidden: 256} for localize's head, {grid: 8, score: 0.3} for detect's; on the command line "
         "--task-arg KEY=VALUE (repeatable)",
         default_factory=dict,
     )
