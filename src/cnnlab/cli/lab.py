@@ -26,6 +26,7 @@ LESSONS = (
     "advtrain",
     "svm",
     "gabor",
+    "detect",
     "dream",
 )
 
