@@ -182,3 +182,31 @@ def test_the_recommendation_is_the_fastest_engine_that_keeps_the_accuracy():
     rec = recommend(bench_result(rates, accuracy))
     assert rec["engine"] == "ort fp32" and rec["left_out"] == ["ort int8"]
     assert "not considered" in describe_recommendation(rec)
+
+
+@pytest.mark.slow
+def test_export_writes_what_bench_recommended(toy_run, tmp_path):
+    """export --recommended BENCH.json: ONNX Runtime int8 → an int8 file, fp32 → an fp32 file, a torch path → one
+    line and nothing written; a bench of another run, or --int8 beside it, is refused in one line."""
+    run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", tmp_path / "bench.json")
+    result = json.loads((tmp_path / "bench.json").read_text())
+
+    def bench_saying(engine: str, run=toy_run) -> Path:
+        rec = {**result["recommendation"], "engine": engine}
+        path = tmp_path / f"bench-{engine.replace(' ', '-')}.json"
+        path.write_text(json.dumps({**result, "recommendation": rec, "run": str(run)}))
+        return path
+
+    out = run_cli("export", toy_run, "--recommended", bench_saying("onnxruntime int8"), "--out", tmp_path / "a.onnx")
+    assert "int8 QDQ" in out.stdout and "bench recommends onnxruntime int8" in out.stderr
+    out = run_cli("export", toy_run, "--recommended", bench_saying("onnxruntime fp32"), "--out", tmp_path / "b.onnx")
+    assert "fp32, BN folded" in out.stdout and (tmp_path / "b.onnx").exists()
+    out = run_cli(
+        "export", toy_run, "--recommended", bench_saying("cnnlab evaluate path"), "--out", tmp_path / "c.onnx"
+    )
+    assert "no ONNX file to write" in out.stdout and not (tmp_path / "c.onnx").exists()
+    other = bench_saying("onnxruntime fp32", run=tmp_path / "elsewhere")
+    err = run_cli("export", toy_run, "--recommended", other, "--out", tmp_path / "d.onnx", code=2).stderr
+    assert "bench this run first" in err and len(err.strip().splitlines()) == 1
+    err = run_cli("export", toy_run, "--recommended", tmp_path / "bench.json", "--int8", code=2).stderr
+    assert "leave out --int8" in err

@@ -20,6 +20,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":
         raise ValueError(f"unknown --format '{args.format}'; cnnlab exports onnx")
+    if args.recommended:
+        args.int8 = _recommended_int8(args)
+        if args.int8 is None:
+            return 0
     use_threads(args)
     model, meta = load_model(args.run)
     source = resolve_model_path(args.run)
@@ -55,6 +59,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): int8 QDQ, per-channel weights, BN folded")
     return 0
+
+
+ONNX_ENGINES = {"onnxruntime fp32": False, "onnxruntime int8": True}  # bench's engine → export --int8
+
+
+def _recommended_int8(args: argparse.Namespace) -> bool | None:
+    """--recommended BENCH.json: whether the engine `cnnlab bench --save` recommended is ONNX Runtime int8 (True)
+    or fp32 (False); None, after saying so, when it is a torch path (nothing to export: run the model file)."""
+    from cnnlab.files import regular_file
+    from cnnlab.io import resolve_model_path
+
+    path = regular_file(args.recommended, "--recommended file")
+    if path.stat().st_size > 2**20:
+        raise ValueError(
+            f"--recommended {path}: {path.stat().st_size:,} bytes is not a bench result (give bench --save)"
+        )
+    try:
+        result = json.loads(path.read_text())
+        rec, run = result["recommendation"], result["run"]
+        engine = rec["engine"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"--recommended {path}: not a result of `cnnlab bench --save` (no recommendation)") from None
+    try:
+        same = resolve_model_path(run).resolve() == resolve_model_path(args.run).resolve()
+    except (OSError, ValueError):  # the benchmarked run is gone
+        same = False
+    if not same:
+        raise ValueError(f"--recommended {path}: benchmarks {run}, not {args.run}; bench this run first")
+    if args.int8:
+        raise ValueError("--recommended chooses fp32 or int8 from the bench result: leave out --int8")
+    if engine not in ONNX_ENGINES:
+        why = "no ONNX file to write; predict, evaluate and serve run the model file that way"
+        print(f"bench recommends {engine} ({rec['precision']}) on this machine: {why}")
+        return None
+    status(f"export: bench recommends {engine} ({rec['vs_eager']:.2f}× eager fp32 at batch {rec['batch']})")
+    return ONNX_ENGINES[engine]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -94,6 +134,11 @@ def add_parsers(sub) -> None:
     add_run_data_flags(p)  # --int8: the data to calibrate on and test with
     p.add_argument("--calibration", type=int, default=300, metavar="N", help="training images to calibrate on")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument(
+        "--recommended",
+        metavar="BENCH.json",
+        help="write what `cnnlab bench RUN --save BENCH.json` recommended on this machine (ONNX fp32 or int8)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="latency and throughput of PyTorch, cnnlab's path and ONNX Runtime fp32 / int8")
