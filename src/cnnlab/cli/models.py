@@ -138,11 +138,14 @@ def make_scenes(args: argparse.Namespace) -> int:
     count, formats = _objects(args.objects), tuple(f.strip() for f in args.format.split(",") if f.strip())
     n = args.n or 1000
     kw = dict(test=args.test, val=args.val, clutter=args.clutter, noise=args.noise, seed=args.seed)
+    kw["masks"] = args.masks
     sizes = make_scene_set(args.name, out, n, args.size, count, data_dir=args.data_dir, formats=formats, **kw)
     made = ", ".join(f"{k:,} {split}" for split, k in sizes.items())
     each = "object" if args.objects == "1" else "objects"
     print(f"{args.name}: {made} scenes of {args.size}×{args.size}, {args.objects} {each} each → {out}")
     print(f"formats: {', '.join(formats)}; train with --data yolo:{out} or --data coco:{out}")
+    if args.masks:
+        print(f"masks: {out}/masks/<split>/; train with --task segment --data masks:{out}")
     return 0
 
 
@@ -182,6 +185,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     print("csv:PATH       rows of label, pixel values (a file, or a folder with *train*.csv / *test*.csv)")
     print("yolo:PATH      images/<split>/ and labels/<split>/*.txt of `class cx cy w h` boxes, classes.txt")
     print("coco:PATH      <split>.json with images, annotations (bbox [x, y, w, h]) and categories")
+    print("masks:PATH     images/<split>/ and masks/<split>/*.png of class indices per pixel, classes.txt")
     print("fashion-scenes generated scenes with boxes: `cnnlab datasets make fashion-scenes --out DIR`")
     return 0
 
@@ -239,6 +243,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="make: Gaussian noise, std in 0–255 pixel units")
     p.add_argument("--seed", type=int, default=0, help="make: seed of the whole set (default: 0)")
     p.add_argument("--format", default="yolo,coco", help="make: yolo, coco or both (default: yolo,coco)")
+    p.add_argument("--masks", action="store_true", help="make: also write each scene's mask (masks/<split>/*.png)")
     p.add_argument(
         "--split", choices=("train", "test"), default="test", help="samples: split to take them from (default: test)"
     )

@@ -279,7 +279,7 @@ class TrainConfig:
     def _validate_task(self) -> None:
         """The task exists, and what phase 1 of the tasks does not do yet is refused before any work starts."""
         from cnnlab.data.augment import parse_spec
-        from cnnlab.data.load import BOX_SOURCES
+        from cnnlab.data.load import BOX_SOURCES, MASK_SOURCES
         from cnnlab.tasks import get_task
 
         task = get_task(self.task)
@@ -289,7 +289,12 @@ class TrainConfig:
             raise ValueError(f"--task {task.name} does not take {', '.join(unknown)}; it takes {takes}")
         if task.name == "classify":
             return
-        if self.data.partition(":")[0] not in BOX_SOURCES:  # before any data are read or a folder exists
+        if task.target == "mask" and self.data.partition(":")[0] not in MASK_SOURCES:
+            raise ValueError(
+                f"--task {task.name} reads masks: --data masks:PATH, not {self.data} "
+                "(`cnnlab datasets make fashion-scenes --masks --out DIR` writes a scene set with masks)"
+            )
+        if task.target != "mask" and self.data.partition(":")[0] not in BOX_SOURCES:  # before any data are read
             raise ValueError(
                 f"--task {task.name} reads boxes: --data yolo:PATH or coco:PATH, not {self.data} "
                 "(`cnnlab datasets make fashion-scenes --out DIR` writes a scene set)"
