@@ -14,8 +14,9 @@ from typing import Any
 from cnnlab.tasks.base import Task, TaskModel
 from cnnlab.tasks.classify import Classify
 from cnnlab.tasks.localize import Localize
+from cnnlab.tasks.segment import Segment
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Classify, Localize)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (Classify, Localize, Segment)}
 
 
 def list_tasks() -> list[str]:
