@@ -108,3 +108,18 @@ def test_generated_scenes_write_masks_that_the_reader_reads_back(tmp_path):
     train = read_masks(tmp_path)["train"]
     assert train.classes == ["background", *CLASSES]
     assert torch.equal(train.labels, torch.from_numpy(np.stack([s.mask() for s in scenes])))
+
+
+def test_datasets_make_masks_writes_masks_of_the_boxed_objects(fake_idx, tmp_path, capsys):
+    from cnnlab.cli import main
+
+    out = tmp_path / "scenes"
+    args = ["datasets", "make", "fashion-scenes", "--n", "12", "--test", "4", "--size", "32", "--format", "yolo"]
+    assert main([*args, "--masks", "--out", str(out), "--data-dir", str(fake_idx)]) == 0
+    assert f"--task segment --data masks:{out}" in capsys.readouterr().out
+    masks = load_dataset(f"masks:{out}", val_split=0, target="mask")
+    boxes = load_dataset(f"yolo:{out}", val_split=0, target="boxes")
+    assert masks.classes == ["background", *boxes.classes] and len(masks.test) == 4
+    for mask, objects in zip(masks.train.labels, boxes.train.labels, strict=True):
+        drawn = set(mask.unique().tolist()) - {0}
+        assert drawn and drawn <= {int(c) + 1 for c in objects[:, 0] if c >= 0}  # class k is k + 1
