@@ -1,5 +1,6 @@
 """`cnnlab evaluate` (accuracy, per-class metrics, confusion matrix of a run — and a task's own metrics, such as
-localization's mean IoU) and `cnnlab predict` (image files; a box task's box drawn with --out)."""
+localization's mean IoU or segmentation's mIoU) and `cnnlab predict` (image files; a box task's box drawn with --out,
+a segmentation's mask written)."""
 
 from __future__ import annotations
 

@@ -77,8 +77,8 @@ class TrainConfig:
     )
     task: str = option(
         "classify",
-        "what the model learns: classify (a class per image) or localize (the class and box of the one object in "
-        "each image; --data yolo:PATH or coco:PATH)",
+        "what the model learns: classify (a class per image), localize (the class and box of the one object in "
+        "each image; --data yolo:PATH or coco:PATH) or segment (a class per pixel; --data masks:PATH)",
     )
     task_args: dict = option(
         help_="the task's own arguments, e.g. {grid: 4, hidden: 256} for localize's head; on the command line "
