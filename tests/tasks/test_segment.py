@@ -47,10 +47,13 @@ def test_stages_are_where_the_spatial_size_drops():
         pytest.param("resnet18", {}, marks=pytest.mark.slow),
         pytest.param("resnet18", {"decoder": "fcn", "upsample": "resize"}, marks=pytest.mark.slow),
         pytest.param("vgg11", {}, marks=pytest.mark.slow),
+        pytest.param("googlenet", {"aux_logits": True}, marks=pytest.mark.slow),
     ],
 )
 def test_any_backbone_gets_a_decoder_giving_logits_per_pixel(name, args):
-    model = _task(**args).build(create_model(name, num_classes=3, in_chans=1, img_size=32))
+    args = dict(args)
+    model_args = {k: args.pop(k) for k in list(args) if k not in ("decoder", "upsample")}  # e.g. aux_logits
+    model = _task(**args).build(create_model(name, num_classes=3, in_chans=1, img_size=32, **model_args))
     assert isinstance(model, TaskModel) and model.model_name == name and model.default_cfg["classifier"] == "head.fc"
     model.train()
     out = model(torch.randn(2, *SIZE))
@@ -59,6 +62,12 @@ def test_any_backbone_gets_a_decoder_giving_logits_per_pixel(name, args):
     assert all(p.grad is not None for p in model.parameters())
     model.reset_classifier(5)
     assert model.eval()(torch.zeros(1, *SIZE)).shape == (1, 5, 32, 32)
+
+
+def test_a_backbone_without_feature_maps_is_refused():
+    one_d = create_model("CL8-MP4-FC10", num_classes=3, in_chans=1, img_size=32, dims=1)
+    with pytest.raises(ValueError, match="segment needs a backbone whose forward_features gives"):
+        make_task("segment", CLASSES, (1, 32)).build(one_d)
 
 
 def test_an_odd_input_size_is_upsampled_back_exactly():
