@@ -156,6 +156,7 @@ def test_flip_back_mirrors_every_pixel():
     assert torch.equal(_task().flip_back(out)[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
 
 
+@pytest.mark.slow
 def test_a_model_file_rebuilds_the_decoder(tmp_path):
     task = _task(decoder="fcn", upsample="resize")
     model = task.build(create_model("lenet5", num_classes=3, in_chans=1, img_size=32)).eval()
