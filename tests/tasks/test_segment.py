@@ -167,3 +167,23 @@ def test_a_model_file_rebuilds_the_decoder(tmp_path):
     x = torch.randn(2, *SIZE)
     torch.testing.assert_close(loaded.eval()(x), model(x))
     assert back.make_task().output_shape == (3, 32, 32)
+
+
+@pytest.mark.slow
+def test_the_fcn_decoder_with_transposed_convolutions_exports_to_the_same_pixels(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from cnnlab.deploy.export import export_onnx
+    from cnnlab.deploy.onnx_runtime import OnnxClassifier
+
+    model = _task(decoder="fcn").build(create_model("lenet5", num_classes=3, in_chans=1, img_size=32)).eval()
+    meta = RunMeta.for_model(
+        model, classes=CLASSES, input_size=list(SIZE), task="segment", task_args={"decoder": "fcn"}
+    )
+    export_onnx(model, meta, tmp_path / "m.onnx")
+    onnx = OnnxClassifier(tmp_path / "m.onnx", tta=False)
+    images = torch.randint(0, 256, (4, *SIZE), dtype=torch.uint8)
+    got = onnx.logits(images)
+    with torch.no_grad():
+        want = model(torch.from_numpy(onnx.normalize(images)))
+    assert got.shape == want.shape == (4, 3, 32, 32)
+    assert (got.argmax(1) == want.argmax(1)).float().mean() >= 0.999
