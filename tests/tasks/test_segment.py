@@ -91,6 +91,8 @@ def test_unknown_task_arguments_are_refused():
         _task(decoder="segnet")
     with pytest.raises(ValueError, match="upsample=nearest; choose from transpose, resize"):
         _task(upsample="nearest")
+    with pytest.raises(ValueError, match="dice_weight=much; a number ≥ 0"):
+        _task(dice_weight="much")
 
 
 def test_metrics_on_a_hand_worked_case():
@@ -187,3 +189,12 @@ def test_the_fcn_decoder_with_transposed_convolutions_exports_to_the_same_pixels
         want = model(torch.from_numpy(onnx.normalize(images)))
     assert got.shape == want.shape == (4, 3, 32, 32)
     assert (got.argmax(1) == want.argmax(1)).float().mean() >= 0.999
+
+
+def test_summary_of_a_model_name_shows_the_decoder_its_task_args_ask_for(capsys):
+    from cnnlab.cli import main
+
+    assert main(["summary", "lenet5", "--task", "segment", "--input", "1x32x32", "--task-arg", "decoder=fcn"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("head.")}
+    assert {"head.fc", "head.scores.0", "head.scores.1", "head.to_input.conv"} <= set(rows)
+    assert rows["head.to_input.conv"][1] == "ConvTranspose2d" and rows["head.to_input.conv"][2] == "10×32×32"

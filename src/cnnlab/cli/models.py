@@ -26,15 +26,15 @@ def _parse_input(text: str) -> tuple[int, ...]:
     return c, h, w
 
 
-def _model_args(items: list[str]) -> dict:
-    """--model-arg KEY=VALUE pairs (values read as JSON where they parse: act=tanh, dims=1, drop_rate=0.3)."""
+def _model_args(items: list[str], flag: str = "--model-arg") -> dict:
+    """--model-arg (or `flag`) KEY=VALUE pairs (values read as JSON where they parse: act=tanh, dims=1)."""
     from cnnlab.cli.train import _parse_value
 
     out = {}
     for item in items:
         key, sep, val = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--model-arg expects KEY=VALUE, got '{item}'")
+            raise ValueError(f"{flag} expects KEY=VALUE, got '{item}'")
         out[key.replace("-", "_")] = _parse_value(val)
     return out
 
@@ -74,7 +74,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
             from cnnlab.tasks import make_task
 
             classes = [str(i) for i in range(model.model_args.get("num_classes", 10))]
-            model = make_task(args.task, classes, size).build(model)
+            task_args = _model_args(args.task_arg, "--task-arg")
+            model = make_task(args.task, classes, size, **task_args).build(model)
     if args.notation:  # the string alone, or why the model has none
         try:
             print(to_notation(model, size, strict=True))
@@ -211,7 +212,12 @@ def add_parsers(sub) -> None:
         help="a model constructor argument (repeatable), e.g. act=tanh, dims=1, drop_rate=0.3",
     )
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
-    p.add_argument("--task", default="classify", help="classify (default) or localize: the model with that task's head")
+    p.add_argument(
+        "--task", default="classify", help="classify (default), localize or segment: the model with that task's head"
+    )
+    p.add_argument(
+        "--task-arg", action="append", default=[], metavar="KEY=VALUE", help="an argument of --task, e.g. decoder=fcn"
+    )
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
 

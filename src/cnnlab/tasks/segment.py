@@ -270,7 +270,10 @@ class Segment(Task):
         for key, choices in (("decoder", DECODERS), ("upsample", UPSAMPLING)):
             if self.args[key] not in choices:
                 raise ValueError(f"task segment: {key}={self.args[key]}; choose from {', '.join(choices)}")
-        self.args["dice_weight"] = float(self.args["dice_weight"])
+        dice = self.args["dice_weight"]
+        if isinstance(dice, bool) or not isinstance(dice, (int, float)) or not dice >= 0:
+            raise ValueError(f"task segment: dice_weight={dice}; a number ≥ 0 (0: cross-entropy alone)")
+        self.args["dice_weight"] = float(dice)
 
     @property
     def size(self) -> tuple[int, int]:
