@@ -179,3 +179,12 @@ def test_record_stops_clones_and_always_removes_its_hooks():
     with pytest.raises(ValueError, match="no layer named 'nope'"):
         with record(model, ["nope"]):
             pass
+
+
+def test_a_transposed_convolution_counts_its_weights_once_per_input_position():
+    from torch import nn
+
+    from cnnlab.inspect import _macs
+
+    up = nn.ConvTranspose2d(6, 4, 2, stride=2)  # (B, 6, 5, 7) -> (B, 4, 10, 14)
+    assert _macs(up, up(torch.zeros(1, 6, 5, 7))) == 6 * 4 * 2 * 2 * 5 * 7

@@ -184,6 +184,14 @@ def tracing_fields(model: nn.Module, x: torch.Tensor) -> Iterator[FieldTrace]:
 def _macs(m: nn.Module, out: torch.Tensor) -> int:
     if isinstance(m, (nn.Conv1d, nn.Conv2d)):  # weight (C_out, C_in/groups, k_h, k_w), once per output position
         return m.weight.numel() * out[0, 0].numel()
+    if isinstance(m, nn.ConvTranspose2d):  # weight (C_in, C_out/groups, k_h, k_w), once per input position
+        h, w = (
+            (size + 2 * p - d * (k - 1) - op - 1) // s + 1
+            for size, p, d, k, op, s in zip(
+                out.shape[2:], m.padding, m.dilation, m.kernel_size, m.output_padding, m.stride, strict=True
+            )
+        )
+        return m.weight.numel() * h * w
     if isinstance(m, nn.Linear):  # weight (out, in), once per row of the (flattened) input
         return m.weight.numel() * (out.numel() // out.shape[-1])
     return 0

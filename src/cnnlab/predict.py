@@ -43,13 +43,15 @@ def predict_files(
 
 def draw_predictions(meta: RunMeta, results: list[dict], out: str | Path) -> list[Path]:
     """Each file of `results` (from `predict_files`) as the model saw it, its prediction drawn, written as
-    `out`/<name>.pred.png; returns the paths written."""
+    `out`/<name>.pred.png (and the task's other drawings, e.g. a segmentation's <name>.mask.png); returns the paths
+    written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task, written = meta.make_task(), []
     for r in results:
         image, _ = load_model_input(r["file"], meta.input_size)
-        path = out / f"{Path(r['file']).stem}.pred.png"
-        task.draw(image, r).save(path)
-        written.append(path)
+        for suffix, drawn in task.drawings(image, r).items():  # <name>.pred.png; a segmentation's <name>.mask.png
+            path = out / f"{Path(r['file']).stem}.{suffix}.png"
+            drawn.save(path)
+            written.append(path)
     return written

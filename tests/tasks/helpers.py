@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.dataset import ImageSet
-from cnnlab.data.scenes import make_scenes, write_coco, write_images, write_yolo
+from cnnlab.data.scenes import make_scenes, write_coco, write_images, write_masks, write_yolo
 
 CLASSES = ["square", "ring", "plus", "cross"]
 
@@ -43,7 +43,7 @@ def shape_objects(n: int = 200, seed: int = 0) -> ImageSet:
 def write_scene_set(
     out: Path, n_train: int = 240, n_test: int = 60, size: int = 32, count=(1, 1), formats=("yolo", "coco")
 ) -> Path:
-    """A scene set of shapes in YOLO and COCO formats (train and test splits)."""
+    """A scene set of shapes in YOLO and COCO formats, and with masks if asked (train and test splits)."""
     objects = shape_objects()
     splits = {
         "train": make_scenes(objects, n_train, size, count, scale=(0.4, 0.7), seed=1),
@@ -55,4 +55,6 @@ def write_scene_set(
         write_yolo(out, splits, CLASSES)
     if "coco" in formats:
         write_coco(out, splits, CLASSES)
+    if "masks" in formats:
+        write_masks(out, splits, CLASSES)
     return out

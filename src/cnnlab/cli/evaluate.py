@@ -1,5 +1,6 @@
 """`cnnlab evaluate` (accuracy, per-class metrics, confusion matrix of a run — and a task's own metrics, such as
-localization's mean IoU) and `cnnlab predict` (image files; a box task's box drawn with --out)."""
+localization's mean IoU or segmentation's mIoU) and `cnnlab predict` (image files; a box task's box drawn with --out,
+a segmentation's mask written)."""
 
 from __future__ import annotations
 
@@ -90,18 +91,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.out:
         check_out(args.out, args.run, classifier.meta, files=tuple(args.images), folder=True)
     results = predict_files(classifier, args.images, args.top)
-    code = print_predictions(args, results, classifier.meta.make_task().describe)
+    task = classifier.meta.make_task()
+    code = print_predictions(args, results, task.describe, task.json)
     if args.out:
         written = draw_predictions(classifier.meta, results, args.out)
         print(f"drawn: {len(written)} PNG(s) in {args.out}", file=sys.stderr)
     return code
 
 
-def print_predictions(args: argparse.Namespace, results: list[dict], describe) -> int:
+def print_predictions(args: argparse.Namespace, results: list[dict], describe, as_json=lambda r: r) -> int:
     """One line per image (its prediction, by the task's `describe`: the top classes with probabilities, and a
-    box task's box; conversion notes on stderr), or JSON with --json."""
+    box task's box; conversion notes on stderr), or JSON with --json (what the task's `json` keeps)."""
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps([as_json(r) for r in results], indent=2))
         return 0
     for r in results:
         print_notes(r["notes"])

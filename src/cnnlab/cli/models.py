@@ -26,15 +26,15 @@ def _parse_input(text: str) -> tuple[int, ...]:
     return c, h, w
 
 
-def _model_args(items: list[str]) -> dict:
-    """--model-arg KEY=VALUE pairs (values read as JSON where they parse: act=tanh, dims=1, drop_rate=0.3)."""
+def _model_args(items: list[str], flag: str = "--model-arg") -> dict:
+    """--model-arg (or `flag`) KEY=VALUE pairs (values read as JSON where they parse: act=tanh, dims=1)."""
     from cnnlab.cli.train import _parse_value
 
     out = {}
     for item in items:
         key, sep, val = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--model-arg expects KEY=VALUE, got '{item}'")
+            raise ValueError(f"{flag} expects KEY=VALUE, got '{item}'")
         out[key.replace("-", "_")] = _parse_value(val)
     return out
 
@@ -74,7 +74,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
             from cnnlab.tasks import make_task
 
             classes = [str(i) for i in range(model.model_args.get("num_classes", 10))]
-            model = make_task(args.task, classes, size).build(model)
+            task_args = _model_args(args.task_arg, "--task-arg")
+            model = make_task(args.task, classes, size, **task_args).build(model)
     if args.notation:  # the string alone, or why the model has none
         try:
             print(to_notation(model, size, strict=True))
@@ -138,11 +139,14 @@ def make_scenes(args: argparse.Namespace) -> int:
     count, formats = _objects(args.objects), tuple(f.strip() for f in args.format.split(",") if f.strip())
     n = args.n or 1000
     kw = dict(test=args.test, val=args.val, clutter=args.clutter, noise=args.noise, seed=args.seed)
+    kw["masks"] = args.masks
     sizes = make_scene_set(args.name, out, n, args.size, count, data_dir=args.data_dir, formats=formats, **kw)
     made = ", ".join(f"{k:,} {split}" for split, k in sizes.items())
     each = "object" if args.objects == "1" else "objects"
     print(f"{args.name}: {made} scenes of {args.size}×{args.size}, {args.objects} {each} each → {out}")
     print(f"formats: {', '.join(formats)}; train with --data yolo:{out} or --data coco:{out}")
+    if args.masks:
+        print(f"masks: {out}/masks/<split>/; train with --task segment --data masks:{out}")
     return 0
 
 
@@ -182,6 +186,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     print("csv:PATH       rows of label, pixel values (a file, or a folder with *train*.csv / *test*.csv)")
     print("yolo:PATH      images/<split>/ and labels/<split>/*.txt of `class cx cy w h` boxes, classes.txt")
     print("coco:PATH      <split>.json with images, annotations (bbox [x, y, w, h]) and categories")
+    print("masks:PATH     images/<split>/ and masks/<split>/*.png of class indices per pixel, classes.txt")
     print("fashion-scenes generated scenes with boxes: `cnnlab datasets make fashion-scenes --out DIR`")
     return 0
 
@@ -208,7 +213,12 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--list", action="store_true", help="list registered models (as `cnnlab models`)")
     p.add_argument(
-        "--task", default="classify", help="classify (default), localize or detect: the model with that task's head"
+        "--task",
+        default="classify",
+        help="classify (default), localize, detect or segment: the model with that task's head",
+    )
+    p.add_argument(
+        "--task-arg", action="append", default=[], metavar="KEY=VALUE", help="an argument of --task, e.g. decoder=fcn"
     )
     p.add_argument("--json", action="store_true", help="rows and totals as JSON")
     p.set_defaults(func=cmd_summary)
@@ -241,6 +251,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="make: Gaussian noise, std in 0–255 pixel units")
     p.add_argument("--seed", type=int, default=0, help="make: seed of the whole set (default: 0)")
     p.add_argument("--format", default="yolo,coco", help="make: yolo, coco or both (default: yolo,coco)")
+    p.add_argument("--masks", action="store_true", help="make: also write each scene's mask (masks/<split>/*.png)")
     p.add_argument(
         "--split", choices=("train", "test"), default="test", help="samples: split to take them from (default: test)"
     )

@@ -83,7 +83,7 @@ def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...] | None =
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an argument of the task (repeatable), e.g. grid=4 for localize's or detect's head",
+        help="an argument of the task (repeatable), e.g. grid=4 for localize's or detect's head, decoder=fcn for segment's",
     )
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in names or tuple(fields):

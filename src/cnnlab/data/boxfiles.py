@@ -39,8 +39,8 @@ class Annotated:
 class BoxProblems:
     """Bad boxes met while reading one source: each a line `where: what`; reported once, at the end."""
 
-    def __init__(self, source: str, strict: bool) -> None:
-        self.source, self.strict, self.lines = source, strict, []
+    def __init__(self, source: str, strict: bool, noun: str = "box(es)") -> None:
+        self.source, self.strict, self.lines, self.noun = source, strict, [], noun
 
     def add(self, where: str, what: str) -> None:
         if self.strict:
@@ -51,7 +51,7 @@ class BoxProblems:
         if self.lines:
             shown = self.lines[:10] + ([f"… and {len(self.lines) - 10} more"] if len(self.lines) > 10 else [])
             warnings.warn(
-                f"{len(self.lines)} bad box(es) in {self.source} were skipped (--strict stops instead):\n  "
+                f"{len(self.lines)} bad {self.noun} in {self.source} were skipped (--strict stops instead):\n  "
                 + "\n  ".join(shown),
                 stacklevel=3,
             )

@@ -16,11 +16,13 @@ from cnnlab.data.dataset import DataSplits, ImageSet, resolve_split_size, split_
 from cnnlab.data.fetch import DatasetNotFound, download, how_to_get, locate
 from cnnlab.data.folder import class_folders, read_image_folder
 from cnnlab.data.images import channels_mode
+from cnnlab.data.masks import read_masks
 from cnnlab.data.targets import KINDS
 from cnnlab.data.yolo import read_yolo
 from cnnlab.files import Read
 
 BOX_SOURCES = ("yolo", "coco")  # sources whose targets are boxes
+MASK_SOURCES = ("masks",)  # sources whose targets are masks
 
 
 def _default_val(val_split: float | int | None, n: int) -> int:
@@ -86,7 +88,12 @@ def _check_target(spec: str, kind: str | None, target: str) -> None:
     """Refuse asking boxes of a source that has class labels only."""
     if target not in KINDS:
         raise ValueError(f"unknown target kind '{target}'; choose from {', '.join(KINDS)}")
-    if target != "label" and kind not in BOX_SOURCES:
+    if (target == "mask") != (kind in MASK_SOURCES):
+        raise ValueError(
+            f"{spec} has {'masks' if kind in MASK_SOURCES else 'no masks'}; a segment task reads masks:PATH and only "
+            "it does (`cnnlab datasets make fashion-scenes --masks --out DIR` writes such a set)"
+        )
+    if target not in ("label", "mask") and kind not in BOX_SOURCES:
         raise ValueError(
             f"{spec} has class labels, not {KINDS[target]}; a box task reads yolo:PATH or coco:PATH "
             "(`cnnlab datasets make fashion-scenes --out DIR` writes such a set)"
@@ -123,6 +130,11 @@ def _read_source(
     """(train, val, test) of a folder:/npz:/csv:/yolo:/coco: source; val is None unless the source has its own."""
     if not source.exists():
         raise FileNotFoundError(f"{spec}: {source} does not exist")
+    if kind in MASK_SOURCES:
+        parts = read_masks(
+            source, mode, (image_size, image_size) if isinstance(image_size, int) else image_size, strict
+        )
+        return parts["train"], parts.get("val"), parts.get("test")
     if kind in BOX_SOURCES:
         size = (image_size, image_size) if isinstance(image_size, int) else image_size
         parts = (read_yolo if kind == "yolo" else read_coco)(source, target, mode, size, strict)
@@ -167,7 +179,9 @@ def _read_source(
                 f"file's are {'×'.join(map(str, train.image_shape))} (C×H×W)"
             )
         return train, None, test
-    raise ValueError(f"unknown data source '{kind}:'; use folder:PATH, npz:PATH, csv:PATH, yolo:PATH or coco:PATH")
+    raise ValueError(
+        f"unknown data source '{kind}:'; use folder:PATH, npz:PATH, csv:PATH, yolo:PATH, coco:PATH or masks:PATH"
+    )
 
 
 def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

@@ -4,6 +4,7 @@ work (`yolo:` and `coco:`).
 
     scenes = make_scenes(objects, n=20_000, size=96, count=(1, 4), seed=0)
     write_images(out, {"train": scenes}); write_yolo(out, …, classes); write_coco(out, …, classes)
+    write_masks(out, …, classes)                          # masks/<split>/NNNNNN.png for segmentation
     make_scene_set("fashion-scenes", out, n=20_000)      # all of it: `cnnlab datasets make fashion-scenes`
 
 An object is the source image scaled to a random side, pasted with `max` (bright things on black, as the sources
@@ -215,6 +216,17 @@ def write_coco(out: Path, splits: dict[str, list[Scene]], classes: list[str]) ->
         _write_text(out / f"{split}.json", json.dumps(record))
 
 
+def write_masks(out: Path, splits: dict[str, list[Scene]], classes: list[str]) -> None:
+    """masks/<split>/NNNNNN.png beside the images (grayscale, `Scene.mask`: 0 background, class k is k + 1) and
+    classes.txt: what `masks:PATH` reads."""
+    _write_text(out / "classes.txt", "\n".join(classes) + "\n")
+    for split, scenes in splits.items():
+        (out / "masks" / split).mkdir(parents=True, exist_ok=True)
+        for i, scene in enumerate(scenes):
+            mask = Image.fromarray(scene.mask(), mode="L")
+            atomic_write(out / "masks" / split / f"{i:06d}.png", lambda tmp, im=mask: im.save(tmp, format="PNG"))
+
+
 SCENE_SETS = {"fashion-scenes": "fashion-mnist", "mnist-scenes": "mnist"}  # scene set → where its objects come from
 FORMATS = ("yolo", "coco")
 
@@ -232,10 +244,12 @@ def make_scene_set(
     seed: int = 0,
     data_dir: str | Path | None = None,
     formats: tuple[str, ...] = FORMATS,
+    masks: bool = False,
 ) -> dict[str, int]:
     """Write the scene set `name` (fashion-scenes, mnist-scenes) into `out`: `n` training scenes made from the
     source's training images, `val` from a held-out tenth of them, `test` (default n // 5) from its test images —
-    an object is never in two splits. Returns the number of scenes per split."""
+    an object is never in two splits; `masks` adds each scene's mask (`write_masks`). Returns the number of scenes
+    per split."""
     from cnnlab.data.load import load_dataset
 
     if name not in SCENE_SETS:
@@ -269,4 +283,6 @@ def make_scene_set(
     for fmt, write in (("yolo", write_yolo), ("coco", write_coco)):
         if fmt in formats:
             write(out, splits, list(source.classes))
+    if masks:
+        write_masks(out, splits, list(source.classes))
     return {split: len(scenes) for split, scenes in splits.items()}

@@ -53,8 +53,10 @@ def relabel(kind: str, targets: torch.Tensor, mapping: torch.Tensor) -> torch.Te
     """Targets with every class index i replaced by mapping[i] (padding rows kept)."""
     if kind == "label":
         return mapping[targets]
-    if kind == "mask":
-        return mapping.to(targets.dtype)[targets.long()]
+    if kind == "mask":  # a value past the classes (255: ignored) stays what it is
+        lookup = torch.arange(256, dtype=targets.dtype)
+        lookup[: len(mapping)] = mapping.to(targets.dtype)
+        return lookup[targets.long()]
     out = targets.clone()
     cls = out[..., 0].long()
     real = cls >= 0

@@ -15,8 +15,9 @@ from cnnlab.tasks.base import Task, TaskModel
 from cnnlab.tasks.classify import Classify
 from cnnlab.tasks.detect import Detect
 from cnnlab.tasks.localize import Localize
+from cnnlab.tasks.segment import Segment
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Classify, Localize, Detect)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (Classify, Localize, Detect, Segment)}
 
 
 def list_tasks() -> list[str]:

@@ -12,7 +12,7 @@ methods need nothing else. What the rest of cnnlab asks of it:
 | Trainer.evaluate            | `evaluate_outputs(outputs, y)` (one process), `evaluate_sums` (distributed)  |
 | evaluate, run/finish        | `metrics(outputs, y)`: the full report; `report(result)`: it as text         |
 | infer (flip TTA)            | `flip_back(outputs)`: the outputs of a mirrored image, mirrored back         |
-| predict                     | `decode(outputs, top)`, `describe(prediction)`, `draw(image, prediction)`    |
+| predict                     | `decode(outputs, top)`, `describe`, `json`, `draw` / `drawings(image, pred)` |
 | bench                       | `score(outputs, y)`: the main metric; `agreement(a, b)` between engines      |
 | ONNX (export / runtime)     | `output_shape`, `describe_outputs()`                                         |
 """
@@ -120,9 +120,17 @@ class Task:
         """One prediction in one line."""
         raise NotImplementedError
 
+    def json(self, prediction: dict) -> dict:
+        """The part of a prediction `predict --json` prints (a segmentation's mask goes to a PNG instead)."""
+        return prediction
+
     def draw(self, image: torch.Tensor, prediction: dict) -> Image.Image:
         """uint8 image (C, H, W) with the prediction drawn on it."""
         raise NotImplementedError
+
+    def drawings(self, image: torch.Tensor, prediction: dict) -> dict[str, Image.Image]:
+        """What `predict --out` writes per image, by file suffix: <name>.<suffix>.png (`pred`: `draw`)."""
+        return {"pred": self.draw(image, prediction)}
 
 
 class TaskModel(nn.Module):

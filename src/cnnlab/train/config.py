@@ -78,12 +78,12 @@ class TrainConfig:
     task: str = option(
         "classify",
         "what the model learns: classify (a class per image), localize (the class and box of the one object in "
-        "each image) or detect (class, score and box of every object); the box tasks read --data yolo:PATH or "
-        "coco:PATH",
+        "each image) or detect (class, score and box of every object), reading --data yolo:PATH or coco:PATH; or "
+        "segment (a class per pixel; --data masks:PATH)",
     )
     task_args: dict = option(
-        help_="the task's own arguments, e.g. {grid: 4, hidden: 256} for localize's head, {grid: 8, score: 0.3} for detect's; on the command line "
-        "--task-arg KEY=VALUE (repeatable)",
+        help_="the task's own arguments, e.g. {grid: 4, hidden: 256} for localize's head, {grid: 8, score: 0.3} for "
+        "detect's, {decoder: fcn} for segment's; on the command line --task-arg KEY=VALUE (repeatable)",
         default_factory=dict,
     )
     init: str | None = option(
@@ -282,7 +282,7 @@ class TrainConfig:
     def _validate_task(self) -> None:
         """The task exists, and what phase 1 of the tasks does not do yet is refused before any work starts."""
         from cnnlab.data.augment import parse_spec
-        from cnnlab.data.load import BOX_SOURCES
+        from cnnlab.data.load import BOX_SOURCES, MASK_SOURCES
         from cnnlab.tasks import get_task
 
         task = get_task(self.task)
@@ -292,7 +292,12 @@ class TrainConfig:
             raise ValueError(f"--task {task.name} does not take {', '.join(unknown)}; it takes {takes}")
         if task.name == "classify":
             return
-        if self.data.partition(":")[0] not in BOX_SOURCES:  # before any data are read or a folder exists
+        if task.target == "mask" and self.data.partition(":")[0] not in MASK_SOURCES:
+            raise ValueError(
+                f"--task {task.name} reads masks: --data masks:PATH, not {self.data} "
+                "(`cnnlab datasets make fashion-scenes --masks --out DIR` writes a scene set with masks)"
+            )
+        if task.target != "mask" and self.data.partition(":")[0] not in BOX_SOURCES:  # before any data are read
             raise ValueError(
                 f"--task {task.name} reads boxes: --data yolo:PATH or coco:PATH, not {self.data} "
                 "(`cnnlab datasets make fashion-scenes --out DIR` writes a scene set)"
