@@ -412,3 +412,20 @@ def test_an_unsure_prediction_gets_a_note(page, square, serve_run):
     p = page.open()
     _upload(p, square)
     assert "Unsure" in p.inner_text("#hint") and "fashion-mnist" in p.inner_text("#hint")
+
+
+def test_a_model_that_only_predicts_says_why_there_is_no_explanation(page, square):
+    def onnx_second(route) -> None:  # what /api/models says of an .onnx file: no explanation methods
+        body = route.fetch().json()
+        body["models"][1]["methods"] = []
+        route.fulfill(json=body)
+
+    page.page.route("**/api/models", onnx_second)
+    p = page.open()
+    p.select_option("#model", "toy-lenet-2")
+    assert p.is_disabled("#method") and p.is_disabled("#target-class")
+    before = len(page.sent())
+    p.set_input_files("#file", str(square))
+    p.wait_for_function("document.getElementById('prediction').dataset.model === 'toy-lenet-2'")
+    assert [path for path, _ in page.sent()[before:]] == ["/api/predict"]
+    assert "ONNX" in p.inner_text("#saliency-frame") and p.locator("#explain-card img").count() == 0

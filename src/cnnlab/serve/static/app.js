@@ -50,7 +50,10 @@ function setPicture(id, src, alt) { // an <img> only with a source; otherwise th
   img.src = src;
 }
 
+const NO_EXPLAIN = "No explanations: this model is an ONNX file (serve its run to see them)";
+
 function clearExplanation(text) {
+  if (state.model && !state.model.methods.length) text = NO_EXPLAIN; // ONNX Runtime predicts only
   setPicture("seen", null, text);
   setPicture("saliency", null, text);
   $("seen-caption").textContent = "as the network sees it";
@@ -103,6 +106,7 @@ function selectModel(id) {
   state.model = state.models.find((m) => m.id === id) || state.models[0];
   describe(state.model);
   fillTargets(state.model);
+  for (const id of ["method", "target-class"]) $(id).disabled = !state.model.methods.length;
   const gray = state.model.channels === 1;
   $("draw-box").hidden = !gray;
   $("draw-note").hidden = gray;
