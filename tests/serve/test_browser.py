@@ -309,7 +309,7 @@ def test_a_tap_on_the_canvas_is_not_predicted(page, square, tmp_path):
 
 
 def test_a_picture_that_is_not_square_reaches_the_network_as_the_canvas_shows_it(page, tmp_path):
-    wide = np.zeros((28, 56), np.uint8)
+    wide = np.full((28, 56), 60, np.uint8)  # gray, not black: the padding shows
     wide[8:16, 40:48] = 255  # a bright square towards the right
     path = tmp_path / "wide.png"
     Image.fromarray(wide).save(path)
@@ -325,6 +325,10 @@ def test_a_picture_that_is_not_square_reaches_the_network_as_the_canvas_shows_it
     small = [np.asarray(im.resize((28, 28), Image.Resampling.BOX), float) for im in (shown, Image.fromarray(sent))]
     assert np.abs(small[0] - small[1]).mean() < 2  # the canvas and the network's input agree, bars included
     assert "padded 56×28 with black to 56×56" in p.inner_text("#notes")
+    seen = p.get_attribute("#seen", "src")  # the network's input, as the server made it: 28×28, bars kept
+    seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(seen.split(",", 1)[1]))).convert("L"), int)
+    assert seen.shape == (28, 28) and seen[:6].max() == 0 and seen[22:].max() == 0
+    assert abs(seen[8:20, :16].mean() - 60) < 3
 
 
 def _long_names(route) -> None:
