@@ -124,12 +124,26 @@ class Page:
         self.errors: list[str] = []
         self.page.add_init_script(RECORD_FORMS)
         self.page.on("request", self._request)
-        self.page.on("response", lambda r: r.status >= 400 and self.bad.append(f"{r.status} {r.url}"))
+        self.answered: list[str] = []  # the paths of the answers the page got, in order
+        self.page.on("response", self._response)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     def _request(self, r) -> None:
         if not r.url.startswith((self.server, "data:")):
             self.outside.append(r.url)
+
+    def _response(self, r) -> None:
+        self.answered.append(r.url.removeprefix(self.server))
+        if r.status >= 400:
+            self.bad.append(f"{r.status} {r.url}")
+
+    def wait_for_answers(self, *paths: str, since: int = 0) -> None:
+        """Wait until the page has had an answer from each of `paths` (after its first `since` answers)."""
+        for _ in range(400):
+            if set(paths) <= set(self.answered[since:]):
+                return
+            self.page.wait_for_timeout(25)
+        pytest.fail(f"no answer from {set(paths) - set(self.answered[since:])}")
 
     def open(self) -> sync_api.Page:
         self.page.goto(self.server + "/")
@@ -272,14 +286,11 @@ def test_an_error_is_shown_alone(page, square, tmp_path):
     _upload(p, square)
     bad = tmp_path / "not-an-image.png"
     bad.write_bytes(b"hello, not an image")
+    mark = len(page.answered)
     p.set_input_files("#file", str(bad))
     p.wait_for_function("document.getElementById('error').textContent.includes('not an image')")
-    asked_for = sorted(f"415 {page.server}/api/{verb}" for verb in ("predict", "explain"))
-    for _ in range(100):  # the explanation's answer may come after the prediction's
-        if sorted(page.bad) == asked_for:
-            break
-        p.wait_for_timeout(50)
-    assert sorted(page.bad) == asked_for
+    page.wait_for_answers("/api/predict", "/api/explain", since=mark)  # the explanation's may come later
+    assert sorted(page.bad) == sorted(f"415 {page.server}/api/{verb}" for verb in ("predict", "explain"))
     page.bad.clear()  # those were asked for
     state = p.evaluate(RESULTS_EMPTY)
     assert (state["model"], state["bars"], state["images"], state["notes"]) == (None, 0, 0, "")
@@ -433,3 +444,39 @@ def test_a_model_that_only_predicts_says_why_there_is_no_explanation(page, squar
     p.wait_for_function("document.getElementById('prediction').dataset.model === 'toy-lenet-2'")
     assert [path for path, _ in page.sent()[before:]] == ["/api/predict"]
     assert "ONNX" in p.inner_text("#saliency-frame") and p.locator("#explain-card img").count() == 0
+
+
+def test_answers_that_arrive_after_clear_are_dropped(page, square):
+    held = []  # the page's requests, held until after Clear
+    page.page.route("**/api/{predict,explain}", lambda route: held.append(route))
+    p = page.open()
+    p.set_input_files("#file", str(square))
+    for _ in range(200):
+        if len(held) == 2:
+            break
+        p.wait_for_timeout(25)
+    assert sorted(r.request.url.rsplit("/", 1)[1] for r in held) == ["explain", "predict"]
+    p.click("#clear")
+    for route in held:
+        route.continue_()
+    page.wait_for_answers("/api/predict", "/api/explain")
+    p.wait_for_timeout(200)
+    assert p.evaluate(RESULTS_EMPTY)["prediction"] == "Draw or upload an image"
+    assert p.evaluate("window.cnnlabUpdates") == 0 and p.locator("img#saliency").count() == 0
+
+
+def test_an_image_the_browser_cannot_read_leaves_nothing_on_the_canvas(page, square, tmp_path):
+    p = page.open()
+    _upload(p, square)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image either")
+    mark = len(page.answered)
+    p.set_input_files("#file", str(bad))
+    p.wait_for_function("document.getElementById('error').textContent.length > 0")
+    brightest = p.evaluate(
+        "Math.max(...document.getElementById('canvas').getContext('2d').getImageData(0, 0, 280, 280).data"
+        ".filter((_, i) => i % 4 === 0))"
+    )
+    assert brightest == 0
+    page.wait_for_answers("/api/predict", "/api/explain", since=mark)
+    page.bad.clear()  # both refusals were asked for
