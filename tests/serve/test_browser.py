@@ -480,3 +480,13 @@ def test_an_image_the_browser_cannot_read_leaves_nothing_on_the_canvas(page, squ
     assert brightest == 0
     page.wait_for_answers("/api/predict", "/api/explain", since=mark)
     page.bad.clear()  # both refusals were asked for
+
+
+def test_without_test_images_the_examples_say_why(page):
+    why = "test images of fashion-mnist are not available on the server: not found"
+    page.page.route("**/api/models/*/random*", lambda r: r.fulfill(status=404, json={"error": why}))
+    p = page.open()
+    p.wait_for_function(f"document.getElementById('examples').textContent === {why!r}")
+    page.wait_for_answers("/api/models/toy-lenet/random?seed=1")
+    assert [a for a in page.answered if "/random" in a] == ["/api/models/toy-lenet/random?seed=1"]  # asked once
+    page.bad.clear()  # the refusal was made up here

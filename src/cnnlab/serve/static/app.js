@@ -317,8 +317,9 @@ async function loadExamples(m) {
   strip.replaceChildren(placeholder("loading…"));
   const path = `/api/models/${encodeURIComponent(m.id)}/random?seed=`;
   let found;
-  try {
-    found = await Promise.all(Array.from({ length: EXAMPLES }, (_, k) => api(path + (k + 1))));
+  try { // one first: without the data set on the server, one answer says why
+    const first = await api(path + 1);
+    found = [first, ...await Promise.all(Array.from({ length: EXAMPLES - 1 }, (_, k) => api(path + (k + 2))))];
   } catch (e) {
     if (state.model === m) strip.replaceChildren(placeholder(e.message));
     return;
