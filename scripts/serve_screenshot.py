@@ -63,7 +63,7 @@ def main() -> int:
                 before = page.evaluate("window.cnnlabUpdates")
                 page.click("#random")
                 page.wait_for_function(f"window.cnnlabUpdates > {before}")
-                page.wait_for_function("document.getElementById('saliency').src.startsWith('data:')")
+                page.wait_for_function("(document.getElementById('saliency')?.src || '').startsWith('data:')")
                 truth = page.locator("#truth b").text_content()
                 if truth == args.cls and page.get_attribute("#prediction", "data-class") == args.cls:
                     break

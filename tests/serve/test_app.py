@@ -214,3 +214,22 @@ def test_cli_parser_defaults():
 def test_cli_names_the_extra_when_fastapi_is_missing(serve_run, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
     assert "pip install 'cnnlab[serve]'" in run_cli("serve", serve_run, code=2).stderr
+
+
+def test_favicon_is_served(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and "<svg" in r.text
+    page = client.get("/").text
+    assert 'rel="icon" href="/static/favicon.svg"' in page
+    assert client.get("/static/favicon.svg").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/api/explain"])
+def test_a_blank_image_is_noted(client, path):
+    buf = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(buf, format="PNG")
+    r = client.post(path, files={"image": ("x.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    assert any("blank" in n for n in r.json()["notes"])
+    r = client.post(path, files={"image": ("x.png", square_png(2), "image/png")})
+    assert not any("blank" in n for n in r.json()["notes"])

@@ -6,6 +6,9 @@
     POST /api/explain                     multipart: image, model, method, target, format=png|array, features
                                           → the input as the network sees it, the saliency map, feature maps
     GET  /api/models/{id}/random          a random test image of the model's data set (PNG) and its true label
+    GET  /favicon.ico                     the page's icon (static/favicon.svg)
+
+/api/predict and /api/explain note a blank input (`images.blank_notes`): a network names a class even for nothing.
 
 Every model is loaded once at start, as a `cnnlab.infer.Classifier`: a run folder or model file as its torch model
 (a BatchNorm-folded copy in inference mode), an .onnx file through ONNX Runtime. Prediction runs without a lock on
@@ -490,6 +493,10 @@ def _install_routes(app: FastAPI, req: Requests) -> None:
     async def index():
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():  # the page links static/favicon.svg; this answers browsers and tools that ask by habit
+        return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")
+
     @app.get("/api/health", summary="Liveness and what is served")
     async def health():
         return {"status": "ok", "version": cnnlab.__version__, "models": list(served)}
@@ -510,7 +517,7 @@ def _install_routes(app: FastAPI, req: Requests) -> None:
             async with req.budget.reserve(cost + s.cost.predict, f"this {im.width}×{im.height} image"):
                 image, notes = await req.decode(im, s)
                 result = await run_in_threadpool(predict_image, s, image, top)
-        return {"model": s.id, "top": result, "notes": notes}
+        return {"model": s.id, "top": result, "notes": notes + images.blank_notes(image)}
 
     @app.post("/api/explain", summary="Saliency map and feature maps of an uploaded image", openapi_extra=_EXPLAIN_DOC)
     async def explain(request: Request):
@@ -524,7 +531,7 @@ def _install_routes(app: FastAPI, req: Requests) -> None:
             async with s.queue.turn(s.id), req.budget.reserve(cost, what):
                 image, notes = await req.decode(im, s)
                 out = await run_in_threadpool(explain_image, s, image, **options)
-        return {**out, "notes": notes}
+        return {**out, "notes": notes + images.blank_notes(image)}
 
     @app.get("/api/models/{model_id}/random", summary="A random test image of the model's data set, with its label")
     async def random_image(model_id: str, seed: int | None = None):

@@ -83,6 +83,15 @@ def read_upload(
     return model_input(decode_image(data, max_bytes, max_pixels), input_size)
 
 
+def blank_notes(image: torch.Tensor, spread: int = 8) -> list[str]:
+    """A note when the model's input (uint8 (C, H, W)) is blank: every value within `spread` of one another. A network
+    still names one of its classes for it, so the answer means nothing."""
+    lo, hi = int(image.min()), int(image.max())
+    if hi - lo > spread:
+        return []
+    return [f"the image is blank (every pixel {lo}–{hi} of 255): the prediction means nothing"]
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """uint8 (H, W), (H, W, 3) or (H, W, 4) → PNG bytes, in memory."""
     buf = io.BytesIO()

@@ -1,9 +1,21 @@
 // cnnlab serve: the page. Plain JavaScript, no build step, nothing fetched but this server's /api/.
+//
+// One rule against stale state: every result pane shows the current image and model or nothing. Clear, a new
+// model, a blank drawing and an error all go through resetResults(), which also drops any answer still on its way
+// (state.seq numbers the requests for one image, state.xseq the explanations of it).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], model: null, blob: null, seq: 0, timer: null, drawing: false, last: null, dirty: false };
+const state = {
+  models: [], model: null, blob: null, source: null, note: "", seq: 0, xseq: 0,
+  timer: null, drawing: false, last: null, dirty: false,
+};
 const SIDE = 280; // canvas pixels
+const EMPTY = "Draw or upload an image";
+const BLANK_SHARE = 0.01; // less than 1 % of the pixels away from the background: blank, not predicted
+const UNSURE = 0.5; // a top probability below this gets a note that the input may be unlike the training images
+const MAX_SEND = 1024; // pixels: a padded upload is scaled down to this side (the network's input is far smaller)
+const EXAMPLES = 6; // thumbnails of test images
 
 function pct(p) { return (100 * p).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1) + " %"; }
 
@@ -17,44 +29,99 @@ async function api(path, options) {
   return body;
 }
 
+function element(tag, props, ...children) {
+  const e = Object.assign(document.createElement(tag), props || {});
+  e.append(...children);
+  return e;
+}
+
+function shorten(text, n = 24) { return text.length <= n ? text : text.slice(0, n - 1) + "…"; }
+
+// ---- result panes ----
+
+function placeholder(text) { return element("div", { className: "placeholder" }, text || "–"); }
+
+function setPicture(id, src, alt) { // an <img> only with a source; otherwise the empty state's text
+  const frame = $(id + "-frame");
+  if (!src) { frame.replaceChildren(placeholder(alt)); return; }
+  let img = $(id);
+  if (!img) { img = element("img", { id }); frame.replaceChildren(img); }
+  img.alt = alt;
+  img.src = src;
+}
+
+const NO_EXPLAIN = "No explanations: this model is an ONNX file (serve its run to see them)";
+
+function clearExplanation(text) {
+  if (state.model && !state.model.methods.length) text = NO_EXPLAIN; // ONNX Runtime predicts only
+  setPicture("seen", null, text);
+  setPicture("saliency", null, text);
+  $("seen-caption").textContent = "as the network sees it";
+  $("target").textContent = "–";
+  $("layer").textContent = "";
+  $("features").replaceChildren(placeholder(text));
+  $("features-legend").hidden = true;
+}
+
+function resetResults(message = EMPTY) {
+  state.seq += 1; // answers still on their way belong to what was reset: dropped
+  const box = $("prediction");
+  box.textContent = message;
+  box.className = "prediction empty";
+  delete box.dataset.class;
+  delete box.dataset.model;
+  $("bars").replaceChildren();
+  for (const id of ["hint", "notes", "error"]) $(id).textContent = "";
+  clearExplanation(message || "no result");
+}
+
+function failed(message) { // only the error: nothing of an earlier image stays beside it
+  resetResults("");
+  showError(message);
+}
+
 // ---- models ----
 
 function describe(m) {
   const [c, h, w] = m.input_size;
   const acc = m.test_accuracy == null ? "–" : (100 * m.test_accuracy).toFixed(2) + " %";
   const classes = m.classes.length <= 12 ? m.classes.join(", ") : m.classes.length + " classes";
-  $("model-info").innerHTML = "";
+  const info = $("model-info");
+  info.replaceChildren();
   const parts = [["", m.model], ["input ", `${c}×${h}×${w} ${c === 1 ? "gray" : "RGB"}`], ["test accuracy ", acc],
                  ["data ", m.dataset || "–"], ["classes ", classes]];
   parts.forEach(([label, value], i) => {
-    if (i) $("model-info").append(" · ");
-    $("model-info").append(label);
-    const b = document.createElement("b");
-    b.textContent = value;
-    $("model-info").append(b);
+    if (i) info.append(" · ");
+    info.append(label, element("b", { textContent: shorten(value, 40), title: value }));
   });
+}
+
+function fillTargets(m) {
+  const select = $("target-class");
+  select.replaceChildren(element("option", { value: "", textContent: "the predicted class" }));
+  m.classes.forEach((name, i) => select.append(element("option", { value: String(i), textContent: name })));
 }
 
 function selectModel(id) {
   state.model = state.models.find((m) => m.id === id) || state.models[0];
   describe(state.model);
+  fillTargets(state.model);
+  for (const id of ["method", "target-class"]) $(id).disabled = !state.model.methods.length;
   const gray = state.model.channels === 1;
   $("draw-box").hidden = !gray;
   $("draw-note").hidden = gray;
-  $("truth").textContent = "";
-  clearCanvas();
-  if (state.blob) refresh();
+  resetResults(state.blob ? "…" : EMPTY);
+  loadExamples(state.model);
+  if (state.blob) refresh(); // the same image, asked of the new model
 }
 
 async function loadModels() {
   const { models } = await api("/api/models");
   state.models = models;
   const select = $("model");
-  for (const m of models) {
-    const option = document.createElement("option");
-    option.value = m.id;
-    option.textContent = m.id === m.model ? m.id : `${m.id} (${m.model})`;
-    select.append(option);
+  for (const m of models) { // short names; the full one (a notation string can be long) in the tooltip
+    const full = m.id === m.model ? m.id : `${m.id}: ${m.model}`;
+    select.append(element("option", { value: m.id, textContent: shorten(m.id), title: full }));
   }
   select.disabled = models.length < 2;
   select.addEventListener("change", () => selectModel(select.value));
@@ -123,77 +190,155 @@ function schedule(delay = 150) { // debounced: live while drawing, not once per 
   state.timer = setTimeout(useCanvas, delay);
 }
 
+// The share of pixels far (> 40 of 255) from the most common brightness, the background: a tap's dot is ~0.6 %.
+function inkShare(source, width, height) {
+  const k = Math.min(1, SIDE / Math.max(width, height));
+  const w = Math.max(1, Math.round(width * k)), h = Math.max(1, Math.round(height * k));
+  const c = element("canvas", { width: w, height: h }).getContext("2d", { willReadFrequently: true });
+  c.drawImage(source, 0, 0, w, h);
+  const px = c.getImageData(0, 0, w, h).data;
+  const gray = new Uint8Array(w * h), counts = new Uint32Array(256);
+  for (let i = 0; i < gray.length; i++) {
+    gray[i] = (299 * px[4 * i] + 587 * px[4 * i + 1] + 114 * px[4 * i + 2]) / 1000;
+    counts[gray[i]] += 1;
+  }
+  const background = counts.indexOf(Math.max(...counts));
+  let ink = 0;
+  for (const g of gray) if (Math.abs(g - background) > 40) ink += 1;
+  return ink / gray.length;
+}
+
+function blank(share, what) {
+  state.blob = null;
+  resetResults(`${what} is blank or nearly (${(100 * share).toFixed(1)} % inked): ` +
+               "draw or choose something larger to get a prediction");
+  $("prediction").classList.add("blank");
+}
+
 function useCanvas() {
   if (!state.dirty) return;
+  $("truth").textContent = "";
+  const share = inkShare(canvas, SIDE, SIDE);
+  if (share < BLANK_SHARE) { blank(share, "The canvas"); return; }
   let source = canvas;
   if (paper()) { // dark on light → light on dark, the MNIST / Fashion-MNIST convention
-    source = document.createElement("canvas");
-    source.width = source.height = SIDE;
+    source = element("canvas", { width: SIDE, height: SIDE });
     const c = source.getContext("2d");
     c.filter = "invert(1)";
     c.drawImage(canvas, 0, 0);
   }
-  source.toBlob((blob) => { $("truth").textContent = ""; setImage(blob, "canvas"); }, "image/png");
+  source.toBlob((blob) => setImage(blob, "canvas"), "image/png");
 }
 
-$("clear").addEventListener("click", () => { clearCanvas(); });
+$("clear").addEventListener("click", () => {
+  clearCanvas();
+  state.blob = null;
+  $("truth").textContent = "";
+  resetResults();
+});
 $("stroke").addEventListener("input", () => { $("stroke-value").textContent = $("stroke").value; });
-$("invert").addEventListener("change", () => { clearCanvas(); });
+$("invert").addEventListener("change", () => $("clear").click());
 
 // ---- files and test images ----
 
-async function showOnCanvas(blob) { // a file or test image becomes the drawing, so strokes can be added to it
-  if (state.model.channels !== 1) return;
-  try {
-    const bitmap = await createImageBitmap(blob);
-    $("invert").checked = false;
-    clearCanvas();
-    const k = Math.min(SIDE / bitmap.width, SIDE / bitmap.height);
-    const w = bitmap.width * k, h = bitmap.height * k;
-    ctx.imageSmoothingEnabled = k < 1;
-    ctx.drawImage(bitmap, (SIDE - w) / 2, (SIDE - h) / 2, w, h);
-  } catch (e) { /* not decodable by the browser: the server says why */ }
+function showOnCanvas(bitmap) { // letterboxed on black; it becomes the drawing, so strokes can be added to it
+  $("invert").checked = false;
+  clearCanvas();
+  const k = Math.min(SIDE / bitmap.width, SIDE / bitmap.height);
+  const w = bitmap.width * k, h = bitmap.height * k;
+  ctx.imageSmoothingEnabled = k < 1;
+  ctx.drawImage(bitmap, (SIDE - w) / 2, (SIDE - h) / 2, w, h);
+  ctx.imageSmoothingEnabled = true;
 }
 
-function useFile(file) {
-  if (!file) return;
-  $("truth").textContent = "";
-  showOnCanvas(file);
-  setImage(file);
+// A picture that is not square, padded with black to a square exactly as the canvas shows it (the server would
+// stretch it to the model's input size otherwise); a square one is sent as it is.
+async function letterbox(bitmap, blob) {
+  const { width, height } = bitmap;
+  if (width === height) return { blob, note: "" };
+  const k = Math.min(1, MAX_SEND / Math.max(width, height));
+  const side = Math.round(Math.max(width, height) * k), w = width * k, h = height * k;
+  const box = element("canvas", { width: side, height: side });
+  const c = box.getContext("2d");
+  c.fillStyle = "#000";
+  c.fillRect(0, 0, side, side);
+  c.drawImage(bitmap, (side - w) / 2, (side - h) / 2, w, h);
+  const padded = await new Promise((resolve) => box.toBlob(resolve, "image/png"));
+  return { blob: padded, note: `padded ${width}×${height} with black to ${side}×${side}, as the canvas shows it` };
 }
 
-$("file").addEventListener("change", (e) => useFile(e.target.files[0]));
+async function useImage(blob, truth) {
+  $("truth").replaceChildren(...(truth || []));
+  let bitmap = null;
+  try { bitmap = await createImageBitmap(blob); } catch (e) { /* the browser cannot decode it: the server may */ }
+  if (!bitmap) {
+    clearCanvas(); // nothing of the previous image stays on the canvas
+    setImage(blob, "file", "the browser cannot show this file: the server resizes it to the model's input as it is");
+    return;
+  }
+  showOnCanvas(bitmap);
+  const share = inkShare(bitmap, bitmap.width, bitmap.height);
+  if (share < BLANK_SHARE) { blank(share, "The image"); return; }
+  const { blob: sent, note } = await letterbox(bitmap, blob);
+  setImage(sent, "file", note);
+}
+
+$("file").addEventListener("change", (e) => {
+  if (e.target.files[0]) useImage(e.target.files[0]);
+  e.target.value = ""; // the same file chosen again is a change too
+});
+$("choose").addEventListener("click", () => $("file").click());
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => {
   e.preventDefault();
   drop.classList.remove("over");
-  useFile(e.dataTransfer.files[0]);
+  if (e.dataTransfer.files[0]) useImage(e.dataTransfer.files[0]);
 });
+
+async function useTestImage(r) {
+  const blob = await (await fetch(r.image_png)).blob();
+  const truth = [element("span", { textContent: `test image #${r.index}, true label: ` }),
+                 element("b", { textContent: r.label.class })];
+  await useImage(blob, truth);
+}
 
 $("random").addEventListener("click", async () => {
   try {
-    const r = await api(`/api/models/${encodeURIComponent(state.model.id)}/random`);
-    const blob = await (await fetch(r.image_png)).blob();
-    $("truth").textContent = "";
-    const label = document.createElement("span");
-    label.textContent = `test image #${r.index}, true label: `;
-    const b = document.createElement("b");
-    b.textContent = r.label.class;
-    $("truth").append(label, b);
-    showOnCanvas(blob);
-    setImage(blob);
+    await useTestImage(await api(`/api/models/${encodeURIComponent(state.model.id)}/random`));
   } catch (e) {
     $("truth").textContent = e.message;
   }
 });
 
+async function loadExamples(m) {
+  const strip = $("examples");
+  strip.replaceChildren(placeholder("loading…"));
+  const path = `/api/models/${encodeURIComponent(m.id)}/random?seed=`;
+  let found;
+  try { // one first: without the data set on the server, one answer says why
+    const first = await api(path + 1);
+    found = [first, ...await Promise.all(Array.from({ length: EXAMPLES - 1 }, (_, k) => api(path + (k + 2))))];
+  } catch (e) {
+    if (state.model === m) strip.replaceChildren(placeholder(e.message));
+    return;
+  }
+  if (state.model !== m) return; // another model was chosen meanwhile
+  strip.replaceChildren(...found.map((r) => {
+    const img = element("img", { src: r.image_png, alt: `test image #${r.index}` });
+    const button = element("button", { type: "button", className: "thumb", title: `test image #${r.index}: ${r.label.class}` }, img);
+    button.addEventListener("click", () => useTestImage(r));
+    return button;
+  }));
+}
+
 // ---- results ----
 
-function setImage(blob, source = "file") {
+function setImage(blob, source, note = "") {
   state.blob = blob;
   state.source = source; // the canvas's own conversion (280×280 RGBA → the model's input) needs no note
+  state.note = note;
   refresh();
 }
 
@@ -206,90 +351,93 @@ function form(extra) {
   return data;
 }
 
+function explainForm() {
+  const target = $("target-class").value;
+  return form({ method: $("method").value, ...(target === "" ? {} : { target }) });
+}
+
 async function refresh() {
   if (!state.blob) return;
-  const seq = ++state.seq;
+  const seq = ++state.seq, xseq = ++state.xseq;
   showError("");
   const predict = api("/api/predict", { method: "POST", body: form() });
   // an ONNX model predicts only: explanations need the torch model
-  const explain = state.model.methods.length ? api("/api/explain", { method: "POST", body: form({ method: $("method").value }) }) : null;
+  const explain = state.model.methods.length ? api("/api/explain", { method: "POST", body: explainForm() }) : null;
+  if (explain) explain.catch(() => {}); // handled below, or dropped with its image when predict fails
   try {
     const p = await predict;
     if (seq !== state.seq) return;
-    showPrediction(p.top);
-    $("notes").textContent = state.source === "canvas" ? "" : p.notes.join("; ");
+    showPrediction(p);
   } catch (e) {
-    if (seq === state.seq) showError(e.message);
+    if (seq === state.seq) failed(e.message);
+    return;
   }
-  if (!explain) return;
+  if (explain) await showExplain(explain, seq, xseq);
+}
+
+async function showExplain(request, seq, xseq) {
   try {
-    const x = await explain;
-    if (seq !== state.seq) return;
-    showExplanation(x);
+    const x = await request;
+    if (seq === state.seq && xseq === state.xseq) showExplanation(x);
   } catch (e) {
-    if (seq === state.seq) showError(e.message);
+    if (seq === state.seq && xseq === state.xseq) failed(e.message);
   }
+}
+
+function reexplain() { // another method or class: the prediction stands, the explanation is asked again
+  if (!state.blob || !state.model.methods.length) return;
+  const xseq = ++state.xseq;
+  showExplain(api("/api/explain", { method: "POST", body: explainForm() }), state.seq, xseq);
 }
 
 window.cnnlabUpdates = 0; // how many predictions were shown (the browser test waits on it)
 
-function showPrediction(top) {
+function showPrediction(p) {
   window.cnnlabUpdates += 1;
-  const best = top[0];
+  const top = p.top, best = top[0];
   const box = $("prediction");
-  box.textContent = best.class;
-  const small = document.createElement("small");
-  small.textContent = pct(best.probability);
-  box.append(small);
+  box.className = "prediction";
+  box.replaceChildren(best.class, element("small", { textContent: pct(best.probability) }));
   box.dataset.class = best.class;
-  const bars = $("bars");
-  bars.innerHTML = "";
-  top.forEach((t, i) => {
-    const row = document.createElement("div");
-    row.className = "bar" + (i === 0 ? " best" : "");
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = t.class;
-    name.title = t.class;
-    const track = document.createElement("span");
-    track.className = "track";
-    const fill = document.createElement("span");
-    fill.className = "fill";
-    fill.style.display = "block";
+  box.dataset.model = p.model;
+  $("bars").replaceChildren(...top.map((t, i) => {
+    const fill = element("span", { className: "fill" });
     fill.style.width = Math.max(0.5, 100 * t.probability) + "%";
-    track.append(fill);
-    const value = document.createElement("span");
-    value.className = "pct";
-    value.textContent = pct(t.probability);
-    row.append(name, track, value);
-    bars.append(row);
-  });
+    return element("div", { className: "bar" + (i === 0 ? " best" : "") },
+      element("span", { className: "name", textContent: t.class, title: t.class }),
+      element("span", { className: "track" }, fill),
+      element("span", { className: "pct", textContent: pct(t.probability) }));
+  }));
+  const notes = state.source === "canvas" ? [] : [state.note, ...p.notes].filter(Boolean);
+  $("notes").textContent = notes.join("; ");
+  const blankNote = p.notes.find((n) => n.includes("blank"));
+  const data = state.model.dataset ? `the ${state.model.dataset} images` : "the images";
+  $("hint").textContent = blankNote ? `Note: ${blankNote}.`
+    : best.probability < UNSURE ? `Unsure: the top class has only ${pct(best.probability)}. The input may be unlike ` +
+      `${data} the model learned from; a network always names one of its classes, even for something it never saw.`
+    : "";
 }
 
 function showExplanation(x) {
   const [c, h, w] = state.model.input_size;
-  $("seen").src = x.input_png;
+  setPicture("seen", x.input_png, "the input as the network sees it");
   $("seen-caption").textContent = `the network's input, ${w}×${h} ${c === 1 ? "gray" : "RGB"}`;
-  $("saliency").src = x.overlay_png;
+  setPicture("saliency", x.overlay_png, `saliency of ${x.target.class} over the input`);
   $("saliency").dataset.method = x.method;
+  $("saliency").dataset.target = x.target.class;
   $("target").textContent = x.target.class;
   const f = x.feature_maps;
-  const grid = $("features");
-  grid.innerHTML = "";
-  if (!f) return;
-  $("layer").textContent = `${f.layer}: ${f.pngs.length < f.count ? "first " + f.pngs.length + " of " : ""}${f.count} maps of ${f.shape.join("×")}, one colour scale`;
-  f.pngs.forEach((src, i) => {
-    const fig = document.createElement("figure");
-    const img = document.createElement("img");
-    img.src = src;
-    img.alt = `feature map ${i}`;
-    const cap = document.createElement("figcaption");
-    cap.textContent = i;
-    fig.append(img, cap);
-    grid.append(fig);
-  });
+  if (!f) { $("features").replaceChildren(placeholder("no feature maps")); return; }
+  $("layer").textContent = `${f.layer}: ${f.pngs.length < f.count ? "first " + f.pngs.length + " of " : ""}${f.count} maps of ${f.shape.join("×")}`;
+  $("features").replaceChildren(...f.pngs.map((src, i) =>
+    element("figure", {}, element("img", { src, alt: `feature map ${i}` }), element("figcaption", { textContent: i }))));
+  $("feature-min").textContent = f.range[0].toPrecision(2);
+  $("feature-max").textContent = f.range[1].toPrecision(2);
+  $("features-legend").hidden = false;
 }
 
-$("method").addEventListener("change", refresh);
+$("method").addEventListener("change", reexplain);
+$("target-class").addEventListener("change", reexplain);
 
-loadModels().catch((e) => showError("could not load the models: " + e.message));
+resetResults();
+loadModels().catch((e) => failed("could not load the models: " + e.message));
