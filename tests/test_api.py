@@ -147,5 +147,5 @@ def test_fine_tune_starts_from_the_source_run(toy_run, fake_idx, tmp_path):
     )
     config = json.loads((result.out / "config.json").read_text())
     assert config["init_from"] == str(toy_run) and config["model"] == "lenet5"  # the source's architecture
-    assert config["freeze_epochs"] == 1 and config["backbone_lr_mult"] == 0.1  # the transfer defaults
+    assert config["freeze_epochs"] == 1 and config["backbone_lr_mult"] == 1.0  # the transfer defaults
     assert str(toy_run) in json.dumps(result.metrics["init_from"])  # the provenance, as `--init-from` records it

@@ -57,7 +57,14 @@ def run(args: argparse.Namespace) -> dict:
     data = scenes(Path(args.work), args.n, args.seed)
     out = Path(args.work) / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = TrainConfig(
-        data=f"coco:{data}", task="detect", model=args.model, epochs=args.epochs, seed=args.seed, out=str(out), **RECIPE
+        data=f"coco:{data}",
+        task="detect",
+        model=args.model,
+        epochs=args.epochs,
+        time_budget=args.time_budget,
+        seed=args.seed,
+        out=str(out),
+        **RECIPE,
     )
     started = time.perf_counter()
     m = train_run(cfg).metrics
@@ -65,6 +72,9 @@ def run(args: argparse.Namespace) -> dict:
     row = {
         "model": args.model,
         "epochs": args.epochs,
+        "time_budget": args.time_budget,
+        "epochs_trained": m["epochs"],
+        "steps": m["steps"],
         "scenes": args.n,  # made; the run validates on 10 % of them and trains on the rest
         "seed": args.seed,
         "test_map": m["test_map"],
@@ -105,6 +115,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=MODEL)
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument(
+        "--time-budget", default=None, help="e.g. 10m: the whole run within it (--epochs is then the most it runs)"
+    )
     p.add_argument("--n", type=int, default=10_000, help="training scenes (test: n / 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes and of the run")
     p.add_argument("--work", default="/tmp/cnnlab-detect", help="folder for the scenes and the run folders")

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> dict:
         task="localize",
         model=args.model,
         epochs=args.epochs,
+        time_budget=args.time_budget,
         seed=args.seed,
         out=str(out),
         verbose=1,
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace) -> dict:
     row = {
         "model": args.model,
         "epochs": args.epochs,
+        "time_budget": args.time_budget,
+        "epochs_trained": m["epochs"],
+        "steps": m["steps"],
         "scenes": args.n,  # made; the run validates on 10 % of them and trains on the rest
         "seed": args.seed,
         "test_accuracy": m["test_accuracy"],
@@ -111,6 +115,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=MODEL)
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument(
+        "--time-budget", default=None, help="e.g. 10m: the whole run within it (--epochs is then the most it runs)"
+    )
     p.add_argument("--n", type=int, default=20_000, help="training scenes (test: n / 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes and of the run")
     p.add_argument("--work", default="/tmp/cnnlab-localize", help="folder for the scenes and the run folders")

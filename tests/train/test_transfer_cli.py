@@ -58,7 +58,7 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
     assert meta.model == "lenet5" and list(meta.classes) == ["sq", "ring", "plus", "x"]
     info = meta.init_from
     assert info["source"] == str(run_a) and info["kind"] == "cnnlab run" and info["dataset"] == "fashion-mnist"
-    assert info["report"]["head"] == "new" and info["freeze"] == "features" and info["backbone_lr_mult"] == 0.1
+    assert info["report"]["head"] == "new" and info["freeze"] == "features" and info["backbone_lr_mult"] == 1.0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["init_from"]["source"] == str(run_a)
     assert json.loads((out / "config.json").read_text())["init_from"] == str(run_a)

@@ -108,7 +108,9 @@ class TrainConfig:
         1, "with --init-from: epochs with --freeze frozen before the whole model trains; ≥ --epochs: head only"
     )
     backbone_lr_mult: float = option(
-        0.1, "with --init-from: LR of everything but the classifier, as a multiple of --lr (once it trains)"
+        1.0,
+        "with --init-from: LR of everything but the classifier, as a multiple of --lr, once it trains (default 1: "
+        "0.1 lost 2–14 points to training from scratch on small models, BENCHMARKS.md 'Fine-tuning defaults')",
     )
     # optimization
     epochs: int | None = option(
