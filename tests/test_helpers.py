@@ -60,7 +60,7 @@ def test_a_training_command_leaves_the_process_as_it_was(fake_idx, tmp_path):
         tmp_path / "run",
         env={"CNNLAB_TEST_ONLY": "1"},
     )
-    assert out.returncode == 0 and "test accuracy" in out.stdout and f"threads {threads}" in out.stdout
+    assert out.returncode == 0 and "test accuracy" in out.stdout and f", {threads} thread" in out.stdout
     _same(before, _state())
     assert "CNNLAB_TEST_ONLY" not in os.environ
 
