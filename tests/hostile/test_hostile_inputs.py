@@ -3,9 +3,7 @@ no traceback, nothing of an earlier run changed, memory bounded. Every case is g
 
 import json
 import os
-import resource
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +15,8 @@ from safetensors.torch import save_file
 
 from cnnlab.io import save_model
 from cnnlab.models import create_model
-from tests.helpers import CliResult, run_cli, subprocess_env
+from tests.helpers import CliResult, run_cli
+from tests.hostile.helpers import cnnlab as cnnlab_subprocess
 
 META = {
     "classes": [str(i) for i in range(10)],
@@ -38,20 +37,7 @@ def cnnlab(*args) -> CliResult:
 def cnnlab_process(*args, memory_gb: float | None = None) -> subprocess.CompletedProcess:
     """`python -m cnnlab ARGS` in a new process, for what only a process shows: a memory limit (RLIMIT_AS cannot be
     set for one command of this process) or a hang (a child is bounded by a timeout; this process would block)."""
-
-    def limit():
-        if memory_gb:
-            size = int(memory_gb * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
-    return subprocess.run(
-        [sys.executable, "-m", "cnnlab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=limit,
-        env=subprocess_env(),
-    )
+    return cnnlab_subprocess(*args, memory_gb=memory_gb)
 
 
 def refused(proc: CliResult | subprocess.CompletedProcess, *names: str) -> str:
