@@ -175,8 +175,9 @@ def apply_quick_caps(values: dict, resume: bool = False) -> dict:
     return out
 
 
-# torchrun's own log lines ("E1206 09:26:26.509000 3765 torch/distributed/elastic/…")
-_TORCHRUN_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ torch/distributed/")
+# torchrun's own log lines ("E1206 09:26:26.509000 3765 torch/distributed/elastic/…"; the path is relative to the
+# working folder when torch is installed below it, e.g. ".venv/lib/python3.11/site-packages/torch/distributed/…")
+_TORCHRUN_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S*torch/distributed/")
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
