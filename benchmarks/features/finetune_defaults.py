@@ -1,7 +1,7 @@
 """Fine-tuning defaults: `cnnlab train --init-from` with its defaults against training from scratch, and candidates.
 
 Fashion-MNIST split by class into two task pairs: A = classes 0–4 → B = classes 5–9, and the reverse. Network A is
-trained on all of A's 30,000 training images; task B gets 10, 50 or 500 images per class (drawn per seed) and is
+trained on A's training images (all 30,000 for LeNet-5; 6,000 for ResNet-18, as in transfer.py); task B gets 10, 50 or 500 images per class (drawn per seed) and is
 tested on all 5,000 of its test images. Every strategy trains B with Adam at `cnnlab train`'s default LR (1e-3),
 batch 32, the same epochs per size — only the transfer settings differ, exactly as the CLI applies them
 (`load_pretrained` with a new classifier, `param_groups(backbone_lr_mult=…)`, `FreezeSchedule("features", k)`):
@@ -63,6 +63,8 @@ def train_a(name: str, pair: str, a_train: ImageSet, a_test: ImageSet, log) -> P
     if path.exists():
         return path
     cfg = MODELS[name]
+    if cfg["a_images"] is not None:  # as the transfer benchmark: ResNet-18's A sees 6,000 images
+        a_train = per_class(a_train, cfg["a_images"] // 5, seed=99)
     torch.manual_seed(0)
     model = create_model(name, num_classes=5, in_chans=1, img_size=28, **cfg["kwargs"])
     res = fit(model, model, a_train, cfg["a_epochs"], seed=0, batch=128)
