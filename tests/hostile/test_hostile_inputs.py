@@ -16,17 +16,10 @@ from safetensors.torch import save_file
 from cnnlab.io import save_model
 from cnnlab.models import create_model
 from tests.helpers import CliResult, run_cli
+from tests.hostile import helpers as hostile
 from tests.hostile.helpers import cnnlab as cnnlab_subprocess
 
-META = {
-    "classes": [str(i) for i in range(10)],
-    "input_size": [1, 28, 28],
-    "mean": [0.3],
-    "std": [0.3],
-    "precision": "fp32",
-    "dataset": "fashion-mnist",
-    "mode": "L",
-}
+META = {**hostile.META, "mode": "L"}
 
 
 def cnnlab(*args) -> CliResult:

@@ -93,6 +93,24 @@ def _decode_all(items: list[Annotated], source: str, strict: bool) -> list[tuple
     return pics
 
 
+def common_frame(
+    images: list[Image.Image], mode: str | None, size: tuple[int, int] | None, source: str, follows: str
+) -> tuple[str, tuple[int, int]]:
+    """The colour mode (`mode`, else the images' majority) and size (H, W) (`size`, else the one all images share:
+    several sizes are refused in one line; `follows` says what the targets do when --image-size resizes)."""
+    mode = mode or Counter(base_mode(im) for im in images).most_common(1)[0][0]
+    if size is None:
+        sizes = Counter((im.height, im.width) for im in images)
+        if len(sizes) > 1:
+            (h, w), _ = sizes.most_common(1)[0]
+            raise ValueError(
+                f"{source}: images have {len(sizes)} different sizes (most common {w}×{h}); pass --image-size to "
+                f"resize them all ({follows})"
+            )
+        size = next(iter(sizes))
+    return mode, size
+
+
 def build_set(
     items: list[Annotated],
     classes: list[str],
@@ -107,17 +125,7 @@ def build_set(
     if target == "box":  # an image whose only box was bad has none left: it goes (the warning named the box)
         items = [it for it in items if it.boxes or not it.lost_boxes]
     pics = _decode_all(items, source, strict)
-    mode = mode or Counter(base_mode(im) for _, im in pics).most_common(1)[0][0]
-    if size is None:
-        sizes = Counter((im.height, im.width) for _, im in pics)
-        if len(sizes) > 1:
-            (h, w), _ = sizes.most_common(1)[0]
-            raise ValueError(
-                f"{source}: images have {len(sizes)} different sizes (most common {w}×{h}); pass --image-size to "
-                "resize them all (the boxes follow)"
-            )
-        size = next(iter(sizes))
-    h, w = size
+    mode, (h, w) = common_frame([im for _, im in pics], mode, size, source, "the boxes follow")
     images, boxes = [], torch.full((len(pics), max(1, max(len(it.boxes) for it, _ in pics)), 5), 0.0)
     boxes[..., 0] = PAD
     for i, (item, im) in enumerate(pics):

@@ -15,19 +15,17 @@ stop the read with `strict` (`--strict`), as bad boxes are (`data/boxfiles.py`).
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.data.boxfiles import BoxProblems
+from cnnlab.data.boxfiles import BoxProblems, common_frame
 from cnnlab.data.dataset import ImageSet
 from cnnlab.data.images import (
     IMAGE_SUFFIXES,
     ImageReadError,
-    base_mode,
     channels_mode,
     image_to_tensor,
     open_image,
@@ -109,17 +107,7 @@ def build_mask_set(pairs: list, classes: list[str], source: str, mode: str | Non
     one) with their masks as `mask` targets (resized nearest-neighbour with their images)."""
     if not pairs:
         raise ValueError(f"{source}: no image with a usable mask")
-    mode = mode or Counter(base_mode(im) for im, _ in pairs).most_common(1)[0][0]
-    if size is None:
-        sizes = Counter((im.height, im.width) for im, _ in pairs)
-        if len(sizes) > 1:
-            (h, w), _ = sizes.most_common(1)[0]
-            raise ValueError(
-                f"{source}: images have {len(sizes)} different sizes (most common {w}×{h}); pass --image-size to "
-                "resize them all (the masks follow, nearest-neighbour)"
-            )
-        size = next(iter(sizes))
-    h, w = size
+    mode, (h, w) = common_frame([im for im, _ in pairs], mode, size, source, "the masks follow, nearest-neighbour")
     images, masks = [], []
     for im, values in pairs:
         im, m = to_mode(im, mode), Image.fromarray(values)
