@@ -93,10 +93,7 @@ def finish(
     metrics["process_seconds"] = round(process_seconds(), 3)
     save_json(folder.path / "metrics.json", metrics)
     if test:
-        main = "" if task.main_metric == "accuracy" else f", {task.main_metric} {test[task.main_metric]:.4f}"
-        log(
-            f"test accuracy: {test['accuracy']:.4f}{main} ({held[0]}, {test['n']:,} samples); {_took(setup, train_seconds, earlier)}"
-        )
+        log(f"{task.headline(test)} ({held[0]}, {test['n']:,} samples); {_took(setup, train_seconds, earlier)}")
     log(f"run folder: {folder.path}")
     return RunResult(folder.path, metrics, trainer.history)
 

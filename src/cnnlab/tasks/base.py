@@ -94,6 +94,14 @@ class Task:
         """The numbers of a `metrics` result that metrics.json and the model file keep (prefixed test_ / val_)."""
         return {k: result[k] for k in ("loss", *self.running_metrics) if k in result}
 
+    # the summary numbers a run's last line names, with their labels: (key, label) pairs
+    HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (("accuracy", "accuracy"),)
+
+    def headline(self, result: dict, split: str = "test") -> str:
+        """The run's last line's numbers: 'test accuracy: 0.8910', 'test mAP@0.5:0.95: 0.6413, mAP@0.5: 0.7928'."""
+        parts = [f"{label}: {result[key]:.4f}" for key, label in self.HEADLINE if key in result]
+        return f"{split} " + ", ".join(parts)
+
     def report(self, result: dict) -> str:
         """A `metrics` result as plain text."""
         raise NotImplementedError

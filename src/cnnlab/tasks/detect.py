@@ -141,6 +141,7 @@ class Detect(Task):
     target = "boxes"
     running_metrics = ("accuracy",)
     main_metric = "map"
+    HEADLINE = (("map", "mAP@0.5:0.95"), ("map50", "mAP@0.5"), ("accuracy", "class right at the object's cell"))
     ARGS = {"grid": 8, "hidden": 64, "giou_weight": 2.0, "score": 0.3, "nms_iou": 0.5}
 
     @property

@@ -263,6 +263,7 @@ class Segment(Task):
     target = "mask"
     running_metrics = ("accuracy",)  # pixel accuracy (each image's share of right pixels, averaged)
     main_metric = "miou"
+    HEADLINE = (("miou", "mIoU"), ("accuracy", "pixel accuracy"))
     ARGS = {"decoder": "unet", "upsample": "transpose", "dice_weight": 0.0}
 
     def __init__(self, classes: Sequence[str], input_size: Sequence[int], **args) -> None:
