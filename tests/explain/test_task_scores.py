@@ -114,7 +114,9 @@ def test_for_a_global_average_pooling_head_local_and_averaged_gradcam_agree():
     model, x = Gap().eval(), torch.randn(3, 1, 8, 8)
     targets = torch.tensor([0, 1, 2])
     np.testing.assert_allclose(
-        heatmaps(model, META, x, targets, "gradcam", local=True), heatmaps(model, META, x, targets, "gradcam"), atol=1e-5
+        heatmaps(model, META, x, targets, "gradcam", local=True),
+        heatmaps(model, META, x, targets, "gradcam"),
+        atol=1e-5,
     )
 
 
