@@ -8,7 +8,7 @@ import pytest
 
 import cnnlab.plots
 from tests.helpers import run_cli
-from tests.tasks.helpers import write_scene_set
+from tests.tasks.helpers import CLASSES, write_scene_set
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,13 @@ def segment_run(tmp_path_factory):
     scenes = write_scene_set(root / "scenes", n_train=80, n_test=10, count=(1, 2), formats=("masks",))
     out = _train(root, "segment", f"masks:{scenes}", "--task-arg", "upsample=resize")
     return out, scenes / "images" / "test" / "000000.png"
+
+
+@pytest.fixture(scope="module")
+def localize_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain-localize")
+    scenes = write_scene_set(root / "scenes", n_train=80, n_test=10, formats=("coco",))
+    return _train(root, "localize", f"coco:{scenes}"), scenes / "images" / "test" / "000000.png"
 
 
 @pytest.fixture
@@ -108,7 +115,17 @@ def test_filters_and_feature_maps_work_on_a_detector(detect_run, written, tmp_pa
     written.clear()
     _png(
         run_cli(
-            "explain", run, "featuremaps", "--image", image, "--layer", "head.tower.0", "--out", tmp_path / "m.png"
+            "explain",
+            run,
+            "featuremaps",
+            "--image",
+            image,
+            "--layer",
+            "head.tower.0",
+            "--max",
+            "8",
+            "--out",
+            tmp_path / "m.png",
         ),
         written,
     )
@@ -156,3 +173,32 @@ def test_top_losses_of_a_segment_model_is_refused(segment_run):
     run, _ = segment_run
     err = run_cli("explain", run, "top-losses", code=2).stderr
     assert "cnnlab explain top-losses works on classification models; this is a segment model" in err
+
+
+def test_a_localize_models_class_is_explained_with_its_box(localize_run, written):
+    run, image = localize_run
+    pred = json.loads(run_cli("predict", run, image, "--json").stdout)[0]
+    result = run_cli("explain", run, "saliency", "--image", image)  # Grad-CAM by default
+    want = f"explained: the {pred['class']} logit (predicted {pred['class']} {pred['probability']:.0%}, box x "
+    assert result.stdout.startswith(want)
+    _png(result, written)
+    written.clear()
+    other = next(c for c in CLASSES if c != pred["class"])
+    result = run_cli("explain", run, "saliency", "--image", image, "--target", other, "--method", "gradient")
+    assert result.stdout.startswith(f"explained: the {other} logit (predicted {pred['class']} ")
+    assert "--detection picks one of a detect model's objects; this is a localize model" in (
+        run_cli("explain", run, "saliency", "--image", image, "--detection", "0", code=2).stderr
+    )
+
+
+def test_a_classifier_takes_no_detection_or_pixel_and_its_gradcam_takes_a_layer(toy_run, detect_run, tmp_path):
+    _, image = detect_run  # any image: the classifier reads it at its own size
+    base = ["explain", toy_run, "saliency", "--image", image, "--out", tmp_path / "s.png"]
+    assert "--detection picks one of a detect model's objects; this is a classify model" in (
+        run_cli(*base, "--detection", "0", code=2).stderr
+    )
+    assert "--pixel picks a pixel of a segment model's mask; this is a classify model" in (
+        run_cli(*base, "--pixel", "1,1", code=2).stderr
+    )
+    assert "add --method gradcam" in run_cli(*base, "--layer", "features.0", code=2).stderr
+    assert run_cli(*base, "--method", "gradcam", "--layer", "features.0").stdout.strip().endswith("s.png")

@@ -162,13 +162,7 @@ def _saliency(o, c: Context):
         }
         print(f"explained: {explained.text}")
         return ex.plot_task_saliency(_pixels(image), explained, heats, c.out, f"{c.name} ({task})")
-    if o.detection is not None or o.pixel is not None:
-        flag = (
-            "--detection picks one of a detect model's objects"
-            if o.pixel is None
-            else "--pixel picks a pixel of a segment model's mask"
-        )
-        raise ValueError(f"{flag}; this is a classify model")
+    ex.task_scores.check_choice(task, o.detection, o.pixel)
     heats = {}
     for m in methods:
         heat, targets, probs = ex.saliency(c.model, c.meta, x, target, m, _layer(o, m))

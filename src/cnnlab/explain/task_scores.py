@@ -189,6 +189,14 @@ def pixel_score(
     return Explained(lambda out: out[:, cls, r, c], text, pixel=pixel, overlay=overlay, legend=legend, local=True)
 
 
+def check_choice(task: str, detection: int | None, pixel: tuple[int, int] | None) -> None:
+    """A detection or pixel chosen for a model of another task is refused in one line."""
+    if detection is not None and task != "detect":
+        raise ValueError(f"--detection picks one of a detect model's objects; this is a {task} model")
+    if pixel is not None and task != "segment":
+        raise ValueError(f"--pixel picks a pixel of a segment model's mask; this is a {task} model")
+
+
 def task_score(
     model: nn.Module,
     meta: RunMeta,
@@ -200,10 +208,7 @@ def task_score(
     """The score to explain for a localize, detect or segment model's `image`; an option its task does not take
     is refused in one line."""
     task = meta.task
-    if detection is not None and task != "detect":
-        raise ValueError(f"--detection picks one of a detect model's objects; this is a {task} model")
-    if pixel is not None and task != "segment":
-        raise ValueError(f"--pixel picks a pixel of a segment model's mask; this is a {task} model")
+    check_choice(task, detection, pixel)
     if task == "detect":
         if target is not None:
             raise ValueError("--target: a detection's class comes with it; choose the detection with --detection K")
