@@ -170,5 +170,5 @@ def classification_only(meta, verb: str) -> None:
     if meta.task != "classify":
         raise ValueError(
             f"cnnlab {verb} works on classification models; this is a {meta.task} model "
-            "(evaluate, predict, summary, export and bench know its task)"
+            "(evaluate, predict, summary, export, bench and explain know its task)"
         )

@@ -1,7 +1,7 @@
 """`cnnlab explain RUN METHOD [options]` and `cnnlab explain edges IMAGE`: what the network learned, as PNGs.
 
-METHODS maps each method name to its help, its flags and a small handler; the handler returns the PNG it wrote
-(printed as the last line) or None when it printed its own output.
+METHODS maps each method name to its help, its flags, the tasks it knows and a small handler; the handler returns
+the PNG it wrote (printed as the last line) or None when it printed its own output.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 from cnnlab.cli._common import (
     add_run_data_flags,
     check_out,
-    classification_only,
     count,
     open_run_data,
     print_notes,
@@ -40,6 +39,9 @@ class Context:
         return self.meta.model
 
 
+ALL_TASKS = ("classify", "localize", "detect", "segment")
+
+
 @dataclass(frozen=True)
 class Method:
     help: str
@@ -47,6 +49,7 @@ class Method:
     flags: Callable[[argparse.ArgumentParser], None] = lambda p: None
     data: bool = False  # takes --data / --data-dir / --split
     model: bool = True  # needs RUN
+    tasks: tuple[str, ...] = ALL_TASKS  # the tasks of the models it explains
 
 
 MAX_INDICES = 256  # images one figure shows (maximize: one per channel or class)
@@ -109,29 +112,68 @@ def _featuremaps(o, c: Context):
     return c.ex.plot_feature_maps(maps, _pixels(image), c.out, f"{c.name} {layer}", o.max)
 
 
+def _pixel(text: str) -> tuple[int, int]:
+    """'ROW,COL' → (row, col)."""
+    row, sep, col = text.partition(",")
+    if not (sep and row.strip().isdigit() and col.strip().isdigit()):
+        raise argparse.ArgumentTypeError(f"expected ROW,COL such as 12,20, got '{text[:40]}'")
+    return int(row), int(col)
+
+
 def _saliency_flags(p):
     p.add_argument("--image", required=True)
-    p.add_argument("--target", help="class name or index (default: the predicted class)")
+    p.add_argument(
+        "--target", help="class name or index (default: the predicted class; segment: the pixel's predicted class)"
+    )
     p.add_argument(
         "--method",
         dest="kinds",
-        default="gradient",
-        help="gradient, smoothgrad, integrated-gradients, gradcam, a comma list, or all (default: gradient)",
+        help="gradient, smoothgrad, integrated-gradients, gradcam, a comma list, or all (default: gradient; "
+        "gradcam for localize and detect models)",
+    )
+    p.add_argument("--layer", help="Grad-CAM's feature map (default: the last conv stage before the final pooling)")
+    p.add_argument(
+        "--detection", type=int, help="detect: which object of `cnnlab predict`'s list (0 = the best, the default)"
+    )
+    p.add_argument(
+        "--pixel",
+        type=_pixel,
+        help="segment: ROW,COL of the pixel whose class to explain, in the model's input size "
+        "(default: near the centre of the largest predicted object)",
     )
 
 
+DEFAULT_SALIENCY = {"classify": "gradient", "localize": "gradcam", "detect": "gradcam", "segment": "gradient"}
+
+
 def _saliency(o, c: Context):
-    ex, classes = c.ex, c.meta.classes
-    methods = ex.METHODS if o.kinds == "all" else o.kinds.split(",")
+    ex, classes, task = c.ex, c.meta.classes, c.meta.task
+    kinds = o.kinds or DEFAULT_SALIENCY[task]
+    methods = list(ex.METHODS) if kinds == "all" else [m.strip() for m in kinds.split(",")]
+    if o.layer and "gradcam" not in methods:
+        raise ValueError("--layer chooses Grad-CAM's feature map: add --method gradcam")
     image = _image(o.image, c)
     target = ex.class_index(o.target, classes)
+    x = ex.to_input(image[None], c.meta)
+    if task != "classify":
+        explained = ex.task_score(c.model, c.meta, image, o.detection, o.pixel, target)
+        heats = {
+            m: ex.heatmaps(c.model, c.meta, x, explained.score, m, _layer(o, m), explained.local)[0] for m in methods
+        }
+        print(f"explained: {explained.text}")
+        return ex.plot_task_saliency(_pixels(image), explained, heats, c.out, f"{c.name} ({task})")
+    ex.task_scores.check_choice(task, o.detection, o.pixel)
     heats = {}
     for m in methods:
-        heat, targets, probs = ex.saliency(c.model, c.meta, ex.to_input(image[None], c.meta), target, m.strip())
-        heats[m.strip()] = heat[0]
+        heat, targets, probs = ex.saliency(c.model, c.meta, x, target, m, _layer(o, m))
+        heats[m] = heat[0]
     pred = int(probs[0].argmax())
     title = f"{c.name}: predicted {classes[pred]} ({probs[0, pred]:.1%}), saliency of class {classes[int(targets[0])]}"
     return ex.plot_saliency(_pixels(image), heats, c.out, title)
+
+
+def _layer(o, method: str) -> str | None:
+    return o.layer if method == "gradcam" else None
 
 
 def _maximize_flags(p):
@@ -151,6 +193,11 @@ def _maximize_flags(p):
 
 
 def _maximize(o, c: Context):
+    if o.classes is not None and c.meta.task != "classify":
+        raise ValueError(
+            f"maximize --class raises a classifier's logits; this is a {c.meta.task} model: give --layer NAME "
+            "[--channel K] (e.g. one of its head's class maps, head.fc)"
+        )
     if o.classes is not None and (o.layer or o.channel):
         raise ValueError("give either --layer/--channel or --class, not both")
     if o.classes is None and not o.layer:
@@ -187,6 +234,7 @@ def _patches(o, c: Context):
         f"{c.name} {o.layer} channel {o.channel}: top {len(patches)} of {len(images)} images\n"
         f"crops = the unit's receptive field ({b - t}×{r - l} for the first)"
     )
+    labels = labels if labels.ndim == 1 else None  # a class per image; boxes and masks are not captions
     return c.ex.plot_patches(patches, c.out, title, c.meta.classes, labels)
 
 
@@ -234,13 +282,18 @@ METHODS: dict[str, Method] = {
         "the dataset crops (receptive fields) that activate a channel most", _patches, _patches_flags, data=True
     ),
     "embedding": Method(
-        "t-SNE of the penultimate-layer codes, coloured by class", _embedding, _embedding_flags, data=True
+        "t-SNE of the penultimate-layer codes, coloured by class",
+        _embedding,
+        _embedding_flags,
+        data=True,
+        tasks=("classify",),
     ),
     "top-losses": Method(
         "the images the model gets most confidently wrong",
         _top_losses,
         lambda p: p.add_argument("--top", type=count, default=16),
         data=True,
+        tasks=("classify",),
     ),
     "edges": Method(
         "the course's fixed edge filters by cross-correlation (needs no model)",
@@ -257,6 +310,10 @@ def default_name(opts: argparse.Namespace) -> str:
     parts = [opts.method]
     if getattr(opts, "layer", None):
         parts.append(opts.layer)
+    if getattr(opts, "detection", None) is not None:
+        parts.append(f"detection{opts.detection}")
+    if getattr(opts, "pixel", None) is not None:
+        parts.append("pixel{}_{}".format(*opts.pixel))
     if opts.method == "patches":
         parts.append(f"channel{opts.channel}")
     if getattr(opts, "objective", "channel") == "layer":
@@ -282,6 +339,16 @@ def _explain_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_task(name: str, task: str) -> None:
+    """A method that does not know the model's task is refused in one line naming the methods that do."""
+    if task not in METHODS[name].tasks:
+        known = ", ".join(n for n, m in METHODS.items() if m.model and task in m.tasks)
+        raise ValueError(
+            f"cnnlab explain {name} works on classification models; this is a {task} model "
+            f"(explain knows {known} for it)"
+        )
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     tokens = list(args.args)
     if not tokens or tokens[0] in ("-h", "--help"):
@@ -302,7 +369,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from cnnlab.io import load_model, resolve_model_path
 
         context.model, context.meta = load_model(run)
-        classification_only(context.meta, "explain")
+        _check_task(opts.method, context.meta.task)
         context.out = Path(opts.out or resolve_model_path(run).parent / default_name(opts))
         image = getattr(opts, "image", None)
         check_out(

@@ -85,6 +85,12 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     names = layer_names(model)
     close = difflib.get_close_matches(name, names, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
+    head = [n for n in names if n.startswith("head.")]
+    if hasattr(model, "backbone") and head:  # a task model: its head (a segment model's decoder) first
+        raise ValueError(
+            f"no layer named '{name}'; {hint}the head's layers: {', '.join(head)}; the backbone's layers are "
+            "named backbone.… (`cnnlab explain RUN layers` lists them all with output shapes)"
+        )
     raise ValueError(
         f"no layer named '{name}'; {hint}valid layers: {', '.join(names)} "
         "(`cnnlab explain RUN layers` lists them with output shapes)"

@@ -10,11 +10,21 @@ from torch import nn
 
 from cnnlab.explain._common import explaining, first_conv, spatial_output, to_input
 from cnnlab.explain.plotting import figure, grid_shape, save, show
+from cnnlab.tasks.segment import DecoderHead
+
+
+def default_layer(model: nn.Module) -> str:
+    """The first conv; for a segment model the decoder's last map, at the input's size (`head.to_input`: the maps
+    its class layer reads in a U-Net, the upsampled class scores in an FCN)."""
+    if isinstance(getattr(model, "head", None), DecoderHead):
+        return "head.to_input"
+    return first_conv(model)
 
 
 def feature_maps(model: nn.Module, meta: dict, image: torch.Tensor, layer: str | None = None) -> tuple[str, np.ndarray]:
-    """(layer name, activation maps (C, h, w)) of `layer` (default: the first conv) for one uint8 (C, H, W) image."""
-    layer = layer or first_conv(model)
+    """(layer name, activation maps (C, h, w)) of `layer` (default: `default_layer`) for one uint8 (C, H, W)
+    image."""
+    layer = layer or default_layer(model)
     with explaining(model), torch.no_grad():
         out = spatial_output(model, layer, to_input(image[None], meta))
     return layer, out[0].float().cpu().numpy()

@@ -1,6 +1,8 @@
 """Which pixels the class score depends on: gradient saliency, SmoothGrad, integrated gradients and Grad-CAM.
 
-All four take a batch of model inputs (B, C, H, W) and return heatmaps (B, H, W) scaled to 0–1 per image. Gradients
+All four take a batch of model inputs (B, C, H, W) and a score — a class per image, or any function of the model's
+raw outputs that gives one number per image (a detection's class logit at its cell, a pixel's class logit: see
+`cnnlab.explain.task_scores`) — and return heatmaps (B, H, W) scaled to 0–1 per image. Gradients
 are taken with torch.autograd.grad with respect to the input (or the feature maps) only, so they work for models in
 eval mode whose parameters are frozen and do not touch any parameter's .grad; inputs are cloned before the forward
 pass, so in-place ReLUs never write into a tensor that autograd needs.
@@ -8,6 +10,7 @@ pass, so in-place ReLUs never write into a tensor that autograd needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +24,24 @@ from cnnlab.models.hooks import record
 
 METHODS = ("gradient", "smoothgrad", "integrated-gradients", "gradcam")
 
+Score = Callable[[torch.Tensor], torch.Tensor]  # the model's raw outputs (B, ...) → the score explained, (B,)
 
-def _score_grad(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """∂ logit[target] / ∂ x for every image of the batch, (B, C, H, W)."""
+
+def class_score(targets: torch.Tensor) -> Score:
+    """The score of a classifier: logit[target] of each image (targets (B,) class indices)."""
+    return lambda logits: logits.gather(1, targets[:, None].to(logits.device))[:, 0]
+
+
+def _as_score(score: torch.Tensor | Score) -> Score:
+    return score if callable(score) else class_score(score)
+
+
+def _score_grad(model: nn.Module, x: torch.Tensor, score: torch.Tensor | Score) -> torch.Tensor:
+    """∂ score / ∂ x for every image of the batch, (B, C, H, W); score: class indices (B,) or a `Score`."""
     x = x.detach().requires_grad_(True)
-    logits = logits_of(model, x.clone())  # the clone: an in-place first layer must not write into the leaf
-    score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode: one backward for all
-    (grad,) = torch.autograd.grad(score, x)
+    outputs = logits_of(model, x.clone())  # the clone: an in-place first layer must not write into the leaf
+    total = _as_score(score)(outputs).sum()  # images are independent in eval mode: one backward for all
+    (grad,) = torch.autograd.grad(total, x)
     return grad
 
 
@@ -38,13 +52,18 @@ def _per_image01(heat: torch.Tensor) -> np.ndarray:
     return ((heat - lo) / (hi - lo).clamp_min(1e-12)).cpu().numpy()
 
 
-def gradient_saliency(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+def gradient_saliency(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | Score) -> np.ndarray:
     """max over channels of |∂ score / ∂ x| (Simonyan et al. 2014)."""
     return _per_image01(_score_grad(model, x, targets).abs().amax(1))
 
 
 def smoothgrad(
-    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, samples: int = 25, noise: float = 0.15, seed: int = 0
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor | Score,
+    samples: int = 25,
+    noise: float = 0.15,
+    seed: int = 0,
 ) -> np.ndarray:
     """|gradient| averaged over `samples` noisy copies, noise σ = `noise` × the input's value range (Smilkov et al.
     2017; averaging magnitudes rather than signed gradients keeps opposite-signed evidence from cancelling)."""
@@ -57,7 +76,7 @@ def smoothgrad(
 
 
 def integrated_gradients(
-    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, baseline: torch.Tensor, steps: int = 32
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor | Score, baseline: torch.Tensor, steps: int = 32
 ) -> np.ndarray:
     """(x − baseline) × the gradient averaged on the straight path from baseline to x (Sundararajan et al. 2017).
 
@@ -93,8 +112,15 @@ def gradcam_layer(model: nn.Module, x: torch.Tensor) -> str | None:
     return first_pool
 
 
-def _cam_map(model: nn.Module, x: torch.Tensor, pool: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(feature map A, logits) for inputs x, both in x's graph: A is the input of `pool`, or forward_features' output."""
+def _cam_map(
+    model: nn.Module, x: torch.Tensor, pool: str | None, layer: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(feature map A, raw outputs) for inputs x, both in x's graph: A is the output of `layer` when one is given,
+    else the input of `pool`, or forward_features' output."""
+    if layer is not None:
+        with record(model, [layer], clone=True) as rec:  # clone: a later in-place op must not overwrite A
+            outputs = logits_of(model, x.clone())
+        return rec.output(layer), outputs
     if pool is None:
         a = model.forward_features(x)
         return a, model.forward_head(a.clone())  # the clone: a head starting with an in-place ReLU must not hit A
@@ -103,7 +129,9 @@ def _cam_map(model: nn.Module, x: torch.Tensor, pool: str | None) -> tuple[torch
     return rec.input(pool), logits
 
 
-def _cell_centres(model: nn.Module, x: torch.Tensor, pool: str | None) -> list[tuple[float, float] | None]:
+def _cell_centres(
+    model: nn.Module, x: torch.Tensor, pool: str | None, layer: str | None = None
+) -> list[tuple[float, float] | None]:
     """Per spatial axis, (offset, stride) such that cell i of Grad-CAM's map A (`_cam_map`) looks at input pixels
     centred on offset + stride·i.
 
@@ -112,7 +140,7 @@ def _cell_centres(model: nn.Module, x: torch.Tensor, pool: str | None) -> list[t
     or where the fields of the cells a quarter from either end reach the image border (padded "same" convolutions,
     ResNet's huge fields): there the map covers the whole frame and plain resizing is already right.
     """
-    field, shape = map_field(model, x.shape[1:], lambda z: _cam_map(model, z, pool)[0])
+    field, shape = map_field(model, x.shape[1:], lambda z: _cam_map(model, z, pool, layer)[0])
     out: list[tuple[float, float] | None] = []
     for axis in (0, 1):
         n, size = shape[2 + axis], x.shape[2 + axis]
@@ -140,50 +168,89 @@ def _place(cam: torch.Tensor, geometry: list[tuple[float, float] | None], size: 
     return F.grid_sample(cam, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017) on the last convolutional stage, before its final pooling (`gradcam_layer`).
+def gradcam(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor | Score,
+    layer: str | None = None,
+    local: bool = False,
+) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017) on `layer`'s output, by default the last convolutional stage before its
+    final pooling (`gradcam_layer`).
 
     ReLU(Σ_k α_k A_k) with α_k the spatial mean of ∂ score / ∂ A_k. Each cell of the map is drawn at the centre of
     its receptive field in the input (`_cell_centres`) and interpolated bilinearly between cells: for unpadded
     convolutions (LeNet-5's 10×10 map looks at pixels 4.5 … 22.5 of a 28×28 image) stretching the map over the
     whole frame, as plain resizing does, would shift the heat outwards onto the background.
+
+    local: ReLU(Σ_k ∂ score / ∂ A_k ⊙ A_k), the gradient kept at each position instead of averaged — for a score
+    that one place makes (a detection's cell, a pixel): the averaged α_k would light every place where channel k
+    fires, the other objects of its class included (ODAM, Zhao et al. 2023; HiResCAM, Draelos & Carin 2020). For a
+    global-average-pooling head both are the same map.
     """
-    pool = gradcam_layer(model, x)
+    pool = gradcam_layer(model, x) if layer is None else None
     x = x.detach().clone().requires_grad_(True)  # x requires grad so the graph exists even for frozen parameters
-    a, logits = _cam_map(model, x, pool)
+    a, outputs = _cam_map(model, x, pool, layer)
+    where = f"layer '{layer}'" if layer else "the last stage"
     if a.ndim != 4:
-        raise ValueError(f"Grad-CAM needs spatial feature maps but the last stage gives {tuple(a.shape)}")
-    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a)
-    weights = grad.float().mean((2, 3), keepdim=True)  # α_k: (B, K, 1, 1)
+        raise ValueError(f"Grad-CAM needs spatial feature maps but {where} gives {tuple(a.shape)}")
+    (grad,) = torch.autograd.grad(_as_score(targets)(outputs).sum(), a, allow_unused=True)
+    if grad is None or not grad.any():  # zeros: the layer feeds other outputs only (a detector's boxes)
+        raise ValueError(
+            f"the score explained has no gradient at {where} (the layer does not lead to it, or none of its units "
+            "is active); choose a layer on the score's path"
+        )
+    weights = grad.float() if local else grad.float().mean((2, 3), keepdim=True)  # (B, K, h, w) or α_k (B, K, 1, 1)
     cam = F.relu((weights * a.detach().float()).sum(1, keepdim=True))  # (B, 1, h, w)
-    geometry = _cell_centres(model, x, pool)
+    geometry = _cell_centres(model, x, pool, layer)
     return _per_image01(_place(cam, geometry, x.shape[2:]))
 
 
-def saliency(
-    model: nn.Module, meta: dict, x: torch.Tensor, targets: torch.Tensor | None = None, method: str = "gradient"
-) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Heatmaps (B, H, W) on 0–1 for inputs x (B, C, H, W); returns (heatmaps, targets, class probabilities (B, K)).
+def heatmaps(
+    model: nn.Module,
+    meta,
+    x: torch.Tensor,
+    score: torch.Tensor | Score,
+    method: str,
+    layer: str | None = None,
+    local: bool = False,
+) -> np.ndarray:
+    """Heatmaps (B, H, W) on 0–1 of `score` (class indices (B,), or a `Score` of the raw outputs) for inputs x
+    (B, C, H, W) by `method` (one of METHODS); `layer` and `local`: Grad-CAM's map and weighting (`gradcam`)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown saliency method '{method}'; choose one of {', '.join(METHODS)}")
+    if layer is not None and method != "gradcam":
+        raise ValueError(f"--layer chooses Grad-CAM's feature map; method {method} works on the input")
+    with explaining(model):
+        x = x.float()
+        if method == "gradient":
+            return gradient_saliency(model, x, score)
+        if method == "smoothgrad":
+            return smoothgrad(model, x, score)
+        if method == "integrated-gradients":
+            return integrated_gradients(model, x, score, from_pixels(torch.zeros_like(x[:1]), meta))
+        return gradcam(model, x, score, layer, local)
 
-    targets: class per image (default: the predicted class). method: one of METHODS.
+
+def saliency(
+    model: nn.Module,
+    meta: dict,
+    x: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    method: str = "gradient",
+    layer: str | None = None,
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """Heatmaps (B, H, W) on 0–1 for a classifier's inputs x (B, C, H, W); returns (heatmaps, targets, class
+    probabilities (B, K)).
+
+    targets: class per image (default: the predicted class). method: one of METHODS. layer: Grad-CAM's map.
     """
     if method not in METHODS:
         raise ValueError(f"unknown saliency method '{method}'; choose one of {', '.join(METHODS)}")
-    with explaining(model):
-        x = x.float()
-        with torch.no_grad():
-            probs = logits_of(model, x).float().softmax(1)
-        targets = probs.argmax(1) if targets is None else torch.as_tensor(targets, device=x.device).view(-1)
-        if method == "gradient":
-            heat = gradient_saliency(model, x, targets)
-        elif method == "smoothgrad":
-            heat = smoothgrad(model, x, targets)
-        elif method == "integrated-gradients":
-            black = from_pixels(torch.zeros_like(x[:1]), meta)
-            heat = integrated_gradients(model, x, targets, black)
-        else:
-            heat = gradcam(model, x, targets)
-    return heat, targets, probs
+    with explaining(model), torch.no_grad():
+        probs = logits_of(model, x.float()).float().softmax(1)
+    targets = probs.argmax(1) if targets is None else torch.as_tensor(targets, device=x.device).view(-1)
+    return heatmaps(model, meta, x, targets, method, layer), targets, probs
 
 
 def plot_saliency(

@@ -201,6 +201,11 @@ class Detect(Task):
     def detect(self, outputs: torch.Tensor, score: float | None = None) -> list[tuple[torch.Tensor, ...]]:
         """Per image (boxes (n, 4) in pixels, scores (n,), classes (n,)), best first: the (cell, class) pairs
         whose probability is ≥ `score` (default: the task's `score`), class-aware NMS, at most MAX_DETECTIONS."""
+        return [d[:3] for d in self.detections(outputs, score)]
+
+    def detections(self, outputs: torch.Tensor, score: float | None = None) -> list[tuple[torch.Tensor, ...]]:
+        """`detect`'s (boxes, scores, classes) per image, and the cells (n,) that made them (what explain
+        backpropagates from)."""
         threshold = float(self.args["score"]) if score is None else score
         k, (h, w) = self.num_classes, self.size
         out = []
@@ -212,7 +217,7 @@ class Detect(Task):
             boxes = image[cells, k:].clone()
             boxes[:, 0::2], boxes[:, 1::2] = boxes[:, 0::2].clamp(0, w), boxes[:, 1::2].clamp(0, h)
             keep = batched_nms(boxes, scores, classes, float(self.args["nms_iou"]))[:MAX_DETECTIONS]
-            out.append((boxes[keep], scores[keep], classes[keep]))
+            out.append((boxes[keep], scores[keep], classes[keep], cells[keep]))
         return out
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict:
