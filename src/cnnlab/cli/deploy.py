@@ -61,12 +61,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-ONNX_ENGINES = {"onnxruntime fp32": False, "onnxruntime int8": True}  # bench's engine → export --int8
+ONNX_RUNTIMES = ("onnxruntime", "openvino")  # bench rows "<runtime> <precision>" that run an exported .onnx file
+
+
+def _exported_int8(engine: str) -> bool | None:
+    """Which file bench's `engine` ran: the int8 QDQ file (True), the fp32 file (False, also for OpenVINO's bf16 /
+    fp16 hints, which it applies to the fp32 file at load), or none (a torch path)."""
+    runtime, _, precision = engine.partition(" ")
+    return precision == "int8" if runtime in ONNX_RUNTIMES else None
 
 
 def _recommended_int8(args: argparse.Namespace) -> bool | None:
-    """--recommended BENCH.json: whether the engine `cnnlab bench --save` recommended is ONNX Runtime int8 (True)
-    or fp32 (False); None, after saying so, when it is a torch path (nothing to export: run the model file)."""
+    """--recommended BENCH.json: whether the engine `cnnlab bench --save` recommended runs the int8 file (True) or
+    the fp32 file (False), with ONNX Runtime or OpenVINO; None, after saying so, when it is a torch path (nothing
+    to export: run the model file)."""
     from cnnlab.files import regular_file
     from cnnlab.io import resolve_model_path
 
@@ -89,12 +97,19 @@ def _recommended_int8(args: argparse.Namespace) -> bool | None:
         raise ValueError(f"--recommended {path}: benchmarks {run}, not {args.run}; bench this run first")
     if args.int8:
         raise ValueError("--recommended chooses fp32 or int8 from the bench result: leave out --int8")
-    if engine not in ONNX_ENGINES:
+    int8 = _exported_int8(engine)
+    if int8 is None:
         why = "no ONNX file to write; predict, evaluate and serve run the model file that way"
         print(f"bench recommends {engine} ({rec['precision']}) on this machine: {why}")
         return None
     status(f"export: bench recommends {engine} ({rec['vs_eager']:.2f}× eager fp32 at batch {rec['batch']})")
-    return ONNX_ENGINES[engine]
+    if engine.startswith("openvino"):  # its bf16 / fp16 are load-time hints on the fp32 file
+        hint = f", precision='{rec['precision']}'" if rec["precision"] in ("bf16", "fp16") else ""
+        status(
+            "export: OpenVINO runs the written .onnx file as it is: cnnlab.deploy.openvino_runtime."
+            f"OpenVinoClassifier(file{hint}), or without cnnlab openvino.Core().compile_model(file, 'CPU')"
+        )
+    return int8
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -137,11 +152,14 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--recommended",
         metavar="BENCH.json",
-        help="write what `cnnlab bench RUN --save BENCH.json` recommended on this machine (ONNX fp32 or int8)",
+        help="write what `cnnlab bench RUN --save BENCH.json` recommended on this machine: the ONNX file (fp32 or "
+        "int8) that its engine, ONNX Runtime or OpenVINO, ran",
     )
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("bench", help="latency and throughput of PyTorch, cnnlab's path and ONNX Runtime fp32 / int8")
+    p = sub.add_parser(
+        "bench", help="latency and throughput of PyTorch, cnnlab's path, ONNX Runtime and OpenVINO fp32 / int8"
+    )
     p.add_argument("run", help="run folder or model file")
     p.add_argument("--batch", default="1,256", help="batch sizes to time, separated by commas")
     p.add_argument("--quick", action="store_true", help="a few calls and 200 test images: checks that it runs")
