@@ -185,8 +185,8 @@ def test_the_recommendation_is_the_fastest_engine_that_keeps_the_accuracy():
 
 @pytest.mark.slow
 def test_export_writes_what_bench_recommended(toy_run, tmp_path):
-    """export --recommended BENCH.json: ONNX Runtime int8 → an int8 file, fp32 → an fp32 file, a torch path → one
-    line and nothing written; a bench of another run, or --int8 beside it, is refused in one line."""
+    """export --recommended BENCH.json: ONNX Runtime int8 → an int8 file, fp32 (or OpenVINO fp32) → an fp32 file, a
+    torch path → one line and nothing written; a bench of another run, or --int8 beside it, is refused in one line."""
     run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", tmp_path / "bench.json")
     result = json.loads((tmp_path / "bench.json").read_text())
 
@@ -200,6 +200,8 @@ def test_export_writes_what_bench_recommended(toy_run, tmp_path):
     assert "int8 QDQ" in out.stdout and "bench recommends onnxruntime int8" in out.stderr
     out = run_cli("export", toy_run, "--recommended", bench_saying("onnxruntime fp32"), "--out", tmp_path / "b.onnx")
     assert "fp32, BN folded" in out.stdout and (tmp_path / "b.onnx").exists()
+    out = run_cli("export", toy_run, "--recommended", bench_saying("openvino fp32"), "--out", tmp_path / "v.onnx")
+    assert "fp32, BN folded" in out.stdout and "OpenVINO runs the written .onnx file" in out.stderr
     out = run_cli(
         "export", toy_run, "--recommended", bench_saying("cnnlab evaluate path"), "--out", tmp_path / "c.onnx"
     )
