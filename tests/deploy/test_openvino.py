@@ -97,6 +97,23 @@ def test_bench_without_the_extra_keeps_its_onnx_runtime_rows(monkeypatch):
     assert lines == [f"no OpenVINO rows: {openvino_runtime.MISSING}"]
 
 
+def test_bench_keeps_its_other_rows_when_openvino_cannot_compile_a_graph(monkeypatch):
+    pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'cnnlab[openvino]'")
+    from cnnlab.deploy import bench
+
+    def refuse(path, threads, precision="fp32"):
+        raise ValueError(f"{path}: OpenVINO cannot compile it (an op it lacks)")
+
+    monkeypatch.setattr(bench, "OnnxClassifier", lambda path, threads: path)
+    monkeypatch.setattr(bench, "OpenVinoClassifier", refuse)
+    lines = []
+    assert list(bench._onnx_engines("m.onnx", "m.int8.onnx", 1, lines.append)) == [
+        "onnxruntime fp32",
+        "onnxruntime int8",
+    ]
+    assert lines == ["no OpenVINO rows: m.onnx: OpenVINO cannot compile it (an op it lacks)"]
+
+
 def _result(rows: dict[str, tuple[float, float, float, float]]) -> dict:
     """A bench result from engine → (batch-256 samples/s, batch-1 p50 ms, accuracy, argmax agreement), eager first."""
     out = {"metric": "accuracy", "batches": [1, 256], "rows": [], "parity": {}}
