@@ -3,8 +3,9 @@
 The same file `cnnlab export` writes (fp32, or the int8 QDQ file: OpenVINO turns its QuantizeLinear /
 DequantizeLinear pairs into int8 convolutions), the same normalisation, flip TTA and graph checks as
 `OnnxClassifier` — only the forward pass is OpenVINO's. The float precision is OpenVINO's
-INFERENCE_PRECISION_HINT: fp32 always, bf16 / fp16 only where the CPU plugin lists them
-(`cpu_precisions`), as it does on CPUs with AVX512-BF16 / AMX. OpenVINO comes with `cnnlab[openvino]`.
+INFERENCE_PRECISION_HINT: fp32 always, bf16 / fp16 only where the CPU plugin lists them among its
+OPTIMIZATION_CAPABILITIES (`cpu_precisions`; an AVX2-only Zen 3 lists neither). OpenVINO comes with
+`cnnlab[openvino]`.
 """
 
 from __future__ import annotations
