@@ -112,14 +112,13 @@ def test_standalone_example_without_torch(exported, image_files, tmp_path):
 def test_bench_quick(toy_run):
     stdout = run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", toy_run / "bench.json").stdout
     rows = [line for line in stdout.splitlines() if line.startswith("| ") and "engine" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == [
-        "pytorch fp32 eager NCHW",
-        "cnnlab evaluate path",
-        "onnxruntime fp32",
-        "onnxruntime int8",
-    ]
+    engines = [r.split("|")[1].strip() for r in rows]
+    assert engines[:4] == ["pytorch fp32 eager NCHW", "cnnlab evaluate path", "onnxruntime fp32", "onnxruntime int8"]
+    # OpenVINO's rows where the extra is installed: fp32 and int8, then bf16 / fp16 where its CPU plugin offers them
+    assert engines[4:6] == (["openvino fp32", "openvino int8"] if engines[4:] else [])
+    assert all(e in ("openvino bf16", "openvino fp16") for e in engines[6:])
     result = json.loads((toy_run / "bench.json").read_text())
-    assert result["parity"]["onnxruntime fp32"]["max_abs"] < 1e-4
+    assert all(result["parity"][e]["max_abs"] < 1e-4 for e in ("onnxruntime fp32", "openvino fp32") if e in engines)
     assert all(row["b8"]["samples_per_s"] > 0 and 0 <= row["accuracy"] <= 1 for row in result["rows"])
     assert "onnxruntime" in result["versions"] and "hardware:" in stdout
     assert result["recommendation"]["engine"] in {row["engine"] for row in result["rows"]}
@@ -186,8 +185,8 @@ def test_the_recommendation_is_the_fastest_engine_that_keeps_the_accuracy():
 
 @pytest.mark.slow
 def test_export_writes_what_bench_recommended(toy_run, tmp_path):
-    """export --recommended BENCH.json: ONNX Runtime int8 → an int8 file, fp32 → an fp32 file, a torch path → one
-    line and nothing written; a bench of another run, or --int8 beside it, is refused in one line."""
+    """export --recommended BENCH.json: ONNX Runtime int8 → an int8 file, fp32 (or OpenVINO fp32) → an fp32 file, a
+    torch path → one line and nothing written; a bench of another run, or --int8 beside it, is refused in one line."""
     run_cli("bench", toy_run, "--quick", "--batch", "1,8", "--save", tmp_path / "bench.json")
     result = json.loads((tmp_path / "bench.json").read_text())
 
@@ -201,6 +200,8 @@ def test_export_writes_what_bench_recommended(toy_run, tmp_path):
     assert "int8 QDQ" in out.stdout and "bench recommends onnxruntime int8" in out.stderr
     out = run_cli("export", toy_run, "--recommended", bench_saying("onnxruntime fp32"), "--out", tmp_path / "b.onnx")
     assert "fp32, BN folded" in out.stdout and (tmp_path / "b.onnx").exists()
+    out = run_cli("export", toy_run, "--recommended", bench_saying("openvino fp32"), "--out", tmp_path / "v.onnx")
+    assert "fp32, BN folded" in out.stdout and "OpenVINO runs the written .onnx file" in out.stderr
     out = run_cli(
         "export", toy_run, "--recommended", bench_saying("cnnlab evaluate path"), "--out", tmp_path / "c.onnx"
     )

@@ -12,16 +12,18 @@ from cnnlab.cli._common import add_run_data_flags, check_out, count, open_run_da
 def cmd_export(args: argparse.Namespace) -> int:
     import tempfile
 
+    from cnnlab.deploy.engines import ONNX_ENGINES
     from cnnlab.deploy.export import export_onnx
-    from cnnlab.deploy.onnx_runtime import OnnxClassifier, parse_input_size
+    from cnnlab.deploy.onnx_runtime import parse_input_size
     from cnnlab.deploy.quantize import calibration_images, quantize_int8
     from cnnlab.evaluate import evaluate
     from cnnlab.io import RunMeta, load_model, resolve_model_path
 
     if args.format != "onnx":
         raise ValueError(f"unknown --format '{args.format}'; cnnlab exports onnx")
+    runtime = "onnxruntime"  # what checks the int8 file's parity: the runtime bench recommended, if any
     if args.recommended:
-        args.int8 = _recommended_int8(args)
+        args.int8, runtime = _recommended(args)
         if args.int8 is None:
             return 0
     use_threads(args)
@@ -50,23 +52,32 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 0
         metric = meta.make_task().main_metric  # classification: accuracy; localization: mean IoU
         status(f"export: checking parity, the {metric} of fp32 and int8 on {len(held[1]):,} {held[0]} images …")
-        fp32_acc = evaluate(OnnxClassifier(fp32_path), held[1], log=status)[metric]
-        int8_acc = evaluate(OnnxClassifier(path), held[1], log=status)[metric]
+        fp32_acc = evaluate(ONNX_ENGINES[runtime](fp32_path), held[1], log=status)[metric]
+        int8_acc = evaluate(ONNX_ENGINES[runtime](path), held[1], log=status)[metric]
     split, test = held
+    by = "" if runtime == "onnxruntime" else f", run by {runtime}"
     print(
-        f"test {metric} ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}):"
+        f"test {metric} ({data.splits.name} {split}, {len(test):,} images{', flip TTA' if meta.tta else ''}{by}):"
         f"  fp32 {fp32_acc:.4f}   int8 {int8_acc:.4f}   ({(int8_acc - fp32_acc) * 100:+.2f} points)"
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): int8 QDQ, per-channel weights, BN folded")
     return 0
 
 
-ONNX_ENGINES = {"onnxruntime fp32": False, "onnxruntime int8": True}  # bench's engine → export --int8
+ONNX_RUNTIMES = ("onnxruntime", "openvino")  # bench rows "<runtime> <precision>" that run an exported .onnx file
 
 
-def _recommended_int8(args: argparse.Namespace) -> bool | None:
-    """--recommended BENCH.json: whether the engine `cnnlab bench --save` recommended is ONNX Runtime int8 (True)
-    or fp32 (False); None, after saying so, when it is a torch path (nothing to export: run the model file)."""
+def _exported_int8(engine: str) -> bool | None:
+    """Which file bench's `engine` ran: the int8 QDQ file (True), the fp32 file (False, also for OpenVINO's bf16 /
+    fp16 hints, which it applies to the fp32 file at load), or none (a torch path)."""
+    runtime, _, precision = engine.partition(" ")
+    return precision == "int8" if runtime in ONNX_RUNTIMES else None
+
+
+def _recommended(args: argparse.Namespace) -> tuple[bool | None, str]:
+    """--recommended BENCH.json: whether the engine `cnnlab bench --save` recommended runs the int8 file (True) or
+    the fp32 file (False), and its runtime (onnxruntime or openvino); None, after saying so, when it is a torch
+    path (nothing to export: run the model file)."""
     from cnnlab.files import regular_file
     from cnnlab.io import resolve_model_path
 
@@ -89,12 +100,19 @@ def _recommended_int8(args: argparse.Namespace) -> bool | None:
         raise ValueError(f"--recommended {path}: benchmarks {run}, not {args.run}; bench this run first")
     if args.int8:
         raise ValueError("--recommended chooses fp32 or int8 from the bench result: leave out --int8")
-    if engine not in ONNX_ENGINES:
+    int8 = _exported_int8(engine)
+    if int8 is None:
         why = "no ONNX file to write; predict, evaluate and serve run the model file that way"
         print(f"bench recommends {engine} ({rec['precision']}) on this machine: {why}")
-        return None
+        return None, ""
     status(f"export: bench recommends {engine} ({rec['vs_eager']:.2f}× eager fp32 at batch {rec['batch']})")
-    return ONNX_ENGINES[engine]
+    if engine.startswith("openvino"):  # its bf16 / fp16 are load-time hints on the fp32 file
+        hint = f", precision='{rec['precision']}'" if rec["precision"] in ("bf16", "fp16") else ""
+        status(
+            "export: OpenVINO runs the written .onnx file as it is: cnnlab.deploy.openvino_runtime."
+            f"OpenVinoClassifier(file{hint}), or without cnnlab openvino.Core().compile_model(file, 'CPU')"
+        )
+    return int8, engine.split()[0]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -137,11 +155,14 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--recommended",
         metavar="BENCH.json",
-        help="write what `cnnlab bench RUN --save BENCH.json` recommended on this machine (ONNX fp32 or int8)",
+        help="write what `cnnlab bench RUN --save BENCH.json` recommended on this machine: the ONNX file (fp32 or "
+        "int8) that its engine, ONNX Runtime or OpenVINO, ran",
     )
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("bench", help="latency and throughput of PyTorch, cnnlab's path and ONNX Runtime fp32 / int8")
+    p = sub.add_parser(
+        "bench", help="latency and throughput of PyTorch, cnnlab's path, ONNX Runtime and OpenVINO fp32 / int8"
+    )
     p.add_argument("run", help="run folder or model file")
     p.add_argument("--batch", default="1,256", help="batch sizes to time, separated by commas")
     p.add_argument("--quick", action="store_true", help="a few calls and 200 test images: checks that it runs")

@@ -3,7 +3,9 @@
 Engines (all given the same normalised float32 NCHW batches; the time is that of the forward pass only):
 - `pytorch fp32 eager`: the model as trained, BN unfolded, NCHW, fp32 — the idiomatic PyTorch baseline;
 - `cnnlab evaluate path`: `infer.run` on the prepared model (BN folded, channels_last, bf16 where `auto` picks it);
-- `onnxruntime fp32` / `onnxruntime int8`: the exported file and its QDQ int8 quantization.
+- `onnxruntime fp32` / `onnxruntime int8`: the exported file and its QDQ int8 quantization;
+- `openvino fp32` / `openvino int8` (where `cnnlab[openvino]` is installed): the same two files run by OpenVINO's CPU
+  plugin, plus `openvino bf16` / `openvino fp16` (the fp32 file, OpenVINO's precision hint) where the plugin offers them.
 
 With several threads the process CPU time counts all of them: with `--threads 1` it is the work of one call
 without the time spent waiting for a core, the useful figure on a shared machine. Rounds interleave the engines (each round times every engine in turn), so that load from other jobs on a shared
@@ -24,8 +26,10 @@ import numpy as np
 import torch
 
 import cnnlab
+from cnnlab.deploy import openvino_runtime
 from cnnlab.deploy.export import export_onnx
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
+from cnnlab.deploy.openvino_runtime import OpenVinoClassifier
 from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8
 from cnnlab.files import available_memory
 from cnnlab.infer import EVAL_BATCH, prepare, run
@@ -57,9 +61,9 @@ def versions() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
-    for name in ("onnx", "onnxruntime", "onnxscript"):
+    for name in ("onnx", "onnxruntime", "onnxscript", "openvino"):
         try:
-            out[name] = __import__(name).__version__
+            out[name] = __import__(name).__version__.split("-")[0]  # openvino: "2026.4.1-22982-<commit>-…"
         except ImportError:
             pass
     if os.environ.get("ONEDNN_MAX_CPU_ISA"):
@@ -67,8 +71,9 @@ def versions() -> dict:
     return out
 
 
-def _engines(model: torch.nn.Module, fp32: OnnxClassifier, int8: OnnxClassifier) -> dict[str, tuple[str, Callable]]:
-    """name → (precision, forward(x float32 NCHW tensor) → logits ndarray)."""
+def _engines(model: torch.nn.Module, onnx: dict[str, OnnxClassifier]) -> dict[str, tuple[str, Callable]]:
+    """name → (precision, forward(x float32 NCHW tensor) → logits ndarray): the two torch paths, then the
+    classifiers of the exported files, `onnx` (name → classifier, each with its precision label)."""
     cpu = torch.device("cpu")
     precision = resolve_precision("auto", cpu)
     net = prepare(model, cpu, use_channels_last(cpu, precision), fold_bn=True)  # once, as evaluate does per call
@@ -80,12 +85,41 @@ def _engines(model: torch.nn.Module, fp32: OnnxClassifier, int8: OnnxClassifier)
     def cnnlab_path(x: torch.Tensor) -> np.ndarray:
         return run(net, [x], cpu, precision).numpy()
 
-    return {
+    engines = {
         "pytorch fp32 eager NCHW": ("fp32", eager),
         "cnnlab evaluate path": (f"{precision} NHWC, BN folded", cnnlab_path),
-        "onnxruntime fp32": ("fp32", lambda x: fp32.run(x.numpy())),
-        "onnxruntime int8": ("int8 QDQ", lambda x: int8.run(x.numpy())),
     }
+    for name, c in onnx.items():
+        engines[name] = (_label(c), lambda x, c=c: c.run(x.numpy()))
+    return engines
+
+
+def _label(c: OnnxClassifier) -> str:
+    """'int8 QDQ' for the quantized file; else the precision the engine computes in."""
+    return "int8 QDQ" if c.precision == "int8" else getattr(c, "compute_precision", "fp32")
+
+
+def _onnx_engines(fp32_path: Path, int8_path: Path, threads: int, log: Callable[[str], None]) -> dict:
+    """ONNX Runtime on both files, then OpenVINO on both and in every other float precision its CPU plugin offers
+    here — or, without the openvino extra, a line saying what would add its rows."""
+    out = {
+        "onnxruntime fp32": OnnxClassifier(fp32_path, threads=threads),
+        "onnxruntime int8": OnnxClassifier(int8_path, threads=threads),
+    }
+    if not openvino_runtime.available():
+        log(f"no OpenVINO rows: {openvino_runtime.MISSING}")
+        return out
+    try:
+        ov = {
+            "openvino fp32": OpenVinoClassifier(fp32_path, threads=threads),
+            "openvino int8": OpenVinoClassifier(int8_path, threads=threads),
+        }
+        for p in openvino_runtime.cpu_precisions()[1:]:  # bf16 / fp16 where the CPU has them
+            ov[f"openvino {p}"] = OpenVinoClassifier(fp32_path, threads=threads, precision=p)
+    except ValueError as e:  # a graph OpenVINO cannot compile: the other engines are still measured
+        log(f"no OpenVINO rows: {e}")
+        return out
+    return out | ov
 
 
 def check_batches(batches: Sequence[int], meta) -> None:
@@ -168,10 +202,10 @@ def bench_run(
         fp32_path = export_onnx(model, meta, Path(tmp) / "model.onnx", str(resolve_model_path(run_path)))
         calib, info = calibration_images(splits, 50 if quick else calibration)
         int8_path = quantize_int8(fp32_path, Path(tmp) / "model.int8.onnx", calib, info)
-        threads = torch.get_num_threads()  # ORT as many intra-op threads as torch
-        fp32 = OnnxClassifier(fp32_path, threads=threads)
-        engines = _engines(model, fp32, OnnxClassifier(int8_path, threads=threads))
-        x_all = torch.from_numpy(fp32.normalize(test.images[:n_acc]))
+        threads = torch.get_num_threads()  # ORT and OpenVINO as many intra-op threads as torch
+        onnx = _onnx_engines(fp32_path, int8_path, threads, log)
+        engines = _engines(model, onnx)
+        x_all = torch.from_numpy(onnx["onnxruntime fp32"].normalize(test.images[:n_acc]))
         rows = {name: {"engine": name, "precision": prec} for name, (prec, _) in engines.items()}
         log(f"{task.main_metric} on {n_acc:,} test images …")
         for name, (_, fn) in engines.items():
@@ -215,17 +249,26 @@ def bench_run(
 
 
 MAX_METRIC_LOSS = 0.005  # an engine is recommended only if it loses at most 0.5 points of the main metric
+MIN_AGREEMENT = 0.98  # … and predicts what eager fp32 predicts on at least 98 % of the parity images
+
+
+def _fits(row: dict, base: dict, result: dict, metric: str, max_loss: float) -> bool:
+    """Whether an engine keeps eager fp32's metric (within `max_loss`) and, where parity was measured, its
+    predictions (argmax agreement ≥ MIN_AGREEMENT)."""
+    agree = result.get("parity", {}).get(row["engine"], {}).get("argmax_agree", 1.0)
+    return row[metric] >= base[metric] - max_loss and (row is base or agree >= MIN_AGREEMENT)
 
 
 def recommend(result: dict, max_loss: float = MAX_METRIC_LOSS) -> dict:
     """The engine to ship on this machine, from a bench result: the highest throughput at the largest batch measured
-    among the engines whose main metric is within `max_loss` of PyTorch fp32 eager's (the first row). An engine is
-    never recommended for a speed it was not measured to have: int8 wins only where its measured rate is higher.
+    among the engines whose main metric is within `max_loss` of PyTorch fp32 eager's (the first row) and whose
+    predictions agree with it (`_fits`). An engine is never recommended for a speed it was not measured to have:
+    int8 or OpenVINO wins only where its measured rate is the highest, above eager's.
     Returns engine, precision, batch, its samples/s, the speed-up over eager and its batch-1 p50 where measured."""
     metric, rows = result.get("metric", "accuracy"), result["rows"]
     batch = max(result["batches"])
     base = rows[0]
-    fit = [r for r in rows if r[metric] >= base[metric] - max_loss]
+    fit = [r for r in rows if _fits(r, base, result, metric, max_loss)]
     best = max(fit, key=lambda r: r[f"b{batch}"]["samples_per_s"])
     rate = best[f"b{batch}"]["samples_per_s"]
     out = {
@@ -251,7 +294,10 @@ def describe_recommendation(rec: dict, metric: str = "accuracy") -> str:
     if "b1_p50_ms" in rec:
         line += f", batch 1 p50 {rec['b1_p50_ms']:.3f} ms"
     if rec["left_out"]:
-        line += f"; not considered (lose > {MAX_METRIC_LOSS:g} {metric}): {', '.join(rec['left_out'])}"
+        line += (
+            f"; not considered (lose > {MAX_METRIC_LOSS:g} {metric}, or agree with eager on < {MIN_AGREEMENT:.0%}): "
+            + ", ".join(rec["left_out"])
+        )
     return line
 
 
