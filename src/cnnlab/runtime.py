@@ -36,13 +36,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 @functools.cache
-def cpu_bf16_flags() -> tuple[str, ...]:
-    """The CPU's flags that make bf16 matmul/conv fast (AMX tiles, AVX-512 BF16), from /proc/cpuinfo."""
+def _cpu_flags() -> tuple[str, ...]:
+    """The first CPU's flags in /proc/cpuinfo (empty where there is none)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+        return tuple(Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split())
     except (OSError, IndexError):
         return ()
-    return tuple(f for f in ("amx_bf16", "avx512_bf16") if f in flags)
+
+
+def cpu_bf16_flags() -> tuple[str, ...]:
+    """The CPU's flags that make bf16 matmul/conv fast (AMX tiles, AVX-512 BF16), from /proc/cpuinfo."""
+    return tuple(f for f in ("amx_bf16", "avx512_bf16") if f in _cpu_flags())
+
+
+def cpu_int8_dot_flags() -> tuple[str, ...]:
+    """The CPU's int8 dot-product flags (VNNI, AMX int8): without them int8 kernels can saturate at full range."""
+    return tuple(f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if f in _cpu_flags())
 
 
 def compile_mode(mode: str | bool) -> str:

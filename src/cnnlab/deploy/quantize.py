@@ -3,6 +3,11 @@
 QDQ format (QuantizeLinear / DequantizeLinear pairs that ORT fuses into int8 kernels), int8 weights per output
 channel, int8 activations whose ranges are calibrated (min / max) on a few hundred training images of the data set
 the run was trained on. The calibration set is recorded in the file's metadata.
+
+On a CPU without int8 dot-product instructions (VNNI, AMX), the weights use 7 bits of their range (ONNX Runtime's
+`reduce_range`, as its quantization guide advises there): the AVX2 kernels add pairs of int8 × uint8 products in
+16 bits, which saturate at full range. Measured on a Zen 3 (AVX2), the fast recipe's model, 2,000 test images:
+full range 90.50 % under ORT (98.15 % of eager's classes), 7 bits 91.25 % (99.35 %), eager fp32 91.15 %.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from cnnlab.data.streaming import decoded
 from cnnlab.deploy.export import save_onnx
 from cnnlab.deploy.onnx_runtime import OnnxClassifier
 from cnnlab.io.meta import ExportInfo
+from cnnlab.runtime import cpu_int8_dot_flags
 
 CALIBRATION_IMAGES = 300
 CALIBRATION_BATCH = 50
@@ -62,11 +68,12 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, images: torch.Ten
         raise ValueError("int8 quantization needs the deploy extra: pip install 'cnnlab[deploy]'") from None
     import onnx
 
+    reduce_range = not cpu_int8_dot_flags()
     fp32 = OnnxClassifier(fp32_path)
     batches = [fp32.normalize(chunk) for chunk in images.split(CALIBRATION_BATCH)]
     quantization = {
         "format": "QDQ",
-        "weights": "int8 per channel",
+        "weights": "int8 per channel" + (" (7-bit range: the exporting CPU has no VNNI)" if reduce_range else ""),
         "activations": "int8 per tensor",
         "calibration": calibration,
     }
@@ -88,5 +95,6 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, images: torch.Ten
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            reduce_range=reduce_range,
         )
         return save_onnx(onnx.load(str(raw)), out_path, props)
