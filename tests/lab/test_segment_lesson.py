@@ -35,9 +35,11 @@ def test_segment_quick_prints_the_table_and_writes_the_figure(tmp_path):
     r = run_lesson("segment", quick=True, out=tmp_path, echo=lines.append)
     assert (tmp_path / "lab-segment.png").stat().st_size > 5000
     header = next(i for i, line in enumerate(lines) if line.startswith("variant"))
-    assert lines[header].split() == ["variant", "params", "pixel", "acc", "mIoU", "boundary", "acc", "interior", "acc"]
+    assert lines[header].split() == [
+        *("variant", "params", "pixel", "acc", "mIoU", "boundary", "acc", "outline", "interior", "acc")
+    ]
     assert [line[:14].strip() for line in lines[header + 1 : header + 5]] == list(VARIANTS)
     for name, row in r["variants"].items():
         assert row["notation"] == unet(8, 5, *VARIANTS[name])
-        assert all(0 <= row[k] <= 1 for k in ("accuracy", "miou", "boundary", "interior"))
+        assert all(0 <= row[k] <= 1 for k in ("accuracy", "miou", "boundary", "outline", "interior"))
     assert 0 < r["boundary_share"] < 1

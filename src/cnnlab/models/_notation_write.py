@@ -212,7 +212,9 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
             elif size_in is None or size_in != size_out:  # else a no-op at this size, as VGG's 7×7 pool at 224
                 raise ValueError(f"'{name}' pools adaptively to {size_out}, for which the notation has no token")
         else:
-            raise ValueError(f"'{name}' ({type(m).__name__}) has no token in the notation (CL, MP, AP, BN, D, GAP, FC)")
+            raise ValueError(
+                f"'{name}' ({type(m).__name__}) has no token in the notation (CL, MP, AP, BN, D, GAP, FC, UT, UR, SK, CC)"
+            )
     last = leaves[-1][1] if leaves else None
     if not (tokens and tokens[-1].kind == "FC" and isinstance(last, nn.Linear)) and not (
         tokens and tokens[-1].kind == "CL" and isinstance(last, (nn.Conv1d, nn.Conv2d))
