@@ -12,7 +12,10 @@ One forward pass of a zero image (batch 1, eval mode) with hooks on every module
   j_out = j_in·s and r_out = r_in + (k − 1)·d·j_in. Element-wise layers keep (r, j). Where branches meet (a
   residual add, an Inception concatenation) the result covers the union of its inputs' fields, with the largest
   j: the field of the longest path, the usual figure for ResNet-50 (483). The same trace (`tracing_fields`) also
-  knows where each field starts (padding), per axis, which cnnlab.explain uses to place crops and Grad-CAM cells. After a flatten, a fully connected layer or a global
+  knows where each field starts (padding), per axis, which cnnlab.explain uses to place crops and Grad-CAM cells.
+  A map made larger (a transposed conv, a resize: a U-Net's way up) divides the jump by its scale s, and each
+  output cell sees the input cells it is computed from (`_upsample_field`), so a U-Net's output, at full size
+  again, has jump 1 and the field of its deepest path. After a flatten, a fully connected layer or a global
   pooling every output sees the whole image and the table shows '—' (also for ops whose geometry is unknown).
 
 Totals: parameters (trainable / frozen, and those of modules the pass never ran, such as auxiliary heads in
@@ -42,6 +45,8 @@ from cnnlab.models.notation import to_notation
 _WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)
 _ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)
 _1D = (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)
+_UPSAMPLING = (nn.ConvTranspose2d, nn.Upsample)  # a map made larger: the jump shrinks
+_TAPS = {"nearest": 1, "nearest-exact": 1, "bilinear": 2, "bicubic": 4}  # input cells a resized cell reads, per axis
 # a row, in this order; kernel … ceil_mode only for convs and pools
 _ROW_KEYS = (
     "name",
@@ -145,6 +150,30 @@ def _window_field(m: nn.Module, field: Field | None, x: torch.Tensor, out: torch
     )  # type: ignore[arg-type]
 
 
+def _upsample_field(m: nn.Module, field: Field | None, x: torch.Tensor, out: torch.Tensor) -> Field | None:
+    """Field after a transposed conv or a resize that makes the map s times larger: j_out = j_in / s, and each output
+    cell sees the n input cells it is computed from along an axis, r_out = r_in + (n − 1)·j_in — n = ⌈k / s⌉ for a
+    transposed conv (one for U-Net's 2×2/2), 2 for a bilinear resize (1 nearest, 4 bicubic); cell 0 reads input
+    cell ⌈(p − (k − 1)·d) / s⌉ of a transposed conv, cell 0 of a resize."""
+    if field is None or out.dim() != 4 or x.dim() != 4:
+        return None
+    scale = [o / i for o, i in zip(out.shape[2:], x.shape[2:], strict=True)]
+    if isinstance(m, nn.ConvTranspose2d):
+        k, s, p, d = (_pair(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
+        taps = [math.ceil(k[a] / s[a]) for a in (0, 1)]
+        first = [math.ceil((p[a] - (k[a] - 1) * d[a]) / s[a]) for a in (0, 1)]
+    elif m.mode in _TAPS:
+        taps, first = [_TAPS[m.mode]] * 2, [0, 0]
+    else:
+        return None
+    jump = [field.jump[a] / scale[a] for a in (0, 1)]
+    return Field(
+        tuple(field.start[a] + first[a] * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
+        tuple(field.size[a] + (taps[a] - 1) * field.jump[a] for a in (0, 1)),  # type: ignore[arg-type]
+        tuple(int(j) if j == int(j) else j for j in jump),  # type: ignore[arg-type]
+    )
+
+
 class FieldTrace:
     """What `tracing_fields` yields: `field(t)` for any tensor computed from its input inside the block, and the
     module calls it recorded (`calls`, with `fields[call.index]` the field of each call's output as it returned)."""
@@ -174,6 +203,8 @@ def tracing_fields(model: nn.Module, x: torch.Tensor) -> Iterator[FieldTrace]:
         out, ins = call.out, tensors(call.inputs)
         if out is not None and call.leaf and isinstance(call.module, (*_WINDOWED, *_ADAPTIVE)) and ins:
             trace.tensors[id(out)] = (out, _window_field(call.module, trace.field(ins[0]), ins[0], out))
+        elif out is not None and call.leaf and isinstance(call.module, _UPSAMPLING) and ins:
+            trace.tensors[id(out)] = (out, _upsample_field(call.module, trace.field(ins[0]), ins[0], out))
         trace.fields[call.index] = trace.field(out) if out is not None else None
 
     with record(model, on_call=on_call) as rec, _FieldTracer(trace.tensors):
@@ -198,9 +229,9 @@ def _macs(m: nn.Module, out: torch.Tensor) -> int:
 
 
 def _geometry(m: nn.Module) -> dict:
-    """Kernel, stride, padding, dilation of a conv or pool (height, width; one number each for a 1-D layer);
-    empty for other modules."""
-    if not isinstance(m, _WINDOWED):
+    """Kernel, stride, padding, dilation of a conv, transposed conv or pool (height, width; one number each for a 1-D
+    layer); empty for other modules."""
+    if not isinstance(m, (*_WINDOWED, nn.ConvTranspose2d)):
         return {}
     pair = (lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)) if isinstance(m, _1D) else _pair
     k, d = pair(m.kernel_size), pair(getattr(m, "dilation", 1))

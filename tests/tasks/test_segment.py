@@ -197,4 +197,4 @@ def test_summary_of_a_model_name_shows_the_decoder_its_task_args_ask_for(capsys)
     assert main(["summary", "lenet5", "--task", "segment", "--input", "1x32x32", "--task-arg", "decoder=fcn"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("head.")}
     assert {"head.fc", "head.scores.0", "head.scores.1", "head.to_input.conv"} <= set(rows)
-    assert rows["head.to_input.conv"][1] == "ConvTranspose2d" and rows["head.to_input.conv"][2] == "10×32×32"
+    assert rows["head.to_input.conv"][1:4] == ["ConvTranspose2d", "2/2/0", "10×32×32"]  # k/s/p, then output

@@ -27,6 +27,7 @@ LESSONS = (
     "svm",
     "gabor",
     "detect",
+    "segment",
     "dream",
 )
 

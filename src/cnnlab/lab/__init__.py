@@ -41,6 +41,7 @@ LESSONS: dict[str, str] = {
     "svm": "hand-crafted HOG-like features + SVMs (scikit-learn) against LeNet-5's learned features",
     "gabor": "learned first-layer 7×7 kernels beside the Gabor filters they come closest to (and their initial state)",
     "detect": "a grid detector step by step: the grid, the cell that owns each object, candidates → threshold → NMS",
+    "segment": "U-Nets in one line: skips vs none, UT vs UR; pixel accuracy, mIoU and accuracy on the edges",
     "dream": "activation maximization: one channel at a time vs DeepDream's whole-layer objective, from noise / a photo",
 }
 

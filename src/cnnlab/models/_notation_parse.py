@@ -13,10 +13,13 @@ _CONV = re.compile(rf"CL(\d+)(?:k{_SIZE})?(?:s{_SIZE})?(?:p{_SIZE})?")
 _POOL = re.compile(rf"(MP|AP)(?:{_SIZE}|k{_SIZE}(?:s{_SIZE})?(?:p{_SIZE})?)(c?)")
 _DROP = re.compile(r"D(\d*\.?\d+)")
 _FC = re.compile(r"FC(\d+)")
+_UP = re.compile(r"(UT|UR)(\d+)")
 _TOKENS = (
-    "CL<filters>[k<K>][s<S>][p<P>], MP<n>[c], AP<n>[c], MPk<K>[s<S>][p<P>][c], BN, D<rate>, GAP or FC<units> "
-    "(K, S, P: one number or HxW, e.g. k3x5)"
+    "CL<filters>[k<K>][s<S>][p<P>], MP<n>[c], AP<n>[c], MPk<K>[s<S>][p<P>][c], BN, D<rate>, GAP, FC<units>, "
+    "UT<filters>, UR<filters>, SK or CC (K, S, P: one number or HxW, e.g. k3x5)"
 )
+MAPS = ("CL", "MP", "AP", "GAP", "UT", "UR", "SK", "CC")  # tokens that need feature maps (none after the flatten)
+TWO_D = ("UT", "UR", "SK", "CC")  # image networks only
 
 Size = int | tuple[int, int]  # one side for a square window (and 1-D), or (height, width)
 
@@ -40,14 +43,14 @@ def _written(value: Size) -> str:
 
 @dataclass(frozen=True)
 class Token:
-    """One layer of the notation: `kind` (CL, MP, AP, BN, D, GAP, FC) and its numbers.
+    """One layer of the notation: `kind` (CL, MP, AP, BN, D, GAP, FC, UT, UR, SK, CC) and its numbers.
 
     `kernel`, `stride` and `padding` are one number for a square window (and in 1-D), else (height, width);
     a pair with equal sides is stored as one number, so that CL8k3x3 and CL8k3 are the same token.
     """
 
     kind: str
-    size: int = 0  # filters (CL) or units (FC)
+    size: int = 0  # filters (CL, UT, UR) or units (FC)
     kernel: Size = 0
     stride: Size = 0
     padding: Size = 0
@@ -75,9 +78,9 @@ class Token:
             return text + (f"p{_written(self.padding)}" if self.padding != 0 else "") + c
         if self.kind == "D":
             return f"D{self.rate:g}"
-        if self.kind == "FC":
-            return f"FC{self.size}"
-        return self.kind  # BN, GAP
+        if self.kind in ("FC", "UT", "UR"):
+            return f"{self.kind}{self.size}"
+        return self.kind  # BN, GAP, SK, CC
 
 
 def same_padding(kernel: Size) -> Size | None:
@@ -117,8 +120,12 @@ def _size(text: str | None, word: str, index: int, dims: int) -> Size | None:
 
 
 def _parse_token(word: str, index: int, dims: int = 2) -> Token:
-    if word in ("BN", "GAP"):
+    if word in ("BN", "GAP", "SK", "CC"):
         return Token(word)
+    if m := _UP.fullmatch(word):
+        if int(m.group(2)) < 1:
+            raise _Bad(index, f"'{word}' has no filters")
+        return Token(m.group(1), int(m.group(2)))
     if m := _CONV.fullmatch(word):
         filters = int(m.group(1))
         k, s, p = (_size(v, word, index, dims) for v in m.groups()[1:])
@@ -175,17 +182,38 @@ def parse(text: str, dims: int = 2) -> list[Token]:
     words = text.split("-")
     try:
         tokens = [_parse_token(w, i, dims) for i, w in enumerate(words)]
-        flat_at = None  # index of the token after which the maps are flattened
-        for i, tok in enumerate(tokens):
-            if tok.kind in ("CL", "MP", "AP", "GAP") and flat_at is not None:
-                raise _Bad(i, f"'{words[i]}' needs feature maps, but they were flattened at '{words[flat_at]}'")
-            if tok.kind in ("GAP", "FC") and flat_at is None:
-                flat_at = i
-        if tokens[-1].kind != "FC":
-            raise _Bad(len(tokens) - 1, "the last token must be the classifier, e.g. FC10")
+        _check_order(tokens, words, dims)
     except _Bad as e:
         raise located(text, e.index, str(e)) from None
     return tokens
+
+
+def _check_order(tokens: list[Token], words: list[str], dims: int) -> None:
+    """Where each token may stand: maps before the flatten, every SK joined by one CC later (a stack: the last map
+    kept is the first joined), a classifier at the end (FC, or CL for a class per pixel)."""
+    flat_at = None  # index of the token after which the maps are flattened
+    kept: list[int] = []  # the SK tokens not joined yet
+    for i, tok in enumerate(tokens):
+        if tok.kind in TWO_D and dims == 1:
+            raise _Bad(i, f"'{words[i]}': upsampling and skip connections (UT, UR, SK, CC) are for images, not 1-D")
+        if tok.kind in MAPS and flat_at is not None:
+            raise _Bad(i, f"'{words[i]}' needs feature maps, but they were flattened at '{words[flat_at]}'")
+        if tok.kind in ("GAP", "FC") and flat_at is None:
+            flat_at = i
+        if tok.kind == "SK":
+            kept.append(i)
+        elif tok.kind == "CC" and not kept:
+            raise _Bad(i, "CC joins the map an earlier SK kept, and no SK before it is left to join")
+        elif tok.kind == "CC":
+            kept.pop()
+    if kept:
+        raise _Bad(kept[-1], "the map this SK keeps is never joined: add a CC where the way up is back at its size")
+    if tokens[-1].kind not in ("FC", "CL"):
+        raise _Bad(
+            len(tokens) - 1,
+            "the last token must be the classifier: FC<classes> (one label per image, e.g. FC10) or CL<classes> "
+            "(a class per pixel, e.g. CL11k1)",
+        )
 
 
 def format_notation(tokens: list[Token]) -> str:
@@ -214,7 +242,10 @@ def pooled_side(side: int, kernel: int, stride: int, padding: int = 0, ceil: boo
 
 def out_sides(sides: tuple[int, ...], tok: Token) -> tuple[int, ...]:
     """The map's sides (H, W; or L) after a token: ⌊(n + 2p − k) / s⌋ + 1 along each axis with that axis' kernel,
-    stride and padding for a CL / MP / AP (rounded up for a ceil-mode pool); 1 after GAP."""
+    stride and padding for a CL / MP / AP (rounded up for a ceil-mode pool); 1 after GAP; twice as many after UT and
+    UR."""
+    if tok.kind in ("UT", "UR"):
+        return tuple(2 * n for n in sides)
     if tok.kind in ("CL", "MP", "AP"):
         per_axis = (axes(v, len(sides)) for v in (tok.kernel, tok.stride, tok.padding))
         return tuple(pooled_side(n, k, s, p, tok.ceil) for n, k, s, p in zip(sides, *per_axis, strict=True))

@@ -1,4 +1,4 @@
-"""A model → the course notation (`to_notation`), where it is a plain chain of CL/MP/AP/BN/D/GAP/FC layers."""
+"""A model → the course notation (`to_notation`), where it is a chain of CL/MP/AP/BN/D/GAP/FC/UT/UR/SK/CC layers."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ from torch import nn
 
 from cnnlab.models._base import SequentialClassifier
 from cnnlab.models._notation_parse import Token, format_notation
+from cnnlab.models._notation_skip import Concat, PixelClassifier, Skip, SkipChain
 
 
 def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The leaf modules of `model` in the order they run, when it is a plain chain; ValueError saying why not."""
     if isinstance(model, SequentialClassifier):
-        overridden = [
-            f
-            for f in ("forward", "forward_features", "forward_head")
-            if getattr(type(model), f) is not getattr(SequentialClassifier, f)
-        ]
+        overridden = _own_forward(model, SequentialClassifier)
         if overridden:
-            raise ValueError(f"{type(model).__name__} has its own {overridden[0]}(), not a plain chain of layers")
+            raise ValueError(f"{type(model).__name__} has its own {overridden}(), not a plain chain of layers")
         extra = [n for n, _ in model.named_children() if n not in ("features", "avgpool", "classifier")]
         if extra:
             raise ValueError(f"{type(model).__name__} has a module '{extra[0]}' outside features / classifier")
@@ -30,7 +27,9 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
             ("", nn.Flatten()),
             *_leaves(model.classifier, "classifier"),
         ]
-    if type(model).forward is nn.Sequential.forward:
+    if isinstance(model, PixelClassifier) and _own_forward(model, PixelClassifier) is None:
+        return [*_leaves(model.features, "features"), ("classifier", model.classifier)]
+    if _known_chain(model):
         return _leaves(model, "")
     raise ValueError(f"{type(model).__name__} is not a plain chain of layers (it has its own forward())")
 
@@ -41,7 +40,7 @@ def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
         full = f"{prefix}.{name}" if prefix else name
         if not list(child.children()):
             out.append((full, child))
-        elif isinstance(child, nn.Sequential) and type(child).forward is nn.Sequential.forward:
+        elif _known_chain(child):
             out += _leaves(child, full)
         else:
             raise ValueError(
@@ -49,6 +48,17 @@ def _leaves(seq: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
                 "block, which the notation (a plain chain of layers) cannot write"
             )
     return out
+
+
+def _known_chain(m: nn.Module) -> bool:
+    """An nn.Sequential that runs its layers in turn (a SkipChain also joins the maps its SK layers keep)."""
+    return isinstance(m, nn.Sequential) and type(m).forward in (nn.Sequential.forward, SkipChain.forward)
+
+
+def _own_forward(model: nn.Module, cls: type) -> str | None:
+    """The first of forward / forward_features / forward_head that `model`'s class overrides from `cls`."""
+    names = ("forward", "forward_features", "forward_head")
+    return next((f for f in names if getattr(type(model), f) is not getattr(cls, f)), None)
 
 
 def _square(value, what: str, name: str) -> int:
@@ -85,6 +95,22 @@ def _pool_token(name: str, m: nn.Module) -> Token:
     return Token(
         kind, kernel=m.kernel_size, stride=m.stride or m.kernel_size, padding=m.padding, ceil=m.ceil_mode, dims=dims
     )
+
+
+def _transpose_token(name: str, m: nn.ConvTranspose2d) -> Token:
+    geometry = (m.kernel_size, m.stride, m.padding, m.output_padding, m.dilation, m.groups)
+    if geometry != ((2, 2), (2, 2), (0, 0), (0, 0), (1, 1), 1) or m.bias is None:
+        raise ValueError(f"transposed conv '{name}' is not UT's 2×2 stride-2 window with a bias")
+    return Token("UT", m.out_channels)
+
+
+def _resize_token(name: str, m: nn.Upsample, conv: nn.Module | None) -> Token:
+    """UR: a 2× bilinear resize (align_corners False) and the 3×3 'same' conv with a bias right after it."""
+    if m.size is not None or m.scale_factor not in (2, 2.0, (2.0, 2.0)) or m.mode != "bilinear" or m.align_corners:
+        raise ValueError(f"'{name}' is not UR's 2× bilinear resize (align_corners=False)")
+    if not isinstance(conv, nn.Conv2d) or _conv_token(name, conv) != Token("CL", conv.out_channels, 3, 1, 1):
+        raise ValueError(f"'{name}' (a resize) is not followed by UR's 3×3 'same' conv")
+    return Token("UR", conv.out_channels)
 
 
 def _pool_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> dict[nn.Module, tuple]:
@@ -168,6 +194,13 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
             tokens.append(Token("BN"))
         elif type(m) is nn.Dropout:
             tokens.append(Token("D", rate=m.p))
+        elif isinstance(m, (Skip, Concat)):
+            tokens.append(Token("SK" if isinstance(m, Skip) else "CC"))
+        elif isinstance(m, nn.ConvTranspose2d):
+            tokens.append(_transpose_token(name, m))
+        elif isinstance(m, nn.Upsample):
+            tokens.append(_resize_token(name, m, leaves[i][1] if i < len(leaves) else None))
+            i += 1  # its conv
         elif isinstance(m, _ADAPTIVE):
             size_in, size_out = sizes.get(m, (None, None))
             if (
@@ -179,7 +212,12 @@ def _tokens_of(model: nn.Module, input_size: tuple[int, int, int] | None) -> lis
             elif size_in is None or size_in != size_out:  # else a no-op at this size, as VGG's 7×7 pool at 224
                 raise ValueError(f"'{name}' pools adaptively to {size_out}, for which the notation has no token")
         else:
-            raise ValueError(f"'{name}' ({type(m).__name__}) has no token in the notation (CL, MP, AP, BN, D, GAP, FC)")
-    if not tokens or tokens[-1].kind != "FC" or not isinstance(leaves[-1][1], nn.Linear):
-        raise ValueError("the model does not end with a Linear classifier")
+            raise ValueError(
+                f"'{name}' ({type(m).__name__}) has no token in the notation (CL, MP, AP, BN, D, GAP, FC, UT, UR, SK, CC)"
+            )
+    last = leaves[-1][1] if leaves else None
+    if not (tokens and tokens[-1].kind == "FC" and isinstance(last, nn.Linear)) and not (
+        tokens and tokens[-1].kind == "CL" and isinstance(last, (nn.Conv1d, nn.Conv2d))
+    ):
+        raise ValueError("the model does not end with a classifier: a Linear, or a conv (a class per pixel)")
     return tokens

@@ -154,6 +154,9 @@ class Classify(Task):
         return f"logits (N, {self.num_classes}): one score per class; softmax gives the probabilities"
 
     def build(self, backbone: nn.Module) -> nn.Module:
+        if getattr(backbone, "default_cfg", {}).get("per_pixel"):  # a notation string ending with a CL
+            name = getattr(backbone, "model_name", type(backbone).__name__)
+            raise ValueError(f"{name} gives a class per pixel, not one per image: train it with --task segment")
         return backbone  # a classifier is the backbone with its own head
 
     def loss(self, label_smoothing: float = 0.0) -> ClassificationLoss:

@@ -13,6 +13,10 @@ a shared ReLU cannot be told apart) ends that stage — `act`, `layer1`, `layer2
 time (`Taps`), so any registered family or notation model with 2-D feature maps works, unchanged, and ONNX export
 traces the hooks as it traces the rest. The probe is deterministic: a rebuilt model finds the same stages.
 
+**A whole segmentation net.** A backbone whose `default_cfg` says `per_pixel` (a notation string that ends with a
+CL: a U-Net written in one line, `models/notation.py`) already gives (K, H, W) logits: it is the model, as a
+classifier is for `classify`; its output shape is checked and `decoder` / `upsample` are refused.
+
 **Decoders** (`--task-arg decoder=`): `unet` (Ronneberger et al., 2015): from the final map up through every
 stage, each step upsampling to the stage's size, concatenating the stage's map and two 3×3 conv-BN-ReLU, then up
 to the input and a 1×1 conv to class logits (`head.fc`). `fcn` (Long et al., 2015, the FCN-8s scheme): class
@@ -292,6 +296,10 @@ class Segment(Task):
         )
 
     def build(self, backbone: nn.Module) -> nn.Module:
+        if getattr(backbone, "default_cfg", {}).get(
+            "per_pixel"
+        ):  # a whole segmentation net (a notation U-Net): no decoder on top
+            return self._whole(backbone)
         shape = feature_shape(backbone, self.input_size)
         if len(shape) != 3:
             raise ValueError(
@@ -303,6 +311,24 @@ class Segment(Task):
         a = self.args
         head = DecoderHead(final, stages, self.num_classes, self.size, a["decoder"], a["upsample"])
         return SegmentModel(backbone, head, self.input_size)
+
+    def _whole(self, model: nn.Module) -> nn.Module:
+        """`model` itself, once its output is checked to be (K, H, W) logits at the input's size."""
+        a, name = self.args, model.model_name
+        if (a["decoder"], a["upsample"]) != (self.ARGS["decoder"], self.ARGS["upsample"]):
+            raise ValueError(
+                f"{name} gives a class per pixel itself, with no decoder to choose: drop --task-arg decoder= / "
+                "upsample= (they shape the decoder put on a backbone)"
+            )
+        with torch.no_grad(), _eval(model):
+            shape = tuple(model(torch.zeros(1, *self.input_size)).shape[1:])
+        if shape != self.output_shape:
+            raise ValueError(
+                f"{name} gives {'×'.join(map(str, shape))} outputs for {'×'.join(map(str, self.input_size))} inputs; "
+                f"segment needs {'×'.join(map(str, self.output_shape))} (a class per pixel at the input's size): "
+                "upsample (UT, UR) back to the input's size before the last CL"
+            )
+        return model
 
     def loss(self, label_smoothing: float = 0.0) -> SegmentationLoss:
         return SegmentationLoss(label_smoothing, self.args["dice_weight"])
