@@ -29,6 +29,14 @@ OVERLAY_PIXELS = """() => {
   return {drawn: n, first};
 }"""
 
+# the overlay's RGBA just inside a box's left side (x, y as fractions of the image; the outline is 2 of the
+# canvas's 280 units wide, starting 1 unit in)
+EDGE = """([x, y]) => {
+  const c = document.getElementById('overlay');
+  const px = c.getContext('2d').getImageData(Math.round((x + 2 / 280) * c.width), Math.round(y * c.height), 1, 1);
+  return Array.from(px.data);
+}"""
+
 
 @pytest.fixture(scope="module")
 def server(detect_run, segment_run):
@@ -104,6 +112,9 @@ def test_a_detect_model_draws_its_boxes_with_labels_over_the_image(page, server,
     assert [rows.nth(i).get_attribute("data-class") for i in range(rows.count())] == [o["class"] for o in want]
     assert rows.nth(0).locator(".num").inner_text() == _pct(want[0]["score"])  # as the label on the box
     assert p.evaluate(OVERLAY_PIXELS)["drawn"] > 100  # box outlines and label tags
+    x1, y1, x2, y2 = want[0]["box"]  # its left side, at the displayed image's scale: 32 model pixels = the canvas
+    edge = p.evaluate(EDGE, [x1 / 32, (y1 + y2) / 64])
+    assert edge[3] > 0, edge
     _screenshot(p, "serve_detect.png")
 
     p.click("#clear")  # nothing of the old image stays on the overlay

@@ -70,6 +70,18 @@ def test_detect_gives_the_boxes_of_cnnlab_predict(client, detect_run, capsys, k)
         assert o["class"] == CLASSES[o["index"]] and 0 <= o["box"][0] <= o["box"][2] <= 32 and 0 < o["score"] <= 1
 
 
+def test_localize_gives_the_class_and_box_of_cnnlab_predict(localize_run, capsys):
+    run, scenes = localize_run
+    with _client(run) as c:
+        got = _post(c, "tiny-localize", _image(scenes))
+        assert c.get("/api/models").json()["models"][0]["metric"]["name"] == "test mean IoU"
+    want = _cli_predict(capsys, run, _image(scenes), "--top", "5")  # the page asks for 5 (of 4 here)
+    assert got["task"] == "localize" and {k: got[k] for k in ("class", "probability", "box", "top")} == {
+        k: want[k] for k in ("class", "probability", "box", "top")
+    }
+    assert len(got["top"]) == 4 and got["class"] == got["top"][0]["class"] and len(got["box"]) == 4
+
+
 def _mask(url: str) -> tuple[np.ndarray, Image.Image]:
     assert url.startswith("data:image/png;base64,")
     im = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
