@@ -148,3 +148,16 @@ def test_an_onnx_file_of_a_task_model_is_served_the_same_way(which, detect_run, 
     assert got[key] == want[key]
     if which == "segment":
         assert _mask(got["mask_png"])[0].shape == (32, 32)
+
+
+def test_a_requests_memory_counts_the_task_head(segment_run):
+    """The decoder of a segmentation runs at the input's size: its maps are charged to each prediction."""
+    from cnnlab.inspect import activation_bytes
+    from cnnlab.io import read_meta
+    from cnnlab.serve.limits import model_cost
+
+    meta = read_meta(segment_run[0])
+    cost = model_cost(meta)
+    backbone = activation_bytes(meta.model, meta.model_args, meta.input_size)
+    assert cost.activations > 2 * backbone and cost.outputs == 4 * len(meta.classes) * 32 * 32
+    assert cost.predict >= 2 * cost.activations + 3 * cost.outputs

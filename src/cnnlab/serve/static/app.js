@@ -482,6 +482,11 @@ function headline(text, small) {
   box.replaceChildren(text, ...(small ? [element("small", { textContent: small })] : []));
 }
 
+function inkOn(colour) { // black on the light drawing colours (lime, cyan, orange), white on the dark ones
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
+  return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
+}
+
 function showBoxes(p, objects) { // boxes in the model's input pixels → the canvas's 280 units
   const [, h, w] = state.model.input_size;
   const c = overlayContext();
@@ -496,7 +501,7 @@ function showBoxes(p, objects) { // boxes in the model's input pixels → the ca
     const label = `${o.class} ${pct(o.score)}`, tw = c.measureText(label).width + 8, th = 15;
     const top = y1 - th >= 0 ? y1 - th : y1 + 2, left = Math.min(x1, SIDE - tw);
     c.fillRect(left, top, tw, th);
-    c.fillStyle = "#fff";
+    c.fillStyle = inkOn(colour);
     c.fillText(label, left + 4, top + 2);
   }
   window.cnnlabOverlays += 1;
