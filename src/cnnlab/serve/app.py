@@ -1,12 +1,14 @@
 """The FastAPI application of `cnnlab serve`: the page (static/), and a JSON API under /api/.
 
     GET  /api/health                      {"status": "ok", ...}
-    GET  /api/models                      the served models: classes, input size, test accuracy, data set
+    GET  /api/models                      the served models: task, classes (and their colours), input size, test
+                                          accuracy and the task's main metric, data set
     POST /api/predict                     multipart: image (file), model, top → the top-k classes; for a model
                                           of another task its prediction (`predict_task`)
     POST /api/explain                     multipart: image, model, method, target, format=png|array, features
                                           → the input as the network sees it, the saliency map, feature maps
     GET  /api/models/{id}/random          a random test image of the model's data set (PNG) and its true label
+                                          (a scene's: the classes it holds)
     GET  /favicon.ico                     the page's icon (static/favicon.svg)
 
 /api/predict and /api/explain note a blank input (`images.blank_notes`): a network names a class even for nothing.
@@ -576,11 +578,11 @@ def _install_routes(app: FastAPI, req: Requests) -> None:
             im, cost = req.upload(form)
             async with req.budget.reserve(cost + s.cost.predict, f"this {im.width}×{im.height} image"):
                 image, notes = await req.decode(im, s)
-                if s.task.name == "classify":
+                if s.task.name == "classify":  # as it always was: {"model", "top", "notes"}
                     result = {"top": await run_in_threadpool(predict_image, s, image, top)}
                 else:
-                    result = await run_in_threadpool(predict_task, s, image, top)
-        return {"model": s.id, "task": s.task.name, **result, "notes": notes + images.blank_notes(image)}
+                    result = {"task": s.task.name, **await run_in_threadpool(predict_task, s, image, top)}
+        return {"model": s.id, **result, "notes": notes + images.blank_notes(image)}
 
     @app.post("/api/explain", summary="Saliency map and feature maps of an uploaded image", openapi_extra=_EXPLAIN_DOC)
     async def explain(request: Request):
