@@ -487,22 +487,43 @@ function inkOn(colour) { // black on the light drawing colours (lime, cyan, oran
   return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
 }
 
+function overlaps(a, b) { return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h; }
+
+// Where each box's label goes, best first: above the box, else inside its top, else below it, the first place that
+// no label placed before covers (the last one tried when all are taken); x within the canvas.
+function labelPlaces(c, boxes) {
+  const placed = [];
+  for (const b of boxes) {
+    const w = c.measureText(b.label).width + 8, h = 15, x = Math.max(0, Math.min(b.x1, SIDE - w));
+    const tries = [b.y1 - h, b.y1 + 2, b.y2 + 1].filter((y) => y >= 0 && y + h <= SIDE);
+    const rects = (tries.length ? tries : [Math.max(0, b.y1 - h)]).map((y) => ({ x, y, w, h }));
+    placed.push(rects.find((r) => !placed.some((q) => overlaps(r, q))) || rects[rects.length - 1]);
+  }
+  return placed;
+}
+
 function showBoxes(p, objects) { // boxes in the model's input pixels → the canvas's 280 units
   const [, h, w] = state.model.input_size;
   const c = overlayContext();
   c.font = "600 11px system-ui, sans-serif";
   c.textBaseline = "top";
-  for (const o of [...objects].reverse()) { // the best drawn last, on top
-    const colour = state.model.colours[o.index];
-    const [x1, y1, x2, y2] = [o.box[0] * SIDE / w, o.box[1] * SIDE / h, o.box[2] * SIDE / w, o.box[3] * SIDE / h];
-    c.strokeStyle = c.fillStyle = colour;
-    c.lineWidth = 2;
-    c.strokeRect(x1 + 1, y1 + 1, Math.max(0, x2 - x1 - 2), Math.max(0, y2 - y1 - 2));
-    const label = `${o.class} ${pct(o.score)}`, tw = c.measureText(label).width + 8, th = 15;
-    const top = y1 - th >= 0 ? y1 - th : y1 + 2, left = Math.min(x1, SIDE - tw);
-    c.fillRect(left, top, tw, th);
-    c.fillStyle = inkOn(colour);
-    c.fillText(label, left + 4, top + 2);
+  const boxes = objects.map((o) => ({
+    colour: state.model.colours[o.index], label: `${o.class} ${pct(o.score)}`,
+    x1: o.box[0] * SIDE / w, y1: o.box[1] * SIDE / h, x2: o.box[2] * SIDE / w, y2: o.box[3] * SIDE / h,
+  }));
+  const places = labelPlaces(c, boxes);
+  c.lineWidth = 2;
+  for (let i = boxes.length - 1; i >= 0; i--) { // the best drawn last, on top
+    const b = boxes[i];
+    c.strokeStyle = b.colour;
+    c.strokeRect(b.x1 + 1, b.y1 + 1, Math.max(0, b.x2 - b.x1 - 2), Math.max(0, b.y2 - b.y1 - 2));
+  }
+  for (let i = boxes.length - 1; i >= 0; i--) { // labels over every outline
+    const b = boxes[i], r = places[i];
+    c.fillStyle = b.colour;
+    c.fillRect(r.x, r.y, r.w, r.h);
+    c.fillStyle = inkOn(b.colour);
+    c.fillText(b.label, r.x + 4, r.y + 2);
   }
   window.cnnlabOverlays += 1;
   $("legend").replaceChildren(...objects.map((o) => legendRow(state.model.colours[o.index], o.class, pct(o.score),
