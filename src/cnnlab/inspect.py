@@ -30,7 +30,7 @@ residual block on one line, as in the GoogLeNet paper's table.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -322,12 +322,17 @@ def summary(model: nn.Module, input_size: tuple[int, int, int], depth: int | Non
     }
 
 
-def activation_bytes(name: str, model_args: dict, input_size: tuple[int, ...], batch: int = 1) -> int:
+def activation_bytes(
+    name: str, model_args: dict, input_size: tuple[int, ...], batch: int = 1, build: Callable | None = None
+) -> int:
     """Bytes of the input and of every tensor the leaf modules of model `name` return, in fp32, for `batch` inputs of
     `input_size`: an upper bound of a forward pass's activation memory, traced on the meta device (nothing is
-    allocated and no weights are read, so a file that claims a huge input costs nothing to check)."""
+    allocated and no weights are read, so a file that claims a huge input costs nothing to check).
+
+    build: a task's `Task.build`, to trace its model (head included) on the backbone `name`."""
     with torch.device("meta"):
         model = create_model(name, **model_args)
+        model = build(model) if build is not None else model
     total = batch * math.prod(input_size) * 4
 
     def add(module, args, out) -> None:

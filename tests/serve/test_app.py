@@ -45,6 +45,7 @@ def test_page_and_static_files_are_served(client):
 def test_predict_top_k(client, k):
     r = client.post("/api/predict", files={"image": ("x.png", square_png(k), "image/png")}, data={"top": "3"})
     assert r.status_code == 200, r.text
+    assert set(r.json()) == {"model", "top", "notes"}  # a classifier's answer, as before other tasks were served
     top = r.json()["top"]
     assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"]
     assert top[0]["index"] == k  # the toy task is learned in two epochs

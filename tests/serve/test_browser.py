@@ -9,6 +9,7 @@ The first test saves a screenshot (in pytest's tmp folder, and at $CNNLAB_SERVE_
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import shutil
@@ -48,17 +49,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(serve_run, fake_idx):
-    """`python -m cnnlab serve` as a true subprocess: the browser needs a server that runs until it is stopped, and
-    the test stops it as a user does (SIGTERM), which only a process can receive."""
+@contextlib.contextmanager
+def serving(*args: str):
+    """`python -m cnnlab serve ARGS` as a true subprocess, on a free port: yields its address. The browser needs a
+    server that runs until it is stopped, and it is stopped as a user does (SIGTERM), which only a process can
+    receive."""
     port = _free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]),
     }
-    runs = [str(serve_run), str(serve_run)]
-    cmd = [sys.executable, "-m", "cnnlab", "serve", *runs, "--port", str(port), "--data-dir", str(fake_idx)]
+    cmd = [sys.executable, "-m", "cnnlab", "serve", *args, "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -80,6 +81,13 @@ def server(serve_run, fake_idx):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(serve_run, fake_idx):
+    """The tiny trained run served twice, as the models `toy-lenet` and `toy-lenet-2`."""
+    with serving(str(serve_run), str(serve_run), "--data-dir", str(fake_idx)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,24 @@
 """The FastAPI application of `cnnlab serve`: the page (static/), and a JSON API under /api/.
 
     GET  /api/health                      {"status": "ok", ...}
-    GET  /api/models                      the served models: classes, input size, test accuracy, data set
-    POST /api/predict                     multipart: image (file), model, top → the top-k classes
+    GET  /api/models                      the served models: task, classes (and their colours), input size, test
+                                          accuracy and the task's main metric, data set
+    POST /api/predict                     multipart: image (file), model, top → the top-k classes; for a model
+                                          of another task its prediction (`predict_task`)
     POST /api/explain                     multipart: image, model, method, target, format=png|array, features
                                           → the input as the network sees it, the saliency map, feature maps
     GET  /api/models/{id}/random          a random test image of the model's data set (PNG) and its true label
+                                          (a scene's: the classes it holds)
     GET  /favicon.ico                     the page's icon (static/favicon.svg)
 
 /api/predict and /api/explain note a blank input (`images.blank_notes`): a network names a class even for nothing.
+
+Localization, detection and segmentation models are served too: /api/predict answers with the fields of the
+task's `Task.json` (what `cnnlab predict --json` prints): a localizer's class, probability, top classes and box,
+a detector's objects (class, score, box), boxes as x1, y1, x2, y2 in pixels of the model's input; a segmenter's
+pixels per class, and the mask itself as `mask_png`, a PNG data URL of the class indices (a palette PNG, colours
+those of `Task.draw`, the background index 0 transparent), the size of the model's input. Explanations are for
+classifiers only.
 
 Every model is loaded once at start, as a `cnnlab.infer.Classifier`: a run folder or model file as its torch model
 (a BatchNorm-folded copy in inference mode), an .onnx file through ONNX Runtime. Prediction runs without a lock on
@@ -27,6 +37,7 @@ its own (`image_source`).
 from __future__ import annotations
 
 import copy
+import io
 import random
 import sys
 import threading
@@ -69,11 +80,14 @@ from cnnlab.serve.limits import (
     decode_bytes,
     model_cost,
 )
+from cnnlab.tasks import Task
+from cnnlab.tasks.drawing import COLOURS
 
 STATIC = files("cnnlab.serve") / "static"
 MAX_TOP = 20
 MAX_OVERLAY_SIDE = 1024  # pixels: the overlay is the input upscaled up to 8 ×, never beyond this
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields, on top of the image's byte limit
+METRIC_NAMES = {"accuracy": "test accuracy", "iou": "test mean IoU", "map": "test mAP", "miou": "test mIoU"}
 
 
 @dataclass
@@ -83,9 +97,11 @@ class Served:
     id: str
     path: Path
     classifier: Classifier  # torch (BN folded, channels_last, eval) or ONNX Runtime: run lock-free by predict
-    explainer: torch.nn.Module | None  # the model as trained: gradients and hooks, one request at a time (not ONNX)
+    explainer: torch.nn.Module | None  # the model as trained: gradients and hooks, one request at a time (a
+    # classifier's torch model only: not ONNX, not another task)
     cost: ModelCost
     test_source: DataRecord | str  # where its test images may come from, or why they may not (`image_source`)
+    task: Task  # what its outputs are (classify, localize, detect, segment): decodes them
     lock: threading.Lock = field(default_factory=threading.Lock)
     queue: ExplainQueue = field(default_factory=ExplainQueue)  # explanations waiting, in the event loop
     _test: Any = None  # the test ImageSet once loaded, or the reason it is not available (str)
@@ -96,7 +112,8 @@ class Served:
         return self.classifier.meta
 
     def info(self) -> dict:
-        m = self.meta
+        m, task = self.meta, self.task
+        metric = task.main_metric
         return {
             "id": self.id,
             "model": m.model,
@@ -109,6 +126,10 @@ class Served:
             "epochs": m.metrics.get("epochs"),
             "precision": self.classifier.precision,
             "methods": list(ex.METHODS) if self.explainer is not None else [],
+            "task": task.name,
+            "task_args": dict(task.args),
+            "metric": {"name": METRIC_NAMES.get(metric, f"test {metric}"), "value": m.metrics.get(f"test_{metric}")},
+            "colours": class_colours(task),
         }
 
     def test_set(self):
@@ -178,14 +199,13 @@ def load_served(
             classifier, explainer = OnnxClassifier(path), None
         else:
             model, meta = load_model(path)
-            classifier, explainer, path = TorchClassifier(model, meta, device), model.eval(), resolve_model_path(path)
-            if classifier.net is model:  # nothing to fold or convert: predict must not share the explainer's module
+            classifier, path = TorchClassifier(model, meta, device), resolve_model_path(path)
+            explainer = model.eval() if meta.task == "classify" else None  # saliency explains a class score
+            if explainer is not None and classifier.net is model:  # nothing folded: predict must not share it
                 classifier.net = copy.deepcopy(model).eval()
         meta = classifier.meta
-        if meta.task != "classify":  # the page and the API show classes and saliency: classifiers only, so far
-            raise ValueError(f"{path}: a {meta.task} model; cnnlab serve shows classifiers so far")
         source = image_source(meta, path, data_dir, data)
-        served[sid] = Served(sid, path, classifier, explainer, model_cost(meta), source)
+        served[sid] = Served(sid, path, classifier, explainer, model_cost(meta), source, meta.make_task())
     return served
 
 
@@ -194,6 +214,34 @@ def load_served(
 
 def predict_image(s: Served, image: torch.Tensor, top: int) -> list[dict]:
     return predict_images(s.classifier, image[None], top)[0]
+
+
+def predict_task(s: Served, image: torch.Tensor, top: int) -> dict:
+    """The prediction of a model of another task than classification: `Task.json`'s fields, as `cnnlab predict
+    --json` prints them, and for a segmentation its mask as `mask_png` (a palette PNG of the class indices, the
+    colours `Task.draw`'s, background transparent: drawn over the image as it is, read back as indices)."""
+    prediction = s.task.decode(s.classifier.logits(image[None]), top)[0]
+    out = s.task.json(prediction)
+    if "mask" in prediction:
+        out["mask_png"] = images.data_url(mask_png(s.task, prediction["mask"]))
+    return out
+
+
+def mask_png(task: Task, mask: torch.Tensor) -> bytes:
+    """uint8 (H, W) class indices → a palette PNG whose index 0 (the background) is transparent."""
+    buf = io.BytesIO()
+    task.mask_image(mask).save(buf, format="PNG", transparency=0)
+    return buf.getvalue()
+
+
+def class_colours(task: Task) -> list[str]:
+    """Each class's colour as `Task.draw` paints it: a segmentation's palette (background black), else the drawing
+    colours in turn."""
+    palette = getattr(task, "palette", None)  # a task that paints pixels has one
+    if palette is None:
+        return [COLOURS[k % len(COLOURS)] for k in range(task.num_classes)]
+    rgb = palette()
+    return ["#" + bytes(rgb[3 * k : 3 * k + 3]).hex() for k in range(task.num_classes)]
 
 
 def _colormap(values: np.ndarray, name: str) -> np.ndarray:
@@ -262,13 +310,25 @@ def random_test_image(s: Served, seed: int | None) -> dict:
     if isinstance(data, str):
         raise UploadError(404, data)
     k = random.Random(seed).randrange(len(data)) if seed is not None else random.randrange(len(data))
-    image, label = data.images[k], int(data.labels[k])
     return {
         "model": s.id,
         "index": k,
-        "label": {"class": s.meta.classes[label], "index": label},
-        "image_png": images.data_url(images.png_bytes(images.tensor_pixels(image))),
+        "label": true_label(data.labels[k], data.kind, s.meta.classes),
+        "image_png": images.data_url(images.png_bytes(images.tensor_pixels(data.images[k]))),
     }
+
+
+def true_label(target: torch.Tensor, kind: str, classes: Sequence[str]) -> dict:
+    """One test image's target as {"class": its class, or the classes it holds joined by ", " (none: ""),
+    "index": the class index, None for a scene}."""
+    if kind in ("label", "box"):  # a class, or a class and its box
+        k = int(target) if kind == "label" else int(target[0])
+        return {"class": classes[k], "index": k}
+    if kind == "boxes":  # rows of class, x1, y1, x2, y2, padded with class −1
+        held = [int(c) for c in target[:, 0].tolist() if c >= 0]
+    else:  # a mask: the classes of its pixels but the background (0) and ignored ones (255)
+        held = [int(c) for c in torch.unique(target).tolist() if 0 < c < len(classes)]
+    return {"class": ", ".join(classes[c] for c in held), "index": None}
 
 
 # ---- request parsing ----
@@ -465,6 +525,8 @@ class Requests:
 
 def _explain_options(form: dict, s: Served) -> dict:
     """method, target, fmt, features and top of an /api/explain form, each checked."""
+    if s.task.name != "classify":
+        raise UploadError(400, f"model '{s.id}' is a {s.task.name} model: explanations are for classifiers only")
     if s.explainer is None:
         raise UploadError(400, f"model '{s.id}' is an ONNX file: explanations need the torch model (serve its run)")
     method = _field_str(form, "method", "gradient")
@@ -516,8 +578,11 @@ def _install_routes(app: FastAPI, req: Requests) -> None:
             im, cost = req.upload(form)
             async with req.budget.reserve(cost + s.cost.predict, f"this {im.width}×{im.height} image"):
                 image, notes = await req.decode(im, s)
-                result = await run_in_threadpool(predict_image, s, image, top)
-        return {"model": s.id, "top": result, "notes": notes + images.blank_notes(image)}
+                if s.task.name == "classify":  # as it always was: {"model", "top", "notes"}
+                    result = {"top": await run_in_threadpool(predict_image, s, image, top)}
+                else:
+                    result = {"task": s.task.name, **await run_in_threadpool(predict_task, s, image, top)}
+        return {"model": s.id, **result, "notes": notes + images.blank_notes(image)}
 
     @app.post("/api/explain", summary="Saliency map and feature maps of an uploaded image", openapi_extra=_EXPLAIN_DOC)
     async def explain(request: Request):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,15 +43,18 @@ def decode_bytes(width: int, height: int, mode: str) -> int:
 
 @dataclass(frozen=True)
 class ModelCost:
-    """What one request costs a served model beyond its upload: its activations (bytes, one image, fp32) and the
-    input's pixels (the explanation's pictures are made at the input size)."""
+    """What one request costs a served model beyond its upload: its activations (bytes, one image, fp32, the task's
+    head included), its raw outputs (bytes, one image) and the input's pixels (the explanation's pictures and a
+    segmentation's mask are made at the input size)."""
 
     activations: int
     pixels: int
+    outputs: int = 0
 
     @property
     def predict(self) -> int:
-        return 2 * self.activations  # flip TTA runs the batch twice
+        # flip TTA runs the batch twice; the outputs are averaged and decoded (a mask: argmax, counts, a PNG)
+        return 2 * self.activations + 3 * self.outputs + 16 * self.pixels
 
     def explain(self, fmt: str, features: bool) -> int:
         """Saliency keeps every activation and its gradient (×3); the heat map, colour maps, overlay and PNGs cost
@@ -64,16 +68,18 @@ class ModelCost:
 
 
 def model_cost(meta) -> ModelCost:
-    """The `ModelCost` of a model's `RunMeta`, traced on the meta device (nothing allocated); a model the tracer
-    cannot follow is charged 64 fp32 maps per input pixel."""
+    """The `ModelCost` of a model's `RunMeta`, its task's model traced on the meta device (nothing allocated); a
+    model the tracer cannot follow is charged 64 fp32 maps per input pixel."""
     from cnnlab.inspect import activation_bytes
 
     c, h, w = meta.input_size
+    task = meta.make_task()
+    outputs = 4 * math.prod(task.output_shape)
     try:
-        activations = activation_bytes(meta.model, meta.model_args, meta.input_size)
+        activations = activation_bytes(meta.model, meta.model_args, meta.input_size, build=task.build)
     except Exception:  # an op without a meta kernel: a generous guess instead
-        activations = 64 * 4 * c * h * w
-    return ModelCost(activations, h * w)
+        activations = 64 * 4 * c * h * w + outputs
+    return ModelCost(activations, h * w, outputs)
 
 
 class MemoryBudget:

@@ -3,6 +3,10 @@
 // One rule against stale state: every result pane shows the current image and model or nothing. Clear, a new
 // model, a blank drawing and an error all go through resetResults(), which also drops any answer still on its way
 // (state.seq numbers the requests for one image, state.xseq the explanations of it).
+//
+// A model of another task (localize, detect, segment) gets its prediction drawn over the input on a second canvas
+// (#overlay, the boxes with their class and score, or the mask's class colours at half opacity), and a legend of
+// what is drawn; explanations are for classifiers and their cards are hidden.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +20,8 @@ const BLANK_SHARE = 0.01; // less than 1 % of the pixels away from the backgroun
 const UNSURE = 0.5; // a top probability below this gets a note that the input may be unlike the training images
 const MAX_SEND = 1024; // pixels: a padded upload is scaled down to this side (the network's input is far smaller)
 const EXAMPLES = 6; // thumbnails of test images
+const TASKS = { classify: "classification", localize: "localization", detect: "detection", segment: "segmentation" };
+const MASK_OPACITY = 0.5; // the class colours over the image, as Task.draw (tasks/segment.py OVERLAY)
 
 function pct(p) { return (100 * p).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1) + " %"; }
 
@@ -65,11 +71,12 @@ function clearExplanation(text) {
 
 function resetResults(message = EMPTY) {
   state.seq += 1; // answers still on their way belong to what was reset: dropped
+  clearOverlay();
+  $("legend").replaceChildren();
   const box = $("prediction");
   box.textContent = message;
   box.className = "prediction empty";
-  delete box.dataset.class;
-  delete box.dataset.model;
+  for (const key of ["class", "model", "objects", "classes"]) delete box.dataset[key];
   $("bars").replaceChildren();
   for (const id of ["hint", "notes", "error"]) $(id).textContent = "";
   clearExplanation(message || "no result");
@@ -82,14 +89,22 @@ function failed(message) { // only the error: nothing of an earlier image stays 
 
 // ---- models ----
 
+function metricText(m) { // accuracy in per cent; IoU and mAP as the 0–1 numbers they are reported as
+  const v = m.metric.value;
+  if (v == null) return "–";
+  return m.task === "classify" ? (100 * v).toFixed(2) + " %" : v.toFixed(3);
+}
+
 function describe(m) {
   const [c, h, w] = m.input_size;
-  const acc = m.test_accuracy == null ? "–" : (100 * m.test_accuracy).toFixed(2) + " %";
   const classes = m.classes.length <= 12 ? m.classes.join(", ") : m.classes.length + " classes";
   const info = $("model-info");
   info.replaceChildren();
-  const parts = [["", m.model], ["input ", `${c}×${h}×${w} ${c === 1 ? "gray" : "RGB"}`], ["test accuracy ", acc],
-                 ["data ", m.dataset || "–"], ["classes ", classes]];
+  if (m.task !== "classify") {
+    info.append(element("span", { className: "task-badge", id: "task", textContent: TASKS[m.task] || m.task }), " ");
+  }
+  const parts = [["", m.model], ["input ", `${c}×${h}×${w} ${c === 1 ? "gray" : "RGB"}`],
+                 [m.metric.name + " ", metricText(m)], ["data ", m.dataset || "–"], ["classes ", classes]];
   parts.forEach(([label, value], i) => {
     if (i) info.append(" · ");
     info.append(label, element("b", { textContent: shorten(value, 40), title: value }));
@@ -107,8 +122,10 @@ function selectModel(id) {
   describe(state.model);
   fillTargets(state.model);
   for (const id of ["method", "target-class"]) $(id).disabled = !state.model.methods.length;
+  document.body.classList.toggle("task", state.model.task !== "classify");
+  document.body.dataset.task = state.model.task;
   const gray = state.model.channels === 1;
-  $("draw-box").hidden = !gray;
+  $("draw-box").hidden = !gray && state.model.task === "classify"; // a task's canvas shows its overlay
   $("draw-note").hidden = gray;
   resetResults(state.blob ? "…" : EMPTY);
   loadExamples(state.model);
@@ -164,6 +181,7 @@ function line(from, to) {
 
 canvas.addEventListener("pointerdown", (e) => {
   canvas.setPointerCapture(e.pointerId);
+  clearOverlay(); // it shows the image before this stroke
   state.drawing = true;
   state.last = point(e);
   line(state.last, state.last);
@@ -299,8 +317,9 @@ drop.addEventListener("drop", (e) => {
 
 async function useTestImage(r) {
   const blob = await (await fetch(r.image_png)).blob();
-  const truth = [element("span", { textContent: `test image #${r.index}, true label: ` }),
-                 element("b", { textContent: r.label.class })];
+  const scene = r.label.index == null; // a scene: the classes it holds
+  const truth = [element("span", { textContent: `test image #${r.index}, ${scene ? "holds" : "true label"}: ` }),
+                 element("b", { textContent: r.label.class || "nothing" })];
   await useImage(blob, truth);
 }
 
@@ -394,12 +413,19 @@ window.cnnlabUpdates = 0; // how many predictions were shown (the browser test w
 
 function showPrediction(p) {
   window.cnnlabUpdates += 1;
+  $("prediction").dataset.model = p.model;
+  if (p.task === "detect") return showObjects(p);
+  if (p.task === "segment") return showMask(p);
+  showClasses(p); // classify, and localize: its class and top classes, then its box
+  if (p.task === "localize") showBoxes(p, [{ class: p.class, index: p.index, score: p.probability, box: p.box }]);
+}
+
+function showClasses(p) {
   const top = p.top, best = top[0];
   const box = $("prediction");
   box.className = "prediction";
   box.replaceChildren(best.class, element("small", { textContent: pct(best.probability) }));
   box.dataset.class = best.class;
-  box.dataset.model = p.model;
   $("bars").replaceChildren(...top.map((t, i) => {
     const fill = element("span", { className: "fill" });
     fill.style.width = Math.max(0.5, 100 * t.probability) + "%";
@@ -408,14 +434,136 @@ function showPrediction(p) {
       element("span", { className: "track" }, fill),
       element("span", { className: "pct", textContent: pct(t.probability) }));
   }));
-  const notes = state.source === "canvas" ? [] : [state.note, ...p.notes].filter(Boolean);
-  $("notes").textContent = notes.join("; ");
-  const blankNote = p.notes.find((n) => n.includes("blank"));
   const data = state.model.dataset ? `the ${state.model.dataset} images` : "the images";
-  $("hint").textContent = blankNote ? `Note: ${blankNote}.`
-    : best.probability < UNSURE ? `Unsure: the top class has only ${pct(best.probability)}. The input may be unlike ` +
-      `${data} the model learned from; a network always names one of its classes, even for something it never saw.`
-    : "";
+  notes(p, best.probability < UNSURE ? `Unsure: the top class has only ${pct(best.probability)}. The input may be ` +
+    `unlike ${data} the model learned from; a network always names one of its classes, even for something it never saw.`
+    : "");
+}
+
+// ---- the overlay of another task's prediction ----
+
+const overlay = $("overlay");
+window.cnnlabOverlays = 0; // how many overlays were drawn (the browser test waits on it)
+
+function overlayContext() { // the overlay at its displayed size in screen pixels, drawn in the canvas's 280 units
+  const side = Math.round((overlay.clientWidth || SIDE) * (window.devicePixelRatio || 1));
+  overlay.width = overlay.height = side;
+  const c = overlay.getContext("2d");
+  c.setTransform(side / SIDE, 0, 0, side / SIDE, 0, 0);
+  return c;
+}
+
+function clearOverlay() { overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height); }
+
+function notes(p, hint) {
+  const shown = state.source === "canvas" ? [] : [state.note, ...p.notes].filter(Boolean);
+  $("notes").textContent = shown.join("; ");
+  const blankNote = p.notes.find((n) => n.includes("blank"));
+  $("hint").textContent = blankNote ? `Note: ${blankNote}.` : hint || "";
+}
+
+function swatch(colour) {
+  const s = element("span", { className: "swatch" });
+  s.style.background = colour;
+  return s;
+}
+
+function legendRow(colour, name, num, where, absent = false) {
+  const row = element("li", { className: absent ? "absent" : "" }, swatch(colour),
+    element("span", { className: "name", textContent: name, title: name }),
+    element("span", { className: "num", textContent: num }), element("span", { className: "where", textContent: where }));
+  row.dataset.class = name;
+  return row;
+}
+
+function headline(text, small) {
+  const box = $("prediction");
+  box.className = "prediction";
+  box.replaceChildren(text, ...(small ? [element("small", { textContent: small })] : []));
+}
+
+function inkOn(colour) { // black on the light drawing colours (lime, cyan, orange), white on the dark ones
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
+  return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
+}
+
+function overlaps(a, b) { return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h; }
+
+// Where each box's label goes, best first: above the box, else inside its top, else below it, the first place that
+// no label placed before covers (the last one tried when all are taken); x within the canvas.
+function labelPlaces(c, boxes) {
+  const placed = [];
+  for (const b of boxes) {
+    const w = c.measureText(b.label).width + 8, h = 15, x = Math.max(0, Math.min(b.x1, SIDE - w));
+    const tries = [b.y1 - h, b.y1 + 2, b.y2 + 1].filter((y) => y >= 0 && y + h <= SIDE);
+    const rects = (tries.length ? tries : [Math.max(0, b.y1 - h)]).map((y) => ({ x, y, w, h }));
+    placed.push(rects.find((r) => !placed.some((q) => overlaps(r, q))) || rects[rects.length - 1]);
+  }
+  return placed;
+}
+
+function showBoxes(p, objects) { // boxes in the model's input pixels → the canvas's 280 units
+  const [, h, w] = state.model.input_size;
+  const c = overlayContext();
+  c.font = "600 11px system-ui, sans-serif";
+  c.textBaseline = "top";
+  const boxes = objects.map((o) => ({
+    colour: state.model.colours[o.index], label: `${o.class} ${pct(o.score)}`,
+    x1: o.box[0] * SIDE / w, y1: o.box[1] * SIDE / h, x2: o.box[2] * SIDE / w, y2: o.box[3] * SIDE / h,
+  }));
+  const places = labelPlaces(c, boxes);
+  c.lineWidth = 2;
+  for (let i = boxes.length - 1; i >= 0; i--) { // the best drawn last, on top
+    const b = boxes[i];
+    c.strokeStyle = b.colour;
+    c.strokeRect(b.x1 + 1, b.y1 + 1, Math.max(0, b.x2 - b.x1 - 2), Math.max(0, b.y2 - b.y1 - 2));
+  }
+  for (let i = boxes.length - 1; i >= 0; i--) { // labels over every outline
+    const b = boxes[i], r = places[i];
+    c.fillStyle = b.colour;
+    c.fillRect(r.x, r.y, r.w, r.h);
+    c.fillStyle = inkOn(b.colour);
+    c.fillText(b.label, r.x + 4, r.y + 2);
+  }
+  window.cnnlabOverlays += 1;
+  $("legend").replaceChildren(...objects.map((o) => legendRow(state.model.colours[o.index], o.class, pct(o.score),
+    `x ${o.box[0].toFixed(0)}–${o.box[2].toFixed(0)}, y ${o.box[1].toFixed(0)}–${o.box[3].toFixed(0)} px`)));
+}
+
+function showObjects(p) {
+  const n = p.objects.length, threshold = state.model.task_args.score;
+  headline(n ? `${n} object${n === 1 ? "" : "s"}` : "No object", `score ≥ ${threshold}`);
+  $("prediction").dataset.objects = String(n);
+  $("bars").replaceChildren();
+  showBoxes(p, p.objects);
+  notes(p, n ? "" : `No object scored ${threshold} or more: the model found nothing it knows in this image.`);
+}
+
+function showMask(p) {
+  const m = state.model, seq = state.seq, total = Object.values(p.pixels).reduce((a, b) => a + b, 0);
+  const found = Object.keys(p.pixels).filter((c) => c !== m.classes[0]);
+  headline(found.length ? found.slice(0, 3).join(", ") + (found.length > 3 ? ", …" : "") : "Only background",
+           found.length ? `${found.length} class${found.length === 1 ? "" : "es"}` : "");
+  $("prediction").dataset.classes = found.join(",");
+  $("bars").replaceChildren();
+  const share = (n) => (100 * n / total).toFixed(1) + " %";
+  const present = Object.entries(p.pixels).map(([name, n]) =>
+    legendRow(m.colours[m.classes.indexOf(name)], name, n.toLocaleString("en"), share(n) + " of the pixels" +
+              (name === m.classes[0] ? " (not coloured)" : "")));
+  const absent = m.classes.filter((name) => !(name in p.pixels)).map((name) =>
+    legendRow(m.colours[m.classes.indexOf(name)], name, "0", "", true));
+  $("legend").replaceChildren(...present, ...absent);
+  notes(p, found.length ? "" : "Every pixel was given to the background: the model found no object in this image.");
+  const mask = new Image();
+  mask.onload = () => {
+    if (seq !== state.seq) return; // another image or model meanwhile
+    const c = overlayContext();
+    c.imageSmoothingEnabled = false; // one model pixel = one block of colour, as the network decided it
+    c.globalAlpha = MASK_OPACITY;
+    c.drawImage(mask, 0, 0, SIDE, SIDE);
+    window.cnnlabOverlays += 1;
+  };
+  mask.src = p.mask_png;
 }
 
 function showExplanation(x) {
