@@ -86,6 +86,18 @@ def test_a_copy_has_its_own_taps_and_gives_the_same_outputs():
         model.forward_head(torch.zeros(1, 120, 1, 1))
 
 
+@pytest.mark.parametrize(("skips", "scored"), [(0, []), (1, [16]), (2, [16, 8]), (9, [16, 8])])
+def test_fcn_adds_the_scores_of_as_many_stages_as_skips_asks(skips, scored):
+    # CL8-MP4-CL16-MP4 at 32 px: stages of 8 channels at 32 px and 16 channels at 16 px, then the final 8×8 map;
+    # skips beyond the backbone's stages stops at its finest one (the input's own resolution here)
+    model = _task(decoder="fcn", skips=skips).build(create_model("CL8-MP4-CL16-MP4-FC10", num_classes=3, in_chans=1))
+    assert [score.in_channels for score in model.head.scores] == scored
+    out = model.train()(torch.randn(2, *SIZE))
+    assert out.shape == (2, 3, 32, 32)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.head.parameters())
+
+
 def test_unknown_task_arguments_are_refused():
     with pytest.raises(ValueError, match="decoder=segnet; choose from unet, fcn"):
         _task(decoder="segnet")
@@ -93,6 +105,8 @@ def test_unknown_task_arguments_are_refused():
         _task(upsample="nearest")
     with pytest.raises(ValueError, match="dice_weight=much; a number ≥ 0"):
         _task(dice_weight="much")
+    with pytest.raises(ValueError, match="skips=-1; a whole number ≥ 0"):
+        _task(skips=-1)
 
 
 def test_metrics_on_a_hand_worked_case():

@@ -16,8 +16,9 @@ traces the hooks as it traces the rest. The probe is deterministic: a rebuilt mo
 **Decoders** (`--task-arg decoder=`): `unet` (Ronneberger et al., 2015): from the final map up through every
 stage, each step upsampling to the stage's size, concatenating the stage's map and two 3×3 conv-BN-ReLU, then up
 to the input and a 1×1 conv to class logits (`head.fc`). `fcn` (Long et al., 2015, the FCN-8s scheme): class
-scores of the final map (`head.fc`) upsampled and added to the scores of the two stages before it, then upsampled
-to the input. **Upsampling** (`--task-arg upsample=`): `transpose`, a learnt 2×2 stride-2 ConvTranspose2d (a
+scores of the final map (`head.fc`) upsampled and added to the scores of the `skips` stages before it (2 by
+default, FCN-8s; a larger number reaches finer stages, down to the input's own resolution), then upsampled to the
+input. **Upsampling** (`--task-arg upsample=`): `transpose`, a learnt 2×2 stride-2 ConvTranspose2d (a
 bilinear resize makes up the rest where a size is not exactly double, e.g. 7 → 14 → 28 from 3), or `resize`, a
 bilinear resize then a 3×3 conv (no checkerboard artefacts).
 
@@ -48,7 +49,7 @@ from cnnlab.tasks.drawing import COLOURS, caption, enlarge
 
 DECODERS = ("unet", "fcn")
 UPSAMPLING = ("transpose", "resize")
-FCN_SKIPS = 2  # FCN-8s adds the scores of the two stages before the final map (pool4, pool3)
+FCN_SKIPS = 2  # FCN-8s adds the scores of the two stages before the final map (pool4, pool3): the default `skips`
 OVERLAY = 0.5  # opacity of the class colours drawn over a predicted image
 
 
@@ -144,10 +145,13 @@ class DecoderHead(nn.Module):
     `fc` is the class output (a 1×1 conv); `reset(k)` gives new class outputs (FCN scores every level, so all its
     score layers are new)."""
 
-    def __init__(self, final: Stage, stages: list[Stage], num_classes: int, size, decoder: str, upsample: str):
+    def __init__(
+        self, final: Stage, stages: list[Stage], num_classes: int, size, decoder: str, upsample: str, skips: int
+    ):
         super().__init__()
         self.final, self.stages, self.size = final, list(stages), tuple(size)
         self.decoder, self.upsample = decoder, upsample
+        self.skips = min(skips, len(self.stages))  # FCN: the stages whose scores are added (a backbone may have fewer)
         self.taps = Taps()
         if decoder == "unet":
             self._build_unet()
@@ -174,12 +178,17 @@ class DecoderHead(nn.Module):
         if self.decoder == "unet":
             self.fc = nn.Conv2d(self.width, k, 1)
             return
-        skips = self.stages[-FCN_SKIPS:][::-1]  # the stages just before the final map, coarsest first
+        skips = self._fcn_skips()  # the stages just before the final map, coarsest first
         self.fc = nn.Conv2d(self.final.channels, k, 1)
         self.scores = nn.ModuleList(nn.Conv2d(s.channels, k, 1) for s in skips)
         sizes = [self.final.size] + [s.size for s in skips]
         self.ups = nn.ModuleList(Up(k, k, a, b, self.upsample) for a, b in zip(sizes, sizes[1:], strict=False))
         self.to_input = Up(k, k, sizes[-1], self.size, self.upsample)
+
+    def _fcn_skips(self, items: list | None = None) -> list:
+        """The last `skips` of `items` (default: the stages), coarsest first."""
+        items = self.stages if items is None else items
+        return items[len(items) - self.skips :][::-1]
 
     def reset(self, num_classes: int) -> None:
         self._build_classes(num_classes)
@@ -190,7 +199,7 @@ class DecoderHead(nn.Module):
             if pre_logits:
                 return x
             y = self.fc(x)
-            for up, score, skip in zip(self.ups, self.scores, skips[-FCN_SKIPS:][::-1], strict=True):
+            for up, score, skip in zip(self.ups, self.scores, self._fcn_skips(skips), strict=True):
                 y = up(y) + score(skip)  # (B, K, h', w') at the stage's size
             return self.to_input(y)
         for up, block, skip in zip(self.ups, self.blocks, reversed(skips), strict=True):
@@ -263,7 +272,7 @@ class Segment(Task):
     target = "mask"
     running_metrics = ("accuracy",)  # pixel accuracy (each image's share of right pixels, averaged)
     main_metric = "miou"
-    ARGS = {"decoder": "unet", "upsample": "transpose", "dice_weight": 0.0}
+    ARGS = {"decoder": "unet", "upsample": "transpose", "dice_weight": 0.0, "skips": FCN_SKIPS}
 
     def __init__(self, classes: Sequence[str], input_size: Sequence[int], **args) -> None:
         super().__init__(classes, input_size, **args)
@@ -274,6 +283,9 @@ class Segment(Task):
         if isinstance(dice, bool) or not isinstance(dice, (int, float)) or not dice >= 0:
             raise ValueError(f"task segment: dice_weight={dice}; a number ≥ 0 (0: cross-entropy alone)")
         self.args["dice_weight"] = float(dice)
+        skips = self.args["skips"]
+        if isinstance(skips, bool) or not isinstance(skips, int) or skips < 0:
+            raise ValueError(f"task segment: skips={skips}; a whole number ≥ 0 (fcn: stages whose scores are added)")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -300,7 +312,7 @@ class Segment(Task):
         stages = find_stages(backbone, self.input_size)
         final = Stage("", shape[0], (shape[1], shape[2]))
         a = self.args
-        head = DecoderHead(final, stages, self.num_classes, self.size, a["decoder"], a["upsample"])
+        head = DecoderHead(final, stages, self.num_classes, self.size, a["decoder"], a["upsample"], a["skips"])
         return SegmentModel(backbone, head, self.input_size)
 
     def loss(self, label_smoothing: float = 0.0) -> SegmentationLoss:
