@@ -98,6 +98,22 @@ class Up(nn.Module):
         else:
             self.conv = nn.Conv2d(in_chs, out_chs, 3, padding=1)
 
+    def start_as_upsampling(self) -> None:
+        """Weights that upsample each channel as it is (in == out): a transposed conv copies each pixel to its 2×2
+        block, a resize's conv passes it through. FCN's score maps go through a chain of these: from PyTorch's random
+        init the coarse class scores reach the output shrunk by each layer and learn slowly, as a deep linear chain
+        does (B1, 96 px: the class was not learnt in 6 epochs); FCN initialises its upsampling as bilinear for this."""
+        if not isinstance(self.conv, nn.ConvTranspose2d | nn.Conv2d) or self.conv.in_channels != self.conv.out_channels:
+            return
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            k = self.conv.weight.shape[-1]
+            for c in range(self.conv.in_channels):  # (in, out, 2, 2) or (out, in, 3, 3): channel c to itself
+                self.conv.weight[c, c] = 1.0 if self.mode == "transpose" else 0.0
+                if self.mode != "transpose":
+                    self.conv.weight[c, c, k // 2, k // 2] = 1.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "resize":
             return self.conv(F.interpolate(x, size=self.size, mode="bilinear", align_corners=False))
@@ -184,6 +200,8 @@ class DecoderHead(nn.Module):
         sizes = [self.final.size] + [s.size for s in skips]
         self.ups = nn.ModuleList(Up(k, k, a, b, self.upsample) for a, b in zip(sizes, sizes[1:], strict=False))
         self.to_input = Up(k, k, sizes[-1], self.size, self.upsample)
+        for up in [*self.ups, self.to_input]:
+            up.start_as_upsampling()
 
     def _fcn_skips(self, items: list | None = None) -> list:
         """The last `skips` of `items` (default: the stages), coarsest first."""
