@@ -10,7 +10,7 @@ mAP@0.5:0.95 ≥ 0.60. After training, the first four test scenes with the detec
 
 Run (from the repository root; each run appends to benchmarks/results/detect_results.json):
 
-    PYTHONPATH=src python -m benchmarks.features.detect --time-budget 10m --epochs 100 --n 10000
+    PYTHONPATH=src python -m benchmarks.features.detect --time-budget 10m --epochs 100 --n 20000
     PYTHONPATH=src python -m benchmarks.features.detect --report     # the Markdown table of the results
 
 The scene set is made once in --work (default /tmp/cnnlab-detect) and reused; --n and --seed change it.
@@ -70,7 +70,7 @@ def report() -> str:
 
 
 def main() -> None:
-    p = _scenes.parser(__doc__, "detect", MODEL, 10_000, "/tmp/cnnlab-detect")
+    p = _scenes.parser(__doc__, "detect", MODEL, 20_000, "/tmp/cnnlab-detect")
     args = p.parse_args()
     print(report() if args.report else json.dumps(run(args), indent=2))
 

@@ -9,7 +9,7 @@ box and class go to --example (docs/images/localize_example.png).
 
 Run (from the repository root; each run appends to benchmarks/results/localize_results.json):
 
-    PYTHONPATH=src python -m benchmarks.features.localize --time-budget 10m --epochs 100 --n 20000
+    PYTHONPATH=src python -m benchmarks.features.localize --time-budget 10m --epochs 100 --n 40000
     PYTHONPATH=src python -m benchmarks.features.localize --report     # the Markdown table of BENCHMARKS.md
 
 The scene set is made once in --work (default /tmp/cnnlab-localize) and reused; --n and --seed change it.
@@ -70,7 +70,7 @@ def report() -> str:
 
 
 def main() -> None:
-    p = _scenes.parser(__doc__, "localize", MODEL, 20_000, "/tmp/cnnlab-localize")
+    p = _scenes.parser(__doc__, "localize", MODEL, 40_000, "/tmp/cnnlab-localize")
     args = p.parse_args()
     print(report() if args.report else json.dumps(run(args), indent=2))
 

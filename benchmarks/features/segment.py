@@ -15,7 +15,7 @@ cross-entropy (BENCHMARKS.md "Beyond classification": what was tried, by epochs)
 
 Run (from the repository root; each run appends to benchmarks/results/segment_results.json):
 
-    PYTHONPATH=src python -m benchmarks.features.segment --time-budget 10m --epochs 100 --n 20000
+    PYTHONPATH=src python -m benchmarks.features.segment --time-budget 10m --epochs 100 --n 10000
     PYTHONPATH=src python -m benchmarks.features.segment --epochs 1 --n 500 --note 'smoke run' --example ''  # a check
     PYTHONPATH=src python -m benchmarks.features.segment --report     # the Markdown table of the results
 
@@ -104,7 +104,7 @@ def report() -> str:
 
 
 def main() -> None:
-    p = _scenes.parser(__doc__, "segment", MODEL, 20_000, "/tmp/cnnlab-segment")
+    p = _scenes.parser(__doc__, "segment", MODEL, 10_000, "/tmp/cnnlab-segment")
     p.add_argument("--decoder", default="fcn", choices=("unet", "fcn"))
     p.add_argument("--upsample", default="transpose", choices=("transpose", "resize"))
     p.add_argument("--skips", type=int, default=3, help="fcn: the stages whose scores are added (3: down to 96 px)")
