@@ -1,6 +1,7 @@
 """What the task benchmarks on generated scenes share (localize.py, detect.py, segment.py): their command-line
 flags, one run through `cnnlab train`'s own path (`run.train.train_run`) with the row it appends to a results file,
-and the Markdown table of those rows (the task's columns between the common ones)."""
+a picture of the trained model's predictions on the first test scenes (drawn by the task's own `draw`), and the
+Markdown table of those rows (the task's columns between the common ones)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 import cnnlab
+from benchmarks import ROOT
+from cnnlab.files import atomic_write
+from cnnlab.infer import TorchClassifier
+from cnnlab.io.model_file import load_model
+from cnnlab.run.splits import run_splits
 from cnnlab.run.train import train_run
 from cnnlab.runtime import hardware_info
+from cnnlab.tasks.base import Task
 from cnnlab.train.config import TrainConfig
 
 
-def parser(doc: str, model: str, n: int, work: str) -> argparse.ArgumentParser:
+def parser(doc: str, name: str, model: str, n: int, work: str) -> argparse.ArgumentParser:
     """The flags every scene benchmark takes (a script adds its own)."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--model", default=model)
@@ -32,11 +40,50 @@ def parser(doc: str, model: str, n: int, work: str) -> argparse.ArgumentParser:
     p.add_argument("--work", default=work, help="folder for the scenes and the run folders")
     p.add_argument("--note", default="", help="a word on the run kept with its row, e.g. 'smoke run'")
     p.add_argument("--report", action="store_true", help="print the table of the results so far")
+    p.add_argument(
+        "--example",
+        default=str(ROOT / "docs" / "images" / f"{name}_example.png"),
+        help="where to write the picture of the predictions on the first test scenes ('' for none)",
+    )
     return p
 
 
-def train(args: argparse.Namespace, data: str, task: str, recipe: dict, **options) -> tuple[dict, float]:
-    """One `cnnlab train` run on `data` (a yolo:/coco:/masks: source) for `task`: (metrics.json's dict, wall s)."""
+Panels = Callable[[Task, torch.Tensor, torch.Tensor, dict], list[Image.Image]]
+
+
+def prediction_only(task: Task, image: torch.Tensor, target: torch.Tensor, prediction: dict) -> list[Image.Image]:
+    """The panels of one scene: the prediction drawn on it (the default of `example`)."""
+    return [task.draw(image, prediction)]
+
+
+def example(run: Path, out: Path, count: int = 4, panels: Panels = prediction_only) -> Path:
+    """The trained run's predictions on its first `count` test scenes, one row of `panels(task, image, target,
+    prediction)` per scene (one panel each: the scenes side by side), written atomically as a PNG to `out`."""
+    model, meta = load_model(run)
+    test = run_splits(run).splits.test
+    images, targets = test.images[:count], test.labels[:count]
+    task = meta.make_task()
+    predictions = task.decode(TorchClassifier(model, meta, device="cpu").logits(images))
+    rows = [panels(task, *scene) for scene in zip(images, targets, predictions, strict=True)]
+    if all(len(r) == 1 for r in rows):
+        rows = [[r[0] for r in rows]]
+    width = max(sum(im.width for im in r) for r in rows)
+    sheet = Image.new("RGB", (width, sum(max(im.height for im in r) for r in rows)), "white")
+    top = 0
+    for r in rows:
+        left = 0
+        for im in r:
+            sheet.paste(im, (left, top))
+            left += im.width
+        top += max(im.height for im in r)
+    return atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
+
+
+def train(
+    args: argparse.Namespace, data: str, task: str, recipe: dict, panels: Panels = prediction_only, **options
+) -> tuple[dict, float]:
+    """One `cnnlab train` run on `data` (a yolo:/coco:/masks: source) for `task`: (metrics.json's dict, wall s);
+    then, unless `args.example` is empty, the picture of its predictions (`example`, one row of `panels` a scene)."""
     out = Path(args.work) / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = TrainConfig(
         data=data,
@@ -51,8 +98,11 @@ def train(args: argparse.Namespace, data: str, task: str, recipe: dict, **option
         **options,
     )
     started = time.perf_counter()
-    metrics = train_run(cfg).metrics
-    return metrics, time.perf_counter() - started
+    result = train_run(cfg)
+    wall = time.perf_counter() - started
+    if args.example:
+        print(f"example predictions: {example(result.out, Path(args.example), panels=panels)}")
+    return result.metrics, wall
 
 
 def record(path: Path, args: argparse.Namespace, m: dict, wall: float, recipe: dict, results: dict) -> dict:

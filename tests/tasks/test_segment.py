@@ -6,11 +6,19 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cnnlab.io import RunMeta, load_model, save_model
 from cnnlab.models import create_model
 from cnnlab.tasks import TaskModel, make_task
-from cnnlab.tasks.segment import SegmentationLoss, find_stages, iou_from_confusion, pixel_confusion, soft_dice
+from cnnlab.tasks.segment import (
+    SegmentationLoss,
+    Up,
+    find_stages,
+    iou_from_confusion,
+    pixel_confusion,
+    soft_dice,
+)
 
 CLASSES = ["background", "square", "ring"]
 SIZE = (1, 32, 32)
@@ -86,6 +94,31 @@ def test_a_copy_has_its_own_taps_and_gives_the_same_outputs():
         model.forward_head(torch.zeros(1, 120, 1, 1))
 
 
+@pytest.mark.parametrize(("skips", "scored"), [(0, []), (1, [16]), (2, [16, 8]), (9, [16, 8])])
+def test_fcn_adds_the_scores_of_as_many_stages_as_skips_asks(skips, scored):
+    # CL8-MP4-CL16-MP4 at 32 px: stages of 8 channels at 32 px and 16 channels at 16 px, then the final 8×8 map;
+    # skips beyond the backbone's stages stops at its finest one (the input's own resolution here)
+    model = _task(decoder="fcn", skips=skips).build(create_model("CL8-MP4-CL16-MP4-FC10", num_classes=3, in_chans=1))
+    assert [score.in_channels for score in model.head.scores] == scored
+    out = model.train()(torch.randn(2, *SIZE))
+    assert out.shape == (2, 3, 32, 32)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.head.parameters())
+
+
+@pytest.mark.parametrize(("upsample", "mode"), [("transpose", "nearest"), ("resize", "bilinear")])
+def test_fcn_upsampling_starts_as_plain_upsampling_of_each_score_map(upsample, mode):
+    # the coarse class scores reach the output whole from the first step (PyTorch's random init shrinks them)
+    up = Up(5, 5, (6, 6), (12, 12), upsample)
+    up.start_as_upsampling()
+    x = torch.randn(2, 5, 6, 6)
+    expected = F.interpolate(x, size=(12, 12), mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+    torch.testing.assert_close(up(x), expected)
+    head = _task(decoder="fcn", upsample=upsample).build(create_model("lenet5", num_classes=3, in_chans=1)).head
+    for up in [*head.ups, head.to_input]:
+        assert up.conv.weight.abs().sum() == up.conv.in_channels * up.conv.weight[0, 0].abs().sum()  # diagonal
+
+
 def test_unknown_task_arguments_are_refused():
     with pytest.raises(ValueError, match="decoder=segnet; choose from unet, fcn"):
         _task(decoder="segnet")
@@ -93,6 +126,8 @@ def test_unknown_task_arguments_are_refused():
         _task(upsample="nearest")
     with pytest.raises(ValueError, match="dice_weight=much; a number ≥ 0"):
         _task(dice_weight="much")
+    with pytest.raises(ValueError, match="skips=-1; a whole number ≥ 0"):
+        _task(skips=-1)
 
 
 def test_metrics_on_a_hand_worked_case():

@@ -20,8 +20,9 @@ classifier is for `classify`; its output shape is checked and `decoder` / `upsam
 **Decoders** (`--task-arg decoder=`): `unet` (Ronneberger et al., 2015): from the final map up through every
 stage, each step upsampling to the stage's size, concatenating the stage's map and two 3×3 conv-BN-ReLU, then up
 to the input and a 1×1 conv to class logits (`head.fc`). `fcn` (Long et al., 2015, the FCN-8s scheme): class
-scores of the final map (`head.fc`) upsampled and added to the scores of the two stages before it, then upsampled
-to the input. **Upsampling** (`--task-arg upsample=`): `transpose`, a learnt 2×2 stride-2 ConvTranspose2d (a
+scores of the final map (`head.fc`) upsampled and added to the scores of the `skips` stages before it (2 by
+default, FCN-8s; a larger number reaches finer stages, down to the input's own resolution), then upsampled to the
+input. **Upsampling** (`--task-arg upsample=`): `transpose`, a learnt 2×2 stride-2 ConvTranspose2d (a
 bilinear resize makes up the rest where a size is not exactly double, e.g. 7 → 14 → 28 from 3), or `resize`, a
 bilinear resize then a 3×3 conv (no checkerboard artefacts).
 
@@ -52,7 +53,7 @@ from cnnlab.tasks.drawing import COLOURS, caption, enlarge
 
 DECODERS = ("unet", "fcn")
 UPSAMPLING = ("transpose", "resize")
-FCN_SKIPS = 2  # FCN-8s adds the scores of the two stages before the final map (pool4, pool3)
+FCN_SKIPS = 2  # FCN-8s adds the scores of the two stages before the final map (pool4, pool3): the default `skips`
 OVERLAY = 0.5  # opacity of the class colours drawn over a predicted image
 
 
@@ -101,6 +102,22 @@ class Up(nn.Module):
         else:
             self.conv = nn.Conv2d(in_chs, out_chs, 3, padding=1)
 
+    def start_as_upsampling(self) -> None:
+        """Weights that upsample each channel as it is (in == out): a transposed conv copies each pixel to its 2×2
+        block, a resize's conv passes it through. FCN's score maps go through a chain of these: from PyTorch's random
+        init the coarse class scores reach the output shrunk by each layer and learn slowly, as a deep linear chain
+        does (B1, 96 px: the class was not learnt in 6 epochs); FCN initialises its upsampling as bilinear for this."""
+        if not isinstance(self.conv, nn.ConvTranspose2d | nn.Conv2d) or self.conv.in_channels != self.conv.out_channels:
+            return
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            k = self.conv.weight.shape[-1]
+            for c in range(self.conv.in_channels):  # (in, out, 2, 2) or (out, in, 3, 3): channel c to itself
+                self.conv.weight[c, c] = 1.0 if self.mode == "transpose" else 0.0
+                if self.mode != "transpose":
+                    self.conv.weight[c, c, k // 2, k // 2] = 1.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "resize":
             return self.conv(F.interpolate(x, size=self.size, mode="bilinear", align_corners=False))
@@ -148,10 +165,13 @@ class DecoderHead(nn.Module):
     `fc` is the class output (a 1×1 conv); `reset(k)` gives new class outputs (FCN scores every level, so all its
     score layers are new)."""
 
-    def __init__(self, final: Stage, stages: list[Stage], num_classes: int, size, decoder: str, upsample: str):
+    def __init__(
+        self, final: Stage, stages: list[Stage], num_classes: int, size, decoder: str, upsample: str, skips: int
+    ):
         super().__init__()
         self.final, self.stages, self.size = final, list(stages), tuple(size)
         self.decoder, self.upsample = decoder, upsample
+        self.skips = min(skips, len(self.stages))  # FCN: the stages whose scores are added (a backbone may have fewer)
         self.taps = Taps()
         if decoder == "unet":
             self._build_unet()
@@ -178,12 +198,19 @@ class DecoderHead(nn.Module):
         if self.decoder == "unet":
             self.fc = nn.Conv2d(self.width, k, 1)
             return
-        skips = self.stages[-FCN_SKIPS:][::-1]  # the stages just before the final map, coarsest first
+        skips = self._fcn_skips()  # the stages just before the final map, coarsest first
         self.fc = nn.Conv2d(self.final.channels, k, 1)
         self.scores = nn.ModuleList(nn.Conv2d(s.channels, k, 1) for s in skips)
         sizes = [self.final.size] + [s.size for s in skips]
         self.ups = nn.ModuleList(Up(k, k, a, b, self.upsample) for a, b in zip(sizes, sizes[1:], strict=False))
         self.to_input = Up(k, k, sizes[-1], self.size, self.upsample)
+        for up in [*self.ups, self.to_input]:
+            up.start_as_upsampling()
+
+    def _fcn_skips(self, items: list | None = None) -> list:
+        """The last `skips` of `items` (default: the stages), coarsest first."""
+        items = self.stages if items is None else items
+        return items[len(items) - self.skips :][::-1]
 
     def reset(self, num_classes: int) -> None:
         self._build_classes(num_classes)
@@ -194,7 +221,7 @@ class DecoderHead(nn.Module):
             if pre_logits:
                 return x
             y = self.fc(x)
-            for up, score, skip in zip(self.ups, self.scores, skips[-FCN_SKIPS:][::-1], strict=True):
+            for up, score, skip in zip(self.ups, self.scores, self._fcn_skips(skips), strict=True):
                 y = up(y) + score(skip)  # (B, K, h', w') at the stage's size
             return self.to_input(y)
         for up, block, skip in zip(self.ups, self.blocks, reversed(skips), strict=True):
@@ -268,7 +295,7 @@ class Segment(Task):
     running_metrics = ("accuracy",)  # pixel accuracy (each image's share of right pixels, averaged)
     main_metric = "miou"
     HEADLINE = (("miou", "mIoU"), ("accuracy", "pixel accuracy"))
-    ARGS = {"decoder": "unet", "upsample": "transpose", "dice_weight": 0.0}
+    ARGS = {"decoder": "unet", "upsample": "transpose", "dice_weight": 0.0, "skips": FCN_SKIPS}
 
     def __init__(self, classes: Sequence[str], input_size: Sequence[int], **args) -> None:
         super().__init__(classes, input_size, **args)
@@ -279,6 +306,9 @@ class Segment(Task):
         if isinstance(dice, bool) or not isinstance(dice, (int, float)) or not dice >= 0:
             raise ValueError(f"task segment: dice_weight={dice}; a number ≥ 0 (0: cross-entropy alone)")
         self.args["dice_weight"] = float(dice)
+        skips = self.args["skips"]
+        if isinstance(skips, bool) or not isinstance(skips, int) or skips < 0:
+            raise ValueError(f"task segment: skips={skips}; a whole number ≥ 0 (fcn: stages whose scores are added)")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -309,16 +339,17 @@ class Segment(Task):
         stages = find_stages(backbone, self.input_size)
         final = Stage("", shape[0], (shape[1], shape[2]))
         a = self.args
-        head = DecoderHead(final, stages, self.num_classes, self.size, a["decoder"], a["upsample"])
+        head = DecoderHead(final, stages, self.num_classes, self.size, a["decoder"], a["upsample"], a["skips"])
         return SegmentModel(backbone, head, self.input_size)
 
     def _whole(self, model: nn.Module) -> nn.Module:
         """`model` itself, once its output is checked to be (K, H, W) logits at the input's size."""
         a, name = self.args, model.model_name
-        if (a["decoder"], a["upsample"]) != (self.ARGS["decoder"], self.ARGS["upsample"]):
+        shaping = ("decoder", "upsample", "skips")
+        if any(a[k] != self.ARGS[k] for k in shaping):
             raise ValueError(
                 f"{name} gives a class per pixel itself, with no decoder to choose: drop --task-arg decoder= / "
-                "upsample= (they shape the decoder put on a backbone)"
+                "upsample= / skips= (they shape the decoder put on a backbone)"
             )
         with torch.no_grad(), _eval(model):
             shape = tuple(model(torch.zeros(1, *self.input_size)).shape[1:])
