@@ -65,6 +65,7 @@ QUICK_REWRITES = (
     (r"(cnnlab explain \S+ embedding .*)--n \d+", r"\1--n 100"),  # t-SNE of 2,000 codes
     (r"^(cnnlab lab (?!list)\S+)", r"\1 --quick"),  # the lessons that train take minutes on Fashion-MNIST
     (r"(cnnlab bench .*)", r"\1 --quick"),  # hundreds of timed calls per engine and the whole test set
+    (r"(cnnlab datasets make .*--n )\d+", r"\g<1>300"),  # tens of thousands of scenes, a minute or more to draw
 )
 SERVER_WAIT_S = 120  # a busy 2-core machine may take this long to import torch and load the models
 

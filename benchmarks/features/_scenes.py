@@ -48,6 +48,7 @@ def parser(doc: str, name: str, model: str, n: int, work: str) -> argparse.Argum
     return p
 
 
+GAP = 8  # white pixels between the panels of `example`, so that black scenes do not run together
 Panels = Callable[[Task, torch.Tensor, torch.Tensor, dict], list[Image.Image]]
 
 
@@ -67,15 +68,16 @@ def example(run: Path, out: Path, count: int = 4, panels: Panels = prediction_on
     rows = [panels(task, *scene) for scene in zip(images, targets, predictions, strict=True)]
     if all(len(r) == 1 for r in rows):
         rows = [[r[0] for r in rows]]
-    width = max(sum(im.width for im in r) for r in rows)
-    sheet = Image.new("RGB", (width, sum(max(im.height for im in r) for r in rows)), "white")
+    width = max(sum(im.width for im in r) + GAP * (len(r) - 1) for r in rows)
+    height = sum(max(im.height for im in r) for r in rows) + GAP * (len(rows) - 1)
+    sheet = Image.new("RGB", (width, height), "white")
     top = 0
     for r in rows:
         left = 0
         for im in r:
             sheet.paste(im, (left, top))
-            left += im.width
-        top += max(im.height for im in r)
+            left += im.width + GAP
+        top += max(im.height for im in r) + GAP
     return atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
 
 
