@@ -40,7 +40,8 @@ def test_a_run_writes_a_picture_of_its_predictions(tmp_path, fake_idx, task, sou
     recipe = {"batch_size": 8, "val_split": 4, "threads": 1}
     _scenes.train(args, f"{source}:{data}", task, recipe, panels, **options)
     with Image.open(picture) as im:
-        # four test scenes of 32 px, each enlarged 8× (to 256 px) with an 18 px caption
+        # four test scenes of 32 px, each enlarged 8× (to 256 px) with an 18 px caption, GAP white pixels between
         rows, columns = (4, 3) if task == "segment" else (1, 4)
-        assert im.size == (256 * columns, (256 + 18) * rows)
+        gap = _scenes.GAP
+        assert im.size == (256 * columns + gap * (columns - 1), (256 + 18) * rows + gap * (rows - 1))
     assert [p.name for p in picture.parent.iterdir()] == [picture.name]  # written atomically: no temporary left
