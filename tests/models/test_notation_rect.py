@@ -10,6 +10,7 @@ from torch import nn
 from cnnlab.models import create_model
 from cnnlab.models.notation import format_notation, parse, to_notation
 from tests.helpers import run_cli
+from tests.models.notation_errors import assert_points_at_token
 
 
 def _side(n: int, k: int, s: int, p: int) -> int:
@@ -149,12 +150,7 @@ def test_summary_of_a_rectangular_notation_model():
     ],
 )
 def test_bad_rectangles_point_at_the_token(text, index, message):
-    with pytest.raises(ValueError) as err:
-        create_model(text)
-    lines = str(err.value).splitlines()
-    assert f"token {index + 1} of" in lines[0] and lines[1].strip() == text and message in lines[2]
-    start = lines[1].index(text) + sum(len(w) + 1 for w in text.split("-")[:index])
-    assert lines[2].index("^") == start and lines[2].count("^") == len(text.split("-")[index])
+    assert_points_at_token(text, index, message)
 
 
 def test_one_dimensional_networks_refuse_rectangles():

@@ -9,6 +9,7 @@ from cnnlab.inspect import summary
 from cnnlab.io import load_model, save_model
 from cnnlab.models import create_model
 from cnnlab.models.notation import UNET_EXAMPLE, PixelClassifier, format_notation, parse, to_notation
+from tests.models.notation_errors import assert_points_at_token
 
 
 class HandUNet(nn.Module):
@@ -141,12 +142,7 @@ def test_each_task_takes_the_net_it_can_train():
     ],
 )
 def test_errors_point_at_the_token(text, index, message):
-    with pytest.raises(ValueError) as err:
-        create_model(text)
-    lines = str(err.value).splitlines()
-    assert f"token {index + 1} of" in lines[0] and lines[1].strip() == text and message in lines[2]
-    start = lines[1].index(text) + sum(len(w) + 1 for w in text.split("-")[:index])
-    assert lines[2].index("^") == start and lines[2].count("^") == len(text.split("-")[index])
+    assert_points_at_token(text, index, message)
 
 
 def test_one_dimensional_networks_have_no_upsampling():
