@@ -3,6 +3,8 @@ are there, and the one line a user without the openvino extra gets."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +15,7 @@ from cnnlab.deploy import openvino_runtime
 from cnnlab.deploy.bench import MIN_AGREEMENT, describe_recommendation, recommend
 from cnnlab.io import RunMeta
 from cnnlab.models import create_model, main_output
+from tests.helpers import subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +178,44 @@ def test_openvino_runs_the_batch_it_is_given(exported):
     kept = first.copy()
     ov32.run(np.zeros_like(x))
     np.testing.assert_array_equal(first, kept)
+
+
+# the script of the test below: two classifiers dropped in the order they were made (not the reverse), then a
+# signal with a Python handler on the thread that loaded OpenVINO
+DROP_THEN_SIGNAL = """
+import gc, os, signal, sys
+from cnnlab.deploy.openvino_runtime import OpenVinoClassifier
+first = OpenVinoClassifier(sys.argv[1], threads=1)
+second = OpenVinoClassifier(sys.argv[2], threads=1)
+del first
+gc.collect()
+del second
+gc.collect()
+signal.signal(signal.SIGUSR1, lambda *_: print("handled"))
+os.kill(os.getpid(), signal.SIGUSR1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
+def test_classifiers_dropped_in_any_order_leave_signal_handling_safe(exported):
+    """OpenVINO's CPU plugin gives the thread that loads it an alternate signal stack and, on unload, puts back the
+    one it found: with a Core per classifier, dropped first-made first, the thread kept a freed stack and the next
+    Python signal handler killed the process (SIGSEGV; in the test suite, a training test after `bench`). The
+    classifiers share one Core. A subprocess: what fails is the interpreter."""
+    _, fp32, int8 = exported
+    r = subprocess.run(
+        [sys.executable, "-c", DROP_THEN_SIGNAL, str(fp32), str(int8)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout.strip()) == (0, "handled"), r.stderr[-2000:]
+
+
+def test_every_openvino_call_uses_one_core(exported):
+    _, fp32, _ = exported
+    shared = openvino_runtime.core()
+    openvino_runtime.OpenVinoClassifier(fp32, threads=1)
+    assert openvino_runtime.core() is shared

@@ -6,10 +6,19 @@ DequantizeLinear pairs into int8 convolutions), the same normalisation, flip TTA
 INFERENCE_PRECISION_HINT: fp32 always, bf16 / fp16 only where the CPU plugin lists them among its
 OPTIMIZATION_CAPABILITIES (`cpu_precisions`; an AVX2-only Zen 3 lists neither). OpenVINO comes with
 `cnnlab[openvino]`.
+
+Every file is compiled by one `ov.Core` per process (`core()`), kept until the interpreter exits. The CPU plugin
+(2026.4.1) gives the thread that loads it an alternate signal stack of its own (`sigaltstack`, ~10 KB) and, when its
+Core is destroyed, puts back the stack it found then and unmaps its own. With a Core per file, Cores destroyed in
+another order than created (first before second) leave the thread with the first one's unmapped stack; the next
+signal with a Python handler on that thread (Python installs its handlers with SA_ONSTACK) made the kernel kill the
+process with SIGSEGV, so a `bench` followed by training in the same test process died in the middle of the training
+test. One Core loads the plugin once and never unloads it early.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +39,20 @@ def require_openvino():
     return openvino
 
 
+_core = None
+_core_lock = threading.Lock()
+
+
+def core():
+    """This process's one `openvino.Core` (created on first use, never dropped: see the module's docstring)."""
+    global _core
+    ov = require_openvino()  # each call: a caller that made openvino unimportable is told so
+    with _core_lock:
+        if _core is None:
+            _core = ov.Core()
+        return _core
+
+
 def available() -> bool:
     try:
         require_openvino()
@@ -40,18 +63,18 @@ def available() -> bool:
 
 def cpu_precisions() -> list[str]:
     """The float precisions OpenVINO's CPU plugin computes in on this CPU: 'fp32', then 'bf16' / 'fp16' where listed."""
-    caps = require_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    caps = core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return ["fp32"] + [name for cap, name in CAPABILITIES.items() if cap in caps]
 
 
 def compile_onnx(path: str | Path, threads: int | None = None, precision: str = "fp32"):
     """An OpenVINO CompiledModel of an ONNX file on the CPU: one stream (latency hint), `threads` threads."""
-    ov = require_openvino()
+    cpu = core()
     config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     try:
-        return ov.Core().compile_model(str(path), "CPU", config)
+        return cpu.compile_model(str(path), "CPU", config)
     except Exception as e:  # OpenVINO raises RuntimeError with a multi-line trace of its own
         first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise ValueError(f"{path}: OpenVINO cannot compile it ({first[:160]})") from None
