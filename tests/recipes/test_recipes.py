@@ -44,13 +44,20 @@ def test_the_fast_recipe_has_an_fp32_variant(monkeypatch, capsys):
     from cnnlab import runtime
 
     base, fp32 = read_recipe("fast"), read_recipe("fast", "fp32")
-    assert "when_fp32" not in base and fp32["model"] != base["model"] and fp32["lr"] == base["lr"]
+    assert "when_fp32" not in base and fp32["model"] != base["model"]
+    changed = {k for k in fp32 if fp32[k] != base.get(k)}
+    assert changed == {"model", "batch_size", "lr"}  # the schedule, optimizer and regularization are the recipe's
     TrainConfig.from_dict(fp32).validate()
     for precision, model in (("fp32", fp32["model"]), ("bf16", base["model"])):
         monkeypatch.setattr(runtime, "resolve_precision", lambda p, d, r=precision: r)
         values = _train_values(build_parser().parse_args(["train", "--recipe", "fast"]))
         assert values["model"] == model
-    assert "its fp32 variant" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "its fp32 variant" in out and "batch_size 128" in out
+    # a setting the user gives is theirs, not the variant's
+    monkeypatch.setattr(runtime, "resolve_precision", lambda p, d: "fp32")
+    values = _train_values(build_parser().parse_args(["train", "--recipe", "fast", "--batch-size", "256"]))
+    assert values["batch_size"] == 256 and values["model"] == fp32["model"] and values["lr"] == fp32["lr"]
     # the user's own choice wins over the variant
     values = _train_values(build_parser().parse_args(["train", "--recipe", "fast", "--model", "lenet5"]))
     assert values["model"] == "lenet5"
