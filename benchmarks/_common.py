@@ -19,6 +19,7 @@ from cnnlab.data import DataSplits, InMemoryLoader, Normalize, channel_stats, lo
 from cnnlab.inspect import summary
 from cnnlab.models import create_model
 from cnnlab.train import Trainer, build_optimizer
+from cnnlab.train.callbacks import Callback
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -121,3 +122,19 @@ def cli_row(label: str, args: list[str], seeds: list[int], log) -> str:
         f"| `cnnlab train {' '.join(args)}` | {', '.join(map(str, seeds))} | {fmt(acc, 2)} % | {wall} "
         f"| {fmt([r['train_seconds'] for r in res], 1)} |"
     )
+
+
+class StopAt(Callback):
+    """Lay the run out over exactly `steps` steps (as a time budget's plan does) and stop there."""
+
+    order = 0
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_begin(self, logs: dict) -> None:
+        self.trainer.plan(self.steps)
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if self.trainer.step >= self.steps:
+            self.trainer.stop("planned steps done")

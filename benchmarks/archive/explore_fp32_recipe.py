@@ -23,13 +23,14 @@ import time
 
 import torch
 
+from benchmarks._common import StopAt
 from cnnlab.data import Compose, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.data.augment import Augment
 from cnnlab.infer import predict_logits
 from cnnlab.models import create_model
 from cnnlab.runtime import cpu_isa
 from cnnlab.train import Trainer, build_optimizer
-from cnnlab.train.callbacks import Callback, LRScheduler
+from cnnlab.train.callbacks import LRScheduler
 from cnnlab.train.losses import ClassificationLoss
 
 CANDIDATES = {
@@ -69,22 +70,6 @@ def speed(names: list[str], batch: int, rounds: int) -> None:
     for n in names:
         med = statistics.median(times[n])
         print(f"{n}: {batch / med:8,.0f} samples/s  ({base / med:.2f}× {names[0]})  {CANDIDATES[n]}")
-
-
-class StopAt(Callback):
-    """Lay the run out over exactly `steps` steps (as a time budget's plan does) and stop there."""
-
-    order = 0
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def on_train_begin(self, logs: dict) -> None:
-        self.trainer.plan(self.steps)
-
-    def on_batch_end(self, batch: int, logs: dict) -> None:
-        if self.trainer.step >= self.steps:
-            self.trainer.stop("planned steps done")
 
 
 def accuracy(

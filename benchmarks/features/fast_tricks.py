@@ -25,6 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks._common import StopAt
 from cnnlab.data import Compose, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.data.augment import Augment
 from cnnlab.infer import predict_logits
@@ -49,20 +50,6 @@ VARIANTS = {
     "wide": dict(net="CL32k3-BN-MP4-CL64k3-BN-MP4-CL128k3-BN-MP4-GAP-FC10"),
     "narrow": dict(net="CL16k3-BN-MP4-CL32k3-BN-MP4-CL64k3-BN-MP4-GAP-FC10"),
 }
-
-
-class StopAt(Callback):
-    order = 0
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def on_train_begin(self, logs: dict) -> None:
-        self.trainer.plan(self.steps)
-
-    def on_batch_end(self, batch: int, logs: dict) -> None:
-        if self.trainer.step >= self.steps:
-            self.trainer.stop("planned steps done")
 
 
 class Ema(Callback):
