@@ -30,6 +30,7 @@ from cnnlab.data import Compose, InMemoryLoader, Normalize, channel_stats, load_
 from cnnlab.data.augment import Augment
 from cnnlab.infer import predict_logits
 from cnnlab.models import create_model
+from cnnlab.runtime import measure
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import Callback, LRScheduler
 from cnnlab.train.losses import ClassificationLoss
@@ -96,15 +97,21 @@ def logits_tta(model, images, mean, std, mode: str) -> torch.Tensor:
     return out
 
 
+def _trainer(model: torch.nn.Module | str, lr: float, ls: float, wd: float) -> Trainer:
+    """The recipe's optimizer and loss on `model` (or a net's notation), fp32, at the process's thread count."""
+    if isinstance(model, str):
+        model = create_model(model, num_classes=10, in_chans=1)
+    opt = build_optimizer("sgd", model, lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    loss = ClassificationLoss(ls)
+    return Trainer(model, opt, loss, device="cpu", precision="fp32", threads=torch.get_num_threads())
+
+
 def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
     torch.manual_seed(seed)
     model = create_model(v["net"], num_classes=10, in_chans=1)
     if v["whiten"]:
         whiten_first_conv(model, splits.train.images, mean, std)
-    opt = build_optimizer("sgd", model, v["lr"], momentum=0.9, nesterov=True, weight_decay=v["wd"])
-    t = Trainer(
-        model, opt, ClassificationLoss(v["ls"]), device="cpu", precision="fp32", threads=torch.get_num_threads()
-    )
+    t = _trainer(model, v["lr"], v["ls"], v["wd"])
     t.callbacks.add(LRScheduler("onecycle"))
     t.callbacks.add(StopAt(steps))
     ema = Ema(v["ema"], steps, v.get("ema_start", 0.0)) if v["ema"] else None
@@ -124,33 +131,20 @@ def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
     return 100 * (logits.argmax(1) == splits.test.labels).float().mean().item()
 
 
-def speed(nets: list[str], batch: int, rounds: int = 6, steps: int = 4) -> None:
-    """Training samples/s of each net (SGD step, fp32, channels_last): rounds of `steps` steps, the nets
-    interleaved so that a change in the machine's load meets all of them; the best round of each. Read the ratios."""
+def speed(nets: list[str], batch: int) -> None:
+    """Training samples/s of each net (SGD step, fp32, channels_last), timed by `runtime.measure`: warm-up steps,
+    blocks of steps, the nets interleaved so that a change in the machine's load meets all of them, the fastest
+    block of each. Read the ratios."""
     torch.manual_seed(0)
     x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
-    trainers = []
-    for net in nets:
-        model = create_model(net, num_classes=10, in_chans=1)
-        opt = build_optimizer("sgd", model, 0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        t = Trainer(
-            model, opt, ClassificationLoss(0.1), device="cpu", precision="fp32", threads=torch.get_num_threads()
-        )
+    trainers = {net: _trainer(net, 0.01, 0.1, 5e-4) for net in nets}
+    for t in trainers.values():
         t.model.train()
-        for _ in range(3):
-            t.train_step(x, y)
-        trainers.append(t)
-    times: list[list[float]] = [[] for _ in nets]
-    for _ in range(rounds):
-        for i, t in enumerate(trainers):
-            start = time.perf_counter()
-            for _ in range(steps):
-                t.train_step(x, y)
-            times[i].append((time.perf_counter() - start) / steps)
+    times = measure({net: (lambda t=t: t.train_step(x, y)) for net, t in trainers.items()}, rounds=6, block_s=0.4)
     print(f"{torch.get_num_threads()} thread(s), batch {batch}, fp32")
-    for net, ts in zip(nets, times, strict=True):
-        print(f"{batch / min(ts):8,.0f} samples/s  {min(times[0]) / min(ts):.2f}× the first  {net}")
+    for net in nets:
+        print(f"{batch / times[net]:8,.0f} samples/s  {times[nets[0]] / times[net]:.2f}× the first  {net}")
 
 
 def report(path: str) -> None:
