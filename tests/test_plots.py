@@ -13,7 +13,7 @@ from PIL import Image
 
 from cnnlab.explain.edges import apply_edge_filters, plot_edges, to_gray
 from cnnlab.explain.saliency import plot_saliency
-from cnnlab.plots import plot_confusion, plot_history, plot_lr_find, plot_pr_curves
+from cnnlab.plots import epoch_ticks, plot_confusion, plot_history, plot_lr_find, plot_pr_curves
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -172,3 +172,12 @@ def test_pr_curves_skip_classes_without_objects(tmp_path):
     with Image.open(png) as im:
         assert im.size[0] > 500 and np.asarray(im.convert("L")).min() < 100
     assert plot_pr_curves([None], ["a"], tmp_path / "none.png").exists()  # a split without objects still draws
+
+
+def test_epoch_ticks_are_whole_numbers_and_never_crowd():
+    # a 3-minute budget run: 14 whole epochs and a last one cut short at 14.088 (its labels once read "1.002.00…")
+    ticks, labels = epoch_ticks([*map(float, range(1, 15)), 14.088])
+    assert labels == [str(e) for e in range(1, 15)] and ticks[-1] == 14.0
+    assert epoch_ticks([0.916]) == ([0.916], ["0.916"])  # a 30 s run: its only, partial epoch
+    ticks, labels = epoch_ticks([float(e) for e in range(1, 41)])  # past 20: ten evenly spread
+    assert len(ticks) == 10 and labels[0] == "1" and labels[-1] == "40"

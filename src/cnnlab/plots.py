@@ -33,6 +33,15 @@ def wrap_title(title: str, fig_width: float, fontsize: float = 12.0) -> str:
     return "\n".join(lines)
 
 
+def epoch_ticks(epochs: list[float]) -> tuple[list[float], list[str]]:
+    """Where the epoch axis is labelled, and how: each epoch (ten evenly spread past 20) as `1`, `2`, … or `0.916`
+    for an epoch cut short; a tick less than half an epoch after the one before (a budget's last, partial epoch
+    after a whole one: 14 and 14.088) is left out, so labels never run into each other."""
+    ticks = epochs if len(epochs) <= 20 else list(np.linspace(epochs[0], epochs[-1], 10).round())
+    kept = [e for i, e in enumerate(ticks) if i == 0 or e - ticks[i - 1] >= 0.5]
+    return kept, [f"{e:g}" for e in kept]
+
+
 def plot_history(
     history: list[dict],
     path: str | Path,
@@ -58,7 +67,7 @@ def plot_history(
         ax.grid(alpha=0.3)
         ax.legend()
         if epochs:
-            ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 10).round())
+            ax.set_xticks(*epoch_ticks(epochs))
     if title:
         fig.suptitle(wrap_title(title, 5 * len(keys)))
     return save_figure(fig, path)
