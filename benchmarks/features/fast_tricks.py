@@ -36,7 +36,9 @@ from cnnlab.train.callbacks import Callback, LRScheduler
 from cnnlab.train.losses import ClassificationLoss
 
 NET = "CL24k3-BN-MP4-CL48k3-BN-MP4-CL96k3-BN-MP4-GAP-FC10"
-BASE = dict(net=NET, augment="flip", lr=0.2, ls=0.1, wd=5e-4, batch=256, ema=0.0, whiten=False, tta="flip")
+BASE = dict(
+    net=NET, augment="flip", lr=0.2, ls=0.1, wd=5e-4, batch=256, ema=0.0, whiten=False, tta="flip", pct=0.3, mom=0.9
+)
 VARIANTS = {
     "base": {},
     "translate": dict(augment="flip,translate=2"),
@@ -97,11 +99,11 @@ def logits_tta(model, images, mean, std, mode: str) -> torch.Tensor:
     return out
 
 
-def _trainer(model: torch.nn.Module | str, lr: float, ls: float, wd: float) -> Trainer:
+def _trainer(model: torch.nn.Module | str, lr: float, ls: float, wd: float, mom: float = 0.9) -> Trainer:
     """The recipe's optimizer and loss on `model` (or a net's notation), fp32, at the process's thread count."""
     if isinstance(model, str):
         model = create_model(model, num_classes=10, in_chans=1)
-    opt = build_optimizer("sgd", model, lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    opt = build_optimizer("sgd", model, lr, momentum=mom, nesterov=True, weight_decay=wd)
     loss = ClassificationLoss(ls)
     return Trainer(model, opt, loss, device="cpu", precision="fp32", threads=torch.get_num_threads())
 
@@ -111,8 +113,8 @@ def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
     model = create_model(v["net"], num_classes=10, in_chans=1)
     if v["whiten"]:
         whiten_first_conv(model, splits.train.images, mean, std)
-    t = _trainer(model, v["lr"], v["ls"], v["wd"])
-    t.callbacks.add(LRScheduler("onecycle"))
+    t = _trainer(model, v["lr"], v["ls"], v["wd"], v["mom"])
+    t.callbacks.add(LRScheduler("onecycle", pct_start=v["pct"]))
     t.callbacks.add(StopAt(steps))
     ema = Ema(v["ema"], steps, v.get("ema_start", 0.0)) if v["ema"] else None
     if ema:
@@ -155,7 +157,7 @@ def report(path: str) -> None:
     print("|---|---|---|---|---|---|")
     for line in open(path):
         r = json.loads(line)
-        other = {k: r[k] for k in BASE if k not in ("net", "batch", "lr") and r.get(k) != BASE[k]}
+        other = {k: r[k] for k in BASE if k not in ("net", "batch", "lr") and r.get(k, BASE[k]) != BASE[k]}
         other.update({k: r[k] for k in ("ema_start",) if k in r})
         images = r["steps"] * r["batch"]
         accs = r["accs"]
