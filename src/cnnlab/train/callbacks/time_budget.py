@@ -14,11 +14,11 @@ from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
 
 # share of the measured rate that the plan counts on: steps slow down a little as the machine warms, caches churn
 SAFETY = 0.97
-MAX_REPLANS = 2  # the plan is measured again a third of the way and halfway through the rest
+MAX_REPLANS = 3  # the plan is measured again a third of the way, then halfway through the rest, twice
 # what the end of a run needs besides its evaluation passes: the curves (0.34 s), the model file and metrics.json
 # (0.01 s) and the exit (0.01 s since `cli.entry` skips the interpreter's teardown), measured in a 30 s fast-recipe
-# run on a 2-core Zen 3; about twice that is kept
-POST_SECONDS = 1.0
+# run on a 2-core Zen 3
+POST_SECONDS = 0.6
 
 
 def time_inference(trainer, probe: torch.Tensor, timer: Callable[[], float] = time.perf_counter) -> float:
@@ -46,10 +46,10 @@ class TimeBudget(Callback):
     validation (`val_samples`) and the final evaluation (`post_samples`, plus `post_seconds` for saving and
     plotting) are paid for, capped by the epochs the user asked for. `trainer.plan(steps)` then lays whole-run LR
     schedules out over exactly that many steps, and the run stops at that step. The step time is measured again a
-    third of the way through the plan and halfway through the rest (the first steps are often slower than the
-    steady rate), and the plan, with the schedule's end, moves to match. A hard stop at the deadline (less the
-    final evaluation) keeps the budget even when the machine slows down. `plan` (a dict) says what was measured and
-    decided; `log` gets it as one line.
+    third of the way through the plan and then twice halfway through the rest (the first steps are often slower
+    than the steady rate, and the machine's load changes), and the plan, with the schedule's end, moves to match.
+    A hard stop at the deadline (less the final evaluation) keeps the budget even when the machine slows down.
+    `plan` (a dict) says what was measured and decided; `log` gets it as one line.
 
     What is measured comes from two replaceable sources (today's measurements by default), so that a test can give
     every step a known duration: `step_clock` times the training steps (time.perf_counter), and
@@ -118,12 +118,16 @@ class TimeBudget(Callback):
         epoch_s = self.val_samples * per_sample + 0.05  # validation + the epoch-end checkpoint and CSV row
         post = self.post_samples * per_sample + self.post_seconds
         left = self.seconds - self.clock() - post
-        # steps n such that n × step_s plus the epoch ends they cross fit in `left`
-        n = max(int(left / step_s), 0)
-        for _ in range(3):
+
+        def cost(n: int) -> float:  # n more steps and the epoch ends they cross; grows with n
             ends = (t.step + n) // t.updates_per_epoch - t.step // t.updates_per_epoch
-            n = max(int((left - ends * epoch_s) / step_s), 0)
-        return t.step + n, post
+            return n * step_s + ends * epoch_s
+
+        lo, hi = 0, max(int(left / step_s), 0)  # the most steps that fit in `left`: in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cost(mid) <= left else (lo, mid - 1)
+        return t.step + lo, post
 
     def _make_plan(self) -> None:
         t = self.trainer
