@@ -81,9 +81,23 @@ def test_incompatible_flags_explain_themselves(fake_idx, tmp_path):
         (["--optimizer", "adamm"], "choose from gd, sgd, adam, adamw, rmsprop"),
         (["--schedule", "exp"], "choose from constant, linear, step, cosine, onecycle, plateau"),
         (["--step-size", 3], "--step-size applies to --schedule step"),
+        (["--pct-start", 0.2], "--pct-start applies to --schedule onecycle"),
+        (["--schedule", "onecycle", "--pct-start", 1], "in (0, 1)"),
         (["--time-limit", "soon"], "use seconds or a unit"),
     ]
     for flags, message in cases:
         err = run_cli("train", "--data-dir", fake_idx, "--out", tmp_path / "x", *flags, code=2).stderr
         assert message in err, (flags, err)
     assert not (tmp_path / "x").exists()  # refused before a run folder was made
+
+
+def test_pct_start_moves_the_one_cycle_peak(fake_idx, tmp_path):
+    from cnnlab.train.schedules import make_schedule
+
+    flags = ["--schedule", "onecycle", "--schedule-unit", "epoch", "--pct-start", 0.5, "--lr", 0.1, "--epochs", 4]
+    run_cli("train", "--data-dir", fake_idx, "--out", tmp_path / "r", "--precision", "fp32", *flags)
+    rows = (tmp_path / "r" / "history.csv").read_text().splitlines()
+    lrs = [float(r.split(",")[rows[0].split(",").index("lr")]) for r in rows[1:]]
+    expected = [0.1 * make_schedule("onecycle", total=4, pct_start=0.5)(k) for k in range(4)]
+    assert lrs == pytest.approx(expected, rel=1e-6) and lrs.index(max(lrs)) == 1  # the peak at half the run
+    assert expected != pytest.approx([0.1 * make_schedule("onecycle", total=4)(k) for k in range(4)])

@@ -28,6 +28,11 @@ def _torch_lrs(make, steps, lr=0.1):
     "name, kw, make",
     [
         ("onecycle", {}, lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=50, cycle_momentum=False)),
+        (
+            "onecycle",
+            {"pct_start": 0.15},
+            lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=50, pct_start=0.15, cycle_momentum=False),
+        ),
         ("cosine", {}, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=50)),
         ("step", {"step_size": 15, "gamma": 0.5}, lambda o: torch.optim.lr_scheduler.StepLR(o, 15, 0.5)),
     ],

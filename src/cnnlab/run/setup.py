@@ -292,6 +292,7 @@ def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log, budget
     it), not this list. The progress bar (which shows the time budget's epochs its own way) and the files are rank
     0's."""
     end_ratio = cfg.lr_end / cfg.lr if cfg.lr_end is not None else None
+    shape = {"pct_start": cfg.pct_start} if cfg.pct_start is not None else {}
     schedule = LRScheduler(
         cfg.schedule,
         cfg.schedule_unit,
@@ -301,6 +302,7 @@ def _run_callbacks(cfg: TrainConfig, folder: RunFolder, extra: dict, log, budget
         decay_length=cfg.decay_length,
         step_size=cfg.step_size,
         gamma=cfg.gamma,
+        **shape,
     )
     out = [schedule, TerminateOnNaN()]
     if cfg.patience is not None:

@@ -34,6 +34,7 @@ _RANGES = {
     "grad_clip": (lambda v: v > 0, lambda v: True, "> 0"),
     "warmup": (lambda v: v >= 0, lambda v: True, "≥ 0 schedule units"),
     "lr_end": (lambda v: v >= 0, lambda v: True, "≥ 0"),
+    "pct_start": (lambda v: v > 0, lambda v: v < 1, "in (0, 1) (a share of the run)"),
     "decay_length": (lambda v: v >= 1, lambda v: True, "≥ 1 schedule units"),
     "step_size": (lambda v: v >= 1, lambda v: True, "≥ 1 schedule units"),
     "gamma": (lambda v: v > 0, lambda v: v <= 1, "in (0, 1] (the factor the LR is multiplied by)"),
@@ -135,6 +136,9 @@ class TrainConfig:
     warmup: int = option(0, "linear warm-up before the schedule, in schedule units")
     lr_end: float | None = option(
         None, "final LR: linear ε_τ (default: lr/100), cosine floor (0 if unset), onecycle end (lr/25/1e4 if unset)"
+    )
+    pct_start: float | None = option(
+        None, "onecycle: the share of the run spent rising to the peak LR (default 0.3, as torch's OneCycleLR)"
     )
     decay_length: int | None = option(
         None, "τ: length of the linear decay / cosine, in schedule units (default: the rest of the run)"
@@ -271,6 +275,7 @@ class TrainConfig:
             raise ValueError(f"--nesterov needs --optimizer sgd with momentum > 0 (got {self.optimizer})")
         needs = {
             "lr_end": ("linear", "cosine", "onecycle"),
+            "pct_start": ("onecycle",),
             "decay_length": ("linear", "cosine"),
             "step_size": ("step",),
         }
