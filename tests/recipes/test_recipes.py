@@ -46,7 +46,8 @@ def test_the_fast_recipe_has_an_fp32_variant(monkeypatch, capsys):
     base, fp32 = read_recipe("fast"), read_recipe("fast", "fp32")
     assert "when_fp32" not in base and fp32["model"] != base["model"]
     changed = {k for k in fp32 if fp32[k] != base.get(k)}
-    assert changed == {"model", "batch_size", "lr"}  # the schedule, optimizer and regularization are the recipe's
+    # the schedule, optimizer, augmentation and label smoothing are the recipe's
+    assert changed == {"model", "batch_size", "lr", "weight_decay", "pct_start"}
     TrainConfig.from_dict(fp32).validate()
     for precision, model in (("fp32", fp32["model"]), ("bf16", base["model"])):
         monkeypatch.setattr(runtime, "resolve_precision", lambda p, d, r=precision: r)
