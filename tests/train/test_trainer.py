@@ -58,9 +58,16 @@ def test_fit_learns_toy_task(precision):
     assert trainer.step == 4 * len(train)
 
 
-def test_evaluate_matches_manual_computation():
+def _trainer_bn():
+    model = create_model("CL8k3-BN-MP4-CL16k3-BN-MP4-GAP-FC10", num_classes=10, in_chans=1)
+    return Trainer(model, build_optimizer("sgd", model.parameters(), 0.1, momentum=0.9), device="cpu")
+
+
+@pytest.mark.parametrize("make", [_trainer, _trainer_bn], ids=["lenet5", "batchnorm"])
+def test_evaluate_matches_manual_computation(make):
     train, val = _loaders(200)
-    trainer = _trainer()
+    trainer = make()
+    assert trainer.evaluates_folded()  # on the CPU: a copy with BatchNorm folded into the convolutions
     trainer.fit(train, 1)
     trainer.model.train()
     model = trainer.model

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from cnnlab import infer
+from cnnlab.layers.fold_bn import fold_batchnorm
 from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
 
@@ -25,11 +26,12 @@ def time_inference(trainer, probe: torch.Tensor, timer: Callable[[], float] = ti
     """Forward-only seconds per sample of the trainer's model at its precision on this rank: the best of 3 timed
     passes of `probe` (a batch of model input), after one warm-up pass."""
     t = trainer
-    infer.run(t.model, [probe], t.device, t.precision, fold_bn=False)  # warm-up
+    net = fold_batchnorm(t.model) if t.evaluates_folded() else t.model  # as evaluation runs it, folded once here
+    infer.run(net, [probe], t.device, t.precision, fold_bn=False)  # warm-up
     best = math.inf
     for _ in range(3):
         start = timer()
-        infer.run(t.model, [probe], t.device, t.precision, fold_bn=False)
+        infer.run(net, [probe], t.device, t.precision, fold_bn=False)
         best = min(best, timer() - start)
     return best / len(probe)
 
