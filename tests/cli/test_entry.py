@@ -29,27 +29,30 @@ def test_a_real_process_keeps_its_output_and_exit_code(tmp_path):
 
 
 def _recorded(monkeypatch, code, start_thread: bool):
-    calls = []
+    """What `entry` did after a `main` that returned `code` (and left a thread of its own running, or not); the
+    threads other tests of this process left behind are not this command's."""
+    calls, ours = [], []
     done = threading.Event()
 
     def fake_main():
         if start_thread:
-            threading.Thread(target=lambda: (done.wait(5), calls.append("thread ended"))).start()
+            ours.append(threading.Thread(target=lambda: (done.wait(5), calls.append("thread ended"))))
+            ours[-1].start()
         return code
 
     def fake_exit(c):
         calls.append(("os._exit", c))
         raise Exited
 
-    def fake_sys_exit(c):
+    def fake_sys_exit(c):  # the ordinary exit waits for the command's threads
         done.set()
-        for t in threading.enumerate():
-            if t is not threading.main_thread() and not t.daemon:
-                t.join()
+        for t in ours:
+            t.join()
         calls.append(("sys.exit", c))
         raise Exited
 
     monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(cli.threading, "enumerate", lambda: [threading.main_thread(), *ours])
     monkeypatch.setattr(cli.os, "_exit", fake_exit)
     monkeypatch.setattr(cli.sys, "exit", fake_sys_exit)
     monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: calls.append("exit handlers"))
