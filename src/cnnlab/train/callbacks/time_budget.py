@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from cnnlab import infer
-from cnnlab.layers.fold_bn import fold_batchnorm
+from cnnlab.runtime import use_channels_last
 from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import ORDER_SCHEDULE, Callback
 
@@ -23,10 +23,11 @@ POST_SECONDS = 0.6
 
 
 def time_inference(trainer, probe: torch.Tensor, timer: Callable[[], float] = time.perf_counter) -> float:
-    """Forward-only seconds per sample of the trainer's model at its precision on this rank: the best of 3 timed
-    passes of `probe` (a batch of model input), after one warm-up pass."""
+    """Forward-only seconds per sample of the trainer's model at its precision on this rank, as evaluation runs it
+    (BatchNorm folded where the trainer's validation folds it): the best of 3 timed passes of `probe` (a batch of
+    model input), after one warm-up pass. The folded, converted copy is made once, outside the timed passes."""
     t = trainer
-    net = fold_batchnorm(t.model) if t.evaluates_folded() else t.model  # as evaluation runs it, folded once here
+    net = infer.prepare(t.model, t.device, use_channels_last(t.device, t.precision), t.evaluates_folded())
     infer.run(net, [probe], t.device, t.precision, fold_bn=False)  # warm-up
     best = math.inf
     for _ in range(3):
