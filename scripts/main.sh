@@ -2,8 +2,9 @@
 # The main job: install, get Fashion-MNIST, train, evaluate, write a report.
 # Default: the `fast` recipe under a 3-minute time budget (BUDGET=30s, 10m, … changes it): the run measures its own
 # speed on this machine and trains for as many steps as fit, test evaluation included.
-# EPOCHS=10 trains the fast recipe for a fixed number of epochs instead; MODEL=lecture_cnn EPOCHS=10 trains a
-# registered model with Adam 1e-3; OUT sets the run folder.
+# EPOCHS=10 trains the fast recipe for a fixed number of epochs instead; RECIPE=best trains the `best` recipe under
+# its own 15-minute budget; MODEL=lecture_cnn EPOCHS=10 trains a registered model with Adam 1e-3; OUT sets the run
+# folder.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -12,9 +13,14 @@ if [ -n "${MODEL:-}" ]; then
     OUT=${OUT:-runs/main-${MODEL}}
     ARGS=(--model "$MODEL" --batch-size 128 --optimizer adam --lr 1e-3 --epochs "${EPOCHS:-10}")
 else
-    OUT=${OUT:-runs/main-fast}
-    ARGS=(--recipe fast)
-    if [ -n "${EPOCHS:-}" ]; then ARGS+=(--epochs "$EPOCHS"); else ARGS+=(--time-budget "${BUDGET:-3m}"); fi
+    RECIPE=${RECIPE:-fast}
+    OUT=${OUT:-runs/main-${RECIPE}}
+    ARGS=(--recipe "$RECIPE")
+    if [ -n "${EPOCHS:-}" ]; then
+        ARGS+=(--epochs "$EPOCHS")
+    elif [ -n "${BUDGET:-}" ] || [ "$RECIPE" = fast ]; then
+        ARGS+=(--time-budget "${BUDGET:-3m}")
+    fi
 fi
 .venv/bin/cnnlab train --data fashion-mnist "${ARGS[@]}" --out "$OUT" --overwrite
 {

@@ -1,4 +1,4 @@
-"""Where a training step of the `fast` recipe spends its time on this CPU, for the variant `precision auto` picks.
+"""Where a training step of the `fast` recipe (or `--recipe best`) spends its time on this CPU, for the variant `precision auto` picks.
 
     python -m benchmarks.features.profile_budget_step                                   # this CPU as it is
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m benchmarks.features.profile_budget_step  # as AVX2-only
@@ -31,10 +31,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--top", type=int, default=8, help="operators to list")
+    p.add_argument("--recipe", default="fast", help="the recipe whose net and batch are profiled (fast, best)")
     a = p.parse_args()
     torch.manual_seed(0)
     precision = runtime.resolve_precision("auto", torch.device("cpu"))
-    recipe = read_recipe("fast", precision)
+    recipe = read_recipe(a.recipe, precision)
     batch = recipe["batch_size"]
     model = create_model(recipe["model"], num_classes=10, in_chans=1).to(memory_format=torch.channels_last)
     flops = 3 * 2 * summary(model, (1, 28, 28))["macs"] * batch
@@ -65,7 +66,7 @@ def main() -> None:
         f"CPU: {cpu_description()}; ISA {runtime.cpu_isa()}; torch {torch.__version__}, {torch.get_num_threads()} "
         f"threads\n"
     )
-    print(f"`fast` recipe, {precision} variant: `{recipe['model']}`, batch {batch}, channels_last")
+    print(f"`{a.recipe}` recipe as it runs in {precision}: `{recipe['model']}`, batch {batch}, channels_last")
     print(
         f"step {step_s * 1e3:.1f} ms = {batch / step_s:,.0f} samples/s; {flops / 1e9:.2f} GFLOP per step → "
         f"{flops / step_s / 1e9:.0f} GFLOP/s, {flops / step_s / 1e9 / peak:.0%} of the {precision} matrix-product "

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from cnnlab.cli import build_parser
 from cnnlab.cli.train import _train_values
@@ -22,7 +23,7 @@ def test_course_recipe_is_the_lectures_keras_run():
 
 
 def test_unknown_recipe_lists_the_known_ones():
-    with pytest.raises(ValueError, match="choose from course, fast"):
+    with pytest.raises(ValueError, match="choose from best, course, fast"):
         read_recipe("fastest")
 
 
@@ -62,3 +63,21 @@ def test_the_fast_recipe_has_an_fp32_variant(monkeypatch, capsys):
     # the user's own choice wins over the variant
     values = _train_values(build_parser().parse_args(["train", "--recipe", "fast", "--model", "lenet5"]))
     assert values["model"] == "lenet5"
+
+
+def test_the_best_recipe_runs_under_its_own_budget_unless_told_otherwise():
+    cfg = TrainConfig.from_dict(read_recipe("best")).validate()
+    assert cfg.time_budget == "15m" and cfg.epochs is None and cfg.schedule == "onecycle" and cfg.tta
+    model = create_model(cfg.model)
+    assert list(model.default_cfg["input_size"]) == [1, 28, 28]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+    def values(*flags):
+        return _train_values(build_parser().parse_args(["train", "--recipe", "best", *flags]))
+
+    assert values()["time_budget"] == "15m" and "epochs" not in values()
+    assert values("--time-budget", "1h")["time_budget"] == "1h"
+    only_epochs = values("--epochs", "12")  # a fixed number of epochs replaces the recipe's budget
+    assert only_epochs["epochs"] == 12 and "time_budget" not in only_epochs
+    both = values("--epochs", "12", "--time-budget", "5m")  # both given: whichever ends first
+    assert (both["epochs"], both["time_budget"]) == (12, "5m")

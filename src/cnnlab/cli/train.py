@@ -143,6 +143,8 @@ def _train_values(args: argparse.Namespace) -> dict:
     values = {**(_recipe_for_this_machine(recipe, asked) if recipe else {}), **asked}
     if values.get("time_budget") is not None and asked.get("epochs") is None:
         values.pop("epochs", None)  # a recipe's epoch count yields to the budget; the user's own --epochs caps it
+    elif asked.get("epochs") is not None and asked.get("time_budget") is None:
+        values.pop("time_budget", None)  # and a recipe's budget (`best`: 15m) yields to the user's --epochs
     for flag, key in (("model_arg", "model_args"), ("task_arg", "task_args")):
         if getattr(args, flag, None):
             given = dict(values.get(key) or {})
