@@ -178,6 +178,9 @@ def test_epoch_ticks_are_whole_numbers_and_never_crowd():
     # a 3-minute budget run: 14 whole epochs and a last one cut short at 14.088 (its labels once read "1.002.00…")
     ticks, labels = epoch_ticks([*map(float, range(1, 15)), 14.088])
     assert labels == [str(e) for e in range(1, 15)] and ticks[-1] == 14.0
+    # a 15-minute budget run: the partial epoch is most of one, and its label still ran into "18"
+    ticks, labels = epoch_ticks([*map(float, range(1, 19)), 18.865])
+    assert labels == [str(e) for e in range(1, 19)] and ticks[-1] == 18.0
     assert epoch_ticks([0.916]) == ([0.916], ["0.916"])  # a 30 s run: its only, partial epoch
     ticks, labels = epoch_ticks([float(e) for e in range(1, 41)])  # past 20: ten evenly spread
     assert len(ticks) == 10 and labels[0] == "1" and labels[-1] == "40"

@@ -34,11 +34,11 @@ def wrap_title(title: str, fig_width: float, fontsize: float = 12.0) -> str:
 
 
 def epoch_ticks(epochs: list[float]) -> tuple[list[float], list[str]]:
-    """Where the epoch axis is labelled, and how: each epoch (ten evenly spread past 20) as `1`, `2`, … or `0.916`
-    for an epoch cut short; a tick less than half an epoch after the one before (a budget's last, partial epoch
-    after a whole one: 14 and 14.088) is left out, so labels never run into each other."""
+    """Where the epoch axis is labelled, and how: each whole epoch (ten evenly spread past 20) as `1`, `2`, …; an
+    epoch cut short (`0.916`) only when it comes first. A budget's last, partial epoch after whole ones keeps its
+    point but no tick: `18.865` beside `18` ran into it even 0.865 epoch apart on a 19-epoch axis."""
     ticks = epochs if len(epochs) <= 20 else list(np.linspace(epochs[0], epochs[-1], 10).round())
-    kept = [e for i, e in enumerate(ticks) if i == 0 or e - ticks[i - 1] >= 0.5]
+    kept = [e for i, e in enumerate(ticks) if i == 0 or float(e).is_integer()]
     return kept, [f"{e:g}" for e in kept]
 
 
