@@ -1,6 +1,6 @@
 """The validation pass with BatchNorm folded into the convolutions against the model as it trains, on this CPU.
 
-    python -m benchmarks.features.val_fold                     # the fast recipe's fp32 net, 5,000 images, batch 500
+    python -m benchmarks.features.val_fold                     # net N (the fast recipe's fp32 net to 2026-12-06), 5,000 images, batch 500
     python -m benchmarks.features.val_fold --net lecture_cnn --threads 1
 
 Times `Trainer.evaluate`'s own path (`infer.run` over batches of the validation loader's size) both ways with

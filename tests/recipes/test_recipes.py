@@ -3,6 +3,7 @@ import torch
 
 from cnnlab.cli import build_parser
 from cnnlab.cli.train import _train_values
+from cnnlab.infer import prepare
 from cnnlab.models import create_model
 from cnnlab.recipes import list_recipes, read_recipe
 from cnnlab.train.config import TrainConfig
@@ -81,3 +82,20 @@ def test_the_best_recipe_runs_under_its_own_budget_unless_told_otherwise():
     assert only_epochs["epochs"] == 12 and "time_budget" not in only_epochs
     both = values("--epochs", "12", "--time-budget", "5m")  # both given: whichever ends first
     assert (both["epochs"], both["time_budget"]) == (12, "5m")
+
+
+def test_the_fp32_variants_net_normalises_after_its_pools_and_deploys_as_it_evaluates():
+    """ReLU → 2×2 max → BN in every pooled stage (the norm on a quarter of the values); only the last BN sits
+    right after a conv, so folding for inference merges that one and leaves the others, outputs unchanged."""
+    model = create_model(read_recipe("fast", "fp32")["model"])
+    layers = [type(m).__name__ for m in model.features]
+    pools = [i for i, name in enumerate(layers) if name == "MaxPool2d"]
+    assert len(pools) == 3 and all(layers[i + 1] == "BatchNorm2d" and layers[i - 1] == "ReLU" for i in pools)
+    model.train()
+    for _ in range(3):  # running statistics away from their initial 0 / 1
+        model(torch.rand(32, 1, 28, 28) * 3)
+    model.eval()
+    net = prepare(model, torch.device("cpu"), True, True)
+    assert [type(m).__name__ for m in net.features].count("BatchNorm2d") == 3
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), model(x), rtol=1e-4, atol=1e-5)
