@@ -1,4 +1,9 @@
 import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,3 +77,19 @@ def test_check_cache_path_and_switch(monkeypatch, tmp_path, fresh_check):
     assert precision.bf16_check()["bf16_faster"] is False  # measured, nothing written
     monkeypatch.setenv("CNNLAB_PRECISION_CACHE", str(tmp_path / "x.json"))
     assert precision.check_file() == tmp_path / "x.json"
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_reuse_freed_memory_sets_glibc_malloc_unless_the_user_tuned_it():
+    """In a fresh process (the setting is process-wide): it takes on glibc; a MALLOC_*_ variable is the user's word."""
+    code = "from cnnlab.runtime import reuse_freed_memory; print(reuse_freed_memory())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+
+    def run(**extra):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    assert run() == "True"
+    assert run(MALLOC_ARENA_MAX="2") == "False"
+    assert run(GLIBC_TUNABLES="glibc.malloc.trim_threshold=0") == "False"
