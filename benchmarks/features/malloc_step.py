@@ -1,4 +1,4 @@
-"""A training step with glibc's malloc as it comes against `runtime.reuse_freed_memory` (what the `cnnlab` program
+"""A training step with glibc's malloc as it comes against `runtime.reuse_freed_memory` (what `cnnlab train`
 sets), each in fresh processes, interleaved.
 
     python -m benchmarks.features.malloc_step                       # the fast recipe's fp32 net, batch 128, 2 threads

@@ -30,14 +30,16 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (ma
 def reuse_freed_memory() -> bool:
     """Let glibc's malloc keep the memory a training step frees and hand it back to the next step.
 
-    By default glibc serves every block over 128 KiB–32 MiB (it adapts) with a fresh mmap and returns freed memory
-    at the top of its heap to the system, so each step's activation and gradient buffers (6.4 MB for a 128×16×28×28
-    map) come back as new pages the kernel must fault in and zero: `fill_` of max-pool's backward alone took 2.7 ms
-    of a 30 ms step. Raising the mmap threshold to its maximum and keeping up to 1 GiB of freed memory made the fast
-    recipe's fp32 step 1.3× as fast on a 2-core Zen 3 (BENCHMARKS.md, "Memory the step frees"); the cost is that the
-    process keeps its peak memory until it exits. Process-wide, so the `cnnlab` program calls it, not the library;
-    call it yourself in a training script. Nothing happens where libc is not glibc, or where the user tuned malloc
-    (MALLOC_*_ or GLIBC_TUNABLES in the environment). Returns whether the settings took.
+    By default glibc serves blocks over 128 KiB (a threshold it raises as it goes, up to 32 MiB) with fresh mmaps
+    and returns freed memory at the top of its heap to the system, so a step's activation and gradient buffers (6.4 MB
+    for a 128×16×28×28 map) come back as new pages the kernel must fault in and zero: the `fill_` of max-pool's
+    backward alone took 2.7 ms of a 30 ms step. The mmap threshold at its maximum and up to 1 GiB of freed memory
+    kept: the fast recipe's fp32 step 1.21× as fast, the best recipe's 1.15× (2-core Zen 3; whole runs gain less;
+    BENCHMARKS.md, "Memory a step frees"). The cost: the process keeps its peak memory until it exits, and threads with arenas of their own
+    keep theirs apart. So `cnnlab train` calls it (its memory peaks every step anyway), never the library on import
+    nor `cnnlab serve`, whose `--max-memory` bounds what it holds; call it yourself in a training script. Nothing
+    happens where libc is not glibc, or where the user tuned malloc (MALLOC_*_ or GLIBC_TUNABLES in the
+    environment). Returns whether the settings took.
     """
     if any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in os.environ):
         return False

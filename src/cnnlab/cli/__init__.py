@@ -15,7 +15,6 @@ import warnings
 
 from cnnlab.cli import deploy, evaluate, explain, features, lab, models, serve, train
 from cnnlab.cli._common import VerbParser
-from cnnlab.runtime import reuse_freed_memory
 
 VERB_GROUPS = (
     train,
@@ -64,7 +63,6 @@ def entry() -> None:
     (logging, multiprocessing's children) run as usual and the standard streams are flushed. Threads of the
     command still running (none of cnnlab's) are waited for by the ordinary exit instead.
     """
-    reuse_freed_memory()  # a step's buffers come back from malloc, not as fresh pages (runtime.reuse_freed_memory)
     code = main()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
