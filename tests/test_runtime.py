@@ -1,14 +1,13 @@
 import json
-import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from cnnlab import runtime as precision
+from tests.helpers import subprocess_env
 
 _CHECK = precision.bf16_check  # the cached function itself (tests monkeypatch the module attribute)
 
@@ -83,8 +82,7 @@ def test_check_cache_path_and_switch(monkeypatch, tmp_path, fresh_check):
 def test_reuse_freed_memory_sets_glibc_malloc_unless_the_user_tuned_it():
     """In a fresh process (the setting is process-wide): it takes on glibc; a MALLOC_*_ variable is the user's word."""
     code = "from cnnlab.runtime import reuse_freed_memory; print(reuse_freed_memory())"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    env = {k: v for k, v in subprocess_env().items() if not precision.is_malloc_setting(k)}
 
     def run(**extra):
         out = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True)

@@ -19,7 +19,8 @@ import sys
 
 import torch
 
-from cnnlab.runtime import cpu_isa, hardware_info
+from benchmarks.features.time_budget import cpu_description
+from cnnlab.runtime import cpu_isa, is_malloc_setting
 
 NET = "CL16k3-MP4-BN-CL32k3-MP4-BN-CL64k3-MP4-BN-CL128k3-BN-GAP-FC10"
 
@@ -62,15 +63,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=4)
     a = p.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env = {k: v for k, v in os.environ.items() if not is_malloc_setting(k)}
     times: dict[str, list[float]] = {"default": [], "reuse": []}
     for r in range(a.rounds):
         for mode in ("default", "reuse") if r % 2 == 0 else ("reuse", "default"):
             cmd = [sys.executable, "-c", CHILD, mode, a.net, str(a.batch), str(a.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             times[mode].append(float(out.stdout.split()[-1]))
-    cpu = hardware_info(torch.device("cpu"))["cpu"]
-    print(f"CPU: {cpu}, {os.cpu_count()} cores, ISA {cpu_isa()}; torch {torch.__version__}")
+    print(f"CPU: {cpu_description()}; ISA {cpu_isa()}; torch {torch.__version__}")
     print(f"{a.net}, batch {a.batch}, {a.threads} thread(s), fp32, {a.rounds} rounds (fresh processes)")
     for mode, what in (("default", "glibc malloc as it comes"), ("reuse", "reuse_freed_memory")):
         ms = times[mode]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.runtime import cpu_isa, hardware_info
+from benchmarks.features.time_budget import cpu_description
+from cnnlab.runtime import cpu_isa
 
 # The child: times from its own start (the interpreter's start is ~20 ms earlier; the same for every row).
 CHILD = """
@@ -68,8 +68,7 @@ def main() -> None:
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [one_round(shlex.split(a.args), Path(tmp) / f"run{i}") for i in range(a.rounds)]
-    cpu = hardware_info(torch.device("cpu"))["cpu"]
-    print(f"CPU: {cpu}, {os.cpu_count()} cores, ISA {cpu_isa()}; torch {torch.__version__}; {a.rounds} rounds")
+    print(f"CPU: {cpu_description()}; ISA {cpu_isa()}; torch {torch.__version__}; {a.rounds} rounds")
     print(
         f"`cnnlab train {a.args} --epochs 1 --max-train-samples 1000`, seconds from the interpreter's start "
         "(median, min–max)"

@@ -27,6 +27,11 @@ _MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 1 << 30
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 
 
+def is_malloc_setting(name: str) -> bool:
+    """Whether an environment variable tunes glibc's malloc (MALLOC_*_, GLIBC_TUNABLES): the user's word on it."""
+    return name.startswith("MALLOC_") or name == "GLIBC_TUNABLES"
+
+
 def reuse_freed_memory() -> bool:
     """Let glibc's malloc keep the memory a training step frees and hand it back to the next step.
 
@@ -41,7 +46,7 @@ def reuse_freed_memory() -> bool:
     happens where libc is not glibc, or where the user tuned malloc (MALLOC_*_ or GLIBC_TUNABLES in the
     environment). Returns whether the settings took.
     """
-    if any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in os.environ):
+    if any(is_malloc_setting(k) for k in os.environ):
         return False
     try:
         import ctypes

@@ -1,6 +1,5 @@
 import copy
 import inspect
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from cnnlab.data import InMemoryLoader, Normalize
 from cnnlab.models import create_model
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.optim import param_groups
+from tests.helpers import subprocess_env
 from tests.train.helpers import toy_set
 
 NORM = Normalize([0.2], [0.3])
@@ -137,7 +137,8 @@ def test_training_does_not_import_dynamo():
         "opt.load_state_dict(opt.state_dict())\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    root = Path(__file__).resolve().parents[2]  # the child imports tests.train.helpers from here
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd=root, check=True
+    )
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
