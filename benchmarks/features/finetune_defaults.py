@@ -1,20 +1,32 @@
 """Fine-tuning defaults: `cnnlab train --init-from` with its defaults against training from scratch, and candidates.
 
-Fashion-MNIST split by class into two task pairs: A = classes 0–4 → B = classes 5–9, and the reverse. Network A is
-trained on A's training images (all 30,000 for LeNet-5; 6,000 for ResNet-18, as in transfer.py); task B gets 10, 50 or 500 images per class (drawn per seed) and is
-tested on all 5,000 of its test images. Every strategy trains B with Adam at `cnnlab train`'s default LR (1e-3),
-batch 32, the same epochs per size — only the transfer settings differ, exactly as the CLI applies them
-(`load_pretrained` with a new classifier, `param_groups(backbone_lr_mult=…)`, `FreezeSchedule("features", k)`):
+Four task pairs. Fashion-MNIST split by class: A = classes 0–4 → B = classes 5–9, and the reverse (A trained on all
+30,000 of A's training images for LeNet-5, 6,000 for ResNet-18, as in transfer.py; B tested on all 5,000 of its test
+images). Digits ↔ fashion, across domains: scikit-learn's handwritten digits (UCI optdigits, shipped inside the
+package: 1,797 scans of 8×8 pixels, here enlarged and centred like MNIST's digits, 50 per class held out for testing)
+→ all ten Fashion-MNIST classes (tested on its 10,000 test images), and Fashion-MNIST's ten classes → the digits. A
+sees as many images as in the class split (a small source is repeated over more epochs); B gets 10, 50 or 500 images
+per class, drawn per seed (sizes a pool cannot fill are skipped: the digits have 124 or more per class). Every
+strategy trains B with Adam at `cnnlab train`'s default LR (1e-3), batch 32, the same epochs per size — only the
+transfer settings differ, exactly as the CLI applies them (`load_pretrained` with a new classifier and, for newfc,
+new fully connected layers below it; `param_groups(backbone_lr_mult=…)`; `FreezeSchedule("features", k)`, the new
+layers training from the start):
 
-- scratch:        no transfer;
-- freeze1-x0.1:   the classifier alone for 1 epoch, then all at 0.1 × LR in the backbone (the defaults before);
-- freeze0-x1:     A's weights as the start, everything at the LR from the first step (a plain warm start);
-- freeze1-x1:     the classifier alone for 1 epoch, then everything at the LR;
-- freeze1-x0.3:   the classifier alone for 1 epoch, then the backbone at 0.3 × LR.
+- scratch:           no transfer;
+- freeze1-x0.1:      the classifier alone for 1 epoch, then all at 0.1 × LR in the backbone (the defaults until
+                     2026-12-06);
+- freeze0-x1:        A's weights as the start, everything at the LR from the first step (a plain warm start);
+- freeze1-x1:        the classifier alone for 1 epoch, then everything at the LR (the defaults until 2026-12-07;
+                     now `--keep-fc`);
+- freeze1-x0.3:      the classifier alone for 1 epoch, then the backbone at 0.3 × LR;
+- newfc-freeze1-x1:  A's convolutional body only, the fully connected layers new (as fastai's cnn_learner), the
+                     body frozen for 1 epoch, then everything at the LR (the defaults);
+- newfc-freeze0-x1:  the same without the frozen epoch.
 
 Run (from the repository root; rows append to benchmarks/results/finetune_defaults.json; A is cached in runs/):
 
     PYTHONPATH=src python -m benchmarks.features.finetune_defaults --model lenet5 --seeds 0 1 2
+    PYTHONPATH=src python -m benchmarks.features.finetune_defaults --model lenet5 --pairs digits:fashion fashion:digits
     PYTHONPATH=src python -m benchmarks.features.finetune_defaults --report
 """
 
@@ -22,15 +34,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from benchmarks import RESULTS_DIR, ROOT
-from benchmarks.features.transfer import MODELS, class_split, fit, per_class
+from benchmarks.features.transfer import MODELS, class_split, fit, per_class, per_class_index
 from cnnlab.data import ImageSet, load_dataset
 from cnnlab.evaluate import evaluate
 from cnnlab.infer import TorchClassifier
@@ -42,13 +56,17 @@ from cnnlab.train.transfer import load_pretrained, param_groups
 
 RESULTS = RESULTS_DIR / "finetune_defaults.json"
 SIZES = (10, 50, 500)
-PAIRS = {"0-4 → 5-9": (0, 5), "5-9 → 0-4": (5, 0)}
-STRATEGIES = {  # name → (freeze epochs, backbone LR multiplier); None: from scratch
+SPLITS = {"0-4 → 5-9": (0, 5), "5-9 → 0-4": (5, 0)}  # Fashion-MNIST by class: (A's first class, B's first class)
+PAIRS = (*SPLITS, "digits → fashion", "fashion → digits")
+DIGITS_TEST = 50  # digits held out per class for testing
+STRATEGIES = {  # name → (freeze epochs, backbone LR multiplier, new fully connected layers); None: from scratch
     "scratch": None,
-    "freeze1-x0.1": (1, 0.1),
-    "freeze0-x1": (0, 1.0),
-    "freeze1-x1": (1, 1.0),
-    "freeze1-x0.3": (1, 0.3),
+    "freeze1-x0.1": (1, 0.1, False),  # `--init-from`'s defaults until 2026-12-06
+    "freeze0-x1": (0, 1.0, False),
+    "freeze1-x1": (1, 1.0, False),  # the defaults until 2026-12-07 (now `--keep-fc`)
+    "freeze1-x0.3": (1, 0.3, False),
+    "newfc-freeze1-x1": (1, 1.0, True),  # the defaults
+    "newfc-freeze0-x1": (0, 1.0, True),
 }
 LR = 1e-3  # cnnlab train's default
 
@@ -57,53 +75,87 @@ def _key(row: dict) -> tuple:
     return row["model"], row["pair"], row["n"], row["seed"], row["strategy"]
 
 
+def slug(pair: str) -> str:
+    """The pair's name on the command line: `digits:fashion` for `digits → fashion`."""
+    return pair.replace(" → ", ":")
+
+
+def sklearn_digits() -> tuple[ImageSet, ImageSet]:
+    """scikit-learn's handwritten digits as MNIST-like 28×28 uint8 images (light digits on black, as MNIST's and
+    Fashion-MNIST's): 0–16 scaled to 0–255, enlarged to 20×20 (bilinear), 4 blank pixels each side. Returns
+    (training pool, test set), the test set `DIGITS_TEST` images per class drawn once with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float().mul(255 / 16).unsqueeze(1)
+    x = F.pad(F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False), (4, 4, 4, 4))
+    data = ImageSet(x.round().clamp(0, 255).to(torch.uint8), torch.from_numpy(digits.target).long(), list("0123456789"))
+    is_test = torch.zeros(len(data), dtype=torch.bool)
+    is_test[per_class_index(data.labels, DIGITS_TEST, torch.Generator().manual_seed(7))] = True
+    return data.subset(~is_test), data.subset(is_test)
+
+
+def tasks(pair: str, fashion) -> tuple[ImageSet, ImageSet, ImageSet, ImageSet]:
+    """(A's training set, A's test set, B's pool, B's test set) of a pair; `fashion` are Fashion-MNIST's splits."""
+    if pair in SPLITS:
+        a, b = SPLITS[pair]
+        return tuple(class_split(s, lo, fashion.classes) for lo in (a, b) for s in (fashion.train, fashion.test))
+    digits, ten = sklearn_digits(), (fashion.train, fashion.test)
+    return (*digits, *ten) if pair == "digits → fashion" else (*ten, *digits)
+
+
 def train_a(name: str, pair: str, a_train: ImageSet, a_test: ImageSet, log) -> Path:
-    lo = PAIRS[pair][0]
-    path = ROOT / "runs" / "transfer" / f"A-{name}-classes{lo}-{lo + 4}.safetensors"
+    if pair in SPLITS:
+        lo = SPLITS[pair][0]
+        source = f"classes{lo}-{lo + 4}"
+    else:
+        source = "digits" if pair.startswith("digits") else "fashion10"
+    path = ROOT / "runs" / "transfer" / f"A-{name}-{source}.safetensors"
     if path.exists():
         return path
     cfg = MODELS[name]
+    split_images = cfg["a_images"] or 30_000  # what A sees in the class split, per epoch
     if cfg["a_images"] is not None:  # as the transfer benchmark: ResNet-18's A sees 6,000 images
-        a_train = per_class(a_train, cfg["a_images"] // 5, seed=99)
+        a_train = per_class(a_train, min(cfg["a_images"], len(a_train)) // len(a_train.classes), seed=99)
+    epochs = max(cfg["a_epochs"], math.ceil(cfg["a_epochs"] * split_images / len(a_train)))
     torch.manual_seed(0)
-    model = create_model(name, num_classes=5, in_chans=1, img_size=28, **cfg["kwargs"])
-    res = fit(model, model, a_train, cfg["a_epochs"], seed=0, batch=128)
+    model = create_model(name, num_classes=len(a_train.classes), in_chans=1, img_size=28, **cfg["kwargs"])
+    res = fit(model, model, a_train, epochs, seed=0, batch=128)
     acc = evaluate(TorchClassifier(model, res["meta"], "cpu"), a_test)["accuracy"]
-    metrics = {"test_accuracy": acc, "train_images": len(a_train), "epochs": cfg["a_epochs"]}
-    save_model(path, model, res["meta"].replace(metrics=metrics, dataset=f"fashion-mnist classes {lo}-{lo + 4}"))
-    log(f"A ({pair}): {name}, {cfg['a_epochs']} epochs, test accuracy {acc:.4f} → {path}")
+    metrics = {"test_accuracy": acc, "train_images": len(a_train), "epochs": epochs}
+    save_model(path, model, res["meta"].replace(metrics=metrics, dataset=f"{pair.split(' → ')[0]} ({source})"))
+    log(f"A ({pair}): {name}, {len(a_train):,} images × {epochs} epochs, test accuracy {acc:.4f} → {path}")
     return path
 
 
 def run_b(strategy: str, name: str, a_path: Path, data: ImageSet, test: ImageSet, epochs: int, seed: int) -> float:
     torch.manual_seed(seed)
-    model = create_model(name, num_classes=5, in_chans=1, img_size=28, **MODELS[name]["kwargs"])
+    model = create_model(name, num_classes=len(data.classes), in_chans=1, img_size=28, **MODELS[name]["kwargs"])
     params, callbacks = model, []
     setting = STRATEGIES[strategy]
-    if setting is not None:
-        freeze, mult = setting
-        load_pretrained(model, a_path)
-        params = param_groups(model, LR, backbone_lr_mult=mult)
-        callbacks = [FreezeSchedule("features", freeze)] if freeze else []
+    if setting is not None:  # exactly as `cnnlab train --init-from` applies its settings (run/setup.py)
+        freeze, mult, new_fc = setting
+        head = load_pretrained(model, a_path, new_fc=new_fc).head_names(model)
+        params = param_groups(model, LR, backbone_lr_mult=mult, head=head)
+        callbacks = [FreezeSchedule("features", freeze, head=head)] if freeze else []
     res = fit(model, params, data, epochs, seed, callbacks, lr=LR)
     return evaluate(TorchClassifier(model, res["meta"], "cpu"), test)["accuracy"]
 
 
-def experiment(name: str, seeds: list[int], sizes: list[int], log=print) -> None:
-    splits = load_dataset("fashion-mnist", val_split=0)
+def experiment(name: str, seeds: list[int], sizes: list[int], pairs=PAIRS, strategies=STRATEGIES, log=print) -> None:
+    fashion = load_dataset("fashion-mnist", val_split=0)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     machine = {"cpu": hardware_info(torch.device("cpu"))["cpu"], "isa": cpu_isa(), "threads": torch.get_num_threads()}
-    for pair, (a_lo, b_lo) in PAIRS.items():
-        a_train, a_test = (
-            class_split(splits.train, a_lo, splits.classes),
-            class_split(splits.test, a_lo, splits.classes),
-        )
-        b_pool, b_test = class_split(splits.train, b_lo, splits.classes), class_split(splits.test, b_lo, splits.classes)
+    for pair in pairs:
+        a_train, a_test, b_pool, b_test = tasks(pair, fashion)
         a_path = train_a(name, pair, a_train, a_test, log)
+        fits = [n for n in sizes if n <= min(torch.bincount(b_pool.labels).tolist())]
+        if fits != sizes:
+            log(f"{pair}: B's pool has too few images per class for {sorted(set(sizes) - set(fits))}: skipped")
         for seed in seeds:
-            for n in sizes:
+            for n in fits:
                 data, epochs = per_class(b_pool, n, seed), MODELS[name]["epochs"][n]
-                for strategy in STRATEGIES:
+                for strategy in strategies:
                     t = time.perf_counter()
                     acc = run_b(strategy, name, a_path, data, b_test, epochs, seed)
                     row = {"model": name, "pair": pair, "n": n, "seed": seed, "strategy": strategy, "accuracy": acc}
@@ -143,12 +195,15 @@ def main() -> None:
     p.add_argument("--model", choices=list(MODELS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=SIZES)
+    p.add_argument("--pairs", nargs="+", default=[slug(p) for p in PAIRS], choices=[slug(p) for p in PAIRS])
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     p.add_argument("--report", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared 2-core CPU)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.model:
-        experiment(args.model, args.seeds, args.sizes, log=lambda s: print(s, flush=True))
+        pairs = [p for p in PAIRS if slug(p) in args.pairs]
+        experiment(args.model, args.seeds, args.sizes, pairs, args.strategies, log=lambda s: print(s, flush=True))
     if args.report:
         report()
 

@@ -78,14 +78,18 @@ def class_split(data: ImageSet, lo: int, names: list[str]) -> ImageSet:
     return ImageSet(data.images[keep], data.labels[keep] - lo, names[lo : lo + 5])
 
 
+def per_class_index(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Sorted indices of `n` images of each class, drawn with `generator`."""
+    index = []
+    for k in range(int(labels.max()) + 1):
+        idx = (labels == k).nonzero().flatten()
+        index.append(idx[torch.randperm(len(idx), generator=generator)[:n]])
+    return torch.cat(index).sort().values
+
+
 def per_class(data: ImageSet, n: int, seed: int) -> ImageSet:
     """`n` images of each class, drawn with `seed` (for one seed the smaller sets are part of the larger)."""
-    g = torch.Generator().manual_seed(1000 + seed)
-    index = []
-    for k in range(5):
-        idx = (data.labels == k).nonzero().flatten()
-        index.append(idx[torch.randperm(len(idx), generator=g)[:n]])
-    return data.subset(torch.cat(index).sort().values)
+    return data.subset(per_class_index(data.labels, n, torch.Generator().manual_seed(1000 + seed)))
 
 
 def meta_for(model, data: ImageSet, precision: str, dataset: str) -> RunMeta:

@@ -16,7 +16,7 @@ from cnnlab.train.callbacks import FreezeSchedule
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.transfer import load_pretrained, param_groups
 
-MODEL = "CL8k3-BN-MP4-CL16k3-BN-MP4-FC10"
+MODEL = "CL8k3-BN-MP4-CL16k3-BN-MP4-FC32-FC10"  # a fully connected layer below the classifier, as LeNet-5's
 
 
 def classes(data: ImageSet, keep: tuple[int, int]) -> ImageSet:
@@ -24,14 +24,14 @@ def classes(data: ImageSet, keep: tuple[int, int]) -> ImageSet:
     return ImageSet(data.images[mask], (data.labels[mask] == keep[1]).long(), [str(k) for k in keep])
 
 
-def train(data: ImageSet, epochs: int, seed: int, source=None, freeze: int = 0, mult: float = 1.0):
+def train(data: ImageSet, epochs: int, seed: int, source=None, freeze: int = 0, mult: float = 1.0, new_fc=True):
     torch.manual_seed(seed)
     model = create_model(MODEL, num_classes=2, in_chans=1, img_size=16)
     params, callbacks = model, []
-    if source is not None:
-        load_pretrained(model, source)
-        params = param_groups(model, 1e-3, backbone_lr_mult=mult)
-        callbacks = [FreezeSchedule("features", freeze)] if freeze else []
+    if source is not None:  # as `cnnlab train --init-from` applies its defaults (run/setup.py)
+        head = load_pretrained(model, source, new_fc=new_fc).head_names(model)
+        params = param_groups(model, 1e-3, backbone_lr_mult=mult, head=head)
+        callbacks = [FreezeSchedule("features", freeze, head=head)] if freeze else []
     mean, std = channel_stats(data.images)
     loader = InMemoryLoader(data, 16, shuffle=True, seed=seed, transform=Normalize(mean, std))
     optimizer = build_optimizer("adam", params, 1e-3)
@@ -57,6 +57,7 @@ def test_the_defaults_do_not_lose_to_scratch_on_a_tiny_pair(tmp_path):
         return float((predicted == target_test.labels).float().mean())
 
     scratch = accuracy()
-    default = accuracy(source=tmp_path / "a.safetensors", freeze=cfg.freeze_epochs, mult=cfg.backbone_lr_mult)
-    assert (cfg.freeze_epochs, cfg.backbone_lr_mult) == (1, 1.0)  # the measured defaults
+    defaults = dict(freeze=cfg.freeze_epochs, mult=cfg.backbone_lr_mult, new_fc=not cfg.keep_fc)
+    default = accuracy(source=tmp_path / "a.safetensors", **defaults)
+    assert defaults == dict(freeze=1, mult=1.0, new_fc=True)  # the measured defaults
     assert scratch > 0.6 and default >= scratch - 0.05, (default, scratch)  # both learnt; no loss beyond noise

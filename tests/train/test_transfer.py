@@ -10,7 +10,7 @@ from cnnlab.data import ImageSet, InMemoryLoader, Normalize
 from cnnlab.models import create_model
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import FreezeSchedule
-from cnnlab.train.transfer import blocks, frozen_names, load_pretrained, param_groups, read_source
+from cnnlab.train.transfer import blocks, fc_layers, freeze, frozen_names, load_pretrained, param_groups, read_source
 
 
 def small_resnet(classes=3, chans=1, **kw):
@@ -111,6 +111,33 @@ def test_channel_adaptation_matches_the_summed_channel_reference_on_a_gray_image
         report = load_pretrained(rgb2, gray.state_dict(), keep_head=True)
         assert "repeated its 1 channel(s) to 3" in report.notes[0]
         torch.testing.assert_close(rgb2(x.repeat(1, 3, 1, 1)), gray(x), rtol=1e-4, atol=1e-5)
+
+
+def test_new_fc_transfers_the_body_and_trains_the_fully_connected_top_as_head():
+    assert fc_layers(create_model("lenet5", num_classes=3, in_chans=1)) == ["classifier.0", "classifier.2"]
+    assert fc_layers(create_model("CL8k3-BN-MP4-FC32-BN-FC10", in_chans=1)) == ["classifier.0", "classifier.1"]
+    assert fc_layers(small_resnet()) == [] and fc_layers(create_model("CL8k3-MP4-FC10", in_chans=1)) == []
+    torch.manual_seed(0)
+    source = create_model("lenet5", num_classes=10, in_chans=1).state_dict()
+    model = create_model("lenet5", num_classes=3, in_chans=1)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    report = load_pretrained(model, source, new_fc=True)
+    assert report.new_layers == ["classifier.0", "classifier.2"] and not report.mismatches
+    assert sorted(report.loaded) == [f"features.{i}.{p}" for i in (0, 3) for p in ("bias", "weight")]
+    state = model.state_dict()
+    assert all(torch.equal(state[k], init[k]) for k in state if k.startswith("classifier."))
+    assert torch.equal(state["features.3.weight"], source["features.3.weight"])
+    assert "fully connected layers classifier.0, classifier.2: new (only the body is transferred)" in report.notes
+    head = report.head_names(model)
+    assert sorted(head) == [f"classifier.{i}.{p}" for i in (0, 2, 4) for p in ("bias", "weight")]
+    assert sorted(freeze(model, "features", head)) == [f"features.{i}.{p}" for i in (0, 3) for p in ("bias", "weight")]
+    groups = param_groups(model, 1e-2, backbone_lr_mult=0.1, head=head)
+    assert sum(p.numel() for g in groups if g["name"].startswith("head") for p in g["params"]) == sum(
+        p.numel() for n, p in model.named_parameters() if n in head
+    )
+    # the same classes: a continued run keeps everything, the fully connected layers too
+    same = create_model("lenet5", num_classes=10, in_chans=1)
+    assert load_pretrained(same, source, keep_head=True, new_fc=True).new_layers == []
 
 
 def test_mismatch_report_on_a_deliberately_wrong_file(tmp_path):

@@ -51,19 +51,25 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
         str(out),
         *FAST,
     ).stdout
-    assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log
+    assert f"init from {run_a} (cnnlab run): 4 of 10 tensors loaded" in log  # the two convolutions
     assert "classifier classifier.4: new, 4 classes (the source's had 10 outputs)" in log
+    assert "fully connected layers classifier.0, classifier.2: new (only the body is transferred)" in log
     assert "frozen for 1 epoch(s)" in log and "epoch 2: the whole model trains" in log
     meta = read_meta(out)
     assert meta.model == "lenet5" and list(meta.classes) == ["sq", "ring", "plus", "x"]
     info = meta.init_from
     assert info["source"] == str(run_a) and info["kind"] == "cnnlab run" and info["dataset"] == "fashion-mnist"
     assert info["report"]["head"] == "new" and info["freeze"] == "features" and info["backbone_lr_mult"] == 1.0
+    assert info["report"]["new_layers"] == ["classifier.0", "classifier.2"] and info["keep_fc"] is False
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["init_from"]["source"] == str(run_a)
     assert json.loads((out / "config.json").read_text())["init_from"] == str(run_a)
     result = json.loads(run_cli("evaluate", out, "--json").stdout)
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    kept = tmp_path / "b_kept"
+    args = ["--data", f"npz:{shapes_npz}", "--init-from", str(run_a), "--epochs", "1", "--val-split", "0"]
+    log = run_cli("train", *args, "--keep-fc", "--out", str(kept), *FAST).stdout
+    assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log and "fully connected" not in log
 
 
 def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path):
@@ -100,7 +106,7 @@ def test_bad_sources_are_one_line_errors(run_a, fake_idx, tmp_path):
     cases = {
         str(tmp_path / "evil.pth"): "refused: the file needs code to load",
         str(tmp_path / "nope"): "no such run folder, model file or weight file",
-        str(tmp_path / "wrong.pth"): "the weights do not fit lenet5: only 0 of its 8 backbone tensors match",
+        str(tmp_path / "wrong.pth"): "the weights do not fit lenet5: only 0 of its 4 backbone tensors match",
     }
     for source, message in cases.items():
         proc = run_cli(

@@ -272,16 +272,18 @@ def _init_from(cfg: TrainConfig, model: nn.Module, classes: list[str], callbacks
     """Load `cfg.init_from` into `model`; returns the optimizer's parameter groups, what the run records about the
     source, and the callbacks with the freeze schedule added."""
     source = read_source(cfg.init_from)
-    report = load_pretrained(model, source, classes, strict=cfg.init_strict, log=log)
-    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult, cfg.decay_all)
+    report = load_pretrained(model, source, classes, strict=cfg.init_strict, log=log, new_fc=not cfg.keep_fc)
+    head = report.head_names(model)  # the classifier and the new fully connected layers: trained from the start
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult, cfg.decay_all, head=head)
     freeze = cfg.freeze or "features"
     if cfg.freeze_epochs > 0 and freeze != "none":
-        callbacks = [*callbacks, FreezeSchedule(freeze, cfg.freeze_epochs, log)]
+        callbacks = [*callbacks, FreezeSchedule(freeze, cfg.freeze_epochs, log, head=head)]
     info = {
         **source.describe(),
         "freeze": freeze,
         "freeze_epochs": cfg.freeze_epochs,
         "backbone_lr_mult": cfg.backbone_lr_mult,
+        "keep_fc": cfg.keep_fc,
         "report": report.to_dict(),
     }
     return groups, info, callbacks

@@ -108,6 +108,12 @@ class TrainConfig:
     freeze_epochs: int = option(
         1, "with --init-from: epochs with --freeze frozen before the whole model trains; ≥ --epochs: head only"
     )
+    keep_fc: bool = option(
+        False,
+        "with --init-from: load the source's fully connected layers below the classifier too (default: they start "
+        "new, as in fastai's cnn_learner: LeNet-5 +1.9 points at 10 images per class, BENCHMARKS.md 'Fine-tuning "
+        "defaults')",
+    )
     backbone_lr_mult: float = option(
         1.0,
         "with --init-from: LR of everything but the classifier, as a multiple of --lr, once it trains (default 1: "
@@ -259,8 +265,8 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')} must be {text}, got {value}")
         if self.val_split is not None and not (0 <= self.val_split < 1 or float(self.val_split).is_integer()):
             raise ValueError(f"--val-split is a count of images or a fraction in [0, 1), got {self.val_split}")
-        if self.init_from is None and (self.freeze is not None or self.init_strict):
-            raise ValueError("--freeze and --init-strict apply to a run started with --init-from SOURCE")
+        if self.init_from is None and (self.freeze is not None or self.init_strict or self.keep_fc):
+            raise ValueError("--freeze, --init-strict and --keep-fc apply to a run started with --init-from SOURCE")
         if self.patience is not None and self.val_split == 0:
             raise ValueError(
                 "--patience watches the validation loss, but --val-split 0 leaves no validation data: "

@@ -3,12 +3,14 @@
 - `read_source(source)`: the weights of a cnnlab run folder or model file, a cnnlab checkpoint, or a weight file
   written by torchvision / timm (.pth / .pt read with `weights_only=True`, never unpickling code; .safetensors).
 - `load_pretrained(model, source)`: copy what fits into `model`; the classifier is new unless the classes are the
-  same, a change of input channels adapts the first conv, and everything else that does not fit is returned as a
-  `LoadReport` (missing / unexpected / wrong shape), or raised with `strict=True`.
+  same (with `new_fc=True` the fully connected layers below it too, as fastai's `cnn_learner`), a change of input
+  channels adapts the first conv, and everything else that does not fit is returned as a `LoadReport` (missing /
+  unexpected / wrong shape), or raised with `strict=True`.
 - `freeze(model, spec)` / `unfreeze(model)`: requires_grad off / on; the BatchNorm layers of frozen blocks stay in
   eval mode (their running statistics do not move) even when the Trainer puts the model in training mode.
-- `param_groups(model, lr, ...)`: the classifier at `lr`, the backbone at `lr × backbone_lr_mult`, weight decay off
-  biases and norm parameters. Frozen parameters get no gradient, hence no optimizer state and no weight decay.
+- `param_groups(model, lr, ...)`: the classifier (or the `head` given, e.g. `LoadReport.head_names`) at `lr`, the
+  backbone at `lr × backbone_lr_mult`, weight decay off biases and norm parameters. Frozen parameters get no
+  gradient, hence no optimizer state and no weight decay.
 """
 
 from __future__ import annotations
@@ -62,10 +64,16 @@ class LoadReport:
     wrong_shape: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (key, source shape, model shape)
     head: str = ""  # "kept" or "new"
     notes: list[str] = field(default_factory=list)  # one line per adaptation (channels, classifier)
+    new_layers: list[str] = field(default_factory=list)  # fully connected layers left new (`new_fc`), module names
 
     @property
     def mismatches(self) -> bool:
         return bool(self.missing or self.unexpected or self.wrong_shape)
+
+    def head_names(self, model: nn.Module) -> list[str]:
+        """Parameter names that train as the head: the classifier's and those of the new fully connected layers."""
+        under = tuple(f"{m}." for m in self.new_layers)
+        return head_names(model) + [n for n, _ in model.named_parameters() if n.startswith(under)]
 
     def lines(self, limit: int = 8) -> list[str]:
         """The mismatches as a short list, at most `limit` keys per kind."""
@@ -88,6 +96,7 @@ class LoadReport:
         return {
             "loaded": len(self.loaded),
             "head": self.head,
+            "new_layers": self.new_layers,
             "notes": self.notes,
             "missing": self.missing,
             "unexpected": self.unexpected,
@@ -224,11 +233,15 @@ def load_pretrained(
     keep_head: bool | None = None,
     strict: bool = False,
     log=None,
+    new_fc: bool = False,
 ) -> LoadReport:
     """Copy the weights of `source` into `model` (in place) where names and shapes fit; returns a `LoadReport`.
 
     The classifier (`model.default_cfg["classifier"]`) stays as the model initialized it — a new head — unless
-    `keep_head` is True, or it is None and the source is a cnnlab model trained on exactly `classes`.
+    `keep_head` is True, or it is None and the source is a cnnlab model trained on exactly `classes`. With a new head
+    and `new_fc`, the fully connected layers below the classifier (`fc_layers`: LeNet-5's classifier.0 and .2,
+    VGG's 4096-wide ones) stay new too, as fastai's `cnn_learner` builds its head: only the convolutional body is
+    transferred (`cnnlab train --init-from` does this unless `--keep-fc`).
     A different number of input channels adapts the first conv's kernel (see `adapt_input_conv`), noted in the
     report. Other mismatches are listed in the report; `strict=True` raises ValueError on any of them.
     Weights that do not fit the architecture at all (less than half of the model's tensors) raise ValueError.
@@ -247,6 +260,9 @@ def load_pretrained(
     if keep_head is None:
         keep_head = bool(src.meta and classes is not None and list(src.meta.classes) == list(classes))
     report = LoadReport(head="kept" if keep_head else "new")
+    if new_fc and not keep_head:
+        report.new_layers = fc_layers(model)
+    new_keys = {k for k in ours if k.startswith(tuple(f"{m}." for m in report.new_layers))}
 
     conv = _first_conv(model)
     if conv in theirs and conv in ours and theirs[conv].ndim == 4:
@@ -257,7 +273,7 @@ def load_pretrained(
 
     new_state = {}
     for key, value in ours.items():
-        if key in head_keys and not keep_head:
+        if (key in head_keys and not keep_head) or key in new_keys:
             continue
         if key not in theirs:
             report.missing.append(key)
@@ -272,8 +288,12 @@ def load_pretrained(
         src_out = next((tuple(theirs[k].shape)[0] for k in sorted(head_keys) if k in theirs), None)
         was = f" (the source's had {src_out} outputs)" if src_out is not None else ""
         report.notes.append(f"classifier {head}: new, {n_out} classes{was}")
+    if report.new_layers:
+        report.notes.append(
+            f"fully connected layers {', '.join(report.new_layers)}: new (only the body is transferred)"
+        )
 
-    body = [k for k in ours if k not in head_keys and not k.endswith("num_batches_tracked")]
+    body = [k for k in ours if k not in head_keys | new_keys and not k.endswith("num_batches_tracked")]
     fit = [k for k in report.loaded if k in body]
     if len(fit) * 2 < len(body):
         name = getattr(model, "model_name", type(model).__name__)
@@ -297,6 +317,23 @@ def load_pretrained(
     return report
 
 
+def fc_layers(model: nn.Module) -> list[str]:
+    """Module names of the fully connected part between the body and the classifier: from the first `nn.Linear`
+    after the model's last convolution, every layer with parameters up to the classifier (LeNet-5: classifier.0 and
+    classifier.2; AlexNet and VGG: the two 4096-wide layers; a notation net's FC128-BN: both). Empty where the
+    classifier follows the pooling directly (ResNet, GoogLeNet's main path, the recipes' nets)."""
+    head = model.default_cfg["classifier"]
+    out: list[str] = []
+    for name, m in model.named_modules():
+        if name == head or name.startswith(head + ".") or next(m.children(), None) is not None:
+            continue
+        if isinstance(m, nn.modules.conv._ConvNd):
+            out = []  # a convolution above: what came before it is body
+        elif (out or isinstance(m, nn.Linear)) and next(m.parameters(recurse=False), None) is not None:
+            out.append(name)
+    return out
+
+
 # ---- freezing
 def head_names(model: nn.Module) -> list[str]:
     """Parameter names of the classifier (the output layer named by `default_cfg["classifier"]`)."""
@@ -316,16 +353,17 @@ def blocks(model: nn.Module) -> list[str]:
     return out
 
 
-def frozen_names(model: nn.Module, spec: str | int | None) -> list[str]:
-    """Parameter names that `spec` freezes: "features" / "backbone" (all but the classifier), "none", N (the first
-    N blocks, see `blocks`), or a comma-separated list of module name prefixes ("conv1,bn1,layer1")."""
+def frozen_names(model: nn.Module, spec: str | int | None, head: list[str] | None = None) -> list[str]:
+    """Parameter names that `spec` freezes: "features" / "backbone" (all but the head: the classifier, or the
+    parameter names `head` lists), "none", N (the first N blocks, see `blocks`), or a comma-separated list of module
+    name prefixes ("conv1,bn1,layer1")."""
     names = [n for n, _ in model.named_parameters()]
     text = "none" if spec is None else str(spec).strip()
     if text in ("none", "", "0"):
         return []
     if text in ("features", "backbone"):
-        head = set(head_names(model))
-        return [n for n in names if n not in head]
+        keep = set(head_names(model) if head is None else head)
+        return [n for n in names if n not in keep]
     if text.isdigit():
         all_blocks = blocks(model)
         n = int(text)
@@ -357,12 +395,12 @@ def _keep_eval(module: nn.Module, args) -> None:
     module.training = False  # runs before each forward: model.train() cannot wake a frozen BatchNorm
 
 
-def freeze(model: nn.Module, spec: str | int | None = "features") -> list[str]:
+def freeze(model: nn.Module, spec: str | int | None = "features", head: list[str] | None = None) -> list[str]:
     """Turn off requires_grad for the parameters `spec` names (see `frozen_names`); returns their names.
 
     The norm layers whose parameters are all frozen stay in eval mode from now on, whatever `model.train()` says,
     so their running statistics (and num_batches_tracked) do not move until `unfreeze`."""
-    names = set(frozen_names(model, spec))
+    names = set(frozen_names(model, spec, head))
     for n, p in model.named_parameters():
         p.requires_grad_(n not in names)
     for mname, m in model.named_modules():
@@ -387,12 +425,20 @@ def unfreeze(model: nn.Module) -> None:
 
 
 def param_groups(
-    model: nn.Module, lr: float, weight_decay: float = 0.0, backbone_lr_mult: float = 1.0, decay_all: bool = False
+    model: nn.Module,
+    lr: float,
+    weight_decay: float = 0.0,
+    backbone_lr_mult: float = 1.0,
+    decay_all: bool = False,
+    head: list[str] | None = None,
 ) -> list[dict]:
-    """Optimizer groups: the classifier at `lr` first, then the backbone at `lr × backbone_lr_mult`, each split into
-    weights that decay and biases / norm parameters that do not (unless `decay_all`). Frozen parameters are in
-    the groups too, so unfreezing needs no new optimizer; without a gradient they get no state and no decay."""
-    head = set(head_names(model)) if hasattr(model, "default_cfg") else set()
+    """Optimizer groups: the head (the classifier, or the parameter names `head` lists) at `lr` first, then the
+    backbone at `lr × backbone_lr_mult`, each split into weights that decay and biases / norm parameters that do not
+    (unless `decay_all`). Frozen parameters are in the groups too, so unfreezing needs no new optimizer; without a
+    gradient they get no state and no decay."""
+    if head is None:
+        head = head_names(model) if hasattr(model, "default_cfg") else []
+    head = set(head)
     groups = []
     for is_head, mult in ((True, 1.0), (False, backbone_lr_mult)):
         decay, no_decay = [], []

@@ -12,20 +12,21 @@ class FreezeSchedule(Callback):
     The backbone's lower LR is not set here: build the optimizer with `transfer.param_groups(…,
     backbone_lr_mult)`, whose groups carry their own LR, which the LR schedule multiplies. Whether the model is
     frozen follows from the trainer's position, so a resumed run freezes exactly when the original run did.
-    `epochs` ≥ the run's epochs trains only what is not frozen (head only with "features").
+    `epochs` ≥ the run's epochs trains only what is not frozen (head only with "features"); `head` lists the
+    parameter names "features" leaves trainable when the head is more than the classifier (`LoadReport.head_names`).
     """
 
     order = ORDER_SCHEDULE  # before anything that saves: the checkpoint of an epoch sees its final state
 
-    def __init__(self, spec: str | int = "features", epochs: int = 1, log=None) -> None:
+    def __init__(self, spec: str | int = "features", epochs: int = 1, log=None, head: list[str] | None = None) -> None:
         if epochs < 0:
             raise ValueError(f"freeze epochs must be ≥ 0, got {epochs}")
-        self.spec, self.epochs, self.log = spec, epochs, log
+        self.spec, self.epochs, self.log, self.head = spec, epochs, log, head
         self.frozen: list[str] = []
 
     def on_train_begin(self, logs: dict) -> None:
         if self.trainer.epoch + 1 < self.epochs:  # the epoch about to run (a resumed run's too) is a frozen one
-            self.frozen = freeze(self.trainer.model, self.spec)
+            self.frozen = freeze(self.trainer.model, self.spec, self.head)
             if self.log is not None:
                 total = sum(1 for _ in self.trainer.model.parameters())
                 self.log(
