@@ -30,7 +30,7 @@ from cnnlab.data import Compose, InMemoryLoader, Normalize, channel_stats, load_
 from cnnlab.data.augment import Augment
 from cnnlab.infer import predict_logits
 from cnnlab.models import create_model
-from cnnlab.runtime import measure
+from cnnlab.runtime import measure, reuse_freed_memory
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import Callback, LRScheduler
 from cnnlab.train.losses import ClassificationLoss
@@ -136,7 +136,8 @@ def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
 def speed(nets: list[str], batch: int) -> None:
     """Training samples/s of each net (SGD step, fp32, channels_last), timed by `runtime.measure`: warm-up steps,
     blocks of steps, the nets interleaved so that a change in the machine's load meets all of them, the fastest
-    block of each. Read the ratios."""
+    block of each, with malloc set as `cnnlab train` sets it (`runtime.reuse_freed_memory`). Read the ratios."""
+    reuse_freed_memory()
     torch.manual_seed(0)
     x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))

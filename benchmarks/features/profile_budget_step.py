@@ -3,9 +3,9 @@
     python -m benchmarks.features.profile_budget_step                                   # this CPU as it is
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m benchmarks.features.profile_budget_step  # as AVX2-only
 
-One SGD step at the recipe's batch (256, channels_last, bf16 autocast where auto picks it) is profiled with
-torch.profiler over 20 steps after warm-up, and each operator's self CPU time is shown as its share of the
-profiled time. The step's
+One SGD step at the recipe's batch (channels_last, bf16 autocast where auto picks it, malloc set as `cnnlab train`
+sets it) is profiled with torch.profiler over 20 steps after warm-up, and each operator's self CPU time is shown as
+its share of the profiled time. The step's
 arithmetic (3 × forward MACs × 2 FLOP, from `cnnlab summary`) against the measured step time gives the GFLOP/s the
 step reaches, next to the machine's matrix-product peak in the same precision (measured here): the distance between
 the two is what a faster recipe could still win on this CPU at this model size.
@@ -33,6 +33,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=8, help="operators to list")
     p.add_argument("--recipe", default="fast", help="the recipe whose net and batch are profiled (fast, best)")
     a = p.parse_args()
+    runtime.reuse_freed_memory()  # malloc as `cnnlab train` sets it
     torch.manual_seed(0)
     precision = runtime.resolve_precision("auto", torch.device("cpu"))
     recipe = read_recipe(a.recipe, precision)

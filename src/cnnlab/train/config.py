@@ -111,8 +111,8 @@ class TrainConfig:
     keep_fc: bool = option(
         False,
         "with --init-from: load the source's fully connected layers below the classifier too (default: they start "
-        "new, as in fastai's cnn_learner: LeNet-5 +1.9 points at 10 images per class, BENCHMARKS.md 'Fine-tuning "
-        "defaults')",
+        "new, as in fastai's cnn_learner: LeNet-5 at 10 images per class +0.4 to +2.0 points over loading them, "
+        "BENCHMARKS.md 'Fine-tuning defaults')",
     )
     backbone_lr_mult: float = option(
         1.0,
