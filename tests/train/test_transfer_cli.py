@@ -70,6 +70,12 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
     args = ["--data", f"npz:{shapes_npz}", "--init-from", str(run_a), "--epochs", "1", "--val-split", "0"]
     log = run_cli("train", *args, "--keep-fc", "--out", str(kept), *FAST).stdout
     assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log and "fully connected" not in log
+    # a run written before --keep-fc existed (no keep_fc in its config) loaded them: it resumes as it was trained
+    config = json.loads((kept / "config.json").read_text())
+    del config["keep_fc"]
+    (kept / "config.json").write_text(json.dumps(config))
+    log = run_cli("train", "--resume", str(kept), "--epochs", "2").stdout
+    assert "8 of 10 tensors loaded" in log and json.loads((kept / "metrics.json").read_text())["epochs"] == 2
 
 
 def test_features_writes_codes_and_a_linear_probe(run_a, shapes_npz, tmp_path):

@@ -208,6 +208,8 @@ def resume_config(folder: str | Path, asked: dict) -> TrainConfig:
     the remaining steps compute (model, data, optimizer, …) is refused with the difference named."""
     folder = RunFolder.reopen(folder).path
     saved = json.loads((folder / CONFIG_FILE).read_text())
+    if saved.get("init_from") and "keep_fc" not in saved:  # written before --keep-fc existed: the run loaded them
+        saved["keep_fc"] = True
     diffs = [
         f"{k}={saved.get(k)!r} there, {v!r} here"
         for k, v in asked.items()
