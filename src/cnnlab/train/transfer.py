@@ -246,13 +246,7 @@ def load_pretrained(
     report. Other mismatches are listed in the report; `strict=True` raises ValueError on any of them.
     Weights that do not fit the architecture at all (less than half of the model's tensors) raise ValueError.
     """
-    src = source if isinstance(source, Source) else None
-    if src is None:
-        src = (
-            Source(Path("<state dict>"), source, None, "state dict")
-            if isinstance(source, dict)
-            else read_source(source)
-        )
+    src = _as_source(source)
     theirs = dict(src.state)
     ours = model.state_dict()
     head = model.default_cfg["classifier"] if hasattr(model, "default_cfg") else None
@@ -293,16 +287,7 @@ def load_pretrained(
             f"fully connected layers {', '.join(report.new_layers)}: new (only the body is transferred)"
         )
 
-    body = [k for k in ours if k not in head_keys | new_keys and not k.endswith("num_batches_tracked")]
-    fit = [k for k in report.loaded if k in body]
-    if len(fit) * 2 < len(body):
-        name = getattr(model, "model_name", type(model).__name__)
-        theirs_name = f" (they were written for {src.meta.model})" if src.meta else ""
-        raise ValueError(
-            f"{src.path}: the weights do not fit {name}{theirs_name}: only {len(fit)} of its "
-            f"{len(body)} backbone tensors match by name and shape; pass --model with the "
-            "architecture the file was written for"
-        )
+    _check_fit(model, src, report, [k for k in ours if k not in head_keys | new_keys])
     if strict and report.mismatches:
         raise ValueError(f"{src.path}: the weights do not match exactly (--init-strict): " + "; ".join(report.lines()))
     with torch.no_grad():
@@ -315,6 +300,28 @@ def load_pretrained(
         for line in report.lines():
             log(f"  {line}")
     return report
+
+
+def _as_source(source: str | Path | Source | dict) -> Source:
+    if isinstance(source, Source):
+        return source
+    if isinstance(source, dict):
+        return Source(Path("<state dict>"), source, None, "state dict")
+    return read_source(source)
+
+
+def _check_fit(model: nn.Module, src: Source, report: LoadReport, body: list[str]) -> None:
+    """Refuse weights that fit less than half of the tensors of `body` (the model's keys below its head)."""
+    body = [k for k in body if not k.endswith("num_batches_tracked")]
+    fit = set(report.loaded) & set(body)
+    if len(fit) * 2 < len(body):
+        name = getattr(model, "model_name", type(model).__name__)
+        theirs_name = f" (they were written for {src.meta.model})" if src.meta else ""
+        raise ValueError(
+            f"{src.path}: the weights do not fit {name}{theirs_name}: only {len(fit)} of its "
+            f"{len(body)} backbone tensors match by name and shape; pass --model with the "
+            "architecture the file was written for"
+        )
 
 
 def fc_layers(model: nn.Module) -> list[str]:
