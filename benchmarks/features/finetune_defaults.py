@@ -107,9 +107,11 @@ def tasks(pair: str, fashion) -> tuple[ImageSet, ImageSet, ImageSet, ImageSet]:
 def train_a(name: str, pair: str, a_train: ImageSet, a_test: ImageSet, log) -> Path:
     if pair in SPLITS:
         lo = SPLITS[pair][0]
-        source = f"classes{lo}-{lo + 4}"
+        source, dataset = f"classes{lo}-{lo + 4}", f"fashion-mnist classes {lo}-{lo + 4}"
+    elif pair.startswith("digits"):
+        source, dataset = "digits", "scikit-learn digits"
     else:
-        source = "digits" if pair.startswith("digits") else "fashion10"
+        source, dataset = "fashion10", "fashion-mnist"
     path = ROOT / "runs" / "transfer" / f"A-{name}-{source}.safetensors"
     if path.exists():
         return path
@@ -123,7 +125,7 @@ def train_a(name: str, pair: str, a_train: ImageSet, a_test: ImageSet, log) -> P
     res = fit(model, model, a_train, epochs, seed=0, batch=128)
     acc = evaluate(TorchClassifier(model, res["meta"], "cpu"), a_test)["accuracy"]
     metrics = {"test_accuracy": acc, "train_images": len(a_train), "epochs": epochs}
-    save_model(path, model, res["meta"].replace(metrics=metrics, dataset=f"{pair.split(' → ')[0]} ({source})"))
+    save_model(path, model, res["meta"].replace(metrics=metrics, dataset=dataset))
     log(f"A ({pair}): {name}, {len(a_train):,} images × {epochs} epochs, test accuracy {acc:.4f} → {path}")
     return path
 
