@@ -8,6 +8,7 @@ import torch
 import cnnlab
 from cnnlab.data import ImageSet, InMemoryLoader, Normalize
 from cnnlab.models import create_model
+from cnnlab.tasks import get_task
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import FreezeSchedule
 from cnnlab.train.transfer import blocks, fc_layers, freeze, frozen_names, load_pretrained, param_groups, read_source
@@ -117,6 +118,9 @@ def test_new_fc_transfers_the_body_and_trains_the_fully_connected_top_as_head():
     assert fc_layers(create_model("lenet5", num_classes=3, in_chans=1)) == ["classifier.0", "classifier.2"]
     assert fc_layers(create_model("CL8k3-BN-MP4-FC32-BN-FC10", in_chans=1)) == ["classifier.0", "classifier.1"]
     assert fc_layers(small_resnet()) == [] and fc_layers(create_model("CL8k3-MP4-FC10", in_chans=1)) == []
+    backbone = create_model("CL8k3-BN-MP4-CL16k3-BN-MP4-FC10", in_chans=1, img_size=32)
+    localizer = get_task("localize")(["a", "b"], (1, 32, 32)).build(backbone)
+    assert fc_layers(localizer) == []  # its box regressor (after the class output) is transferred, not renewed
     torch.manual_seed(0)
     source = create_model("lenet5", num_classes=10, in_chans=1).state_dict()
     model = create_model("lenet5", num_classes=3, in_chans=1)

@@ -326,13 +326,16 @@ def _check_fit(model: nn.Module, src: Source, report: LoadReport, body: list[str
 
 def fc_layers(model: nn.Module) -> list[str]:
     """Module names of the fully connected part between the body and the classifier: from the first `nn.Linear`
-    after the model's last convolution, every layer with parameters up to the classifier (LeNet-5: classifier.0 and
-    classifier.2; AlexNet and VGG: the two 4096-wide layers; a notation net's FC128-BN: both). Empty where the
-    classifier follows the pooling directly (ResNet, GoogLeNet's main path, the recipes' nets)."""
+    after the model's last convolution, every layer with parameters before the classifier (LeNet-5: classifier.0
+    and classifier.2; AlexNet and VGG: the two 4096-wide layers; a notation net's FC128-BN: both). Empty where the
+    classifier follows the pooling directly (ResNet, GoogLeNet's main path, the recipes' nets); layers registered
+    after the classifier (a localization head's box regressor) are not part of it."""
     head = model.default_cfg["classifier"]
     out: list[str] = []
     for name, m in model.named_modules():
-        if name == head or name.startswith(head + ".") or next(m.children(), None) is not None:
+        if name == head:
+            break
+        if next(m.children(), None) is not None:
             continue
         if isinstance(m, nn.modules.conv._ConvNd):
             out = []  # a convolution above: what came before it is body
