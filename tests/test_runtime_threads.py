@@ -84,7 +84,30 @@ def test_a_quiet_machine_never_gets_fewer_threads_than_the_fastest(measured):
 def test_a_hopeless_count_is_not_timed_further(measured):
     machine = FakeMachine(lambda n, i: 1.0 if n == 2 else 0.010)
     choice = choose(machine)
-    assert choice.threads == 1 and machine.calls[2] == 2 + 2 * 5  # 2 warm-up calls, two blocks (50 ms at 10 ms)
+    # per measurement 2 warm-up calls and two blocks (50 ms at 10 ms); fewer threads are measured twice
+    assert choice.threads == 1 and machine.calls[2] == 2 * (2 + 2 * 5)
+
+
+def test_fewer_threads_only_when_a_second_measurement_agrees(measured):
+    # every 2-thread call of the first measurement (2 warm-up calls, 3 blocks of 3) is slowed by another program;
+    # the second is clean: a single disturbed probe must not halve a run's speed
+    machine = FakeMachine(lambda n, i: (0.040 if i < 11 else 0.010) if n == 2 else 0.016)
+    choice = choose(machine)
+    assert choice.threads == 2 and choice.times[2] == pytest.approx(0.010)
+    busy = FakeMachine(lambda n, i: 0.040 if n == 2 else 0.016)  # one core stays busy: both agree
+    assert choose(busy, key="busy").threads == 1
+
+
+def test_a_choice_of_fewer_threads_is_not_reused_from_the_cache(measured):
+    now = [1000.0]
+    busy = FakeMachine(lambda n, i: 0.040 if n == 2 else 0.016)
+    assert choose(busy, now=lambda: now[0]).threads == 1
+    quiet = FakeMachine(lambda n, i: 0.010 if n == 2 else 0.016)  # a minute later the load has gone
+    now[0] += 60
+    again = choose(quiet, now=lambda: now[0])
+    assert again.how == "measured" and again.threads == 2
+    now[0] += 60
+    assert choose(quiet, now=lambda: now[0]).how == "cached"  # the most threads are reused
 
 
 def test_one_block_hit_by_a_burst_does_not_drop_a_count(measured):
@@ -194,7 +217,7 @@ def test_the_trainer_measures_its_threads_by_default(measured, monkeypatch):
     monkeypatch.setattr(runtime, "_START_THREADS", 2)
     torch.set_num_threads(2)
     trainer, seen = _toy_fit()
-    assert timed == [2, 1] and trainer.threads_choice.threads == 1 and trainer.threads_choice.how == "measured"
+    assert timed == [2, 1] * 2 and trainer.threads_choice.threads == 1 and trainer.threads_choice.how == "measured"
     assert seen.threads == 1  # the fit ran on the chosen count
     assert torch.get_num_threads() == 2  # and the caller's count came back
 

@@ -3,6 +3,7 @@
     python -m benchmarks.features.fast_tricks --steps 197 --variants base,translate,ema --seeds 0 1 --out R.jsonl
     python -m benchmarks.features.fast_tricks --report R.jsonl     # the Markdown table of every result in R.jsonl
     THREADS=1 python -m benchmarks.features.fast_tricks --speed NET1,NET2,…   # training samples/s, interleaved
+    PRECISION=bf16 THREADS=2 python -m benchmarks.features.fast_tricks --speed …  # the same under bf16 autocast
 
 Every variant trains for exactly `--steps` SGD steps of 256 images (the same number of images at another batch)
 with the recipe's one-cycle schedule laid out over those steps — the workload a `--time-budget` run plans — and
@@ -100,12 +101,14 @@ def logits_tta(model, images, mean, std, mode: str) -> torch.Tensor:
 
 
 def _trainer(model: torch.nn.Module | str, lr: float, ls: float, wd: float, mom: float = 0.9) -> Trainer:
-    """The recipe's optimizer and loss on `model` (or a net's notation), fp32, at the process's thread count."""
+    """The recipe's optimizer and loss on `model` (or a net's notation), at the process's thread count, in PRECISION
+    (fp32 unless the environment variable says bf16)."""
     if isinstance(model, str):
         model = create_model(model, num_classes=10, in_chans=1)
     opt = build_optimizer("sgd", model, lr, momentum=mom, nesterov=True, weight_decay=wd)
     loss = ClassificationLoss(ls)
-    return Trainer(model, opt, loss, device="cpu", precision="fp32", threads=torch.get_num_threads())
+    precision = os.environ.get("PRECISION", "fp32")
+    return Trainer(model, opt, loss, device="cpu", precision=precision, threads=torch.get_num_threads())
 
 
 def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
@@ -134,7 +137,7 @@ def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
 
 
 def speed(nets: list[str], batch: int) -> None:
-    """Training samples/s of each net (SGD step, fp32, channels_last), timed by `runtime.measure`: warm-up steps,
+    """Training samples/s of each net (SGD step, PRECISION, channels_last), timed by `runtime.measure`: warm-up steps,
     blocks of steps, the nets interleaved so that a change in the machine's load meets all of them, the fastest
     block of each, with malloc set as `cnnlab train` sets it (`runtime.reuse_freed_memory`). Read the ratios."""
     reuse_freed_memory()
@@ -145,7 +148,7 @@ def speed(nets: list[str], batch: int) -> None:
     for t in trainers.values():
         t.model.train()
     times = measure({net: (lambda t=t: t.train_step(x, y)) for net, t in trainers.items()}, rounds=6, block_s=0.4)
-    print(f"{torch.get_num_threads()} thread(s), batch {batch}, fp32")
+    print(f"{torch.get_num_threads()} thread(s), batch {batch}, {os.environ.get('PRECISION', 'fp32')}")
     for net in nets:
         print(f"{batch / times[net]:8,.0f} samples/s  {times[nets[0]] / times[net]:.2f}× the first  {net}")
 

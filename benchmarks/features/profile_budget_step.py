@@ -32,11 +32,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--top", type=int, default=8, help="operators to list")
     p.add_argument("--recipe", default="fast", help="the recipe whose net and batch are profiled (fast, best)")
+    p.add_argument("--model", default=None, help="another net (course notation) at the recipe's batch")
     a = p.parse_args()
     runtime.reuse_freed_memory()  # malloc as `cnnlab train` sets it
     torch.manual_seed(0)
     precision = runtime.resolve_precision("auto", torch.device("cpu"))
     recipe = read_recipe(a.recipe, precision)
+    recipe["model"] = a.model or recipe["model"]
     batch = recipe["batch_size"]
     model = create_model(recipe["model"], num_classes=10, in_chans=1).to(memory_format=torch.channels_last)
     flops = 3 * 2 * summary(model, (1, 28, 28))["macs"] * batch

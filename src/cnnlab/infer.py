@@ -21,7 +21,7 @@ from torch import nn
 
 from cnnlab.data.transforms import Normalize
 from cnnlab.io.meta import RunMeta
-from cnnlab.layers.fold_bn import fold_batchnorm
+from cnnlab.layers.fold_bn import fold_batchnorm, is_folded
 from cnnlab.models import main_output
 from cnnlab.runtime import autocast, resolve_device, resolve_precision, use_channels_last
 
@@ -45,7 +45,7 @@ def _needs_conversion(model: nn.Module, device: torch.device, channels_last: boo
 
 def prepare(model: nn.Module, device: torch.device, channels_last: bool, fold_bn: bool) -> nn.Module:
     """The module to run: `model` itself when it is ready as it is, else a folded / moved / converted copy."""
-    if fold_bn and _has_batchnorm(model):
+    if fold_bn and _has_batchnorm(model) and not is_folded(model):
         model = fold_batchnorm(model)  # a copy: one op instead of conv + BN at inference
     elif _needs_conversion(model, device, channels_last):
         model = copy.deepcopy(model)

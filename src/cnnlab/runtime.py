@@ -422,7 +422,10 @@ def choose_threads(
     each of `candidates` (default `thread_candidates()`) by `measure`, and `pick_threads` decides. `key` names the
     workload in the cache (model, input, batch, precision): an entry holds its per-thread times and is reused for
     THREADS_TTL_S seconds, since the answer follows the machine's load (docs/architecture.md, "No global side
-    effects"). `clock` and `now` are injectable for tests.
+    effects"). A choice of fewer threads than the most is made only when a second measurement agrees (each
+    count's faster time of the two), and is never reused from the cache: the load behind it may have gone, and
+    one disturbed probe once held six budget runs in a row at 1 thread, half their speed, for ten minutes.
+    `clock` and `now` are injectable for tests.
     """
     fixed = threads_asked(asked)
     if fixed is not None:
@@ -435,8 +438,8 @@ def choose_threads(
     path, entry = threads_cache_file(), f"{machine_key()}|{key}|{','.join(map(str, candidates))}"
     cached = _read_cache(path)
     hit = cached.get(entry)
-    if isinstance(hit, dict) and 0 <= now() - hit.get("at", -1e18) < THREADS_TTL_S:
-        times = {int(n): float(t) for n, t in hit["times"].items()}
+    times = {int(n): float(t) for n, t in hit["times"].items()} if isinstance(hit, dict) else {}
+    if times and 0 <= now() - hit.get("at", -1e18) < THREADS_TTL_S and pick_threads(times) == max(candidates):
         choice = ThreadChoice(pick_threads(times), "cached", times, now() - hit["at"])
     else:
         step = step or probe_step()
@@ -445,6 +448,9 @@ def choose_threads(
             return lambda: (torch.set_num_threads(n), step())
 
         times = measure({n: at(n) for n in candidates}, clock=clock)
+        if pick_threads(times) < max(candidates):  # fewer threads: only if a second measurement agrees
+            again = measure({n: at(n) for n in candidates}, clock=clock)
+            times = {n: min(t, again[n]) for n, t in times.items()}
         choice = ThreadChoice(pick_threads(times), "measured", times)
         fresh = {k: v for k, v in cached.items() if isinstance(v, dict) and now() - v.get("at", 0) < THREADS_TTL_S}
         _write_cache(path, {**fresh, entry: {"times": times, "threads": choice.threads, "at": now()}})

@@ -46,8 +46,18 @@ def _pairs_in_sequentials(model: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
+FOLDED = "_cnnlab_bn_folded"  # set on a model fold_batchnorm returned: its BatchNorms left are not foldable
+
+
+def is_folded(model: nn.Module) -> bool:
+    """Whether `model` came out of `fold_batchnorm` (a BN that stays, e.g. one after a pooling, has no layer to
+    merge into): folding it again would only copy and trace it once more."""
+    return getattr(model, FOLDED, False)
+
+
 def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Return `model` in eval mode with every foldable BatchNorm merged into its conv/linear layer."""
+    """Return `model` in eval mode with every foldable BatchNorm merged into its conv/linear layer (and marked,
+    `is_folded`)."""
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     try:
@@ -63,4 +73,5 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
         )
         model.set_submodule(layer_name, fused)
         model.set_submodule(bn_name, nn.Identity())
+    setattr(model, FOLDED, True)
     return model
