@@ -155,16 +155,20 @@ NUMBER = r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?"  # 8, 0.8903, 55,000, 1e
 
 
 def output_pattern(line: str, classes: tuple[str, ...] = ()) -> re.Pattern:
-    """The form of a shown output line: `…` is anything, a number any number, a class name any class name, spaces
-    any spaces, a counted noun after a number in the singular or plural ("5 epochs" matches "1 epoch"); the rest
-    as written."""
+    """The form of a shown output line: `…` is anything, a number any number, a class name any class name, a
+    precision any precision (the README's output is from an fp32 CPU; `precision auto` picks bf16 where it pays),
+    spaces any spaces, a counted noun after a number in the singular or plural ("5 epochs" matches "1 epoch"); the
+    rest as written."""
     names = "|".join(re.escape(c) for c in sorted(classes, key=len, reverse=True))
-    token = re.compile(rf"(?P<any>…)|(?P<num>{NUMBER})|(?P<space>\s+)" + (f"|(?P<cls>{names})" if names else ""))
+    token = re.compile(
+        rf"(?P<any>…)|(?P<prec>\b{PRECISIONS}\b)|(?P<num>{NUMBER})|(?P<space>\s+)"
+        + (f"|(?P<cls>{names})" if names else "")
+    )
     parts, at = [], 0
     for m in token.finditer(line.strip()):
         parts.append(re.escape(line.strip()[at : m.start()]))
         kind = m.lastgroup
-        parts.append({"any": ".*", "num": NUMBER, "space": r"\s+"}.get(kind, names))
+        parts.append({"any": ".*", "num": NUMBER, "space": r"\s+", "prec": rf"\b{PRECISIONS}\b"}.get(kind, names))
         if kind == "cls":
             parts[-1] = f"(?:{names})"
         at = m.end()
@@ -175,6 +179,7 @@ def output_pattern(line: str, classes: tuple[str, ...] = ()) -> re.Pattern:
 
 
 COUNTED = ("epoch", "step", "thread", "sample", "image", "file")  # nouns whose plural follows the number
+PRECISIONS = "(?:fp32|bf16|fp16)"  # what `precision auto` may print in a shown line
 
 
 def missing_output(expected: list[str], output: str, classes: tuple[str, ...] = ()) -> list[str]:
@@ -290,6 +295,16 @@ def test_output_forms_take_numbers_class_names_and_ellipses():
     assert missing_output(["x.png: Coat 1%"], out, classes) == ["x.png: Coat 1%"]  # the whole line
     assert missing_output(["x.png: Bag 1%"], out, classes) == ["x.png: Bag 1%"]  # Bag is not a class here
     assert missing_output(["accuracy:   0.89 (10 samples)"], "accuracy: 0.6036 (10000 samples)") == []
+    # the precision is the machine's: an fp32 line shown matches a bf16 run, but not another word
+    shown_model = "model: lenet5 (61,706 parameters) on cpu, fp32, 2 threads (why: --verbose 2)"
+    assert (
+        missing_output([shown_model], "model: lenet5 (61,706 parameters) on cpu, bf16, 1 thread (why: --verbose 2)")
+        == []
+    )
+    assert (
+        missing_output([shown_model], "model: lenet5 (61,706 parameters) on cpu, fp32x, 2 threads (why: --verbose 2)")
+        != []
+    )
 
 
 def test_readme_writes_only_into_runs():
