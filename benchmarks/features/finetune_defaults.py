@@ -21,13 +21,17 @@ layers training from the start):
 - freeze1-x0.3:      the classifier alone for 1 epoch, then the backbone at 0.3 × LR;
 - newfc-freeze1-x1:  A's convolutional body only, the fully connected layers new (as fastai's cnn_learner), the
                      body frozen for 1 epoch, then everything at the LR (the defaults);
-- newfc-freeze0-x1:  the same without the frozen epoch.
+- newfc-freeze0-x1:  the same without the frozen epoch;
+- checked:           the defaults: newfc-freeze1-x1 where the fit check (`cnnlab.train.fit_check`, as `cnnlab train
+                     --init-from` runs it on B's training images) finds that A's body separates B's classes at
+                     least as well as the fresh network's, less 1 point; else from scratch. The row records the check.
 
 Run (from the repository root; rows append to benchmarks/results/finetune_defaults.json; A is cached in runs/):
 
     PYTHONPATH=src python -m benchmarks.features.finetune_defaults --model lenet5 --seeds 0 1 2
     PYTHONPATH=src python -m benchmarks.features.finetune_defaults --model lenet5 --pairs digits:fashion fashion:digits
     PYTHONPATH=src python -m benchmarks.features.finetune_defaults --report
+    PYTHONPATH=src python -m benchmarks.features.finetune_defaults --check-cost --threads 2   # the check's seconds
 """
 
 from __future__ import annotations
@@ -45,13 +49,14 @@ import torch.nn.functional as F
 
 from benchmarks import RESULTS_DIR, ROOT
 from benchmarks.features.transfer import MODELS, class_split, fit, per_class, per_class_index
-from cnnlab.data import ImageSet, load_dataset
+from cnnlab.data import ImageSet, Normalize, channel_stats, load_dataset
 from cnnlab.evaluate import evaluate
 from cnnlab.infer import TorchClassifier
 from cnnlab.io import save_model
 from cnnlab.models import create_model
-from cnnlab.runtime import cpu_isa, hardware_info
+from cnnlab.runtime import cpu_isa, hardware_info, resolve_precision, use_threads
 from cnnlab.train.callbacks import FreezeSchedule
+from cnnlab.train.fit_check import balanced_sample, check_fit, code_layer
 from cnnlab.train.transfer import load_pretrained, param_groups
 
 RESULTS = RESULTS_DIR / "finetune_defaults.json"
@@ -65,8 +70,9 @@ STRATEGIES = {  # name → (freeze epochs, backbone LR multiplier, new fully con
     "freeze0-x1": (0, 1.0, False),
     "freeze1-x1": (1, 1.0, False),  # the defaults until 2026-12-07 (now `--keep-fc`)
     "freeze1-x0.3": (1, 0.3, False),
-    "newfc-freeze1-x1": (1, 1.0, True),  # the defaults
+    "newfc-freeze1-x1": (1, 1.0, True),  # the defaults until the fit check (now `--init-always`)
     "newfc-freeze0-x1": (0, 1.0, True),
+    "checked": (1, 1.0, True),  # the defaults: newfc-freeze1-x1 where the fit check finds the source fits, else scratch
 }
 LR = 1e-3  # cnnlab train's default
 
@@ -130,24 +136,41 @@ def train_a(name: str, pair: str, a_train: ImageSet, a_test: ImageSet, log) -> P
     return path
 
 
-def run_b(strategy: str, name: str, a_path: Path, data: ImageSet, test: ImageSet, epochs: int, seed: int) -> float:
+def run_b(
+    strategy: str, name: str, a_path: Path, data: ImageSet, test: ImageSet, epochs: int, seed: int
+) -> tuple[float, dict | None]:
+    """B's test accuracy after training with `strategy`, and the fit check's record (None where none ran)."""
     torch.manual_seed(seed)
     model = create_model(name, num_classes=len(data.classes), in_chans=1, img_size=28, **MODELS[name]["kwargs"])
-    params, callbacks = model, []
+    params, callbacks, check = model, [], None
     setting = STRATEGIES[strategy]
     if setting is not None:  # exactly as `cnnlab train --init-from` applies its settings (run/setup.py)
         freeze, mult, new_fc = setting
-        head = load_pretrained(model, a_path, new_fc=new_fc).head_names(model)
-        params = param_groups(model, LR, backbone_lr_mult=mult, head=head)
-        callbacks = [FreezeSchedule("features", freeze, head=head)] if freeze else []
+
+        def load():
+            return load_pretrained(model, a_path, new_fc=new_fc)
+
+        if strategy == "checked":
+            pick = balanced_sample(data.labels, seed=seed)
+            mean, std = channel_stats(data.images)
+            layer = code_layer(model, new_fc=new_fc)
+            check, report = check_fit(model, load, data.images[pick], data.labels[pick], layer, Normalize(mean, std))
+        else:
+            report = load()
+        if check is None or check.fits:
+            head = report.head_names(model)
+            params = param_groups(model, LR, backbone_lr_mult=mult, head=head)
+            callbacks = [FreezeSchedule("features", freeze, head=head)] if freeze else []
     res = fit(model, params, data, epochs, seed, callbacks, lr=LR)
-    return evaluate(TorchClassifier(model, res["meta"], "cpu"), test)["accuracy"]
+    acc = evaluate(TorchClassifier(model, res["meta"], "cpu"), test)["accuracy"]
+    return acc, (check.to_dict() if check is not None else None)
 
 
 def experiment(name: str, seeds: list[int], sizes: list[int], pairs=PAIRS, strategies=STRATEGIES, log=print) -> None:
     fashion = load_dataset("fashion-mnist", val_split=0)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     machine = {"cpu": hardware_info(torch.device("cpu"))["cpu"], "isa": cpu_isa(), "threads": torch.get_num_threads()}
+    machine["precision"] = resolve_precision("auto", torch.device("cpu"))  # as fit() trains
     for pair in pairs:
         a_train, a_test, b_pool, b_test = tasks(pair, fashion)
         a_path = train_a(name, pair, a_train, a_test, log)
@@ -159,8 +182,9 @@ def experiment(name: str, seeds: list[int], sizes: list[int], pairs=PAIRS, strat
                 data, epochs = per_class(b_pool, n, seed), MODELS[name]["epochs"][n]
                 for strategy in strategies:
                     t = time.perf_counter()
-                    acc = run_b(strategy, name, a_path, data, b_test, epochs, seed)
+                    acc, check = run_b(strategy, name, a_path, data, b_test, epochs, seed)
                     row = {"model": name, "pair": pair, "n": n, "seed": seed, "strategy": strategy, "accuracy": acc}
+                    row |= {"fit_check": check} if check is not None else {}
                     row |= {"epochs": epochs, "wall_s": round(time.perf_counter() - t, 1), **machine}
                     row["date"], row["python"] = time.strftime("%Y-%m-%d"), platform.python_version()
                     rows = [r for r in rows if _key(r) != _key(row)] + [row]
@@ -182,14 +206,45 @@ def report(log=print) -> str:
             sd = f" ± {statistics.stdev(accs):.1f}" if len(accs) > 1 else ""
             cells.append(f"{statistics.fmean(accs):.1f}{sd}" if accs else "—")
         lines.append(f"| {model} | {pair} | {n} | {' | '.join(cells)} | {', '.join(map(str, sorted(seeds)))} |")
-    if rows:
+    machines = sorted(
+        {(r["model"], r["cpu"], r["isa"], r.get("precision", "fp32"), r["threads"], r["date"]) for r in rows}
+    )
+    if machines:
         lines.append("")
-        lines.append(
-            f"CPU: {rows[-1]['cpu']}, ISA {rows[-1]['isa']}, {rows[-1]['threads']} thread(s), {rows[-1]['date']}"
-        )
+    for model, cpu, isa, precision, threads, date in machines:
+        pairs = sorted({r["pair"] for r in rows if (r["model"], r["cpu"], r["date"]) == (model, cpu, date)})
+        lines.append(f"{model}, {', '.join(pairs)}: {cpu}, ISA {isa}, {precision}, {threads} thread(s), {date}")
     table = "\n".join(lines)
     log(table)
     return table
+
+
+def check_cost(threads: int, log=print) -> None:
+    """Seconds one fit check takes (two forward passes over `CHECK_IMAGES` Fashion-MNIST training images) for each
+    model, from its digits source (trained first if missing), twice each."""
+    fashion = load_dataset("fashion-mnist", val_split=0)
+    pick = balanced_sample(fashion.train.labels)
+    images, labels = fashion.train.images[pick], fashion.train.labels[pick]
+    normalize = Normalize(*channel_stats(images))
+    digits = sklearn_digits()
+    with use_threads(threads):
+        for name in MODELS:
+            source = train_a(name, "digits → fashion", *digits, log)
+            for _ in range(2):
+                torch.manual_seed(0)
+                model = create_model(name, num_classes=10, in_chans=1, img_size=28, **MODELS[name]["kwargs"])
+                t = time.perf_counter()
+                check, _ = check_fit(
+                    model,
+                    lambda m=model, s=source: load_pretrained(m, s, new_fc=True),
+                    images,
+                    labels,
+                    code_layer(model),
+                    normalize,
+                )
+                log(
+                    f"{name}: fit check on {len(labels):,} images, {threads} thread(s): {time.perf_counter() - t:.2f} s"
+                )
 
 
 def main() -> None:
@@ -201,11 +256,14 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     p.add_argument("--report", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared 2-core CPU)")
+    p.add_argument("--check-cost", action="store_true", help="time the fit check itself (lenet5, resnet18)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.check_cost:
+        check_cost(args.threads)
     if args.model:
         pairs = [p for p in PAIRS if slug(p) in args.pairs]
-        experiment(args.model, args.seeds, args.sizes, pairs, args.strategies, log=lambda s: print(s, flush=True))
+        with use_threads(args.threads):  # every Trainer inside takes them (its own choice would measure)
+            experiment(args.model, args.seeds, args.sizes, pairs, args.strategies, log=lambda s: print(s, flush=True))
     if args.report:
         report()
 

@@ -50,6 +50,7 @@ from cnnlab.features import linear_probe, split_codes
 from cnnlab.infer import TorchClassifier
 from cnnlab.io import RunMeta, load_model, save_model
 from cnnlab.models import create_model
+from cnnlab.runtime import use_threads
 from cnnlab.train import Trainer, build_optimizer
 from cnnlab.train.callbacks import FreezeSchedule
 from cnnlab.train.transfer import load_pretrained, param_groups
@@ -261,9 +262,9 @@ def main() -> None:
         help="torch threads (default 1: on a shared 2-core CPU, 2 threads ran 20× slower than 1)",
     )
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
     if args.model:
-        experiment(args.model, args.seeds, args.sizes, args.strategies, log=lambda s: print(s, flush=True))
+        with use_threads(args.threads):  # every Trainer inside takes them (its own choice would measure)
+            experiment(args.model, args.seeds, args.sizes, args.strategies, log=lambda s: print(s, flush=True))
     if args.report:
         report()
 

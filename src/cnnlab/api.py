@@ -62,7 +62,10 @@ def fine_tune(
     The transfer defaults apply unless options change them: everything but the classifier frozen for one epoch
     (`freeze="features"`, `freeze_epochs=1`), then the whole network at `lr` (`backbone_lr_mult=1`; a smaller
     multiple keeps more of the source's features); the classifier is new unless the classes are the same, and so are
-    the fully connected layers below it unless `keep_fc=True` (only the convolutional body is transferred).
+    the fully connected layers below it unless `keep_fc=True` (only the convolutional body is transferred). A
+    classifier's run first checks that the source fits (`cnnlab.train.fit_check`): where its features separate the
+    training images' classes less well than the fresh network's, it trains from scratch (`init_always=True` skips
+    the check).
     """
     values = with_source_model(_given(init_from=str(source_run), data=data, epochs=epochs, out=out, **options))
     return train_run(_config("fine_tune", **values), callbacks=callbacks, log=log)

@@ -43,6 +43,7 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
         "2",
         "--freeze-epochs",
         "1",
+        "--init-always",  # the toy source is barely trained: the fit check's decision is tests/train/test_fit_check.py's
         "--lr",
         "3e-3",
         "--val-split",
@@ -68,6 +69,7 @@ def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shape
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
     kept = tmp_path / "b_kept"
     args = ["--data", f"npz:{shapes_npz}", "--init-from", str(run_a), "--epochs", "1", "--val-split", "0"]
+    args += ["--init-always"]
     log = run_cli("train", *args, "--keep-fc", "--out", str(kept), *FAST).stdout
     assert f"init from {run_a} (cnnlab run): 8 of 10 tensors loaded" in log and "fully connected" not in log
     # a run written before --keep-fc existed (no keep_fc in its config) loaded them: it resumes as it was trained

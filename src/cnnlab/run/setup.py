@@ -50,6 +50,7 @@ from cnnlab.train.callbacks.progress import plural
 from cnnlab.train.callbacks.time_budget import TimeBudget
 from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.fit_check import balanced_sample, check_fit, code_layer
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.probe import PROBE_SAMPLES, choose_training_threads
 from cnnlab.train.trainer import Trainer
@@ -142,7 +143,7 @@ def build(
     normalize = Normalize(mean, std)
     params, init_from, callbacks = model, None, list(callbacks or [])
     if cfg.init_from is not None:  # transfer learning: trained weights, a new head, the backbone at a lower LR
-        params, init_from, callbacks = _init_from(cfg, model, splits.classes, callbacks, log)
+        params, init_from, callbacks = _init_from(cfg, model, splits, normalize, task, callbacks, log)
     loss_fn = task.loss(cfg.label_smoothing)
     probe = _probe_batch(splits, normalize, cfg.batch_size, device, channels_last)
     threads, step_estimate = _choose_threads(cfg, model, loss_fn, probe, device, precision, channels_last)
@@ -268,23 +269,45 @@ def _model(cfg: TrainConfig, splits: DataSplits, device: torch.device, task: Tas
     return model
 
 
-def _init_from(cfg: TrainConfig, model: nn.Module, classes: list[str], callbacks: list, log):
+def _init_from(
+    cfg: TrainConfig, model: nn.Module, splits: DataSplits, normalize: Normalize, task: Task, callbacks, log
+):
     """Load `cfg.init_from` into `model`; returns the optimizer's parameter groups, what the run records about the
-    source, and the callbacks with the freeze schedule added."""
+    source, and the callbacks with the freeze schedule added.
+
+    A classifier's run first checks that the source fits (`fit_check`): where its features separate a sample of the
+    training images less well than the fresh model's own, the model keeps its fresh weights and trains as from
+    scratch (unless --init-always); the record says so."""
     source = read_source(cfg.init_from)
-    report = load_pretrained(model, source, classes, strict=cfg.init_strict, log=log, new_fc=not cfg.keep_fc)
+
+    def load():
+        return load_pretrained(model, source, splits.classes, strict=cfg.init_strict, log=log, new_fc=not cfg.keep_fc)
+
+    check = None
+    if cfg.init_always or task.name != "classify" or len(splits.classes) < 2:
+        report = load()
+    else:
+        train = decoded(splits.train)
+        pick = balanced_sample(train.labels, seed=cfg.seed)
+        layer = code_layer(model, new_fc=not cfg.keep_fc)
+        check, report = check_fit(model, load, train.images[pick], train.labels[pick], layer, normalize)
+        log(f"  {check.line()}")
+    info = {**source.describe(), "report": report.to_dict()}
+    if check is not None:
+        info["fit_check"] = check.to_dict()
+        if not check.fits:
+            return model, {**info, "transferred": False}, callbacks
     head = report.head_names(model)  # the classifier and the new fully connected layers: trained from the start
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult, cfg.decay_all, head=head)
     freeze = cfg.freeze or "features"
     if cfg.freeze_epochs > 0 and freeze != "none":
         callbacks = [*callbacks, FreezeSchedule(freeze, cfg.freeze_epochs, log, head=head)]
-    info = {
-        **source.describe(),
+    info |= {
+        "transferred": True,
         "freeze": freeze,
         "freeze_epochs": cfg.freeze_epochs,
         "backbone_lr_mult": cfg.backbone_lr_mult,
         "keep_fc": cfg.keep_fc,
-        "report": report.to_dict(),
     }
     return groups, info, callbacks
 

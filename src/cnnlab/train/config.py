@@ -114,6 +114,12 @@ class TrainConfig:
         "new, as in fastai's cnn_learner: LeNet-5 at 10 images per class +0.4 to +2.0 points over loading them, "
         "BENCHMARKS.md 'Fine-tuning defaults')",
     )
+    init_always: bool = option(
+        False,
+        "with --init-from: start from the source even where its features separate the training images' classes "
+        "less well than a fresh network's (by default such a run trains from scratch: the fit check, "
+        "BENCHMARKS.md 'Fine-tuning defaults')",
+    )
     backbone_lr_mult: float = option(
         1.0,
         "with --init-from: LR of everything but the classifier, as a multiple of --lr, once it trains (default 1: "
@@ -265,8 +271,10 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')} must be {text}, got {value}")
         if self.val_split is not None and not (0 <= self.val_split < 1 or float(self.val_split).is_integer()):
             raise ValueError(f"--val-split is a count of images or a fraction in [0, 1), got {self.val_split}")
-        if self.init_from is None and (self.freeze is not None or self.init_strict or self.keep_fc):
-            raise ValueError("--freeze, --init-strict and --keep-fc apply to a run started with --init-from SOURCE")
+        if self.init_from is None and (self.freeze is not None or self.init_strict or self.keep_fc or self.init_always):
+            raise ValueError(
+                "--freeze, --init-strict, --keep-fc and --init-always apply to a run started with --init-from SOURCE"
+            )
         if self.patience is not None and self.val_split == 0:
             raise ValueError(
                 "--patience watches the validation loss, but --val-split 0 leaves no validation data: "
