@@ -71,6 +71,14 @@ def test_layer_codes_leave_the_model_as_they_found_it():
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_layer_codes_never_pass_a_batch_of_one_image():
+    torch.manual_seed(0)  # batch norm after a fully connected layer: one image in training mode is an error
+    model = create_model("CL4k3-BN-MP4-FC16-BN-FC32-FC3", num_classes=3, in_chans=1, img_size=8)
+    images = torch.randint(0, 255, (257, 1, 8, 8), dtype=torch.uint8)  # one more than a batch
+    codes = layer_codes(model, code_layer(model, new_fc=False), images, Normalize([0.5], [0.25]))
+    assert codes.shape == (257, 32)
+
+
 def _shapes(n: int, seed: int):
     x, y = make_shape_images(n, seed=seed)
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long()

@@ -283,11 +283,12 @@ def _init_from(
     def load():
         return load_pretrained(model, source, splits.classes, strict=cfg.init_strict, log=log, new_fc=not cfg.keep_fc)
 
-    check = None
-    if cfg.init_always or task.name != "classify" or len(splits.classes) < 2:
+    check, train = None, None
+    if not cfg.init_always and task.name == "classify" and len(splits.classes) > 1:
+        train = decoded(splits.train)
+    if train is None or len(train) < 2 * len(splits.classes):  # no check, or too few images to score
         report = load()
     else:
-        train = decoded(splits.train)
         pick = balanced_sample(train.labels, seed=cfg.seed)
         layer = code_layer(model, new_fc=not cfg.keep_fc)
         check, report = check_fit(model, load, train.images[pick], train.labels[pick], layer, normalize)

@@ -56,7 +56,8 @@ class FitCheck:
 def separability(codes: torch.Tensor, labels: torch.Tensor) -> float:
     """How well `codes` (N, D) separate `labels` (N,) with no training: the mean of the leave-one-out accuracies of
     the nearest neighbour and of the nearest class mean, on codes centred and scaled to unit length (cosine)."""
-    z = F.normalize(codes.float().flatten(1) - codes.float().flatten(1).mean(0), dim=1)
+    flat = codes.float().flatten(1)
+    z = F.normalize(flat - flat.mean(0), dim=1)
     y = labels.long()
     n, classes = len(y), int(y.max()) + 1
     sim = z @ z.T
@@ -125,8 +126,9 @@ def layer_codes(
     hook = layer.register_forward_hook(lambda m, args, out: got.append(args[0].detach().flatten(1).float().cpu()))
     try:
         with torch.no_grad(), _batch_statistics(model):
-            for i in range(0, len(images), _BATCH):
-                model(transform(images[i : i + _BATCH]))
+            # batches of equal size (none of one image, which batch norm in training mode cannot normalize)
+            for batch in torch.tensor_split(images, max(1, -(-len(images) // _BATCH))):
+                model(transform(batch))
     finally:
         hook.remove()
     return torch.cat(got)
