@@ -111,15 +111,6 @@ def test_a_source_that_fits_is_loaded_and_one_that_does_not_leaves_the_fresh_wei
     assert "does not fit, training from scratch (--init-always keeps it)" in check.line()
 
 
-@pytest.fixture(scope="module")
-def shapes_npz(tmp_path_factory):
-    path = tmp_path_factory.mktemp("b") / "shapes.npz"
-    x, y = make_shape_images(200, seed=0)
-    xt, yt = make_shape_images(100, seed=1)
-    np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt, class_names=np.array(["sq", "ring", "plus", "x"]))
-    return path
-
-
 def test_train_from_a_source_that_does_not_fit_trains_from_scratch_and_says_so(shapes_npz, tmp_path):
     blank = create_model("lenet5", num_classes=10, in_chans=1, img_size=28)
     for p in blank.parameters():

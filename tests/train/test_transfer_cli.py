@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from cnnlab.io import read_meta
-from tests.conftest import make_shape_images
 from tests.helpers import run_cli
 
 FAST = ["--precision", "fp32", "--verbose", "0", "--batch-size", "32"]
@@ -19,16 +18,6 @@ def run_a(fake_idx, tmp_path_factory):
     out = tmp_path_factory.mktemp("a") / "run"
     run_cli("train", "--data-dir", fake_idx, "--epochs", "1", "--val-split", "100", "--out", out, *FAST)
     return out
-
-
-@pytest.fixture(scope="module")
-def shapes_npz(tmp_path_factory):
-    """Task B: 4 classes of shapes (another class count, other names), as npz."""
-    path = tmp_path_factory.mktemp("b") / "shapes.npz"
-    x, y = make_shape_images(200, seed=0)
-    xt, yt = make_shape_images(100, seed=1)
-    np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt, class_names=np.array(["sq", "ring", "plus", "x"]))
-    return path
 
 
 def test_fine_tune_from_a_run_records_the_source_and_evaluate_works(run_a, shapes_npz, tmp_path):
