@@ -2,8 +2,8 @@
 
 A fine-tune starts from the source's body; where that body's features separate the new task's classes less well than
 the untrained network's own random ones, the fine-tune starts behind training from scratch and, with few images,
-stays behind (LeNet-5 from 1,297 scanned digits to Fashion-MNIST lost 1.3–2.1 points at 10 and 50 images per class:
-BENCHMARKS.md, "Fine-tuning defaults"). `check_fit` measures that before any step: a class-balanced sample of the
+stays behind (LeNet-5 from 1,297 scanned digits to Fashion-MNIST lost 1.1–1.9 points to scratch at 10 to 500 images
+per class: BENCHMARKS.md, "Fine-tuning defaults"). `check_fit` measures that before any step: a class-balanced sample of the
 training images (at most `CHECK_IMAGES`) goes through both networks once, and each set of codes — the input of the
 first layer that starts new, i.e. the body's output — is scored by how well it separates the classes without any
 training (`separability`: leave-one-out nearest neighbour and nearest class mean on centred, unit-length codes).
