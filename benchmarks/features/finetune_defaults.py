@@ -56,7 +56,7 @@ from cnnlab.io import save_model
 from cnnlab.models import create_model
 from cnnlab.runtime import cpu_isa, hardware_info, resolve_precision, use_threads
 from cnnlab.train.callbacks import FreezeSchedule
-from cnnlab.train.fit_check import balanced_sample, check_fit, code_layer
+from cnnlab.train.fit_check import balanced_sample, check_fit
 from cnnlab.train.transfer import load_pretrained, param_groups
 
 RESULTS = RESULTS_DIR / "finetune_defaults.json"
@@ -151,10 +151,8 @@ def run_b(
             return load_pretrained(model, a_path, new_fc=new_fc)
 
         if strategy == "checked":
-            pick = balanced_sample(data.labels, seed=seed)
-            mean, std = channel_stats(data.images)
-            layer = code_layer(model, new_fc=new_fc)
-            check, report = check_fit(model, load, data.images[pick], data.labels[pick], layer, Normalize(mean, std))
+            normalize = Normalize(*channel_stats(data.images))
+            check, report = check_fit(model, load, data.images, data.labels, normalize, new_fc, seed)
         else:
             report = load()
         if check is None or check.fits:
@@ -235,12 +233,7 @@ def check_cost(threads: int, log=print) -> None:
                 model = create_model(name, num_classes=10, in_chans=1, img_size=28, **MODELS[name]["kwargs"])
                 t = time.perf_counter()
                 check, _ = check_fit(
-                    model,
-                    lambda m=model, s=source: load_pretrained(m, s, new_fc=True),
-                    images,
-                    labels,
-                    code_layer(model),
-                    normalize,
+                    model, lambda m=model, s=source: load_pretrained(m, s, new_fc=True), images, labels, normalize
                 )
                 log(
                     f"{name}: fit check on {len(labels):,} images, {threads} thread(s): {time.perf_counter() - t:.2f} s"

@@ -100,9 +100,7 @@ def test_a_source_that_fits_is_loaded_and_one_that_does_not_leaves_the_fresh_wei
         torch.manual_seed(2)
         model = create_model("lenet5", num_classes=4, in_chans=1, img_size=28)
         fresh = {k: v.clone() for k, v in model.state_dict().items()}
-        check, report = check_fit(
-            model, lambda m=model, s=source: load_pretrained(m, s), images, labels, code_layer(model), norm
-        )
+        check, report = check_fit(model, lambda m=model, s=source: load_pretrained(m, s), images, labels, norm)
         assert isinstance(check, FitCheck) and check.fits is fits and check.images == 120, check
         assert report.loaded  # the source was read either way: the report tells what it held
         conv = model.state_dict()["features.0.weight"]

@@ -50,7 +50,7 @@ from cnnlab.train.callbacks.progress import plural
 from cnnlab.train.callbacks.time_budget import TimeBudget
 from cnnlab.train.callbacks.time_limit import parse_duration
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.fit_check import balanced_sample, check_fit, code_layer
+from cnnlab.train.fit_check import check_fit
 from cnnlab.train.optim import FULL_BATCH, build_optimizer
 from cnnlab.train.probe import PROBE_SAMPLES, choose_training_threads
 from cnnlab.train.trainer import Trainer
@@ -289,9 +289,7 @@ def _init_from(
     if train is None or len(train) < 2 * len(splits.classes):  # no check, or too few images to score
         report = load()
     else:
-        pick = balanced_sample(train.labels, seed=cfg.seed)
-        layer = code_layer(model, new_fc=not cfg.keep_fc)
-        check, report = check_fit(model, load, train.images[pick], train.labels[pick], layer, normalize)
+        check, report = check_fit(model, load, train.images, train.labels, normalize, not cfg.keep_fc, cfg.seed)
         log(f"  {check.line()}")
     info = {**source.describe(), "report": report.to_dict()}
     if check is not None:

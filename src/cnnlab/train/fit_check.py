@@ -139,14 +139,17 @@ def check_fit(
     load: Callable[[], object],
     images: torch.Tensor,
     labels: torch.Tensor,
-    layer: nn.Module,
     transform: Callable[[torch.Tensor], torch.Tensor],
+    new_fc: bool = True,
+    seed: int = 0,
     margin: float = MARGIN,
 ) -> tuple[FitCheck, object]:
     """Score a fresh `model` and the same model after `load()` (which copies the source into it and returns its
-    report) on `images` / `labels` (a sample, e.g. `balanced_sample`'s; `transform` makes model inputs of them), at
-    the input of `layer`. Where the source does not fit, the model gets its fresh weights back. Returns (the check,
-    load's report)."""
+    report) on `balanced_sample` of `images` / `labels` (`transform` makes model inputs of them), at the input of
+    `code_layer(model, new_fc)`. Where the source does not fit, the model gets its fresh weights back. Returns (the
+    check, load's report)."""
+    pick = balanced_sample(labels, seed=seed)
+    images, labels, layer = images[pick], labels[pick], code_layer(model, new_fc)
     fresh_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fresh = separability(layer_codes(model, layer, images, transform), labels)
     report = load()
