@@ -84,7 +84,8 @@ def main() -> None:
     p.add_argument("--args", default="--recipe fast", help="cnnlab train arguments (default: --recipe fast)")
     p.add_argument("--budgets", default="30s,3m")
     p.add_argument("--isa", default="avx2,native", help="comma list of: " + ", ".join(ISAS))
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds: --first-seed, the next, …")
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--busy", action="store_true", help="rows with another process keeping one core busy")
     opts = p.parse_args()
     args = shlex.split(opts.args)
@@ -97,12 +98,10 @@ def main() -> None:
     rows = [(isa, b, False) for isa in opts.isa.split(",") for b in opts.budgets.split(",")]
     if opts.busy:
         rows += [(isa, opts.budgets.split(",")[0], True) for isa in opts.isa.split(",")]
+    seeds = range(opts.first_seed, opts.first_seed + opts.seeds)
     for isa, budget, busy in rows:
         label = f"{isa}-{budget}{'-busy' if busy else ''}"
-        runs = [
-            run(args, budget, s, isa, ROOT / "runs" / "benchmark" / f"budget-{label}-{s}", busy)
-            for s in range(opts.seeds)
-        ]
+        runs = [run(args, budget, s, isa, ROOT / "runs" / "benchmark" / f"budget-{label}-{s}", busy) for s in seeds]
         acc = [100 * r["test_accuracy"] for r in runs]
         secs = {"s": 1, "m": 60, "h": 3600}[budget[-1]] * float(budget[:-1]) if budget[-1] in "smh" else float(budget)
         ratio = [r["wall_s"] / secs for r in runs]
@@ -114,7 +113,7 @@ def main() -> None:
         )
         print(
             f"| {runs[0]['hardware']['isa']} | `cnnlab train {opts.args} --time-budget {budget}` | "
-            f"{', '.join(map(str, range(opts.seeds)))} | {fmt(acc, 2)} % | {fmt(ratio, 3)} | {fmt(steps)} "
+            f"{', '.join(map(str, seeds))} | {fmt(acc, 2)} % | {fmt(ratio, 3)} | {fmt(steps)} "
             f"({fmt(epochs, 2)}) | {fmt(rate)} | {how} |",
             flush=True,
         )
