@@ -61,12 +61,14 @@ def test_nothing_to_move_keeps_the_model():
     assert pool_first(avg) is avg
 
 
-def test_a_relu_whose_input_is_read_elsewhere_stays():
-    class Branch(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.relu, self.pool = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+class _ConvReluPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.relu, self.pool = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
 
+
+def test_a_relu_whose_input_is_read_elsewhere_stays():
+    class Branch(_ConvReluPool):
         def forward(self, x):
             c = self.conv(x)
             return self.pool(self.relu(c)).mean() + c.mean()
@@ -99,11 +101,7 @@ def test_hooks_on_a_moved_relu_see_the_full_map():
 
 
 def test_each_pattern_of_training_flags_gets_its_own_trace():
-    class Branchy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.relu, self.pool = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
-
+    class Branchy(_ConvReluPool):
         def forward(self, x):
             y = self.pool(self.relu(self.conv(x)))
             return y * 2 if self.training else y
