@@ -4,7 +4,8 @@ Max pooling commutes with ReLU (ReLU is monotone: max(relu(a), relu(b)) = relu(m
 ``conv → ReLU → 2×2 max`` and ``conv → 2×2 max → ReLU`` give the same values and the same gradients (the pool picks
 the same element, or one the ReLU zeroes either way), while the second runs the ReLU and its backward on a quarter
 of the values. On a CPU the element-wise work on the large first maps is much of a small net's step: the fast
-recipe's step ran 1.1–1.2× as fast (BENCHMARKS.md, "ReLU after the pooling").
+recipe's bf16 step ran 1.08–1.09× as fast, its whole 30-second runs took 1.06–1.14× the steps (BENCHMARKS.md, "ReLU
+after the pooling").
 
 The user's model is left as it is — its layers, names, hooks and feature maps keep the course's order; only the
 Trainer's forward pass runs a torch.fx trace of it that shares its modules and parameters. Where the trace would not

@@ -99,7 +99,7 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # the training forward pass: DDP-wrapped under torchrun (gradients averaged over ranks), maybe compiled;
-        # where neither wraps it, a trace that runs each ReLU after its max pool (the same values, a quarter of the work)
+        # where neither wraps it, a trace running each ReLU after its max pool (same values, a quarter of the ReLU work)
         forward = compiled(distributed.wrap(self.model), compile)
         self.forward = pool_first(self.model) if forward is self.model else forward
         self.optimizer = optimizer
