@@ -26,7 +26,7 @@ from benchmarks.features.time_budget import cpu_description
 from cnnlab import runtime
 from cnnlab.inspect import summary
 from cnnlab.models import create_model
-from cnnlab.recipes import read_recipe
+from cnnlab.recipes import list_recipes, read_recipe
 from cnnlab.train.pool_first import PoolFirst
 from cnnlab.train.trainer import Trainer
 
@@ -52,7 +52,7 @@ def main() -> None:
             flush=True,
         )
         for name in a.nets.split(","):
-            net = read_recipe(name, precision)["model"] if name in ("fast", "best", "course") else name
+            net = read_recipe(name, precision)["model"] if name in list_recipes() else name
             row(net, name, precision, a, peak)
 
 
