@@ -136,3 +136,52 @@ def test_bad_onnx_files(tmp_path, fake_idx):
     ).stdout
     top = json.loads(stdout)[0]["top"]
     assert len(top) == 3 and top[0]["class"] == str(top[0]["index"])
+
+
+class _Means(nn.Module):
+    """Global average pooling written the three ways models write it, and a mean over the channels."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv = nn.Conv1d(2, 6, 3) if how == "1d" else nn.Conv2d(2, 6, 3)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6 if how != "channels" else 25, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        if self.how == "adaptive":
+            y = self.pool(y).flatten(1)
+        elif self.how == "channels":  # not global pooling: stays a ReduceMean
+            y = y.mean(1).flatten(1)
+        else:  # x.mean over the spatial axes, keeping no dims
+            y = y.mean(tuple(range(2, y.ndim)))
+        return self.fc(y)
+
+
+@pytest.mark.parametrize(
+    "how, opset", [("adaptive", None), ("mean", None), ("1d", None), ("channels", None), ("adaptive", 17)]
+)
+def test_global_average_pooling_is_written_as_an_average_pool(how, opset):
+    """The file's global mean is an AveragePool over the whole map (OpenVINO ran its ReduceMean slowly), in the
+    exporter's opset and converted to an older one (17: before the rewrite, the converter could not take a model with
+    global pooling there), with the same outputs."""
+    torch.manual_seed(0)
+    model = _Means(how).eval()
+    size = [2, 7] if how == "1d" else [2, 7, 7]
+    proto = to_onnx_proto(model, size, opset)
+    ops = [n.op_type for n in proto.graph.node]
+    if how == "channels":
+        assert "ReduceMean" in ops and "AveragePool" not in ops
+    else:
+        assert "ReduceMean" not in ops and ops.count("AveragePool") == 1
+        pool = next(n for n in proto.graph.node if n.op_type == "AveragePool")
+        assert list(onnx.helper.get_attribute_value(pool.attribute[0])) == [5] * (len(size) - 1)
+    onnx.checker.check_model(proto, full_check=True)
+    read = {i for n in proto.graph.node for i in n.input}
+    assert all(t.name in read for t in proto.graph.initializer)  # the rewritten mean's axes went with it
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(4, *size)
+    with torch.inference_mode():
+        want = model(x).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], want, atol=1e-5, rtol=1e-5)

@@ -219,3 +219,33 @@ def test_every_openvino_call_uses_one_core(exported):
     shared = openvino_runtime.core()
     openvino_runtime.OpenVinoClassifier(fp32, threads=1)
     assert openvino_runtime.core() is shared
+
+
+@pytest.mark.slow
+def test_openvino_compiles_a_repeated_batch_size_for_its_shape(exported, monkeypatch):
+    """A batch size seen twice gets a request compiled for its fixed shape (faster than the dynamic batch axis),
+    with the same logits; one seen once, or more sizes than STATIC_SHAPES, keep the dynamic request; a shape the
+    graph cannot be fixed to falls back to it."""
+    _, fp32, _ = exported
+    ov32 = openvino_runtime.OpenVinoClassifier(fp32, threads=1)
+    x = ov32.normalize(_images(8))
+    dynamic = ov32.run(x)
+    assert ov32._fixed == {}  # one call: no compilation for a size that may never come back
+    fixed = ov32.run(x)
+    assert list(ov32._fixed) == [(8, 1, 28, 28)] and ov32._fixed[(8, 1, 28, 28)] is not ov32._request
+    np.testing.assert_allclose(fixed, dynamic, atol=1e-5, rtol=1e-5)
+    monkeypatch.setattr(openvino_runtime, "STATIC_SHAPES", 2)
+    compiled = []
+    real = ov32._compile
+
+    def counted(shape):
+        compiled.append(shape)
+        if shape[0] == 3:
+            raise ValueError("m.onnx: OpenVINO cannot compile it (a shape it refuses)")
+        return real(shape)
+
+    ov32._compile = counted
+    for n in (3, 3, 3, 5, 5, 5):
+        np.testing.assert_allclose(ov32.run(x[:n]), dynamic[:n], atol=1e-5, rtol=1e-5)
+    assert compiled == [(3, 1, 28, 28)]  # once; then the dynamic request stands in for it, and 5 finds no room
+    assert ov32._fixed[(3, 1, 28, 28)] is ov32._request and (5, 1, 28, 28) not in ov32._fixed

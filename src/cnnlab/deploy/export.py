@@ -109,7 +109,7 @@ def to_onnx_proto(
                 dynamo=True,
                 input_names=[ONNX_INPUT],
                 output_names=[output_name],
-                opset_version=opset,
+                opset_version=None,  # the exporter's own (18); a requested one is converted to after the rewrite
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
             )
@@ -122,13 +122,74 @@ def to_onnx_proto(
     finally:
         for log, level in zip(logs, levels, strict=True):
             log.setLevel(level)
-    proto = program.model_proto
+    proto = global_means_as_pools(program.model_proto)
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is not None and written != opset:
+    if opset is None or opset == written:
+        return proto
+    try:
+        from onnx import version_converter
+
+        converted = version_converter.convert_version(proto, opset)
+        onnx.checker.check_model(converted)
+    except Exception:
         raise ValueError(
-            f"--opset {opset}: the exporter could not convert this model to opset {opset} (it wrote opset {written}); "
-            "give another --opset, or leave it out (the exporter's own, 18, always works)"
-        )
+            f"--opset {opset}: the exporter could not convert this model to opset {opset} (it exports opset "
+            f"{written}); give another --opset, or leave it out (the exporter's own, {written}, always works)"
+        ) from None
+    return converted
+
+
+def _axes_of(node, constants: dict) -> list[int] | None:
+    """A ReduceMean's axes (opset 18: its second input, an initializer or Constant), or None where not constant."""
+    from onnx import numpy_helper
+
+    if len(node.input) > 1 and node.input[1] in constants:
+        return [int(v) for v in numpy_helper.to_array(constants[node.input[1]]).ravel()]
+    return None
+
+
+def global_means_as_pools(proto):
+    """`proto` with each mean over all spatial axes of a map of known size (global average pooling, which
+    torch.export writes as ReduceMean) written as an AveragePool whose kernel is the whole map — the same numbers
+    (summed in another order), a node engines run better: OpenVINO's CPU plugin spent 19 % of the fast recipe's
+    batch-256 forward pass in its ReduceMean (705 µs of 3.6 ms, bf16, AMX) and runs the AveragePool in 33 µs.
+    A mean keeping no dims becomes the pool then a Flatten. Means over other axes, or of maps whose size the
+    graph does not fix, stay."""
+    onnx = _require_onnx()
+    from onnx import helper
+
+    inferred = onnx.shape_inference.infer_shapes(proto).graph  # read for the sizes; the file keeps its own
+    g = proto.graph
+    shapes = {
+        v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.value_info, *inferred.input]
+    }
+    constants = {t.name: t for t in g.initializer}
+    constants |= {
+        n.output[0]: helper.get_attribute_value(n.attribute[0])
+        for n in g.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+    }
+    nodes, freed = [], set()  # the graph's nodes after the rewrite; the axes inputs the rewritten means read
+    for n in g.node:
+        shape = shapes.get(n.input[0]) if n.op_type == "ReduceMean" else None
+        axes = _axes_of(n, constants) if shape and len(shape) > 2 else None
+        if axes is None or sorted(a % len(shape) for a in axes) != list(range(2, len(shape))) or None in shape[2:]:
+            nodes.append(n)
+            continue
+        keep = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "keepdims"), 1)
+        freed.update(n.input[1:])
+        pooled = n.output[0] if keep else f"{n.output[0]}_pooled"
+        nodes.append(helper.make_node("AveragePool", [n.input[0]], [pooled], name=n.name, kernel_shape=shape[2:]))
+        if not keep:
+            nodes.append(helper.make_node("Flatten", [pooled], [n.output[0]], name=f"{n.name}_flatten", axis=1))
+    if len(nodes) == len(g.node) and all(a is b for a, b in zip(nodes, g.node, strict=True)):
+        return proto
+    freed -= {i for n in nodes for i in n.input} | {o.name for o in g.output}  # still read elsewhere: kept
+    del g.node[:]
+    g.node.extend(n for n in nodes if not (n.op_type == "Constant" and n.output[0] in freed))
+    for t in [t for t in g.initializer if t.name in freed]:
+        g.initializer.remove(t)
     return proto
 
 
