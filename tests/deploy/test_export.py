@@ -185,3 +185,37 @@ def test_global_average_pooling_is_written_as_an_average_pool(how, opset):
     with torch.inference_mode():
         want = model(x).numpy()
     np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], want, atol=1e-5, rtol=1e-5)
+
+
+class _Taps(nn.Module):
+    """A ReLU that only a max pool reads (moved), one a second layer also reads and one that is the output (kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+
+    def forward(self, x):
+        a = self.pool(torch.relu(self.conv1(x)))  # moved
+        b = torch.relu(self.conv2(a))  # read by the pool and by the sum: stays
+        return torch.relu(self.pool(b) + b[:, :, ::2, ::2])  # the graph's output: stays
+
+
+@pytest.mark.parametrize("name", ["fast", "taps"])
+def test_relus_after_pools_moves_only_a_relu_that_only_a_max_pool_reads(name):
+    """The OpenVINO engine's copy of the graph: the same outputs, each moved ReLU now after its pool."""
+    from cnnlab.deploy.export import relus_after_pools
+
+    torch.manual_seed(0)
+    model = create_model("CL8k3-MP4-BN-CL16k3-MP4-GAP-FC10", num_classes=10, in_chans=1) if name == "fast" else _Taps()
+    proto = to_onnx_proto(_randomize_bn(model.eval()), [1, 12, 12])
+    before = proto.SerializeToString()
+    moved = relus_after_pools(onnx.load_from_string(before))
+    onnx.checker.check_model(moved, full_check=True)
+    kinds = [n.op_type for n in moved.graph.node]
+    pairs = [(a, b) for a, b in zip(kinds, kinds[1:], strict=False) if {a, b} == {"Relu", "MaxPool"}]
+    want = [("MaxPool", "Relu")] * 2 if name == "fast" else [("MaxPool", "Relu"), ("Relu", "MaxPool")]
+    assert pairs == want
+    x = np.random.default_rng(0).normal(size=(3, 1, 12, 12)).astype(np.float32)
+    run = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (before, moved.SerializeToString())]
+    np.testing.assert_array_equal(*(s.run(None, {"input": x})[0] for s in run))
