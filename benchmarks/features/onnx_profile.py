@@ -1,6 +1,13 @@
-"""Where ONNX Runtime spends a call: per-node times of an exported file, from ORT's own profiler.
+"""Where ONNX Runtime or OpenVINO spends a call: per-node times of an exported file, from the engine's own profiler.
 
     python -m benchmarks.features.onnx_profile runs/x/model.int8.onnx [--batch 256] [--calls 10] [--threads 1]
+    python -m benchmarks.features.onnx_profile runs/x/model.onnx --engine openvino --precision bf16 --threads 2
+    python -m benchmarks.features.onnx_profile runs/x/model.onnx --engine openvino --as-written   # no ReLU moved
+
+With `--engine openvino` the file is compiled as cnnlab's OpenVINO engine compiles it for a batch size it has seen
+before (`deploy.openvino_runtime.compile_onnx`: each ReLU that feeds only a max pool moved after it, the shape fixed
+to the batch; `--as-written` leaves the ReLUs where the file has them), with the plugin's per-node counters on
+(PERF_COUNT); each node's time is the median over the calls of its real time.
 
 Runs the file on random normalised input (the values do not change the work of a CNN), with ONNX Runtime's
 profiling on, and prints a Markdown table: the nodes by time per call (the median over the calls, which a shared
@@ -56,6 +63,40 @@ def profile(path: str, batch: int, calls: int, threads: int | None) -> tuple[dic
     return nodes, float(np.median(walls) * 1e3), shape
 
 
+def profile_openvino(
+    path: str, batch: int, calls: int, threads: int | None, precision: str, as_written: bool
+) -> tuple[dict, float, list[int]]:
+    """`profile`'s result for OpenVINO's CPU plugin."""
+    import onnx
+
+    from cnnlab.deploy.export import relus_after_pools
+    from cnnlab.deploy.openvino_runtime import HINTS, core
+
+    proto = onnx.load(path)
+    model = core().read_model((proto if as_written else relus_after_pools(proto)).SerializeToString())
+    shape = [batch, *(d.get_length() for d in list(model.input(0).get_partial_shape())[1:])]
+    model.reshape(shape)
+    config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    request = core().compile_model(model, "CPU", config).create_infer_request()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for _ in range(3):
+        request.infer({0: x})
+    walls, ops, durations = [], {}, defaultdict(list)
+    for _ in range(calls):
+        t = time.perf_counter()
+        request.infer({0: x})
+        walls.append(time.perf_counter() - t)
+        for info in request.get_profiling_info():
+            us = info.real_time.total_seconds() * 1e6
+            if us > 0:
+                ops[info.node_name] = f"{info.node_type} ({info.exec_type})"
+                durations[info.node_name].append(us)
+    nodes = {name: (ops[name], float(np.median(d))) for name, d in durations.items()}
+    return nodes, float(np.median(walls) * 1e3), shape
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("onnx")
@@ -63,11 +104,19 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--top", type=int, default=12)
+    p.add_argument("--engine", choices=("onnxruntime", "openvino"), default="onnxruntime")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="OpenVINO's precision hint")
+    p.add_argument("--as-written", action="store_true", help="OpenVINO: the graph as the file has it")
     args = p.parse_args()
-    nodes, wall_ms, shape = profile(args.onnx, args.batch, args.calls, args.threads)
+    if args.engine == "openvino":
+        nodes, wall_ms, shape = profile_openvino(
+            args.onnx, args.batch, args.calls, args.threads, args.precision, args.as_written
+        )
+    else:
+        nodes, wall_ms, shape = profile(args.onnx, args.batch, args.calls, args.threads)
     total = sum(us for _, us in nodes.values())
     print(
-        f"{args.onnx}, input {shape}, {args.threads or 'default'} threads: {wall_ms:.2f} ms per call (median "
+        f"{args.onnx}, {args.engine}, input {shape}, {args.threads or 'default'} threads: {wall_ms:.2f} ms per call (median "
         f"wall), nodes {total / 1e3:.2f} ms"
     )
     print("\n| node | op | ms per call | share |\n|---|---|---|---|")
