@@ -101,20 +101,41 @@ def test_bench_without_the_extra_keeps_its_onnx_runtime_rows(monkeypatch):
 
 
 def test_bench_keeps_its_other_rows_when_openvino_cannot_compile_a_graph(monkeypatch):
+    """Each OpenVINO row on its own: one precision the plugin cannot compile (bf16 with oneDNN capped at AVX2 on a
+    CPU that lists BF16) leaves the others, and says which row is missing and why."""
     pytest.importorskip("openvino", reason="the openvino extra is not installed: pip install 'cnnlab[openvino]'")
     from cnnlab.deploy import bench
 
-    def refuse(path, threads, precision="fp32"):
-        raise ValueError(f"{path}: OpenVINO cannot compile it (an op it lacks)")
+    def compile_some(path, threads, precision="fp32"):
+        if precision == "bf16" or path == "m.int8.onnx":
+            raise ValueError(f"{path}: OpenVINO cannot compile it (an op it lacks)")
+        return path
 
     monkeypatch.setattr(bench, "OnnxClassifier", lambda path, threads: path)
-    monkeypatch.setattr(bench, "OpenVinoClassifier", refuse)
+    monkeypatch.setattr(bench, "OpenVinoClassifier", compile_some)
+    monkeypatch.setattr(openvino_runtime, "cpu_precisions", lambda: ["fp32", "bf16"])
     lines = []
     assert list(bench._onnx_engines("m.onnx", "m.int8.onnx", 1, lines.append)) == [
         "onnxruntime fp32",
         "onnxruntime int8",
+        "openvino fp32",
     ]
-    assert lines == ["no OpenVINO rows: m.onnx: OpenVINO cannot compile it (an op it lacks)"]
+    assert lines == [
+        "no openvino int8 row: m.int8.onnx: OpenVINO cannot compile it (an op it lacks)",
+        "no openvino bf16 row: m.onnx: OpenVINO cannot compile it (an op it lacks)",
+    ]
+
+
+def test_an_openvino_error_is_told_by_its_reason_line():
+    trace = (
+        "Exception from src/inference/src/cpp/core.cpp:117:\nException from src/inference/src/dev/plugin.cpp:59:\n"
+        "Check '!getSupportedPrimitiveDescriptors().empty()' failed at src/plugins/intel_cpu/src/node.cpp:345:\n"
+        "Supported primitive descriptors list is empty for node: node_max_pool2d type: Pooling\n\n"
+    )
+    assert openvino_runtime._reason(RuntimeError(trace)) == (
+        "Supported primitive descriptors list is empty for node: node_max_pool2d type: Pooling"
+    )
+    assert openvino_runtime._reason(RuntimeError("")) == "RuntimeError"
 
 
 def _result(rows: dict[str, tuple[float, float, float, float]]) -> dict:

@@ -109,17 +109,14 @@ def _onnx_engines(fp32_path: Path, int8_path: Path, threads: int, log: Callable[
     if not openvino_runtime.available():
         log(f"no OpenVINO rows: {openvino_runtime.MISSING}")
         return out
-    try:
-        ov = {
-            "openvino fp32": OpenVinoClassifier(fp32_path, threads=threads),
-            "openvino int8": OpenVinoClassifier(int8_path, threads=threads),
-        }
-        for p in openvino_runtime.cpu_precisions()[1:]:  # bf16 / fp16 where the CPU has them
-            ov[f"openvino {p}"] = OpenVinoClassifier(fp32_path, threads=threads, precision=p)
-    except ValueError as e:  # a graph OpenVINO cannot compile: the other engines are still measured
-        log(f"no OpenVINO rows: {e}")
-        return out
-    return out | ov
+    rows = {"openvino fp32": (fp32_path, "fp32"), "openvino int8": (int8_path, "fp32")}
+    rows |= {f"openvino {p}": (fp32_path, p) for p in openvino_runtime.cpu_precisions()[1:]}  # where the CPU has them
+    for name, (path, precision) in rows.items():
+        try:
+            out[name] = OpenVinoClassifier(path, threads=threads, precision=precision)
+        except ValueError as e:  # a graph OpenVINO cannot compile in that precision: the other rows are measured
+            log(f"no {name} row: {e}")
+    return out
 
 
 def check_batches(batches: Sequence[int], meta) -> None:

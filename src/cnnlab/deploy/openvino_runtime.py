@@ -88,8 +88,15 @@ def compile_onnx(path: str | Path, threads: int | None = None, precision: str = 
             model.reshape(list(shape))
         return cpu.compile_model(model, "CPU", config)
     except Exception as e:  # OpenVINO raises RuntimeError with a multi-line trace of its own
-        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise ValueError(f"{path}: OpenVINO cannot compile it ({first[:160]})") from None
+        raise ValueError(f"{path}: OpenVINO cannot compile it ({_reason(e)[:160]})") from None
+
+
+def _reason(error: Exception) -> str:
+    """The line of an OpenVINO error that says what failed: its trace lists "Exception from <source file>" and
+    "Check '…' failed at …" lines first, the reason last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
+    return (said or lines or [type(error).__name__])[-1]
 
 
 class OpenVinoClassifier(OnnxClassifier):
