@@ -159,6 +159,7 @@ class _Means(nn.Module):
         return self.fc(y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "how, opset", [("adaptive", None), ("mean", None), ("1d", None), ("channels", None), ("adaptive", 17)]
 )
@@ -201,6 +202,7 @@ class _Taps(nn.Module):
         return torch.relu(self.pool(b) + b[:, :, ::2, ::2])  # the graph's output: stays
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fast", "taps"])
 def test_relus_after_pools_moves_only_a_relu_that_only_a_max_pool_reads(name):
     """The OpenVINO engine's copy of the graph: the same outputs, each moved ReLU now after its pool."""
