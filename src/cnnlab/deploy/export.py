@@ -109,7 +109,7 @@ def to_onnx_proto(
                 dynamo=True,
                 input_names=[ONNX_INPUT],
                 output_names=[output_name],
-                opset_version=None,  # the exporter's own (18); a requested one is converted to after the rewrite
+                opset_version=None,  # the exporter's own (20 with torch 2.13); a requested one: converted to below
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
             )

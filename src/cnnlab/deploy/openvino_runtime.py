@@ -30,7 +30,7 @@ MISSING = "running ONNX files with OpenVINO needs the openvino extra: pip instal
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # cnnlab's precision name → OpenVINO's element type
 CAPABILITIES = {"BF16": "bf16", "FP16": "fp16"}  # the CPU plugin's OPTIMIZATION_CAPABILITIES → precision
 # Input shapes a classifier compiles the file for, each on its second call: OpenVINO runs a fixed shape faster than
-# the file's dynamic batch axis (the fast recipe's model, bf16, AMX, batch 256: 1.12–1.14× the samples/s), and a
+# the file's dynamic batch axis (the fast recipe's model, bf16, AMX, batch 256: 1.12–1.16× the samples/s), and a
 # compilation takes 40–120 ms, so a size seen once (the last, partial batch) keeps the dynamic one.
 STATIC_SHAPES = 3
 
