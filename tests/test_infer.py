@@ -65,3 +65,24 @@ def test_a_long_pass_reports_progress(monkeypatch):
     model = create_model("lenet5", num_classes=10, in_chans=1)
     infer.predict_logits(model, _images(12), [0.5], [0.25], "cpu", "fp32", batch_size=3, log=lines.append)
     assert lines and all(line.startswith("inference: ") and "images/s, ETA" in line for line in lines)
+
+
+def test_a_torch_classifier_runs_its_relus_after_the_pools_with_the_same_logits():
+    """evaluate / predict / serve: the prepared copy's forward moves each ReLU before a max pool after it, traced
+    once per classifier — the logits of the copy's own forward, bit for bit, in fp32 and bf16, with and without TTA."""
+    from cnnlab.io import RunMeta
+    from cnnlab.layers.pool_first import PoolFirst
+
+    torch.manual_seed(0)
+    model = create_model("CL8k3-MP4-BN-CL16k3-MP4-BN-GAP-FC10", num_classes=10, in_chans=1).eval()
+    classes = [f"c{i}" for i in range(10)]
+    meta = RunMeta.for_model(model, classes=classes, input_size=[1, 28, 28], mean=[0.5], std=[0.25])
+    images = _images(9)
+    for precision in ("fp32", "bf16"):
+        clf = infer.TorchClassifier(model, meta, "cpu", precision)
+        assert isinstance(clf.forward, PoolFirst) and clf.forward.model is clf.net
+        for tta in (False, True):
+            got = clf.logits(images, tta=tta)
+            want = infer.predict_logits(clf.net, images, [0.5], [0.25], "cpu", precision, tta=tta, fold_bn=False)
+            assert torch.equal(got, want)
+        assert len(clf.forward._traces) == 1 and None not in clf.forward._traces.values()  # one trace, used

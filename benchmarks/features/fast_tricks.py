@@ -45,6 +45,7 @@ VARIANTS = {
     "translate": dict(augment="flip,translate=2"),
     "translate1": dict(augment="flip,translate=1"),
     "ema": dict(ema=0.99),
+    "ema999": dict(ema=0.999),  # at batch 128 over ~1,000 steps (with `ema_start`: over the run's end only)
     "ttashift": dict(tta="flip,shift"),
     "whiten": dict(whiten=True),
     "lr4": dict(lr=0.4),

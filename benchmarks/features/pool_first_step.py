@@ -1,4 +1,4 @@
-"""The Trainer's step with each ReLU after its max pool (`cnnlab.train.pool_first`, what the Trainer runs) against
+"""The Trainer's step with each ReLU after its max pool (`cnnlab.layers.pool_first`, what the Trainer runs) against
 the model's own forward, interleaved in one process, with each rate's share of the matrix-product peak.
 
     python -m benchmarks.features.pool_first_step                          # fast and best recipes' nets, lecture_cnn
@@ -25,9 +25,9 @@ from benchmarks._common import matmul_peak
 from benchmarks.features.time_budget import cpu_description
 from cnnlab import runtime
 from cnnlab.inspect import summary
+from cnnlab.layers.pool_first import PoolFirst
 from cnnlab.models import create_model
 from cnnlab.recipes import list_recipes, read_recipe
-from cnnlab.train.pool_first import PoolFirst
 from cnnlab.train.trainer import Trainer
 
 

@@ -2,7 +2,8 @@
 
 Engines (all given the same normalised float32 NCHW batches; the time is that of the forward pass only):
 - `pytorch fp32 eager`: the model as trained, BN unfolded, NCHW, fp32 — the idiomatic PyTorch baseline;
-- `cnnlab evaluate path`: `infer.run` on the prepared model (BN folded, channels_last, bf16 where `auto` picks it);
+- `cnnlab evaluate path`: `infer.run` on the prepared model (BN folded, channels_last, bf16 where `auto` picks it,
+  each ReLU that feeds a max pool after the pool), as `infer.TorchClassifier` runs it;
 - `onnxruntime fp32` / `onnxruntime int8`: the exported file and its QDQ int8 quantization;
 - `openvino fp32` / `openvino int8` (where `cnnlab[openvino]` is installed): the same two files run by OpenVINO's CPU
   plugin, plus `openvino bf16` / `openvino fp16` (the fp32 file, OpenVINO's precision hint) where the plugin offers them.
@@ -35,6 +36,7 @@ from cnnlab.files import available_memory
 from cnnlab.infer import EVAL_BATCH, prepare, run
 from cnnlab.inspect import activation_bytes
 from cnnlab.io import load_model, resolve_model_path
+from cnnlab.layers.pool_first import pool_first
 from cnnlab.models import main_output
 from cnnlab.run.splits import run_splits
 from cnnlab.runtime import hardware_info, resolve_precision, use_channels_last
@@ -82,8 +84,10 @@ def _engines(model: torch.nn.Module, onnx: dict[str, OnnxClassifier]) -> dict[st
     def eager(x: torch.Tensor) -> np.ndarray:
         return main_output(model(x)).float().numpy()
 
+    forward = pool_first(net)  # as `infer.TorchClassifier` runs it
+
     def cnnlab_path(x: torch.Tensor) -> np.ndarray:
-        return run(net, [x], cpu, precision).numpy()
+        return run(net, [x], cpu, precision, head=lambda _, x: main_output(forward(x))).numpy()
 
     engines = {
         "pytorch fp32 eager NCHW": ("fp32", eager),

@@ -195,7 +195,7 @@ def global_means_as_pools(proto):
 
 def relus_after_pools(proto):
     """`proto` with each ReLU whose output only a max pool reads moved after that pool — the same numbers (max pooling
-    commutes with ReLU, as in the Trainer's forward pass, `cnnlab.train.pool_first`; pads count as −∞ either way),
+    commutes with ReLU, as in the Trainer's forward pass, `cnnlab.layers.pool_first`; pads count as −∞ either way),
     on a quarter of the values. For OpenVINO, not for the exported file: OpenVINO then merges the batch norm after
     the pool into the ReLU, and ran the fast recipe's model at batch 256 (bf16, AMX) in 3.09–3.11 ms against
     3.28–3.35 ms, while ONNX Runtime, which merges a ReLU into the convolution before it, ran it 1–6 % slower."""

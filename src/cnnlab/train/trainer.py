@@ -10,12 +10,12 @@ from torch import nn
 
 from cnnlab import infer
 from cnnlab.data.loader import BatchLoader
+from cnnlab.layers.pool_first import pool_first
 from cnnlab.runtime import ThreadChoice, autocast, compiled, resolve_device, resolve_precision, use_channels_last
 from cnnlab.tasks import Task
 from cnnlab.tasks.classify import Classify
 from cnnlab.train import distributed
 from cnnlab.train.callbacks.base import Callback, CallbackList
-from cnnlab.train.pool_first import pool_first
 from cnnlab.train.probe import choose_training_threads
 
 

@@ -1,4 +1,5 @@
-"""The training forward pass with each ReLU that feeds a max pool moved after the pool.
+"""A model's forward pass with each ReLU that feeds a max pool moved after the pool: what the Trainer runs, and what
+a `TorchClassifier` (evaluate, predict, serve) runs on its prepared copy.
 
 Max pooling commutes with ReLU (ReLU is monotone: max(relu(a), relu(b)) = relu(max(a, b)), also in bf16), so
 ``conv → ReLU → 2×2 max`` and ``conv → 2×2 max → ReLU`` give the same values and the same gradients (the pool picks
@@ -8,7 +9,7 @@ recipe's bf16 step ran 1.08–1.09× as fast, its whole 30-second runs took 1.06
 after the pooling").
 
 The user's model is left as it is — its layers, names, hooks and feature maps keep the course's order; only the
-Trainer's forward pass runs a torch.fx trace of it that shares its modules and parameters. Where the trace would not
+Trainer's (and a classifier's) forward pass runs a torch.fx trace of it that shares its modules and parameters. Where the trace would not
 be the same computation it is not used: a model fx cannot trace, a ReLU whose input is read elsewhere (an in-place
 ReLU changes that input), a hook on a moved ReLU or on a module the trace runs through (segmentation's taps), and
 each pattern of training flags gets its own trace (forward passes that branch on ``self.training``).
@@ -103,6 +104,6 @@ class PoolFirst:
 
 
 def pool_first(model: nn.Module) -> nn.Module | PoolFirst:
-    """The training forward of `model`: `PoolFirst(model)` where a ReLU feeds a max pool, else `model` itself."""
+    """The forward pass of `model` to run: `PoolFirst(model)` where a ReLU feeds a max pool, else `model` itself."""
     has_pool = any(isinstance(m, _POOLS) for m in model.modules())
     return PoolFirst(model) if has_pool else model

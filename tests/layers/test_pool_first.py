@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab.layers.pool_first import PoolFirst, move_relus, pool_first
 from cnnlab.models import create_model
-from cnnlab.train.pool_first import PoolFirst, move_relus, pool_first
 
 FAST = "CL16k3-MP4-BN-CL48k3-MP4-BN-CL96k3-MP4-BN-CL192k3-BN-GAP-FC10"
 
