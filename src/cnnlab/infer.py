@@ -209,7 +209,7 @@ class TorchClassifier:
         self.tta = meta.tta if tta is None else tta
         self.net = prepare(model, self.device, use_channels_last(self.device, self.precision), fold_bn=True)
         # its forward pass with each ReLU that feeds only a max pool after the pool, traced once (the same outputs;
-        # 1.1–1.2× the fast recipe's model at batch 256, bf16, AMX: BENCHMARKS.md, "The fast model's OpenVINO graph")
+        # 1.15× for the fast recipe's model at batch 256, bf16, AMX: BENCHMARKS.md, "ReLU after the pooling")
         self.forward = pool_first(self.net)
         self.flip_back = meta.make_task().flip_back  # flip TTA: a box's centre mirrors back, a class stays
 

@@ -9,10 +9,11 @@ recipe's bf16 step ran 1.08–1.09× as fast, its whole 30-second runs took 1.06
 after the pooling").
 
 The user's model is left as it is — its layers, names, hooks and feature maps keep the course's order; only the
-Trainer's (and a classifier's) forward pass runs a torch.fx trace of it that shares its modules and parameters. Where the trace would not
-be the same computation it is not used: a model fx cannot trace, a ReLU whose input is read elsewhere (an in-place
-ReLU changes that input), a hook on a moved ReLU or on a module the trace runs through (segmentation's taps), and
-each pattern of training flags gets its own trace (forward passes that branch on ``self.training``).
+Trainer's (and a classifier's) forward pass runs a torch.fx trace of it that shares its modules and parameters.
+Where the trace would not be the same computation it is not used: a model fx cannot trace, a ReLU whose input is
+read elsewhere (an in-place ReLU changes that input), a hook on a moved ReLU or on a module the trace runs through
+(segmentation's taps), and each pattern of training flags gets its own trace (forward passes that branch on
+``self.training``).
 """
 
 from __future__ import annotations
