@@ -81,8 +81,27 @@ def test_a_torch_classifier_runs_its_relus_after_the_pools_with_the_same_logits(
     for precision in ("fp32", "bf16"):
         clf = infer.TorchClassifier(model, meta, "cpu", precision)
         assert isinstance(clf.forward, PoolFirst) and clf.forward.model is clf.net
+        assert len(clf.forward._traces) == 1  # traced when made, not on a first request beside other threads
         for tta in (False, True):
             got = clf.logits(images, tta=tta)
             want = infer.predict_logits(clf.net, images, [0.5], [0.25], "cpu", precision, tta=tta, fold_bn=False)
             assert torch.equal(got, want)
         assert len(clf.forward._traces) == 1 and None not in clf.forward._traces.values()  # one trace, used
+
+
+def test_a_classifier_given_another_net_runs_that_one():
+    """serve gives a classifier a copy of the model it explains: predictions must run the copy, never the original."""
+    from cnnlab.io import RunMeta
+
+    model = create_model("CL8k3-MP4-CL16k3-MP4-GAP-FC10", num_classes=10, in_chans=1).eval()
+    meta = RunMeta.for_model(
+        model, classes=[f"c{i}" for i in range(10)], input_size=[1, 28, 28], mean=[0.5], std=[0.25]
+    )
+    clf = infer.TorchClassifier(model, meta, "cpu", "fp32")
+    assert clf.forward.model is clf.net
+    clf.net = copy = __import__("copy").deepcopy(model)
+    assert clf.forward.model is copy and len(clf.forward._traces) == 1
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    clf.logits(_images(3))
+    assert not calls  # the original was not run

@@ -22,7 +22,7 @@ from torch import nn
 from cnnlab.data.transforms import Normalize
 from cnnlab.io.meta import RunMeta
 from cnnlab.layers.fold_bn import fold_batchnorm, is_folded
-from cnnlab.layers.pool_first import pool_first
+from cnnlab.layers.pool_first import PoolFirst, pool_first
 from cnnlab.models import main_output
 from cnnlab.runtime import autocast, resolve_device, resolve_precision, use_channels_last
 
@@ -208,10 +208,24 @@ class TorchClassifier:
         self.precision = resolve_precision(precision or meta.precision, self.device)
         self.tta = meta.tta if tta is None else tta
         self.net = prepare(model, self.device, use_channels_last(self.device, self.precision), fold_bn=True)
-        # its forward pass with each ReLU that feeds only a max pool after the pool, traced once (the same outputs;
-        # 1.15× for the fast recipe's model at batch 256, bf16, AMX: BENCHMARKS.md, "ReLU after the pooling")
-        self.forward = pool_first(self.net)
         self.flip_back = meta.make_task().flip_back  # flip TTA: a box's centre mirrors back, a class stays
+
+    @property
+    def net(self) -> nn.Module:
+        """The prepared module inference runs (a folded copy, or `model` itself where nothing needed changing)."""
+        return self._net
+
+    @net.setter
+    def net(self, net: nn.Module) -> None:
+        # its forward pass with each ReLU that feeds only a max pool after the pool (the same outputs; 1.15× for the
+        # fast recipe's model at batch 256, bf16, AMX: BENCHMARKS.md, "ReLU after the pooling"), traced here, in
+        # eval mode as it runs: tracing patches torch.nn.Module.__call__ while it lasts, so it must not happen
+        # lazily on a first request while other threads run models (serve predicts on a thread pool and explains
+        # the model as trained beside it)
+        self._net, self.forward = net, pool_first(net)
+        if isinstance(self.forward, PoolFirst):
+            with eval_mode(net):
+                self.forward.trace()
 
     def logits(
         self, images: torch.Tensor, tta: bool | None = None, log: Callable[[str], None] | None = None

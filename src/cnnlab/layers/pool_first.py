@@ -89,6 +89,12 @@ class PoolFirst:
             self._moved |= {self.model.get_submodule(name) for name in moved if name}
         return self._traces[key]
 
+    def trace(self) -> None:
+        """Trace now, for the model's modules and training flags as they are (a call with the same pattern reuses
+        it). Tracing patches torch.nn.Module.__call__ for its duration: where other threads run models, trace
+        before they start rather than on a first call."""
+        self._trace(list(self.model.named_modules()))
+
     def __call__(self, x: torch.Tensor):
         modules = list(self.model.named_modules())  # one walk of the modules per step (microseconds)
         traced = self._trace(modules)
