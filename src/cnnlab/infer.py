@@ -241,12 +241,13 @@ class TorchClassifier:
             self.precision,
             tta=tta,
             fold_bn=False,
-            head=self._head,
+            head=self.head,
             log=log,
             flip_back=self.flip_back,
         )
 
-    def _head(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def head(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`infer.run`'s head for this classifier: the main output of `forward` (its `net`, ReLUs after the pools)."""
         return main_output(self.forward(x))
 
 

@@ -33,13 +33,12 @@ from cnnlab.deploy.onnx_runtime import OnnxClassifier
 from cnnlab.deploy.openvino_runtime import OpenVinoClassifier
 from cnnlab.deploy.quantize import CALIBRATION_IMAGES, calibration_images, quantize_int8
 from cnnlab.files import available_memory
-from cnnlab.infer import EVAL_BATCH, prepare, run
+from cnnlab.infer import EVAL_BATCH, TorchClassifier, run
 from cnnlab.inspect import activation_bytes
 from cnnlab.io import load_model, resolve_model_path
-from cnnlab.layers.pool_first import pool_first
 from cnnlab.models import main_output
 from cnnlab.run.splits import run_splits
-from cnnlab.runtime import hardware_info, resolve_precision, use_channels_last
+from cnnlab.runtime import hardware_info
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 PARITY_IMAGES = 256
@@ -73,21 +72,19 @@ def versions() -> dict:
     return out
 
 
-def _engines(model: torch.nn.Module, onnx: dict[str, OnnxClassifier]) -> dict[str, tuple[str, Callable]]:
+def _engines(model: torch.nn.Module, meta, onnx: dict[str, OnnxClassifier]) -> dict[str, tuple[str, Callable]]:
     """name → (precision, forward(x float32 NCHW tensor) → logits ndarray): the two torch paths, then the
     classifiers of the exported files, `onnx` (name → classifier, each with its precision label)."""
     cpu = torch.device("cpu")
-    precision = resolve_precision("auto", cpu)
-    net = prepare(model, cpu, use_channels_last(cpu, precision), fold_bn=True)  # once, as evaluate does per call
+    classifier = TorchClassifier(model, meta, cpu, "auto")  # what evaluate runs, fed the batches already normalised
+    precision = classifier.precision
 
     @torch.inference_mode()
     def eager(x: torch.Tensor) -> np.ndarray:
         return main_output(model(x)).float().numpy()
 
-    forward = pool_first(net)  # as `infer.TorchClassifier` runs it
-
     def cnnlab_path(x: torch.Tensor) -> np.ndarray:
-        return run(net, [x], cpu, precision, head=lambda _, x: main_output(forward(x))).numpy()
+        return run(classifier.net, [x], cpu, precision, head=classifier.head).numpy()
 
     engines = {
         "pytorch fp32 eager NCHW": ("fp32", eager),
@@ -205,7 +202,7 @@ def bench_run(
         int8_path = quantize_int8(fp32_path, Path(tmp) / "model.int8.onnx", calib, info)
         threads = torch.get_num_threads()  # ORT and OpenVINO as many intra-op threads as torch
         onnx = _onnx_engines(fp32_path, int8_path, threads, log)
-        engines = _engines(model, onnx)
+        engines = _engines(model, meta, onnx)
         x_all = torch.from_numpy(onnx["onnxruntime fp32"].normalize(test.images[:n_acc]))
         rows = {name: {"engine": name, "precision": prec} for name, (prec, _) in engines.items()}
         log(f"{task.main_metric} on {n_acc:,} test images …")
