@@ -4,6 +4,8 @@
     python -m benchmarks.features.fast_tricks --report R.jsonl     # the Markdown table of every result in R.jsonl
     THREADS=1 python -m benchmarks.features.fast_tricks --speed NET1,NET2,…   # training samples/s, interleaved
     PRECISION=bf16 THREADS=2 python -m benchmarks.features.fast_tricks --speed …  # the same under bf16 autocast
+    python -m benchmarks.features.fast_tricks --steps 197 --seeds 0 1 --logits DIR   # keep each run's test outputs
+    python -m benchmarks.features.fast_tricks --ensemble DIR/base-0.pt DIR/base-1.pt  # their averaged accuracy
 
 Every variant trains for exactly `--steps` SGD steps of 256 images (the same number of images at another batch)
 with the recipe's one-cycle schedule laid out over those steps — the workload a `--time-budget` run plans — and
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from benchmarks._common import StopAt
 from cnnlab.data import Compose, InMemoryLoader, Normalize, channel_stats, load_dataset
 from cnnlab.data.augment import Augment
+from cnnlab.files import atomic_write
 from cnnlab.infer import predict_logits
 from cnnlab.models import create_model
 from cnnlab.runtime import measure, reuse_freed_memory
@@ -112,7 +115,7 @@ def _trainer(model: torch.nn.Module | str, lr: float, ls: float, wd: float, mom:
     return Trainer(model, opt, loss, device="cpu", precision=precision, threads=torch.get_num_threads())
 
 
-def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
+def run(v: dict, steps: int, seed: int, splits, mean, std, logits_to: str | None = None) -> float:
     torch.manual_seed(seed)
     model = create_model(v["net"], num_classes=10, in_chans=1)
     if v["whiten"]:
@@ -134,6 +137,8 @@ def run(v: dict, steps: int, seed: int, splits, mean, std) -> float:
         model = copy.deepcopy(model)
         model.load_state_dict(ema.avg)
     logits = logits_tta(model, splits.test.images, mean, std, v["tta"])
+    if logits_to:
+        atomic_write(logits_to, lambda tmp: torch.save(logits, tmp))
     return 100 * (logits.argmax(1) == splits.test.labels).float().mean().item()
 
 
@@ -174,6 +179,18 @@ def report(path: str) -> None:
         )
 
 
+def ensemble(paths: list[str], val_split: int) -> None:
+    """Test accuracy of each saved logits file alone, and of the mean of their softmax outputs, growing one by one."""
+    labels = load_dataset("fashion-mnist", val_split=val_split).test.labels
+    probs = []
+    for path in paths:
+        logits = torch.load(path)
+        probs.append(logits.float().softmax(1))
+        alone = 100 * (logits.argmax(1) == labels).float().mean().item()
+        together = 100 * (torch.stack(probs).mean(0).argmax(1) == labels).float().mean().item()
+        print(f"{path}: alone {alone:.2f} %, the first {len(probs)} together {together:.2f} %")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, help="optimizer steps of 256 images (scaled for other batches)")
@@ -185,11 +202,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--val-split", type=int, default=5000)
     p.add_argument("--out", default=None, help="append JSON lines of the results here")
+    p.add_argument("--logits", default=None, help="save each run's test logits as DIR/VARIANT-SEED.pt (see --ensemble)")
+    p.add_argument("--ensemble", nargs="+", default=None, help="test accuracy of the mean softmax of saved logits")
     a = p.parse_args()
     if a.report:
         return report(a.report)
     if a.speed:
         return speed(a.speed.split(","), a.batch)
+    if a.ensemble:
+        return ensemble(a.ensemble, a.val_split)
     if a.steps is None:
         p.error("--steps is needed (or --report FILE)")
     splits = load_dataset("fashion-mnist", val_split=a.val_split)
@@ -200,7 +221,8 @@ def main() -> None:
         steps = a.steps * 256 // v["batch"]
         accs, start = [], time.perf_counter()
         for seed in a.seeds:
-            accs.append(run(v, steps, seed, splits, mean, std))
+            to = os.path.join(a.logits, f"{name}-{seed}.pt") if a.logits else None
+            accs.append(run(v, steps, seed, splits, mean, std, to))
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
         line = (
             f"{name} {extra or ''}: {steps} steps × {v['batch']} → {statistics.fmean(accs):.2f} ± {spread:.2f} % {accs}"
