@@ -4,12 +4,13 @@
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m benchmarks.features.profile_budget_step  # as AVX2-only
 
 One SGD step at the recipe's batch (channels_last, bf16 autocast where auto picks it, malloc set as `cnnlab train`
-sets it, the forward with each ReLU after the max pool it feeds, as the Trainer runs it) is profiled with torch.profiler over 20 steps after warm-up, and each operator's self CPU time is shown as
-its share of the profiled time. The step's
-arithmetic (3 × forward MACs × 2 FLOP, from `cnnlab summary`) against the measured step time gives the GFLOP/s the
-step reaches, next to the machine's matrix-product peak in the same precision (measured here): the distance between
-the two is what a faster recipe could still win on this CPU at this model size. Its last line is the ceiling the rest
-of the step (batch norm, ReLU, pooling, the optimizer) sets: the share of peak were the convolutions free.
+sets it, the forward with each ReLU after the max pool it feeds, as the Trainer runs it) is profiled with
+torch.profiler over 20 steps after warm-up, and each operator's self CPU time is shown as its share of the profiled
+time. The step's arithmetic (3 × forward MACs × 2 FLOP, from `cnnlab summary`) against the measured step time
+gives the GFLOP/s the step reaches, next to the machine's matrix-product peak in the same precision (measured here):
+the distance between the two is what a faster recipe could still win on this CPU at this model size. Its last line
+is the ceiling the rest of the step (batch norm, ReLU, pooling, the optimizer) sets: the share of peak were the
+convolutions free.
 """
 
 from __future__ import annotations
